@@ -1,0 +1,30 @@
+//! elevate-core: the part of elevate that decides.
+//!
+//! Everything here is pure: the domain types (validated newtypes), the policy model and its
+//! evaluation, the request lifecycle, the service that turns commands into state changes, the
+//! work the scheduler runs, and the audit chain. Talking to the outside world (a database, a cloud
+//! provider, a chat platform, the clock) goes through the port traits in [`ports`], implemented by
+//! the adapter crates. Adapters translate; core decides.
+
+pub mod audit;
+pub mod duration;
+pub mod error;
+pub mod explain;
+pub mod ids;
+pub mod lifecycle;
+pub mod policy;
+pub mod ports;
+pub mod reason;
+pub mod request;
+pub mod service;
+pub mod time;
+
+pub use duration::GrantDuration;
+pub use error::{CoreError, UserError};
+pub use ids::{GroupName, PersonId, RequestId, RoleName};
+pub use lifecycle::{EndReason, State};
+pub use policy::Policy;
+pub use reason::Reason;
+pub use request::{Request, RequestKind};
+pub use service::Service;
+pub use time::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,239 @@
+//! The policy: who exists, who belongs where, what can be requested and who approves it.
+//!
+//! Loaded from the TOML file (see [`parse`]) and consulted on every command, as it is at that
+//! moment: approval authority is checked when the click arrives, not when the card was posted.
+
+mod parse;
+
+pub use parse::{ConfigError, parse_policy, POLICY_SECTIONS};
+
+use crate::{error::ErrorCode, GrantDuration, GroupName, PersonId, RoleName, UserError};
+use regex::Regex;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The whole policy, validated: every reference resolves, every duration parses.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub persons: BTreeMap<PersonId, Person>,
+    pub groups: BTreeMap<GroupName, Group>,
+    pub roles: BTreeMap<RoleName, Role>,
+    pub tokens: Vec<ApiToken>,
+    pub security: Security,
+    pub settings: Settings,
+}
+
+/// A human known to the policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub id: PersonId,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub slack_id: Option<String>,
+    pub discord_id: Option<String>,
+    /// Cloud principals by provider kind, e.g. `aws_iam_user = "alice"`,
+    /// `aws_iam_role = "arn:…"`, `identity_center_user = "…"`, `webhook = "alice@corp"`.
+    pub principals: BTreeMap<String, String>,
+}
+
+/// A named set of persons. Membership can also come from the chat platform at click time: a
+/// Discord role id the clicking member holds, or a Slack user group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: GroupName,
+    pub members: BTreeSet<PersonId>,
+    pub discord_role: Option<String>,
+    pub slack_usergroup: Option<String>,
+}
+
+/// Something that can be requested.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: RoleName,
+    pub description: Option<String>,
+    /// Name of a configured provider.
+    pub provider: String,
+    /// What the provider grants; its shape belongs to the provider and is checked by it.
+    pub target: serde_json::Value,
+    pub default_duration: GrantDuration,
+    pub max_duration: GrantDuration,
+    /// Ceiling on a grant's whole life, extensions included.
+    pub max_total_duration: GrantDuration,
+    pub requesters: Vec<GroupName>,
+    pub approvers: Vec<GroupName>,
+    /// Distinct approvers needed (N of the M members of the approver groups).
+    pub approvals_required: u32,
+    pub self_approval: bool,
+    pub reason_required: bool,
+    pub ticket_pattern: Option<Regex>,
+    pub ticket_required: bool,
+    pub pending_timeout: GrantDuration,
+    pub reminder_interval: Option<GrantDuration>,
+    /// Where the approval card goes, per platform.
+    pub slack_channel: Option<String>,
+    pub discord_channel: Option<String>,
+}
+
+/// An API token, stored as the SHA-256 of the secret so the config file is not itself a secret.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub person: PersonId,
+    pub sha256: String,
+}
+
+/// The security team: may revoke any grant and veto any request.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub group: Option<GroupName>,
+    pub slack_channel: Option<String>,
+    pub discord_channel: Option<String>,
+}
+
+/// Timings that are not per role.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long before expiry the requester is warned.
+    pub expiry_warning: GrantDuration,
+    /// Revoke failures in a row after which an alert event is raised (and again every as many).
+    pub revoke_alert_after: u32,
+    /// Transient apply failures after which the request goes to `grant_failed`.
+    pub apply_max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            expiry_warning: GrantDuration::from_secs(600).expect("constant"),
+            revoke_alert_after: 5,
+            apply_max_attempts: 8,
+        }
+    }
+}
+
+/// The person acting, as authenticated by an adapter, plus what the platform says about them at
+/// this moment (Discord role ids, Slack user groups) for chat-backed groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub person: PersonId,
+    pub chat_roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn person(person: PersonId) -> Self {
+        Caller { person, chat_roles: Vec::new() }
+    }
+}
+
+impl Policy {
+    pub fn person(&self, id: &PersonId) -> Option<&Person> {
+        self.persons.get(id)
+    }
+
+    /// Looks a role up by name, with a did-you-mean for typos.
+    pub fn role(&self, name: &str) -> Result<&Role, UserError> {
+        if let Ok(n) = RoleName::parse(name) {
+            if let Some(r) = self.roles.get(&n) {
+                return Ok(r);
+            }
+        }
+        let closest = self
+            .roles
+            .keys()
+            .map(|k| (strsim::levenshtein(k.as_str(), &name.to_lowercase()), k))
+            .filter(|(d, _)| *d <= 3)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| format!(" Did you mean `{k}`?"))
+            .unwrap_or_default();
+        let shown: String = name.chars().take(64).collect();
+        Err(UserError::new(ErrorCode::NotFound, format!("There is no role `{shown}`.{closest}")))
+    }
+
+    pub fn is_member(&self, group: &GroupName, caller: &Caller) -> bool {
+        let Some(g) = self.groups.get(group) else { return false };
+        g.members.contains(&caller.person)
+            || g.discord_role.as_ref().is_some_and(|r| caller.chat_roles.contains(r))
+            || g.slack_usergroup.as_ref().is_some_and(|r| caller.chat_roles.contains(r))
+    }
+
+    pub fn may_request(&self, caller: &Caller, role: &Role) -> bool {
+        role.requesters.iter().any(|g| self.is_member(g, caller))
+    }
+
+    pub fn is_approver(&self, caller: &Caller, role: &Role) -> bool {
+        role.approvers.iter().any(|g| self.is_member(g, caller))
+    }
+
+    pub fn is_security(&self, caller: &Caller) -> bool {
+        self.security.group.as_ref().is_some_and(|g| self.is_member(g, caller))
+    }
+
+    /// Persons listed in the role's approver groups (chat-backed members are not known ahead).
+    pub fn listed_approvers(&self, role: &Role) -> BTreeSet<PersonId> {
+        role.approvers
+            .iter()
+            .filter_map(|g| self.groups.get(g))
+            .flat_map(|g| g.members.iter().cloned())
+            .collect()
+    }
+
+    /// Roles this caller may request, for pickers and help.
+    pub fn requestable_roles(&self, caller: &Caller) -> Vec<&Role> {
+        self.roles.values().filter(|r| self.may_request(caller, r)).collect()
+    }
+
+    pub fn person_by_token_hash(&self, sha256_hex: &str) -> Option<&ApiToken> {
+        self.tokens.iter().find(|t| t.sha256.eq_ignore_ascii_case(sha256_hex))
+    }
+
+    pub fn person_by_slack_id(&self, id: &str) -> Option<&Person> {
+        self.persons.values().find(|p| p.slack_id.as_deref() == Some(id))
+    }
+
+    pub fn person_by_discord_id(&self, id: &str) -> Option<&Person> {
+        self.persons.values().find(|p| p.discord_id.as_deref() == Some(id))
+    }
+
+    pub fn person_by_email(&self, email: &str) -> Option<&Person> {
+        self.persons
+            .values()
+            .find(|p| p.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+    }
+}
+
+impl Role {
+    /// Finds the ticket: the explicit one if given (checked against the pattern), else the first
+    /// match of the pattern in the reason.
+    pub fn ticket(&self, explicit: Option<&str>, reason: &str) -> Result<Option<String>, UserError> {
+        let explicit = explicit.map(str::trim).filter(|t| !t.is_empty());
+        match (&self.ticket_pattern, explicit) {
+            (Some(re), Some(t)) => {
+                if re.is_match(t) {
+                    Ok(Some(t.to_string()))
+                } else {
+                    Err(UserError::invalid(format!(
+                        "Ticket `{}` does not match the pattern `{}` that role `{}` requires.",
+                        t.chars().take(64).collect::<String>(),
+                        re.as_str(),
+                        self.name
+                    )))
+                }
+            }
+            (Some(re), None) => match re.find(reason) {
+                Some(m) => Ok(Some(m.as_str().to_string())),
+                None if self.ticket_required => Err(UserError::invalid(format!(
+                    "Role `{}` needs a ticket matching `{}`: put it in the reason, e.g. `INC-1234 fix lag`.",
+                    self.name,
+                    re.as_str()
+                ))),
+                None => Ok(None),
+            },
+            (None, Some(t)) => {
+                if t.len() > 100 || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(UserError::invalid("A ticket is one word of at most 100 characters."));
+                }
+                Ok(Some(t.to_string()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}

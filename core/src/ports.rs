@@ -1,0 +1,302 @@
+//! Port traits: what core needs from the outside world. Adapters implement them.
+
+use crate::{
+    audit::{AuditEvent, NewEvent},
+    request::{NewRequest, Request},
+    EndReason, PersonId, RequestId, RoleName, State, UserError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::{collections::BTreeMap, fmt, time::Duration};
+
+/// A store failure: the database is unreachable, a constraint failed unexpectedly. Never shown
+/// to users verbatim.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    pub fn new(e: impl fmt::Display) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Kinds of durable work. Each is a row with a due time; the scheduler claims due rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DueKind {
+    /// Call the provider to apply an approved grant.
+    Apply,
+    /// The grant's time is up: start revoking.
+    Expire,
+    /// Call the provider to remove a grant that is `Revoking`; retried until it succeeds.
+    Revoke,
+    /// Remove whatever the provider may hold for a grant that failed or was undone; no state
+    /// change, retried until it succeeds.
+    Cleanup,
+    /// Re-apply an active grant whose window changed (extension), so that providers that
+    /// enforce the window themselves learn the new end.
+    Refresh,
+    /// Nobody decided in time.
+    PendingTimeout,
+    /// Nudge the approvers of a pending request.
+    Reminder,
+    /// Tell the requester their grant ends soon.
+    ExpiryWarning,
+}
+
+impl DueKind {
+    pub const ALL: [DueKind; 8] = [
+        DueKind::Apply,
+        DueKind::Expire,
+        DueKind::Revoke,
+        DueKind::Cleanup,
+        DueKind::Refresh,
+        DueKind::PendingTimeout,
+        DueKind::Reminder,
+        DueKind::ExpiryWarning,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueKind::Apply => "apply",
+            DueKind::Expire => "expire",
+            DueKind::Revoke => "revoke",
+            DueKind::Cleanup => "cleanup",
+            DueKind::Refresh => "refresh",
+            DueKind::PendingTimeout => "pending_timeout",
+            DueKind::Reminder => "reminder",
+            DueKind::ExpiryWarning => "expiry_warning",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        DueKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A due item to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDue {
+    pub kind: DueKind,
+    /// `None` in `create_request`: the store fills in the new request's id.
+    pub request: Option<RequestId>,
+    pub due_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+impl NewDue {
+    pub fn new(kind: DueKind, request: RequestId, due_at: DateTime<Utc>) -> Self {
+        NewDue { kind, request: Some(request), due_at, payload: Value::Null }
+    }
+}
+
+/// A claimed due item. The claim is a lease: if the claimer dies, the item runs again once the
+/// lease is over, so work is never lost, and every handler is safe to run twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueItem {
+    pub id: i64,
+    pub kind: DueKind,
+    pub request: Option<RequestId>,
+    pub due_at: DateTime<Utc>,
+    /// Failed runs so far.
+    pub attempts: u32,
+    pub payload: Value,
+}
+
+/// Fields to set on a request row (`None` leaves the column as it is).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch {
+    pub granted_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ending: Option<EndReason>,
+    pub closed_by: Option<String>,
+    pub note: Option<String>,
+    pub grant_handle: Option<Value>,
+}
+
+/// A second request moved in the same transaction (an extension request becoming `Extended`
+/// when its parent's time is moved).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linked {
+    pub id: RequestId,
+    pub from: State,
+    pub to: State,
+    pub event: NewEvent,
+}
+
+/// What core decided to do to a request. Applied by the store in one transaction: the state
+/// compare-and-set, the patch, the approval row, the event, and the due-item changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Change {
+    /// New state; the store's update is conditional on the state it read.
+    pub to: Option<State>,
+    pub patch: Patch,
+    pub approval: Option<PersonId>,
+    /// Exactly one event for a state change; at most one otherwise.
+    pub event: Option<NewEvent>,
+    pub schedule: Vec<NewDue>,
+    /// Delete this request's not-yet-run due items of these kinds.
+    pub cancel: Vec<DueKind>,
+    /// Delete the due item being processed.
+    pub finish: Option<i64>,
+    pub linked: Option<Linked>,
+}
+
+/// What a decide closure returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Change(Change),
+    /// Refuse, writing nothing but (optionally) an audit event, e.g. a refused approval.
+    Refuse(UserError, Option<NewEvent>),
+}
+
+/// Core's decision, run by the store with the request's row locked.
+pub type DecideFn = Box<dyn FnOnce(&Request) -> Decision + Send>;
+
+/// What came of `Store::decide`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    NotFound,
+    Refused(UserError),
+    Changed(Box<Request>),
+    /// The linked request was not in the expected state; nothing was written.
+    LinkedConflict,
+}
+
+/// Filters for listing requests.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    pub states: Vec<State>,
+    pub requester: Option<PersonId>,
+    pub role: Option<RoleName>,
+    pub created_since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// Persistence, domain-shaped. Every state change goes through `decide`, which locks the row
+/// (PostgreSQL `FOR UPDATE`; SQLite's single writer), hands it to core, and applies core's
+/// `Change` with a compare-and-set on the state, plus the audit event, in one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a new request, its event and its first due items in one transaction. The event's
+    /// subject and the due items' request are set to the new id.
+    async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError>;
+    async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+    async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError>;
+    async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError>;
+    /// An event that changes no state (reminder, refused approval, drift found).
+    async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError>;
+
+    /// Claims up to `limit` items due at `now`, leasing them for `lease`.
+    async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError>;
+    /// Puts a failed item back for `at`, with its attempt count, and records `event` with it.
+    async fn retry_due(&self, id: i64, at: DateTime<Utc>, attempts: u32, event: Option<NewEvent>) -> Result<(), StoreError>;
+    async fn finish_due(&self, id: i64) -> Result<(), StoreError>;
+    /// Adds due items outside a state change (cleanup after an undo).
+    async fn schedule(&self, items: Vec<NewDue>) -> Result<(), StoreError>;
+    /// The earliest due time of unclaimed work, so the loop knows how long to sleep.
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn due_items(&self, request: RequestId) -> Result<Vec<DueItem>, StoreError>;
+    /// Makes claims of dead processes runnable at once (single-instance start-up).
+    async fn release_claims(&self) -> Result<u64, StoreError>;
+
+    /// Audit events with `seq > after`, in order.
+    async fn events(&self, after: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Inserts the firing of a periodic job; true for the one replica that gets to run it.
+    async fn claim_cron(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// A named position (e.g. how far the audit feed got), for at-least-once delivery.
+    async fn cursor(&self, name: &str) -> Result<i64, StoreError>;
+    async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError>;
+    async fn count_by_state(&self) -> Result<Vec<(State, i64)>, StoreError>;
+    /// Sum of due items' lateness, for metrics: `(count due now, oldest due_at)`.
+    async fn overdue(&self, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
+}
+
+/// Everything a provider needs to apply or remove one grant.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GrantSpec {
+    /// Our grant id; every provider call is idempotent on it.
+    pub grant_id: String,
+    pub request: RequestId,
+    pub role: RoleName,
+    pub person: PersonId,
+    pub principals: BTreeMap<String, String>,
+    pub target: Value,
+    pub starts_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// What `grant` returned, on revoke.
+    pub handle: Option<Value>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// Worth retrying: throttling, 5xx, timeouts, connection errors.
+    #[error("{message}")]
+    Transient { message: String, retry_after: Option<Duration> },
+    /// Retrying will not help: access denied, no such entity, malformed target. `code` is the
+    /// provider's own (e.g. `AccessDenied`), shown to the requester with the message.
+    #[error("{code}: {message}")]
+    Permanent { code: String, message: String },
+}
+
+impl ProviderError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        ProviderError::Transient { message: message.into(), retry_after: None }
+    }
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ProviderError::Permanent { code: code.into(), message: message.into() }
+    }
+}
+
+/// Something the provider holds that elevate created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedGrant {
+    pub grant_id: String,
+    /// Enough for `revoke` to remove it (its target and principal), as the provider sees it.
+    pub spec: Option<GrantSpec>,
+    pub description: String,
+}
+
+/// Applies and removes grants in some system. Every call is idempotent on the grant id:
+/// applying twice leaves one grant; revoking what is gone is success.
+#[async_trait]
+pub trait GrantProvider: Send + Sync + 'static {
+    /// `webhook`, `dry-run`, `aws`.
+    fn kind(&self) -> &'static str;
+    /// A dry-run provider applies nothing; every message about its grants says so.
+    fn is_dry_run(&self) -> bool {
+        false
+    }
+    /// Checks a role's `target` table at config load.
+    fn validate_target(&self, target: &Value) -> Result<(), String>;
+    /// Applies the grant; returns a handle kept for revoke.
+    async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError>;
+    /// Removes the grant. `shared_with` lists other active grants of the same person and target:
+    /// a provider whose grants share one resource (an attached policy, a group membership) must
+    /// leave it in place while any of them remains.
+    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError>;
+    /// What elevate created that still exists, for reconciliation.
+    async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError>;
+}
+
+/// Renders audit events to a chat platform or another feed. Fed from the audit log in `seq`
+/// order by a cursor, so nothing is lost when the bot restarts (delivery is at least once).
+#[async_trait]
+pub trait Notifier: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String>;
+}
+
+/// Tells the scheduler loop that new due work exists, so it need not wait for its next wake-up.
+pub trait Wake: Send + Sync + 'static {
+    fn wake(&self);
+}
+
+/// A `Wake` that does nothing, for tools that run no scheduler (the CLI, tests driving it).
+pub struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(&self) {}
+}

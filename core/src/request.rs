@@ -1,0 +1,136 @@
+//! Requests, grants and approvals as the rest of core sees them.
+
+use crate::{
+    EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a request asks for. Extensions and break-glass ride the same lifecycle as ordinary
+/// requests so that approvals, timeouts, reminders and the audit trail are the same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "parent")]
+pub enum RequestKind {
+    /// An ordinary `/elevate ROLE DURATION REASON`.
+    Normal,
+    /// More time on an active grant; once approved it moves the parent's `expires_at`.
+    Extension(RequestId),
+    /// Emergency access without approval; flagged, alerted and left for review.
+    BreakGlass,
+    /// A break-glass drill: real provider, short grant, revokes itself.
+    Drill,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Normal => "normal",
+            RequestKind::Extension(_) => "extension",
+            RequestKind::BreakGlass => "breakglass",
+            RequestKind::Drill => "drill",
+        }
+    }
+
+    pub fn parent(self) -> Option<RequestId> {
+        match self {
+            RequestKind::Extension(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn from_parts(kind: &str, parent: Option<i64>) -> Option<Self> {
+        Some(match (kind, parent) {
+            ("normal", _) => RequestKind::Normal,
+            ("extension", Some(p)) => RequestKind::Extension(RequestId(p)),
+            ("breakglass", _) => RequestKind::BreakGlass,
+            ("drill", _) => RequestKind::Drill,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a request came from: the platform and, where there is one, the workspace, guild,
+/// channel or token it was made in. Rules about allowed sources read this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Source {
+    /// `api`, `cli`, `slack`, `discord`, `scheduler`.
+    pub platform: String,
+    /// The Slack team id, Discord guild id or API token name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+impl Source {
+    pub fn api(token_name: &str) -> Self {
+        Source { platform: "api".into(), tenant: Some(token_name.into()), channel: None }
+    }
+}
+
+/// One request and, once applied, its grant. The grant's fields live on the request row because
+/// the two are one-to-one; the provider-facing grant id is derived from the request id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub kind: RequestKind,
+    pub role: RoleName,
+    pub requester: PersonId,
+    pub duration: GrantDuration,
+    pub reason: Reason,
+    pub ticket: Option<String>,
+    pub source: Source,
+    pub state: State,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the grant was applied; the duration starts here, not at approval.
+    pub granted_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set while `Revoking`: which final state the revoke ends in.
+    pub ending: Option<EndReason>,
+    /// Who ended or decided it, and why (deny reason, revoke reason, provider error).
+    pub closed_by: Option<String>,
+    pub note: Option<String>,
+    /// What the provider returned when applying, kept so that revoke can undo exactly that.
+    pub grant_handle: Option<serde_json::Value>,
+    pub approvals: Vec<Approval>,
+}
+
+impl Request {
+    pub fn grant_id(&self) -> String {
+        self.id.grant_id()
+    }
+
+    pub fn approvers(&self) -> Vec<PersonId> {
+        self.approvals.iter().map(|a| a.approver.clone()).collect()
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.grant_handle
+            .as_ref()
+            .and_then(|h| h.get("dry_run"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+}
+
+/// One approver's yes. Distinct approvers are enforced by the store's primary key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    pub approver: PersonId,
+    pub at: DateTime<Utc>,
+}
+
+/// A request as first written.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub kind: RequestKind,
+    pub role: RoleName,
+    pub requester: PersonId,
+    pub duration: GrantDuration,
+    pub reason: Reason,
+    pub ticket: Option<String>,
+    pub source: Source,
+    pub state: State,
+    pub created_at: DateTime<Utc>,
+}

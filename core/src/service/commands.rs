@@ -1,0 +1,440 @@
+//! Commands people give: request, approve, deny, cancel, revoke, release, extend.
+//! Each checks the caller's authority against the policy as it is now, then asks the store to
+//! apply one decision atomically.
+
+use super::{role_groups, Service};
+use crate::{
+    audit::{details, Actor, EventKind, NewEvent},
+    error::{CoreError, CoreResult, ErrorCode},
+    policy::Caller,
+    ports::{Change, Decision, DueKind, NewDue, Patch},
+    request::{NewRequest, Request, RequestKind, Source},
+    EndReason, GrantDuration, Reason, RequestId, State, UserError,
+};
+use serde_json::json;
+
+/// A new request as an adapter parsed it. Strings are validated here, not in adapters.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInput {
+    pub role: String,
+    /// `None`: the role's default.
+    pub duration: Option<String>,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub source: Source,
+}
+
+/// What an approval did.
+#[derive(Debug, Clone)]
+pub struct ApproveOutcome {
+    pub request: Request,
+    pub approvals: u32,
+    pub required: u32,
+}
+
+impl ApproveOutcome {
+    pub fn completed(&self) -> bool {
+        self.request.state != State::Pending
+    }
+}
+
+/// What an extension did: it is a new request that needs approval like any other.
+#[derive(Debug, Clone)]
+pub struct ExtendOutcome {
+    pub extension: Request,
+    pub parent: Request,
+}
+
+fn final_state_message(req: &Request) -> String {
+    match req.state {
+        State::Pending => format!("Request {} is still pending.", req.id),
+        State::Approved => format!("Request {} is already approved and being applied.", req.id),
+        State::Active => format!("Request {} is already approved and active.", req.id),
+        s => format!("Request {} is already {s}; nothing can change it now.", req.id),
+    }
+}
+
+impl Service {
+    fn known_caller(&self, caller: &Caller) -> CoreResult<()> {
+        if self.policy().person(&caller.person).is_none() {
+            return Err(UserError::unauthenticated(format!(
+                "`{}` is not a person in elevate's policy; ask an admin to add you.",
+                caller.person
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `/elevate ROLE DURATION REASON`: validates everything, then writes the request, its event
+    /// and its timeout and reminder items in one transaction.
+    pub async fn request(&self, caller: &Caller, input: RequestInput) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let policy = self.policy();
+        let role = policy.role(&input.role)?;
+        if !policy.may_request(caller, role) {
+            return Err(UserError::forbidden(format!(
+                "You may not request `{}`: it is open to members of {}.",
+                role.name,
+                role_groups(role, false)
+            ))
+            .into());
+        }
+        let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => role.default_duration,
+            Some(s) => GrantDuration::parse(s).map_err(UserError::invalid)?,
+        };
+        if duration > role.max_duration {
+            return Err(UserError::invalid(format!(
+                "`{}` can be held for at most {}; ask for {} or less.",
+                role.name, role.max_duration, role.max_duration
+            ))
+            .into());
+        }
+        let reason = match Reason::parse(&input.reason) {
+            Ok(r) => r,
+            Err(_) if !role.reason_required && input.reason.trim().is_empty() => {
+                Reason::parse("(no reason given)").expect("constant")
+            }
+            Err(e) => return Err(UserError::invalid(e).into()),
+        };
+        let ticket = role.ticket(input.ticket.as_deref(), reason.as_str())?;
+        let now = self.now();
+        let required = role.approvals_required;
+        let new = NewRequest {
+            kind: RequestKind::Normal,
+            role: role.name.clone(),
+            requester: caller.person.clone(),
+            duration,
+            reason: reason.clone(),
+            ticket: ticket.clone(),
+            source: input.source.clone(),
+            state: State::Pending,
+            created_at: now,
+        };
+        let event = NewEvent::new(
+            now,
+            Actor::Person(caller.person.clone()),
+            EventKind::RequestCreated,
+            None,
+            details([
+                ("role", Some(json!(role.name))),
+                ("duration", Some(json!(duration.to_string()))),
+                ("reason", Some(json!(reason))),
+                ("ticket", ticket.as_ref().map(|t| json!(t))),
+                ("source", Some(json!(input.source))),
+                ("approvals_required", Some(json!(required))),
+            ]),
+        );
+        let mut due = vec![NewDue {
+            kind: DueKind::PendingTimeout,
+            request: None,
+            due_at: now + role.pending_timeout.as_chrono(),
+            payload: serde_json::Value::Null,
+        }];
+        if let Some(every) = role.reminder_interval {
+            if every < role.pending_timeout {
+                due.push(NewDue {
+                    kind: DueKind::Reminder,
+                    request: None,
+                    due_at: now + every.as_chrono(),
+                    payload: serde_json::Value::Null,
+                });
+            }
+        }
+        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        self.wake.wake();
+        Ok(req)
+    }
+
+    /// An approver's yes. Authority is checked now, from the policy as it is now, inside the
+    /// store's lock on the request: of any number of concurrent clicks exactly one reaches the
+    /// threshold, and a second click by the same person is refused. Refusals are audited.
+    pub async fn approve(&self, caller: &Caller, id: RequestId) -> CoreResult<ApproveOutcome> {
+        self.known_caller(caller)?;
+        let policy = self.policy();
+        let caller_c = caller.clone();
+        let now = self.now();
+        let actor = Actor::Person(caller.person.clone());
+        let f = Box::new(move |req: &Request| -> Decision {
+            let refuse = |e: UserError| {
+                let ev = NewEvent::new(
+                    now,
+                    actor.clone(),
+                    EventKind::ApprovalRefused,
+                    Some(req.id),
+                    json!({ "why": e.message, "state": req.state.as_str() }),
+                );
+                Decision::Refuse(e, Some(ev))
+            };
+            if req.state != State::Pending {
+                return refuse(UserError::conflict(final_state_message(req)));
+            }
+            let Some(role) = policy.roles.get(&req.role) else {
+                return refuse(UserError::conflict(format!("Role `{}` no longer exists.", req.role)));
+            };
+            if !policy.is_approver(&caller_c, role) {
+                return refuse(UserError::forbidden(format!(
+                    "You are not an approver for `{}` (approvers: {}).",
+                    role.name,
+                    role_groups(role, true)
+                )));
+            }
+            if req.requester == caller_c.person && !role.self_approval {
+                return refuse(UserError::forbidden(format!(
+                    "You cannot approve your own request {}: another approver must.",
+                    req.id
+                )));
+            }
+            if req.approvals.iter().any(|a| a.approver == caller_c.person) {
+                return refuse(UserError::conflict(format!(
+                    "You have already approved {}; it needs {} approvals from different people.",
+                    req.id, role.approvals_required
+                )));
+            }
+            let count = req.approvals.len() as u32 + 1;
+            let mut approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.to_string()).collect();
+            approvers.push(caller_c.person.to_string());
+            let body = json!({ "approvals": count, "required": role.approvals_required, "approvers": approvers });
+            if count >= role.approvals_required {
+                Decision::Change(Change {
+                    to: Some(State::Approved),
+                    approval: Some(caller_c.person.clone()),
+                    event: Some(NewEvent::new(now, actor.clone(), EventKind::RequestApproved, Some(req.id), body)),
+                    schedule: vec![NewDue::new(DueKind::Apply, req.id, now)],
+                    cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
+                    ..Change::default()
+                })
+            } else {
+                Decision::Change(Change {
+                    approval: Some(caller_c.person.clone()),
+                    event: Some(NewEvent::new(now, actor.clone(), EventKind::ApprovalAdded, Some(req.id), body)),
+                    ..Change::default()
+                })
+            }
+        });
+        let req = self.decide(id, f).await?;
+        let required = self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        if req.state == State::Approved {
+            self.wake.wake();
+        }
+        Ok(ApproveOutcome { approvals: req.approvals.len() as u32, required, request: req })
+    }
+
+    /// An approver's (or the security team's) no, with a reason the requester will see.
+    pub async fn deny(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")))?;
+        let policy = self.policy();
+        let caller_c = caller.clone();
+        let now = self.now();
+        let f = Box::new(move |req: &Request| -> Decision {
+            if req.state != State::Pending {
+                return Decision::Refuse(UserError::conflict(final_state_message(req)), None);
+            }
+            let security = policy.is_security(&caller_c);
+            let approver = policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(&caller_c, r));
+            if !security && !approver {
+                return Decision::Refuse(
+                    UserError::forbidden(format!("Only approvers of `{}` or the security team can deny {}.", req.role, req.id)),
+                    None,
+                );
+            }
+            Decision::Change(Change {
+                to: Some(State::Denied),
+                patch: Patch { closed_by: Some(caller_c.person.to_string()), note: Some(reason.to_string()), ..Patch::default() },
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::Person(caller_c.person.clone()),
+                    EventKind::RequestDenied,
+                    Some(req.id),
+                    json!({ "reason": reason, "as": if approver { "approver" } else { "security" } }),
+                )),
+                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
+                ..Change::default()
+            })
+        });
+        self.decide(id, f).await
+    }
+
+    /// The requester withdraws a pending request.
+    pub async fn cancel(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let caller_c = caller.clone();
+        let now = self.now();
+        let f = Box::new(move |req: &Request| -> Decision {
+            if req.requester != caller_c.person {
+                return Decision::Refuse(UserError::forbidden(format!("Only {} can cancel {}.", req.requester, req.id)), None);
+            }
+            if req.state != State::Pending {
+                let hint = if req.state == State::Active { " Use release to give the access back." } else { "" };
+                return Decision::Refuse(UserError::conflict(format!("{}{hint}", final_state_message(req))), None);
+            }
+            Decision::Change(Change {
+                to: Some(State::Cancelled),
+                patch: Patch { closed_by: Some(caller_c.person.to_string()), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::Person(caller_c.person.clone()), EventKind::RequestCancelled, Some(req.id), json!({}))),
+                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
+                ..Change::default()
+            })
+        });
+        self.decide(id, f).await
+    }
+
+    /// Takes access away before its time: an approver of the role or the security team.
+    pub async fn revoke(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A revoke needs a reason: {e}")))?;
+        let policy = self.policy();
+        let allowed = move |caller: &Caller, req: &Request| {
+            policy.is_security(caller) || policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(caller, r))
+        };
+        self.end(caller, id, EndReason::Revoked, Some(reason), Box::new(allowed)).await
+    }
+
+    /// "I'm done": the requester gives access back early.
+    pub async fn release(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let allowed = |caller: &Caller, req: &Request| req.requester == caller.person;
+        self.end(caller, id, EndReason::Released, None, Box::new(allowed)).await
+    }
+
+    async fn end(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        ending: EndReason,
+        reason: Option<Reason>,
+        allowed: Box<dyn Fn(&Caller, &Request) -> bool + Send>,
+    ) -> CoreResult<Request> {
+        let caller_c = caller.clone();
+        let now = self.now();
+        let f = Box::new(move |req: &Request| -> Decision {
+            let verb = if ending == EndReason::Released { "release" } else { "revoke" };
+            if !allowed(&caller_c, req) {
+                let who = if ending == EndReason::Released {
+                    format!("Only {} can release {}.", req.requester, req.id)
+                } else {
+                    format!("Only approvers of `{}` or the security team can revoke {}.", req.role, req.id)
+                };
+                return Decision::Refuse(UserError::forbidden(who), None);
+            }
+            let actor = Actor::Person(caller_c.person.clone());
+            let body = json!({ "ending": ending.as_str(), "reason": reason });
+            let patch = Patch {
+                ending: Some(ending),
+                closed_by: Some(caller_c.person.to_string()),
+                note: reason.as_ref().map(|r| r.to_string()),
+                ..Patch::default()
+            };
+            match req.state {
+                State::Active => Decision::Change(Change {
+                    to: Some(State::Revoking),
+                    patch,
+                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoking, Some(req.id), body)),
+                    schedule: vec![NewDue::new(DueKind::Revoke, req.id, now)],
+                    cancel: vec![DueKind::Expire, DueKind::ExpiryWarning, DueKind::Refresh],
+                    ..Change::default()
+                }),
+                // Approved but not yet applied: stop the apply, and clean up in case a previous
+                // attempt reached the provider before failing.
+                State::Approved if ending == EndReason::Revoked => Decision::Change(Change {
+                    to: Some(State::Revoked),
+                    patch,
+                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoked, Some(req.id), body)),
+                    schedule: vec![NewDue::new(DueKind::Cleanup, req.id, now)],
+                    cancel: vec![DueKind::Apply],
+                    ..Change::default()
+                }),
+                State::Pending => Decision::Refuse(
+                    UserError::conflict(if ending == EndReason::Released {
+                        format!("{} is still pending: cancel it instead.", req.id)
+                    } else {
+                        format!("{} is still pending: deny it instead.", req.id)
+                    }),
+                    None,
+                ),
+                State::Revoking => Decision::Refuse(
+                    UserError::conflict(format!("{} is already being removed.", req.id)),
+                    None,
+                ),
+                _ => Decision::Refuse(
+                    UserError::new(ErrorCode::Conflict, format!("Cannot {verb}: {}", final_state_message(req))),
+                    None,
+                ),
+            }
+        });
+        let req = self.decide(id, f).await?;
+        self.wake.wake();
+        Ok(req)
+    }
+
+    /// More time on an active grant. It is a request of its own (kind `extension`) that goes
+    /// through the role's approvals; it can never take the grant past the role's max total.
+    pub async fn extend(&self, caller: &Caller, id: RequestId, duration: &str, reason: Option<&str>) -> CoreResult<ExtendOutcome> {
+        self.known_caller(caller)?;
+        let policy = self.policy();
+        let parent = self.get(id).await?;
+        if parent.requester != caller.person {
+            return Err(UserError::forbidden(format!("Only {} can extend {}.", parent.requester, parent.id)).into());
+        }
+        if parent.state != State::Active {
+            return Err(UserError::conflict(format!("Only an active grant can be extended; {} is {}.", parent.id, parent.state)).into());
+        }
+        let extra = GrantDuration::parse(duration).map_err(UserError::invalid)?;
+        let role = policy.role(parent.role.as_str())?;
+        let (Some(granted), Some(expires)) = (parent.granted_at, parent.expires_at) else {
+            return Err(CoreError::Internal(format!("active request {} has no grant window", parent.id)));
+        };
+        let held = (expires - granted).num_seconds();
+        let left = role.max_total_duration.secs() - held;
+        if extra.secs() > left {
+            let msg = if left <= 0 {
+                format!("{} already runs for `{}`'s max total of {}; it cannot be extended.", parent.id, role.name, role.max_total_duration)
+            } else {
+                let left = GrantDuration::from_secs(left).expect("positive");
+                format!(
+                    "That would take {} past `{}`'s max total of {}; you can extend by at most {left}.",
+                    parent.id, role.name, role.max_total_duration
+                )
+            };
+            return Err(UserError::invalid(msg).into());
+        }
+        let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(r) => Reason::parse(r).map_err(UserError::invalid)?,
+            None => Reason::parse(&format!("extension of {}: {}", parent.id, parent.reason))
+                .or_else(|_| Reason::parse(&format!("extension of {}", parent.id)))
+                .map_err(UserError::invalid)?,
+        };
+        let now = self.now();
+        let new = NewRequest {
+            kind: RequestKind::Extension(parent.id),
+            role: parent.role.clone(),
+            requester: caller.person.clone(),
+            duration: extra,
+            reason: reason.clone(),
+            ticket: parent.ticket.clone(),
+            source: parent.source.clone(),
+            state: State::Pending,
+            created_at: now,
+        };
+        let event = NewEvent::new(
+            now,
+            Actor::Person(caller.person.clone()),
+            EventKind::RequestCreated,
+            None,
+            json!({ "role": parent.role, "duration": extra.to_string(), "reason": reason, "extends": parent.id.0,
+                    "approvals_required": role.approvals_required }),
+        );
+        let due = vec![NewDue {
+            kind: DueKind::PendingTimeout,
+            request: None,
+            // An extension left pending past the grant's end is moot.
+            due_at: (now + role.pending_timeout.as_chrono()).min(expires),
+            payload: serde_json::Value::Null,
+        }];
+        let extension = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        self.wake.wake();
+        Ok(ExtendOutcome { extension, parent })
+    }
+}

@@ -1,0 +1,470 @@
+//! Durable work, run by the scheduler. Every handler is safe to run twice (a lease can expire
+//! while a slow provider call is still going), and no provider call happens inside a store
+//! transaction: the state is committed first, the provider is called, the result is committed.
+
+use super::{backoff, Service};
+use crate::{
+    audit::{Actor, EventKind, NewEvent},
+    error::{CoreError, CoreResult},
+    ports::{Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Patch, ProviderError},
+    request::{Request, RequestKind},
+    State, UserError,
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+impl Service {
+    /// Runs one claimed item to completion (finished, or put back with a later due time).
+    pub async fn run_due(&self, item: DueItem) -> CoreResult<()> {
+        let Some(id) = item.request else {
+            return self.store.finish_due(item.id).await.map_err(CoreError::store);
+        };
+        let Some(req) = self.store.get_request(id).await.map_err(CoreError::store)? else {
+            return self.store.finish_due(item.id).await.map_err(CoreError::store);
+        };
+        match item.kind {
+            DueKind::Apply => self.run_apply(item, req).await,
+            DueKind::Expire => self.run_expire(item, req).await,
+            DueKind::Revoke => self.run_revoke(item, req).await,
+            DueKind::Cleanup => self.run_cleanup(item, req).await,
+            DueKind::Refresh => self.run_refresh(item, req).await,
+            DueKind::PendingTimeout => self.run_pending_timeout(item, req).await,
+            DueKind::Reminder => self.run_reminder(item, req).await,
+            DueKind::ExpiryWarning => self.run_expiry_warning(item, req).await,
+        }
+    }
+
+    async fn finish(&self, item: &DueItem) -> CoreResult<()> {
+        self.store.finish_due(item.id).await.map_err(CoreError::store)
+    }
+
+    async fn fail_grant(&self, item: &DueItem, req: &Request, code: &str, message: &str, cleanup: bool) -> CoreResult<()> {
+        let now = self.now();
+        let note = format!("{code}: {message}");
+        let body = json!({ "code": code, "message": message });
+        let mut schedule = Vec::new();
+        if cleanup {
+            schedule.push(NewDue::new(DueKind::Cleanup, req.id, now));
+        }
+        let item_id = item.id;
+        let f = Box::new(move |r: &Request| -> Decision {
+            if r.state != State::Approved {
+                return Decision::Refuse(UserError::conflict("no longer approved"), None);
+            }
+            Decision::Change(Change {
+                to: Some(State::GrantFailed),
+                patch: Patch { note: Some(note), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantFailed, Some(r.id), body)),
+                finish: Some(item_id),
+                schedule,
+                ..Change::default()
+            })
+        });
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+            Decided::Changed(_) => Ok(()),
+            _ => self.store.finish_due(item_id).await.map_err(CoreError::store),
+        }
+    }
+
+    async fn run_apply(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state != State::Approved {
+            return self.finish(&item).await;
+        }
+        if let RequestKind::Extension(parent) = req.kind {
+            return self.run_apply_extension(item, req, parent).await;
+        }
+        let policy = self.policy();
+        let starts = self.now();
+        let expires = starts + req.duration.as_chrono();
+        let Some((spec, provider)) = self.spec(&policy, &req, Some((starts, expires))) else {
+            return self
+                .fail_grant(&item, &req, "ConfigChanged", "the role or its provider is no longer configured", false)
+                .await;
+        };
+        let dry_run = provider.is_dry_run();
+        match provider.grant(&spec).await {
+            Ok(handle) => {
+                let handle = if dry_run { json!({ "dry_run": true, "would": handle }) } else { handle };
+                let now = self.now();
+                let warn_at = expires - policy.settings.expiry_warning.as_chrono();
+                let item_id = item.id;
+                let provider_name = policy.roles.get(&req.role).map(|r| r.provider.clone()).unwrap_or_default();
+                let f = Box::new(move |r: &Request| -> Decision {
+                    if r.state != State::Approved {
+                        return Decision::Refuse(UserError::conflict("no longer approved"), None);
+                    }
+                    let mut schedule = vec![NewDue::new(DueKind::Expire, r.id, expires)];
+                    if warn_at > now {
+                        schedule.push(NewDue::new(DueKind::ExpiryWarning, r.id, warn_at));
+                    }
+                    Decision::Change(Change {
+                        to: Some(State::Active),
+                        patch: Patch {
+                            granted_at: Some(starts),
+                            expires_at: Some(expires),
+                            grant_handle: Some(handle),
+                            ..Patch::default()
+                        },
+                        event: Some(NewEvent::new(
+                            now,
+                            Actor::System,
+                            EventKind::GrantApplied,
+                            Some(r.id),
+                            json!({ "provider": provider_name, "expires_at": expires.to_rfc3339(), "dry_run": dry_run }),
+                        )),
+                        schedule,
+                        finish: Some(item_id),
+                        ..Change::default()
+                    })
+                });
+                match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+                    Decided::Changed(_) => {
+                        if dry_run {
+                            info!(request = %req.id, "dry run: grant recorded, nothing applied");
+                        }
+                        self.wake.wake();
+                        Ok(())
+                    }
+                    // Revoked or cancelled while the provider call was in flight: undo it.
+                    _ => self.undo(&item, &spec, provider).await,
+                }
+            }
+            Err(ProviderError::Permanent { code, message }) => self.fail_grant(&item, &req, &code, &message, false).await,
+            Err(ProviderError::Transient { message, retry_after }) => {
+                let attempts = item.attempts + 1;
+                if attempts >= policy.settings.apply_max_attempts {
+                    let msg = format!("gave up after {attempts} attempts: {message}");
+                    return self.fail_grant(&item, &req, "ProviderUnavailable", &msg, true).await;
+                }
+                let at = self.now() + backoff(attempts, retry_after);
+                let ev = NewEvent::new(
+                    self.now(),
+                    Actor::System,
+                    EventKind::GrantApplyRetry,
+                    Some(req.id),
+                    json!({ "attempt": attempts, "error": message, "retry_at": at.to_rfc3339() }),
+                );
+                self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)
+            }
+        }
+    }
+
+    async fn undo(&self, item: &DueItem, spec: &GrantSpec, provider: std::sync::Arc<dyn crate::ports::GrantProvider>) -> CoreResult<()> {
+        let now = self.now();
+        let ev = NewEvent::new(now, Actor::System, EventKind::GrantUndone, Some(spec.request), json!({}));
+        self.store.append_event(ev).await.map_err(CoreError::store)?;
+        if let Err(e) = provider.revoke(spec, &[]).await {
+            warn!(request = %spec.request, error = %e, "undo failed; scheduling cleanup");
+            self.store
+                .schedule(vec![NewDue::new(DueKind::Cleanup, spec.request, now)])
+                .await
+                .map_err(CoreError::store)?;
+        }
+        self.finish(item).await
+    }
+
+    async fn run_apply_extension(&self, item: DueItem, ext: Request, parent_id: crate::RequestId) -> CoreResult<()> {
+        let policy = self.policy();
+        let now = self.now();
+        let ext_c = ext.clone();
+        let item_id = item.id;
+        let f = Box::new(move |p: &Request| -> Decision {
+            let (Some(granted), Some(expires)) = (p.granted_at, p.expires_at) else {
+                return Decision::Refuse(UserError::conflict(format!("{} is not active", p.id)), None);
+            };
+            if p.state != State::Active {
+                return Decision::Refuse(UserError::conflict(format!("{} is no longer active", p.id)), None);
+            }
+            let Some(role) = policy.roles.get(&p.role) else {
+                return Decision::Refuse(UserError::conflict("the role is no longer configured"), None);
+            };
+            let new_expires = expires + ext_c.duration.as_chrono();
+            if (new_expires - granted).num_seconds() > role.max_total_duration.secs() {
+                return Decision::Refuse(
+                    UserError::invalid(format!("it would pass the role's max total of {}", role.max_total_duration)),
+                    None,
+                );
+            }
+            let mut schedule = vec![
+                NewDue::new(DueKind::Expire, p.id, new_expires),
+                NewDue::new(DueKind::Refresh, p.id, now),
+            ];
+            let warn_at = new_expires - policy.settings.expiry_warning.as_chrono();
+            if warn_at > now {
+                schedule.push(NewDue::new(DueKind::ExpiryWarning, p.id, warn_at));
+            }
+            let body = json!({ "extension": ext_c.id.0, "by": ext_c.duration.to_string(), "expires_at": new_expires.to_rfc3339() });
+            Decision::Change(Change {
+                patch: Patch { expires_at: Some(new_expires), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantExtended, Some(p.id), body.clone())),
+                schedule,
+                cancel: vec![DueKind::Expire, DueKind::ExpiryWarning],
+                finish: Some(item_id),
+                linked: Some(Linked {
+                    id: ext_c.id,
+                    from: State::Approved,
+                    to: State::Extended,
+                    event: NewEvent::new(now, Actor::System, EventKind::GrantExtended, Some(ext_c.id), body),
+                }),
+                ..Change::default()
+            })
+        });
+        match self.store.decide(parent_id, f).await.map_err(CoreError::store)? {
+            Decided::Changed(_) => {
+                self.wake.wake();
+                Ok(())
+            }
+            Decided::Refused(e) => self.fail_grant(&item, &ext, "NotExtended", &e.message, false).await,
+            Decided::NotFound => self.fail_grant(&item, &ext, "NotExtended", "the grant no longer exists", false).await,
+            Decided::LinkedConflict => self.finish(&item).await,
+        }
+    }
+
+    async fn run_expire(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state != State::Active {
+            return self.finish(&item).await;
+        }
+        let now = self.now();
+        if let Some(exp) = req.expires_at {
+            if exp > now {
+                // Moved by an extension after this item was claimed.
+                return self.store.retry_due(item.id, exp, item.attempts, None).await.map_err(CoreError::store);
+            }
+        }
+        let item_id = item.id;
+        let f = Box::new(move |r: &Request| -> Decision {
+            if r.state != State::Active || r.expires_at.is_some_and(|e| e > now) {
+                return Decision::Refuse(UserError::conflict("not due"), None);
+            }
+            Decision::Change(Change {
+                to: Some(State::Revoking),
+                patch: Patch { ending: Some(crate::EndReason::Expired), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantRevoking, Some(r.id), json!({ "ending": "expired" }))),
+                schedule: vec![NewDue::new(DueKind::Revoke, r.id, now)],
+                cancel: vec![DueKind::ExpiryWarning, DueKind::Refresh],
+                finish: Some(item_id),
+                ..Change::default()
+            })
+        });
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+            Decided::Changed(_) => {
+                self.wake.wake();
+                Ok(())
+            }
+            _ => self.finish(&item).await,
+        }
+    }
+
+    /// Other grants of the same person through the same provider and target: a revoke must not
+    /// take away what they still give.
+    async fn shared_with(&self, req: &Request) -> CoreResult<Vec<GrantSpec>> {
+        let policy = self.policy();
+        let Some(role) = policy.roles.get(&req.role) else { return Ok(Vec::new()) };
+        let q = crate::ports::RequestQuery {
+            states: vec![State::Active, State::Approved],
+            requester: Some(req.requester.clone()),
+            ..Default::default()
+        };
+        let others = self.store.list_requests(&q).await.map_err(CoreError::store)?;
+        Ok(others
+            .into_iter()
+            .filter(|o| o.id != req.id && !matches!(o.kind, RequestKind::Extension(_)))
+            .filter(|o| {
+                policy.roles.get(&o.role).is_some_and(|r| r.provider == role.provider && r.target == role.target)
+            })
+            .filter_map(|o| self.spec(&policy, &o, None).map(|(s, _)| s))
+            .collect())
+    }
+
+    async fn run_revoke(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state != State::Revoking {
+            return self.finish(&item).await;
+        }
+        let policy = self.policy();
+        let ending = req.ending.unwrap_or(crate::EndReason::Revoked);
+        let Some((spec, provider)) = self.spec(&policy, &req, None) else {
+            // Without its provider elevate cannot remove it; keep retrying and alerting rather
+            // than pretend it is gone.
+            return self
+                .revoke_failed(&item, &req, "the role or its provider is no longer configured", None)
+                .await;
+        };
+        let shared = self.shared_with(&req).await?;
+        match provider.revoke(&spec, &shared).await {
+            Ok(()) => {
+                let now = self.now();
+                let kind = match ending {
+                    crate::EndReason::Expired => EventKind::GrantExpired,
+                    crate::EndReason::Released => EventKind::GrantReleased,
+                    crate::EndReason::Revoked => EventKind::GrantRevoked,
+                };
+                let item_id = item.id;
+                let dry_run = req.is_dry_run();
+                let shared_n = shared.len();
+                let f = Box::new(move |r: &Request| -> Decision {
+                    if r.state != State::Revoking {
+                        return Decision::Refuse(UserError::conflict("not revoking"), None);
+                    }
+                    Decision::Change(Change {
+                        to: Some(ending.final_state()),
+                        event: Some(NewEvent::new(
+                            now,
+                            Actor::System,
+                            kind,
+                            Some(r.id),
+                            json!({ "attempts": item.attempts + 1, "dry_run": dry_run, "kept_for_overlapping_grants": shared_n }),
+                        )),
+                        finish: Some(item_id),
+                        ..Change::default()
+                    })
+                });
+                match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+                    Decided::Changed(_) => Ok(()),
+                    _ => self.finish(&item).await,
+                }
+            }
+            Err(e) => {
+                let hint = match &e {
+                    ProviderError::Transient { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                self.revoke_failed(&item, &req, &e.to_string(), hint).await
+            }
+        }
+    }
+
+    async fn revoke_failed(&self, item: &DueItem, req: &Request, error: &str, hint: Option<std::time::Duration>) -> CoreResult<()> {
+        let policy = self.policy();
+        let attempts = item.attempts + 1;
+        let now = self.now();
+        let at = now + backoff(attempts, hint);
+        warn!(request = %req.id, attempts, error, "revoke failed; will retry");
+        let ev = NewEvent::new(
+            now,
+            Actor::System,
+            EventKind::RevokeFailed,
+            Some(req.id),
+            json!({ "attempt": attempts, "error": error, "retry_at": at.to_rfc3339() }),
+        );
+        self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)?;
+        if attempts % policy.settings.revoke_alert_after == 0 {
+            let alert = NewEvent::new(
+                now,
+                Actor::System,
+                EventKind::RevokeAlert,
+                Some(req.id),
+                json!({ "attempts": attempts, "error": error, "message": "access could not be removed; elevate keeps retrying, but a human should look" }),
+            );
+            self.store.append_event(alert).await.map_err(CoreError::store)?;
+        }
+        Ok(())
+    }
+
+    async fn run_cleanup(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state.may_hold_access() && req.state != State::Approved {
+            // It came back to life (cannot happen today); never remove live access here.
+            return self.finish(&item).await;
+        }
+        let policy = self.policy();
+        let Some((spec, provider)) = self.spec(&policy, &req, None) else {
+            return self.finish(&item).await;
+        };
+        match provider.revoke(&spec, &[]).await {
+            Ok(()) => self.finish(&item).await,
+            Err(e) => {
+                let attempts = item.attempts + 1;
+                let at = self.now() + backoff(attempts, None);
+                warn!(request = %req.id, error = %e, "cleanup failed; will retry");
+                self.store.retry_due(item.id, at, attempts, None).await.map_err(CoreError::store)
+            }
+        }
+    }
+
+    async fn run_refresh(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state != State::Active {
+            return self.finish(&item).await;
+        }
+        let policy = self.policy();
+        let Some((spec, provider)) = self.spec(&policy, &req, None) else {
+            return self.finish(&item).await;
+        };
+        match provider.grant(&spec).await {
+            Ok(_) => self.finish(&item).await,
+            Err(ProviderError::Transient { message, retry_after }) => {
+                let attempts = item.attempts + 1;
+                warn!(request = %req.id, error = %message, "refresh failed; will retry");
+                let at = self.now() + backoff(attempts, retry_after);
+                self.store.retry_due(item.id, at, attempts, None).await.map_err(CoreError::store)
+            }
+            Err(e) => {
+                // The grant keeps its earlier provider-side window, which ends sooner: safe.
+                warn!(request = %req.id, error = %e, "refresh refused by provider");
+                self.finish(&item).await
+            }
+        }
+    }
+
+    async fn run_pending_timeout(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state != State::Pending {
+            return self.finish(&item).await;
+        }
+        let now = self.now();
+        let item_id = item.id;
+        let f = Box::new(move |r: &Request| -> Decision {
+            if r.state != State::Pending {
+                return Decision::Refuse(UserError::conflict("decided"), None);
+            }
+            Decision::Change(Change {
+                to: Some(State::TimedOut),
+                event: Some(NewEvent::new(now, Actor::System, EventKind::RequestTimedOut, Some(r.id), json!({ "approvals": r.approvals.len() }))),
+                cancel: vec![DueKind::Reminder],
+                finish: Some(item_id),
+                ..Change::default()
+            })
+        });
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+            Decided::Changed(_) => Ok(()),
+            _ => self.finish(&item).await,
+        }
+    }
+
+    async fn run_reminder(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        if req.state != State::Pending {
+            return self.finish(&item).await;
+        }
+        let policy = self.policy();
+        let Some(every) = policy.roles.get(&req.role).and_then(|r| r.reminder_interval) else {
+            return self.finish(&item).await;
+        };
+        let now = self.now();
+        let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        let ev = NewEvent::new(
+            now,
+            Actor::System,
+            EventKind::RequestReminder,
+            Some(req.id),
+            json!({ "approvals": req.approvals.len(), "required": required, "waiting_secs": (now - req.created_at).num_seconds() }),
+        );
+        self.store
+            .retry_due(item.id, now + every.as_chrono(), item.attempts, Some(ev))
+            .await
+            .map_err(CoreError::store)
+    }
+
+    async fn run_expiry_warning(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        let now = self.now();
+        if req.state == State::Active {
+            if let Some(exp) = req.expires_at.filter(|e| *e > now) {
+                let ev = NewEvent::new(
+                    now,
+                    Actor::System,
+                    EventKind::ExpiryWarning,
+                    Some(req.id),
+                    json!({ "expires_at": exp.to_rfc3339(), "minutes_left": (exp - now).num_minutes() }),
+                );
+                self.store.append_event(ev).await.map_err(CoreError::store)?;
+            }
+        }
+        self.finish(&item).await
+    }
+}

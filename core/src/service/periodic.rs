@@ -1,0 +1,115 @@
+//! Periodic jobs: reconciliation against the providers, and audit verification.
+
+use super::Service;
+use crate::{
+    audit::{Actor, ChainBreak, ChainVerifier, EventKind, NewEvent},
+    error::{CoreError, CoreResult},
+    ports::{GrantSpec, ListedGrant},
+    RequestId,
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+/// What a reconciliation run found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ReconcileReport {
+    pub listed: usize,
+    /// Grant ids removed because no live request backs them.
+    pub drift_revoked: Vec<String>,
+    /// `(provider, error)` for providers whose list or revoke failed.
+    pub errors: Vec<(String, String)>,
+}
+
+/// The result of walking the audit chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub head: Option<(i64, String)>,
+    pub broken: Option<ChainBreak>,
+}
+
+impl Service {
+    /// Compares what each provider says exists with the requests that may hold access, and
+    /// removes what elevate created that nothing backs any more (drift), with an audit event.
+    pub async fn reconcile(&self) -> CoreResult<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        for (name, provider) in self.providers.iter() {
+            let listed = match provider.list().await {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(provider = %name, error = %e, "reconcile: list failed");
+                    report.errors.push((name.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            report.listed += listed.len();
+            for item in listed {
+                if self.backed(&item).await? {
+                    continue;
+                }
+                let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
+                match provider.revoke(&spec, &[]).await {
+                    Ok(()) => {
+                        let ev = NewEvent::new(
+                            self.now(),
+                            Actor::System,
+                            EventKind::DriftRevoked,
+                            RequestId::from_grant_id(&item.grant_id),
+                            json!({ "provider": name, "grant_id": item.grant_id, "what": item.description }),
+                        );
+                        self.store.append_event(ev).await.map_err(CoreError::store)?;
+                        info!(provider = %name, grant = %item.grant_id, "reconcile: removed drift");
+                        report.drift_revoked.push(item.grant_id.clone());
+                    }
+                    Err(e) => report.errors.push((name.clone(), format!("{}: {e}", item.grant_id))),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn backed(&self, item: &ListedGrant) -> CoreResult<bool> {
+        let Some(id) = RequestId::from_grant_id(&item.grant_id) else { return Ok(false) };
+        let req = self.store.get_request(id).await.map_err(CoreError::store)?;
+        Ok(req.is_some_and(|r| r.state.may_hold_access()))
+    }
+
+    fn placeholder_spec(&self, item: &ListedGrant) -> GrantSpec {
+        let now = self.now();
+        GrantSpec {
+            grant_id: item.grant_id.clone(),
+            request: RequestId::from_grant_id(&item.grant_id).unwrap_or(RequestId(0)),
+            role: crate::RoleName::parse("unknown").expect("constant"),
+            person: crate::PersonId::parse("unknown").expect("constant"),
+            principals: Default::default(),
+            target: serde_json::Value::Null,
+            starts_at: now,
+            expires_at: now,
+            handle: None,
+        }
+    }
+
+    /// Walks the whole audit chain in pages and names the first broken `seq`.
+    pub async fn verify_audit(&self) -> CoreResult<VerifyReport> {
+        verify_store(self.store.as_ref()).await
+    }
+}
+
+/// `elevate audit verify` without a running service.
+pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyReport> {
+    let mut v = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.events(after, 1000).await.map_err(CoreError::store)?;
+        if page.is_empty() {
+            break;
+        }
+        for ev in &page {
+            if let Err(b) = v.check(ev) {
+                return Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: Some(b) });
+            }
+        }
+        after = page.last().map(|e| e.seq).unwrap_or(after);
+    }
+    Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: None })
+}
