@@ -1,0 +1,140 @@
+//! elevate-sql: the `Store` on SQLite (the embedded default: one file, WAL, created on first
+//! run) and PostgreSQL (for several replicas sharing work with `FOR UPDATE SKIP LOCKED`).
+//!
+//! One code path serves both dialects: every method body is written once and expanded for each
+//! pool type by `with_pool!`. SQL uses `$1, $2, …` placeholders in order of first appearance,
+//! which both SQLite and PostgreSQL read the same way; the few dialect-specific statements
+//! (row locks) are picked by `pg`.
+
+mod rows;
+mod store;
+
+use elevate_core::ports::StoreError;
+use sqlx::{
+    postgres::{PgPool, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+};
+use std::{str::FromStr, time::Duration};
+
+/// Which database, with its pools. SQLite gets one writer connection (SQLite has one writer
+/// anyway; a single connection also makes every transaction serial, which is what the lock in
+/// `decide` needs) and a few readers (WAL lets them read while the writer writes).
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// The `Store`. Clone is cheap (pools are shared).
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) pools: Pools,
+}
+
+/// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of(url: &str) -> Dialect {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e)
+}
+
+impl SqlStore {
+    /// Connects and runs migrations. `url` is `postgres://…`, `sqlite://path`, or a plain file
+    /// path (SQLite, created if missing).
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        let store = match Dialect::of(url) {
+            Dialect::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(|e| StoreError(format!("cannot connect to PostgreSQL: {}", redact(&e.to_string()))))?;
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&pool)
+                    .await
+                    .map_err(|e| StoreError(format!("PostgreSQL migrations failed: {e}")))?;
+                SqlStore { pools: Pools::Postgres(pool) }
+            }
+            Dialect::Sqlite => {
+                let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() && !dir.exists() {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| StoreError(format!("cannot create the directory for {path}: {e}")))?;
+                    }
+                }
+                let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                    .map_err(err)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts.clone())
+                    .await
+                    .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
+                sqlx::migrate!("../../migrations/sqlite")
+                    .run(&writer)
+                    .await
+                    .map_err(|e| StoreError(format!("SQLite migrations failed: {e}")))?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts.read_only(true))
+                    .await
+                    .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
+                SqlStore { pools: Pools::Sqlite { writer, reader } }
+            }
+        };
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.pools {
+            Pools::Sqlite { .. } => Dialect::Sqlite,
+            Pools::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.pools {
+            Pools::Sqlite { reader, .. } => sqlx::query("SELECT 1").execute(reader).await.map(|_| ()).map_err(err),
+            Pools::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(err),
+        }
+    }
+
+    /// For tests of tamper detection: runs a statement as a DB admin would, behind elevate's back.
+    pub async fn execute_raw_for_tests(&self, sql: &'static str) -> Result<u64, StoreError> {
+        match &self.pools {
+            Pools::Sqlite { writer, .. } => sqlx::query(sql).execute(writer).await.map(|r| r.rows_affected()).map_err(err),
+            Pools::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()).map_err(err),
+        }
+    }
+}
+
+/// Removes a password from a connection URL in an error message.
+fn redact(s: &str) -> String {
+    match (s.find("://"), s.find('@')) {
+        (Some(a), Some(b)) if b > a => format!("{}://***{}", &s[..a], &s[b..]),
+        _ => s.to_string(),
+    }
+}
