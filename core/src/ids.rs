@@ -17,7 +17,9 @@ impl RequestId {
         let digits = s.trim().trim_start_matches('#');
         match digits.parse::<i64>() {
             Ok(n) if n > 0 => Ok(RequestId(n)),
-            _ => Err(format!("`{s}` is not a request number (expected something like 41 or #41)")),
+            _ => Err(format!(
+                "`{s}` is not a request number (expected something like 41 or #41)"
+            )),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod policy;
 pub mod ports;
 pub mod reason;
+pub mod render;
 pub mod request;
 pub mod service;
 pub mod time;

@@ -76,7 +76,10 @@ impl State {
 
     /// No transition leaves a final state.
     pub fn is_final(self) -> bool {
-        !matches!(self, State::Pending | State::Approved | State::Active | State::Revoking)
+        !matches!(
+            self,
+            State::Pending | State::Approved | State::Active | State::Revoking
+        )
     }
 
     /// Whether the provider may currently be giving access for this request.

@@ -1,8 +1,6 @@
 //! Requests, grants and approvals as the rest of core sees them.
 
-use crate::{
-    EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State,
-};
+use crate::{EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +62,11 @@ pub struct Source {
 
 impl Source {
     pub fn api(token_name: &str) -> Self {
-        Source { platform: "api".into(), tenant: Some(token_name.into()), channel: None }
+        Source {
+            platform: "api".into(),
+            tenant: Some(token_name.into()),
+            channel: None,
+        }
     }
 }
 

@@ -1,18 +1,19 @@
 //! `Store` for both dialects. Each method body is expanded once per pool type.
 
 use crate::{
-    err,
+    Pools, SqlStore, err,
     rows::{ApprovalRow, DueRow, EventRow, RequestRow},
-    Pools, SqlStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use elevate_core::{
+    RequestId, State,
     audit::{AuditEvent, NewEvent},
-    ports::{Change, Decided, DecideFn, Decision, DueItem, NewDue, RequestQuery, Store, StoreError},
+    ports::{
+        Change, DecideFn, Decided, Decision, DueItem, NewDue, RequestQuery, Store, StoreError,
+    },
     request::{NewRequest, Request},
     time::{from_millis, to_millis},
-    RequestId, State,
 };
 use std::time::Duration;
 
@@ -39,7 +40,8 @@ const SELECT_REQUEST: &str = "SELECT id, kind, parent_id, role, requester, durat
      created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests WHERE id = $1";
 const SELECT_REQUEST_FOR_UPDATE: &str = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
      created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests WHERE id = $1 FOR UPDATE";
-const SELECT_APPROVALS: &str = "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
+const SELECT_APPROVALS: &str =
+    "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
 const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 const HEAD_FOR_UPDATE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
@@ -73,7 +75,12 @@ macro_rules! append_event {
             .execute(&mut *$tx)
             .await
             .map_err(err)?;
-        sqlx::query(UPDATE_HEAD).bind(sealed.seq).bind(&sealed.hash).execute(&mut *$tx).await.map_err(err)?;
+        sqlx::query(UPDATE_HEAD)
+            .bind(sealed.seq)
+            .bind(&sealed.hash)
+            .execute(&mut *$tx)
+            .await
+            .map_err(err)?;
         sealed
     }};
 }
@@ -96,12 +103,19 @@ macro_rules! insert_due {
 
 macro_rules! load_request {
     ($exec:expr, $sql:expr, $id:expr) => {{
-        let row: Option<RequestRow> = sqlx::query_as($sql).bind($id).fetch_optional(&mut *$exec).await.map_err(err)?;
+        let row: Option<RequestRow> = sqlx::query_as($sql)
+            .bind($id)
+            .fetch_optional(&mut *$exec)
+            .await
+            .map_err(err)?;
         match row {
             None => None,
             Some(row) => {
-                let approvals: Vec<ApprovalRow> =
-                    sqlx::query_as(SELECT_APPROVALS).bind($id).fetch_all(&mut *$exec).await.map_err(err)?;
+                let approvals: Vec<ApprovalRow> = sqlx::query_as(SELECT_APPROVALS)
+                    .bind($id)
+                    .fetch_all(&mut *$exec)
+                    .await
+                    .map_err(err)?;
                 Some(row.into_request(approvals)?)
             }
         }
@@ -110,7 +124,12 @@ macro_rules! load_request {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError> {
+    async fn create_request(
+        &self,
+        new: NewRequest,
+        event: NewEvent,
+        due: Vec<NewDue>,
+    ) -> Result<Request, StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let now = to_millis(new.created_at);
@@ -136,7 +155,8 @@ impl Store for SqlStore {
             event.subject = Some(RequestId(id));
             append_event!(tx, pg, event);
             insert_due!(tx, due, Some(id));
-            let req = load_request!(tx, SELECT_REQUEST, id).ok_or_else(|| StoreError::new("inserted row vanished"))?;
+            let req = load_request!(tx, SELECT_REQUEST, id)
+                .ok_or_else(|| StoreError::new("inserted row vanished"))?;
             tx.commit().await.map_err(err)?;
             Ok(req)
         })
@@ -154,7 +174,12 @@ impl Store for SqlStore {
         let states: Option<String> = if q.states.is_empty() {
             None
         } else {
-            Some(q.states.iter().map(|s| format!(",{},", s.as_str())).collect())
+            Some(
+                q.states
+                    .iter()
+                    .map(|s| format!(",{},", s.as_str()))
+                    .collect(),
+            )
         };
         let sql = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
              created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests \
@@ -184,8 +209,11 @@ impl Store for SqlStore {
                 .map_err(err)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let approvals: Vec<ApprovalRow> =
-                    sqlx::query_as(SELECT_APPROVALS).bind(row.id).fetch_all(&mut *conn).await.map_err(err)?;
+                let approvals: Vec<ApprovalRow> = sqlx::query_as(SELECT_APPROVALS)
+                    .bind(row.id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(err)?;
                 out.push(row.into_request(approvals)?);
             }
             Ok(out)
@@ -195,7 +223,15 @@ impl Store for SqlStore {
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
-            let Some(req) = load_request!(tx, if pg { SELECT_REQUEST_FOR_UPDATE } else { SELECT_REQUEST }, id.0) else {
+            let Some(req) = load_request!(
+                tx,
+                if pg {
+                    SELECT_REQUEST_FOR_UPDATE
+                } else {
+                    SELECT_REQUEST
+                },
+                id.0
+            ) else {
                 return Ok(Decided::NotFound);
             };
             match f(&req) {
@@ -207,13 +243,29 @@ impl Store for SqlStore {
                     Ok(Decided::Refused(e))
                 }
                 Decision::Change(change) => {
-                    let Change { to, patch, approval, event, schedule, cancel, finish, linked } = change;
+                    let Change {
+                        to,
+                        patch,
+                        approval,
+                        event,
+                        schedule,
+                        cancel,
+                        finish,
+                        linked,
+                    } = change;
                     if let Some(to) = to {
                         if !req.state.can_become(to) {
-                            return Err(StoreError(format!("illegal transition {} -> {} for {}", req.state.as_str(), to.as_str(), id)));
+                            return Err(StoreError(format!(
+                                "illegal transition {} -> {} for {}",
+                                req.state.as_str(),
+                                to.as_str(),
+                                id
+                            )));
                         }
                         if event.is_none() {
-                            return Err(StoreError(format!("transition of {id} without an audit event")));
+                            return Err(StoreError(format!(
+                                "transition of {id} without an audit event"
+                            )));
                         }
                     }
                     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
@@ -237,16 +289,20 @@ impl Store for SqlStore {
                     .await
                     .map_err(err)?;
                     if updated.rows_affected() != 1 {
-                        return Err(StoreError(format!("compare-and-set on {id} lost although the row was locked")));
+                        return Err(StoreError(format!(
+                            "compare-and-set on {id} lost although the row was locked"
+                        )));
                     }
                     if let Some(approver) = approval {
-                        sqlx::query("INSERT INTO approvals (request_id, approver, at) VALUES ($1, $2, $3)")
-                            .bind(id.0)
-                            .bind(approver.as_str())
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(err)?;
+                        sqlx::query(
+                            "INSERT INTO approvals (request_id, approver, at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(id.0)
+                        .bind(approver.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
                     }
                     if let Some(linked) = linked {
                         let moved = sqlx::query("UPDATE requests SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
@@ -272,13 +328,18 @@ impl Store for SqlStore {
                             .map_err(err)?;
                     }
                     if let Some(done) = finish {
-                        sqlx::query("DELETE FROM due_items WHERE id = $1").bind(done).execute(&mut *tx).await.map_err(err)?;
+                        sqlx::query("DELETE FROM due_items WHERE id = $1")
+                            .bind(done)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(err)?;
                     }
                     insert_due!(tx, schedule, Some(id.0));
                     if let Some(event) = event {
                         append_event!(tx, pg, event);
                     }
-                    let after = load_request!(tx, SELECT_REQUEST, id.0).ok_or_else(|| StoreError::new("row vanished"))?;
+                    let after = load_request!(tx, SELECT_REQUEST, id.0)
+                        .ok_or_else(|| StoreError::new("row vanished"))?;
                     tx.commit().await.map_err(err)?;
                     Ok(Decided::Changed(Box::new(after)))
                 }
@@ -295,7 +356,12 @@ impl Store for SqlStore {
         })
     }
 
-    async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError> {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DueItem>, StoreError> {
         let until = to_millis(now) + lease.as_millis() as i64;
         with_pool!(self, |w, _r, pg| {
             let rows: Vec<DueRow> = sqlx::query_as(if pg { CLAIM_PG } else { CLAIM_SQLITE })
@@ -311,7 +377,13 @@ impl Store for SqlStore {
         })
     }
 
-    async fn retry_due(&self, id: i64, at: DateTime<Utc>, attempts: u32, event: Option<NewEvent>) -> Result<(), StoreError> {
+    async fn retry_due(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        attempts: u32,
+        event: Option<NewEvent>,
+    ) -> Result<(), StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             sqlx::query("UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3")
@@ -331,7 +403,11 @@ impl Store for SqlStore {
 
     async fn finish_due(&self, id: i64) -> Result<(), StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            sqlx::query("DELETE FROM due_items WHERE id = $1").bind(id).execute(w).await.map_err(err)?;
+            sqlx::query("DELETE FROM due_items WHERE id = $1")
+                .bind(id)
+                .execute(w)
+                .await
+                .map_err(err)?;
             Ok(())
         })
     }
@@ -347,18 +423,24 @@ impl Store for SqlStore {
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         with_pool!(self, |_w, r, _pg| {
-            let unclaimed: Option<(i64,)> =
-                sqlx::query_as("SELECT due_at FROM due_items WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1")
-                    .fetch_optional(r)
-                    .await
-                    .map_err(err)?;
+            let unclaimed: Option<(i64,)> = sqlx::query_as(
+                "SELECT due_at FROM due_items WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1",
+            )
+            .fetch_optional(r)
+            .await
+            .map_err(err)?;
             let lease_end: Option<(i64,)> = sqlx::query_as(
                 "SELECT claimed_until FROM due_items WHERE claimed_until IS NOT NULL ORDER BY claimed_until LIMIT 1",
             )
             .fetch_optional(r)
             .await
             .map_err(err)?;
-            Ok([unclaimed, lease_end].into_iter().flatten().map(|(t,)| t).min().map(from_millis))
+            Ok([unclaimed, lease_end]
+                .into_iter()
+                .flatten()
+                .map(|(t,)| t)
+                .min()
+                .map(from_millis))
         })
     }
 
@@ -377,10 +459,12 @@ impl Store for SqlStore {
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            let r = sqlx::query("UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
-                .execute(w)
-                .await
-                .map_err(err)?;
+            let r = sqlx::query(
+                "UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
+            )
+            .execute(w)
+            .await
+            .map_err(err)?;
             Ok(r.rows_affected())
         })
     }
@@ -401,20 +485,25 @@ impl Store for SqlStore {
 
     async fn claim_cron(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            let r = sqlx::query("INSERT INTO cron_runs (job, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(job)
-                .bind(to_millis(fire_at))
-                .execute(w)
-                .await
-                .map_err(err)?;
+            let r = sqlx::query(
+                "INSERT INTO cron_runs (job, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(job)
+            .bind(to_millis(fire_at))
+            .execute(w)
+            .await
+            .map_err(err)?;
             Ok(r.rows_affected() == 1)
         })
     }
 
     async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            let row: Option<(i64,)> =
-                sqlx::query_as("SELECT seq FROM cursors WHERE name = $1").bind(name).fetch_optional(w).await.map_err(err)?;
+            let row: Option<(i64,)> = sqlx::query_as("SELECT seq FROM cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(w)
+                .await
+                .map_err(err)?;
             Ok(row.map(|(s,)| s).unwrap_or(0))
         })
     }
@@ -437,12 +526,21 @@ impl Store for SqlStore {
     async fn count_by_state(&self) -> Result<Vec<(State, i64)>, StoreError> {
         with_pool!(self, |_w, r, _pg| {
             let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state").fetch_all(r).await.map_err(err)?;
-            Ok(rows.into_iter().filter_map(|(s, n)| Some((State::parse(&s)?, n))).collect())
+                sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
+                    .fetch_all(r)
+                    .await
+                    .map_err(err)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| Some((State::parse(&s)?, n)))
+                .collect())
         })
     }
 
-    async fn overdue(&self, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+    async fn overdue(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
         with_pool!(self, |_w, r, _pg| {
             let (n, oldest): (i64, Option<i64>) =
                 sqlx::query_as("SELECT COUNT(*), MIN(due_at) FROM due_items WHERE due_at <= $1")

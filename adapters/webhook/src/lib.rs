@@ -18,7 +18,7 @@ use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -59,7 +59,8 @@ pub struct WebhookProvider {
 
 /// Signs `body` at `timestamp` with `secret`: hex HMAC-SHA256 of `"{timestamp}.{body}"`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -69,9 +70,14 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 /// Checks a signature as a receiver would (constant time), for receivers written in Rust and
 /// for tests.
 pub fn verify(secret: &str, timestamp: i64, body: &[u8], signature: &str) -> bool {
-    let Some(hexsig) = signature.strip_prefix("v1=") else { return false };
-    let Ok(raw) = hex::decode(hexsig) else { return false };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let Some(hexsig) = signature.strip_prefix("v1=") else {
+        return false;
+    };
+    let Ok(raw) = hex::decode(hexsig) else {
+        return false;
+    };
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -104,7 +110,10 @@ struct ListedItem {
 impl WebhookProvider {
     pub fn new(cfg: WebhookConfig) -> Result<Self, String> {
         if !(cfg.url.starts_with("https://") || cfg.url.starts_with("http://")) {
-            return Err(format!("webhook url `{}` must start with https:// (or http:// for a local receiver)", cfg.url));
+            return Err(format!(
+                "webhook url `{}` must start with https:// (or http:// for a local receiver)",
+                cfg.url
+            ));
         }
         if cfg.secret.len() < 16 {
             return Err("the webhook secret must be at least 16 characters".into());
@@ -119,10 +128,22 @@ impl WebhookProvider {
     }
 
     /// One logical call, with inline retries for transient failures.
-    async fn call(&self, action: &str, grant: Option<&GrantSpec>, shared: &[GrantSpec]) -> Result<(StatusCode, Value), ProviderError> {
-        let body = serde_json::to_vec(&Call { action, grant, shared_with: shared.iter().map(|s| s.grant_id.as_str()).collect() })
-            .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
-        let key = format!("{}:{action}", grant.map(|g| g.grant_id.as_str()).unwrap_or("all"));
+    async fn call(
+        &self,
+        action: &str,
+        grant: Option<&GrantSpec>,
+        shared: &[GrantSpec],
+    ) -> Result<(StatusCode, Value), ProviderError> {
+        let body = serde_json::to_vec(&Call {
+            action,
+            grant,
+            shared_with: shared.iter().map(|s| s.grant_id.as_str()).collect(),
+        })
+        .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
+        let key = format!(
+            "{}:{action}",
+            grant.map(|g| g.grant_id.as_str()).unwrap_or("all")
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -142,24 +163,45 @@ impl WebhookProvider {
                     let status = resp.status();
                     let retry_after = retry_after(resp.headers());
                     let text = resp.text().await.unwrap_or_default();
-                    let value: Value = serde_json::from_str(&text).unwrap_or(if text.is_empty() { Value::Null } else { json!(text) });
-                    if status.is_success() || (action == "revoke" && status == StatusCode::NOT_FOUND) {
+                    let value: Value = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(text)
+                    });
+                    if status.is_success()
+                        || (action == "revoke" && status == StatusCode::NOT_FOUND)
+                    {
                         debug!(action, status = status.as_u16(), "webhook call done");
                         return Ok((status, value));
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         ProviderError::Transient {
-                            message: format!("receiver answered {} {}", status.as_u16(), short(&message_of(&value))),
+                            message: format!(
+                                "receiver answered {} {}",
+                                status.as_u16(),
+                                short(&message_of(&value))
+                            ),
                             retry_after,
                         }
                     } else {
-                        return Err(ProviderError::permanent(format!("HTTP {}", status.as_u16()), short(&message_of(&value))));
+                        return Err(ProviderError::permanent(
+                            format!("HTTP {}", status.as_u16()),
+                            short(&message_of(&value)),
+                        ));
                     }
                 }
-                Err(e) if e.is_timeout() => ProviderError::transient(format!("receiver did not answer within {:?}", self.cfg.timeout)),
-                Err(e) => ProviderError::transient(format!("cannot reach the receiver: {}", short(&e.to_string()))),
+                Err(e) if e.is_timeout() => ProviderError::transient(format!(
+                    "receiver did not answer within {:?}",
+                    self.cfg.timeout
+                )),
+                Err(e) => ProviderError::transient(format!(
+                    "cannot reach the receiver: {}",
+                    short(&e.to_string())
+                )),
             };
-            let ProviderError::Transient { retry_after, .. } = &failure else { return Err(failure) };
+            let ProviderError::Transient { retry_after, .. } = &failure else {
+                return Err(failure);
+            };
             let wait = retry_after.unwrap_or(Duration::from_millis(250 * (1 << attempt.min(6))));
             if attempt > self.cfg.retries || wait > self.cfg.max_inline_wait {
                 warn!(action, attempt, error = %failure, "webhook call failed");
@@ -176,7 +218,9 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds().max(0);
+    let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .num_seconds()
+        .max(0);
     Some(Duration::from_secs(secs as u64))
 }
 
@@ -216,20 +260,33 @@ impl GrantProvider for WebhookProvider {
         self.call("grant", Some(spec), &[]).await.map(|(_, v)| v)
     }
 
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
-        self.call("revoke", Some(spec), shared_with).await.map(|_| ())
+    async fn revoke(
+        &self,
+        spec: &GrantSpec,
+        shared_with: &[GrantSpec],
+    ) -> Result<(), ProviderError> {
+        self.call("revoke", Some(spec), shared_with)
+            .await
+            .map(|_| ())
     }
 
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError> {
         let (_, v) = self.call("list", None, &[]).await?;
-        let list: ListResponse = serde_json::from_value(v)
-            .map_err(|e| ProviderError::permanent("BadListResponse", format!("list answer is not {{\"grants\": […]}}: {e}")))?;
+        let list: ListResponse = serde_json::from_value(v).map_err(|e| {
+            ProviderError::permanent(
+                "BadListResponse",
+                format!("list answer is not {{\"grants\": […]}}: {e}"),
+            )
+        })?;
         Ok(list
             .grants
             .into_iter()
             .map(|g| ListedGrant {
                 description: g.description.unwrap_or_else(|| g.grant_id.clone()),
-                spec: g.spec.and_then(|s| serde_json::from_value::<SpecIn>(s).ok()).and_then(|s| s.into_spec(&g.grant_id)),
+                spec: g
+                    .spec
+                    .and_then(|s| serde_json::from_value::<SpecIn>(s).ok())
+                    .and_then(|s| s.into_spec(&g.grant_id)),
                 grant_id: g.grant_id,
             })
             .collect())
@@ -272,10 +329,30 @@ mod tests {
     fn signatures_verify_and_detect_changes() {
         let sig = sign("0123456789abcdef", 1_700_000_000, b"{\"a\":1}");
         assert!(sig.starts_with("v1="));
-        assert!(verify("0123456789abcdef", 1_700_000_000, b"{\"a\":1}", &sig));
-        assert!(!verify("0123456789abcdef", 1_700_000_001, b"{\"a\":1}", &sig));
-        assert!(!verify("0123456789abcdef", 1_700_000_000, b"{\"a\":2}", &sig));
-        assert!(!verify("another-secret-xx", 1_700_000_000, b"{\"a\":1}", &sig));
+        assert!(verify(
+            "0123456789abcdef",
+            1_700_000_000,
+            b"{\"a\":1}",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abcdef",
+            1_700_000_001,
+            b"{\"a\":1}",
+            &sig
+        ));
+        assert!(!verify(
+            "0123456789abcdef",
+            1_700_000_000,
+            b"{\"a\":2}",
+            &sig
+        ));
+        assert!(!verify(
+            "another-secret-xx",
+            1_700_000_000,
+            b"{\"a\":1}",
+            &sig
+        ));
     }
 
     #[test]

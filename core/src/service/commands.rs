@@ -2,14 +2,14 @@
 //! Each checks the caller's authority against the policy as it is now, then asks the store to
 //! apply one decision atomically.
 
-use super::{role_groups, Service};
+use super::{Service, role_groups};
 use crate::{
-    audit::{details, Actor, EventKind, NewEvent},
+    EndReason, GrantDuration, Reason, RequestId, State, UserError,
+    audit::{Actor, EventKind, NewEvent, details},
     error::{CoreError, CoreResult, ErrorCode},
     policy::Caller,
     ports::{Change, Decision, DueKind, NewDue, Patch},
     request::{NewRequest, Request, RequestKind, Source},
-    EndReason, GrantDuration, Reason, RequestId, State, UserError,
 };
 use serde_json::json;
 
@@ -50,7 +50,10 @@ fn final_state_message(req: &Request) -> String {
         State::Pending => format!("Request {} is still pending.", req.id),
         State::Approved => format!("Request {} is already approved and being applied.", req.id),
         State::Active => format!("Request {} is already approved and active.", req.id),
-        s => format!("Request {} is already {s}; nothing can change it now.", req.id),
+        s => format!(
+            "Request {} is already {s}; nothing can change it now.",
+            req.id
+        ),
     }
 }
 
@@ -80,7 +83,12 @@ impl Service {
             ))
             .into());
         }
-        let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let duration = match input
+            .duration
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => role.default_duration,
             Some(s) => GrantDuration::parse(s).map_err(UserError::invalid)?,
         };
@@ -142,7 +150,11 @@ impl Service {
                 });
             }
         }
-        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        let req = self
+            .store
+            .create_request(new, event, due)
+            .await
+            .map_err(CoreError::store)?;
         self.wake.wake();
         Ok(req)
     }
@@ -171,7 +183,10 @@ impl Service {
                 return refuse(UserError::conflict(final_state_message(req)));
             }
             let Some(role) = policy.roles.get(&req.role) else {
-                return refuse(UserError::conflict(format!("Role `{}` no longer exists.", req.role)));
+                return refuse(UserError::conflict(format!(
+                    "Role `{}` no longer exists.",
+                    req.role
+                )));
             };
             if !policy.is_approver(&caller_c, role) {
                 return refuse(UserError::forbidden(format!(
@@ -193,14 +208,24 @@ impl Service {
                 )));
             }
             let count = req.approvals.len() as u32 + 1;
-            let mut approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.to_string()).collect();
+            let mut approvers: Vec<String> = req
+                .approvals
+                .iter()
+                .map(|a| a.approver.to_string())
+                .collect();
             approvers.push(caller_c.person.to_string());
             let body = json!({ "approvals": count, "required": role.approvals_required, "approvers": approvers });
             if count >= role.approvals_required {
                 Decision::Change(Change {
                     to: Some(State::Approved),
                     approval: Some(caller_c.person.clone()),
-                    event: Some(NewEvent::new(now, actor.clone(), EventKind::RequestApproved, Some(req.id), body)),
+                    event: Some(NewEvent::new(
+                        now,
+                        actor.clone(),
+                        EventKind::RequestApproved,
+                        Some(req.id),
+                        body,
+                    )),
                     schedule: vec![NewDue::new(DueKind::Apply, req.id, now)],
                     cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
                     ..Change::default()
@@ -208,23 +233,39 @@ impl Service {
             } else {
                 Decision::Change(Change {
                     approval: Some(caller_c.person.clone()),
-                    event: Some(NewEvent::new(now, actor.clone(), EventKind::ApprovalAdded, Some(req.id), body)),
+                    event: Some(NewEvent::new(
+                        now,
+                        actor.clone(),
+                        EventKind::ApprovalAdded,
+                        Some(req.id),
+                        body,
+                    )),
                     ..Change::default()
                 })
             }
         });
         let req = self.decide(id, f).await?;
-        let required = self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        let required = self
+            .policy()
+            .roles
+            .get(&req.role)
+            .map(|r| r.approvals_required)
+            .unwrap_or(1);
         if req.state == State::Approved {
             self.wake.wake();
         }
-        Ok(ApproveOutcome { approvals: req.approvals.len() as u32, required, request: req })
+        Ok(ApproveOutcome {
+            approvals: req.approvals.len() as u32,
+            required,
+            request: req,
+        })
     }
 
     /// An approver's (or the security team's) no, with a reason the requester will see.
     pub async fn deny(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")))?;
+        let reason = Reason::parse(reason)
+            .map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")))?;
         let policy = self.policy();
         let caller_c = caller.clone();
         let now = self.now();
@@ -233,16 +274,26 @@ impl Service {
                 return Decision::Refuse(UserError::conflict(final_state_message(req)), None);
             }
             let security = policy.is_security(&caller_c);
-            let approver = policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(&caller_c, r));
+            let approver = policy
+                .roles
+                .get(&req.role)
+                .is_some_and(|r| policy.is_approver(&caller_c, r));
             if !security && !approver {
                 return Decision::Refuse(
-                    UserError::forbidden(format!("Only approvers of `{}` or the security team can deny {}.", req.role, req.id)),
+                    UserError::forbidden(format!(
+                        "Only approvers of `{}` or the security team can deny {}.",
+                        req.role, req.id
+                    )),
                     None,
                 );
             }
             Decision::Change(Change {
                 to: Some(State::Denied),
-                patch: Patch { closed_by: Some(caller_c.person.to_string()), note: Some(reason.to_string()), ..Patch::default() },
+                patch: Patch {
+                    closed_by: Some(caller_c.person.to_string()),
+                    note: Some(reason.to_string()),
+                    ..Patch::default()
+                },
                 event: Some(NewEvent::new(
                     now,
                     Actor::Person(caller_c.person.clone()),
@@ -264,16 +315,35 @@ impl Service {
         let now = self.now();
         let f = Box::new(move |req: &Request| -> Decision {
             if req.requester != caller_c.person {
-                return Decision::Refuse(UserError::forbidden(format!("Only {} can cancel {}.", req.requester, req.id)), None);
+                return Decision::Refuse(
+                    UserError::forbidden(format!("Only {} can cancel {}.", req.requester, req.id)),
+                    None,
+                );
             }
             if req.state != State::Pending {
-                let hint = if req.state == State::Active { " Use release to give the access back." } else { "" };
-                return Decision::Refuse(UserError::conflict(format!("{}{hint}", final_state_message(req))), None);
+                let hint = if req.state == State::Active {
+                    " Use release to give the access back."
+                } else {
+                    ""
+                };
+                return Decision::Refuse(
+                    UserError::conflict(format!("{}{hint}", final_state_message(req))),
+                    None,
+                );
             }
             Decision::Change(Change {
                 to: Some(State::Cancelled),
-                patch: Patch { closed_by: Some(caller_c.person.to_string()), ..Patch::default() },
-                event: Some(NewEvent::new(now, Actor::Person(caller_c.person.clone()), EventKind::RequestCancelled, Some(req.id), json!({}))),
+                patch: Patch {
+                    closed_by: Some(caller_c.person.to_string()),
+                    ..Patch::default()
+                },
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::Person(caller_c.person.clone()),
+                    EventKind::RequestCancelled,
+                    Some(req.id),
+                    json!({}),
+                )),
                 cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
                 ..Change::default()
             })
@@ -282,21 +352,39 @@ impl Service {
     }
 
     /// Takes access away before its time: an approver of the role or the security team.
-    pub async fn revoke(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        reason: &str,
+    ) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A revoke needs a reason: {e}")))?;
+        let reason = Reason::parse(reason)
+            .map_err(|e| UserError::invalid(format!("A revoke needs a reason: {e}")))?;
         let policy = self.policy();
         let allowed = move |caller: &Caller, req: &Request| {
-            policy.is_security(caller) || policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(caller, r))
+            policy.is_security(caller)
+                || policy
+                    .roles
+                    .get(&req.role)
+                    .is_some_and(|r| policy.is_approver(caller, r))
         };
-        self.end(caller, id, EndReason::Revoked, Some(reason), Box::new(allowed)).await
+        self.end(
+            caller,
+            id,
+            EndReason::Revoked,
+            Some(reason),
+            Box::new(allowed),
+        )
+        .await
     }
 
     /// "I'm done": the requester gives access back early.
     pub async fn release(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let allowed = |caller: &Caller, req: &Request| req.requester == caller.person;
-        self.end(caller, id, EndReason::Released, None, Box::new(allowed)).await
+        self.end(caller, id, EndReason::Released, None, Box::new(allowed))
+            .await
     }
 
     async fn end(
@@ -310,12 +398,19 @@ impl Service {
         let caller_c = caller.clone();
         let now = self.now();
         let f = Box::new(move |req: &Request| -> Decision {
-            let verb = if ending == EndReason::Released { "release" } else { "revoke" };
+            let verb = if ending == EndReason::Released {
+                "release"
+            } else {
+                "revoke"
+            };
             if !allowed(&caller_c, req) {
                 let who = if ending == EndReason::Released {
                     format!("Only {} can release {}.", req.requester, req.id)
                 } else {
-                    format!("Only approvers of `{}` or the security team can revoke {}.", req.role, req.id)
+                    format!(
+                        "Only approvers of `{}` or the security team can revoke {}.",
+                        req.role, req.id
+                    )
                 };
                 return Decision::Refuse(UserError::forbidden(who), None);
             }
@@ -331,7 +426,13 @@ impl Service {
                 State::Active => Decision::Change(Change {
                     to: Some(State::Revoking),
                     patch,
-                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoking, Some(req.id), body)),
+                    event: Some(NewEvent::new(
+                        now,
+                        actor,
+                        EventKind::GrantRevoking,
+                        Some(req.id),
+                        body,
+                    )),
                     schedule: vec![NewDue::new(DueKind::Revoke, req.id, now)],
                     cancel: vec![DueKind::Expire, DueKind::ExpiryWarning, DueKind::Refresh],
                     ..Change::default()
@@ -341,7 +442,13 @@ impl Service {
                 State::Approved if ending == EndReason::Revoked => Decision::Change(Change {
                     to: Some(State::Revoked),
                     patch,
-                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoked, Some(req.id), body)),
+                    event: Some(NewEvent::new(
+                        now,
+                        actor,
+                        EventKind::GrantRevoked,
+                        Some(req.id),
+                        body,
+                    )),
                     schedule: vec![NewDue::new(DueKind::Cleanup, req.id, now)],
                     cancel: vec![DueKind::Apply],
                     ..Change::default()
@@ -359,7 +466,10 @@ impl Service {
                     None,
                 ),
                 _ => Decision::Refuse(
-                    UserError::new(ErrorCode::Conflict, format!("Cannot {verb}: {}", final_state_message(req))),
+                    UserError::new(
+                        ErrorCode::Conflict,
+                        format!("Cannot {verb}: {}", final_state_message(req)),
+                    ),
                     None,
                 ),
             }
@@ -371,26 +481,46 @@ impl Service {
 
     /// More time on an active grant. It is a request of its own (kind `extension`) that goes
     /// through the role's approvals; it can never take the grant past the role's max total.
-    pub async fn extend(&self, caller: &Caller, id: RequestId, duration: &str, reason: Option<&str>) -> CoreResult<ExtendOutcome> {
+    pub async fn extend(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        duration: &str,
+        reason: Option<&str>,
+    ) -> CoreResult<ExtendOutcome> {
         self.known_caller(caller)?;
         let policy = self.policy();
         let parent = self.get(id).await?;
         if parent.requester != caller.person {
-            return Err(UserError::forbidden(format!("Only {} can extend {}.", parent.requester, parent.id)).into());
+            return Err(UserError::forbidden(format!(
+                "Only {} can extend {}.",
+                parent.requester, parent.id
+            ))
+            .into());
         }
         if parent.state != State::Active {
-            return Err(UserError::conflict(format!("Only an active grant can be extended; {} is {}.", parent.id, parent.state)).into());
+            return Err(UserError::conflict(format!(
+                "Only an active grant can be extended; {} is {}.",
+                parent.id, parent.state
+            ))
+            .into());
         }
         let extra = GrantDuration::parse(duration).map_err(UserError::invalid)?;
         let role = policy.role(parent.role.as_str())?;
         let (Some(granted), Some(expires)) = (parent.granted_at, parent.expires_at) else {
-            return Err(CoreError::Internal(format!("active request {} has no grant window", parent.id)));
+            return Err(CoreError::Internal(format!(
+                "active request {} has no grant window",
+                parent.id
+            )));
         };
         let held = (expires - granted).num_seconds();
         let left = role.max_total_duration.secs() - held;
         if extra.secs() > left {
             let msg = if left <= 0 {
-                format!("{} already runs for `{}`'s max total of {}; it cannot be extended.", parent.id, role.name, role.max_total_duration)
+                format!(
+                    "{} already runs for `{}`'s max total of {}; it cannot be extended.",
+                    parent.id, role.name, role.max_total_duration
+                )
             } else {
                 let left = GrantDuration::from_secs(left).expect("positive");
                 format!(
@@ -433,7 +563,11 @@ impl Service {
             due_at: (now + role.pending_timeout.as_chrono()).min(expires),
             payload: serde_json::Value::Null,
         }];
-        let extension = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        let extension = self
+            .store
+            .create_request(new, event, due)
+            .await
+            .map_err(CoreError::store)?;
         self.wake.wake();
         Ok(ExtendOutcome { extension, parent })
     }

@@ -2,13 +2,16 @@
 //! while a slow provider call is still going), and no provider call happens inside a store
 //! transaction: the state is committed first, the provider is called, the result is committed.
 
-use super::{backoff, Service};
+use super::{Service, backoff};
 use crate::{
+    State, UserError,
     audit::{Actor, EventKind, NewEvent},
     error::{CoreError, CoreResult},
-    ports::{Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Patch, ProviderError},
+    ports::{
+        Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Patch,
+        ProviderError,
+    },
     request::{Request, RequestKind},
-    State, UserError,
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -17,10 +20,18 @@ impl Service {
     /// Runs one claimed item to completion (finished, or put back with a later due time).
     pub async fn run_due(&self, item: DueItem) -> CoreResult<()> {
         let Some(id) = item.request else {
-            return self.store.finish_due(item.id).await.map_err(CoreError::store);
+            return self
+                .store
+                .finish_due(item.id)
+                .await
+                .map_err(CoreError::store);
         };
         let Some(req) = self.store.get_request(id).await.map_err(CoreError::store)? else {
-            return self.store.finish_due(item.id).await.map_err(CoreError::store);
+            return self
+                .store
+                .finish_due(item.id)
+                .await
+                .map_err(CoreError::store);
         };
         match item.kind {
             DueKind::Apply => self.run_apply(item, req).await,
@@ -35,10 +46,20 @@ impl Service {
     }
 
     async fn finish(&self, item: &DueItem) -> CoreResult<()> {
-        self.store.finish_due(item.id).await.map_err(CoreError::store)
+        self.store
+            .finish_due(item.id)
+            .await
+            .map_err(CoreError::store)
     }
 
-    async fn fail_grant(&self, item: &DueItem, req: &Request, code: &str, message: &str, cleanup: bool) -> CoreResult<()> {
+    async fn fail_grant(
+        &self,
+        item: &DueItem,
+        req: &Request,
+        code: &str,
+        message: &str,
+        cleanup: bool,
+    ) -> CoreResult<()> {
         let now = self.now();
         let note = format!("{code}: {message}");
         let body = json!({ "code": code, "message": message });
@@ -53,16 +74,34 @@ impl Service {
             }
             Decision::Change(Change {
                 to: Some(State::GrantFailed),
-                patch: Patch { note: Some(note), ..Patch::default() },
-                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantFailed, Some(r.id), body)),
+                patch: Patch {
+                    note: Some(note),
+                    ..Patch::default()
+                },
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::System,
+                    EventKind::GrantFailed,
+                    Some(r.id),
+                    body,
+                )),
                 finish: Some(item_id),
                 schedule,
                 ..Change::default()
             })
         });
-        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+        match self
+            .store
+            .decide(req.id, f)
+            .await
+            .map_err(CoreError::store)?
+        {
             Decided::Changed(_) => Ok(()),
-            _ => self.store.finish_due(item_id).await.map_err(CoreError::store),
+            _ => self
+                .store
+                .finish_due(item_id)
+                .await
+                .map_err(CoreError::store),
         }
     }
 
@@ -78,17 +117,31 @@ impl Service {
         let expires = starts + req.duration.as_chrono();
         let Some((spec, provider)) = self.spec(&policy, &req, Some((starts, expires))) else {
             return self
-                .fail_grant(&item, &req, "ConfigChanged", "the role or its provider is no longer configured", false)
+                .fail_grant(
+                    &item,
+                    &req,
+                    "ConfigChanged",
+                    "the role or its provider is no longer configured",
+                    false,
+                )
                 .await;
         };
         let dry_run = provider.is_dry_run();
         match provider.grant(&spec).await {
             Ok(handle) => {
-                let handle = if dry_run { json!({ "dry_run": true, "would": handle }) } else { handle };
+                let handle = if dry_run {
+                    json!({ "dry_run": true, "would": handle })
+                } else {
+                    handle
+                };
                 let now = self.now();
                 let warn_at = expires - policy.settings.expiry_warning.as_chrono();
                 let item_id = item.id;
-                let provider_name = policy.roles.get(&req.role).map(|r| r.provider.clone()).unwrap_or_default();
+                let provider_name = policy
+                    .roles
+                    .get(&req.role)
+                    .map(|r| r.provider.clone())
+                    .unwrap_or_default();
                 let f = Box::new(move |r: &Request| -> Decision {
                     if r.state != State::Approved {
                         return Decision::Refuse(UserError::conflict("no longer approved"), None);
@@ -117,7 +170,12 @@ impl Service {
                         ..Change::default()
                     })
                 });
-                match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+                match self
+                    .store
+                    .decide(req.id, f)
+                    .await
+                    .map_err(CoreError::store)?
+                {
                     Decided::Changed(_) => {
                         if dry_run {
                             info!(request = %req.id, "dry run: grant recorded, nothing applied");
@@ -129,12 +187,19 @@ impl Service {
                     _ => self.undo(&item, &spec, provider).await,
                 }
             }
-            Err(ProviderError::Permanent { code, message }) => self.fail_grant(&item, &req, &code, &message, false).await,
-            Err(ProviderError::Transient { message, retry_after }) => {
+            Err(ProviderError::Permanent { code, message }) => {
+                self.fail_grant(&item, &req, &code, &message, false).await
+            }
+            Err(ProviderError::Transient {
+                message,
+                retry_after,
+            }) => {
                 let attempts = item.attempts + 1;
                 if attempts >= policy.settings.apply_max_attempts {
                     let msg = format!("gave up after {attempts} attempts: {message}");
-                    return self.fail_grant(&item, &req, "ProviderUnavailable", &msg, true).await;
+                    return self
+                        .fail_grant(&item, &req, "ProviderUnavailable", &msg, true)
+                        .await;
                 }
                 let at = self.now() + backoff(attempts, retry_after);
                 let ev = NewEvent::new(
@@ -144,15 +209,32 @@ impl Service {
                     Some(req.id),
                     json!({ "attempt": attempts, "error": message, "retry_at": at.to_rfc3339() }),
                 );
-                self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)
+                self.store
+                    .retry_due(item.id, at, attempts, Some(ev))
+                    .await
+                    .map_err(CoreError::store)
             }
         }
     }
 
-    async fn undo(&self, item: &DueItem, spec: &GrantSpec, provider: std::sync::Arc<dyn crate::ports::GrantProvider>) -> CoreResult<()> {
+    async fn undo(
+        &self,
+        item: &DueItem,
+        spec: &GrantSpec,
+        provider: std::sync::Arc<dyn crate::ports::GrantProvider>,
+    ) -> CoreResult<()> {
         let now = self.now();
-        let ev = NewEvent::new(now, Actor::System, EventKind::GrantUndone, Some(spec.request), json!({}));
-        self.store.append_event(ev).await.map_err(CoreError::store)?;
+        let ev = NewEvent::new(
+            now,
+            Actor::System,
+            EventKind::GrantUndone,
+            Some(spec.request),
+            json!({}),
+        );
+        self.store
+            .append_event(ev)
+            .await
+            .map_err(CoreError::store)?;
         if let Err(e) = provider.revoke(spec, &[]).await {
             warn!(request = %spec.request, error = %e, "undo failed; scheduling cleanup");
             self.store
@@ -163,25 +245,42 @@ impl Service {
         self.finish(item).await
     }
 
-    async fn run_apply_extension(&self, item: DueItem, ext: Request, parent_id: crate::RequestId) -> CoreResult<()> {
+    async fn run_apply_extension(
+        &self,
+        item: DueItem,
+        ext: Request,
+        parent_id: crate::RequestId,
+    ) -> CoreResult<()> {
         let policy = self.policy();
         let now = self.now();
         let ext_c = ext.clone();
         let item_id = item.id;
         let f = Box::new(move |p: &Request| -> Decision {
             let (Some(granted), Some(expires)) = (p.granted_at, p.expires_at) else {
-                return Decision::Refuse(UserError::conflict(format!("{} is not active", p.id)), None);
+                return Decision::Refuse(
+                    UserError::conflict(format!("{} is not active", p.id)),
+                    None,
+                );
             };
             if p.state != State::Active {
-                return Decision::Refuse(UserError::conflict(format!("{} is no longer active", p.id)), None);
+                return Decision::Refuse(
+                    UserError::conflict(format!("{} is no longer active", p.id)),
+                    None,
+                );
             }
             let Some(role) = policy.roles.get(&p.role) else {
-                return Decision::Refuse(UserError::conflict("the role is no longer configured"), None);
+                return Decision::Refuse(
+                    UserError::conflict("the role is no longer configured"),
+                    None,
+                );
             };
             let new_expires = expires + ext_c.duration.as_chrono();
             if (new_expires - granted).num_seconds() > role.max_total_duration.secs() {
                 return Decision::Refuse(
-                    UserError::invalid(format!("it would pass the role's max total of {}", role.max_total_duration)),
+                    UserError::invalid(format!(
+                        "it would pass the role's max total of {}",
+                        role.max_total_duration
+                    )),
                     None,
                 );
             }
@@ -195,8 +294,17 @@ impl Service {
             }
             let body = json!({ "extension": ext_c.id.0, "by": ext_c.duration.to_string(), "expires_at": new_expires.to_rfc3339() });
             Decision::Change(Change {
-                patch: Patch { expires_at: Some(new_expires), ..Patch::default() },
-                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantExtended, Some(p.id), body.clone())),
+                patch: Patch {
+                    expires_at: Some(new_expires),
+                    ..Patch::default()
+                },
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::System,
+                    EventKind::GrantExtended,
+                    Some(p.id),
+                    body.clone(),
+                )),
                 schedule,
                 cancel: vec![DueKind::Expire, DueKind::ExpiryWarning],
                 finish: Some(item_id),
@@ -204,18 +312,41 @@ impl Service {
                     id: ext_c.id,
                     from: State::Approved,
                     to: State::Extended,
-                    event: NewEvent::new(now, Actor::System, EventKind::GrantExtended, Some(ext_c.id), body),
+                    event: NewEvent::new(
+                        now,
+                        Actor::System,
+                        EventKind::GrantExtended,
+                        Some(ext_c.id),
+                        body,
+                    ),
                 }),
                 ..Change::default()
             })
         });
-        match self.store.decide(parent_id, f).await.map_err(CoreError::store)? {
+        match self
+            .store
+            .decide(parent_id, f)
+            .await
+            .map_err(CoreError::store)?
+        {
             Decided::Changed(_) => {
                 self.wake.wake();
                 Ok(())
             }
-            Decided::Refused(e) => self.fail_grant(&item, &ext, "NotExtended", &e.message, false).await,
-            Decided::NotFound => self.fail_grant(&item, &ext, "NotExtended", "the grant no longer exists", false).await,
+            Decided::Refused(e) => {
+                self.fail_grant(&item, &ext, "NotExtended", &e.message, false)
+                    .await
+            }
+            Decided::NotFound => {
+                self.fail_grant(
+                    &item,
+                    &ext,
+                    "NotExtended",
+                    "the grant no longer exists",
+                    false,
+                )
+                .await
+            }
             Decided::LinkedConflict => self.finish(&item).await,
         }
     }
@@ -228,7 +359,11 @@ impl Service {
         if let Some(exp) = req.expires_at {
             if exp > now {
                 // Moved by an extension after this item was claimed.
-                return self.store.retry_due(item.id, exp, item.attempts, None).await.map_err(CoreError::store);
+                return self
+                    .store
+                    .retry_due(item.id, exp, item.attempts, None)
+                    .await
+                    .map_err(CoreError::store);
             }
         }
         let item_id = item.id;
@@ -238,15 +373,29 @@ impl Service {
             }
             Decision::Change(Change {
                 to: Some(State::Revoking),
-                patch: Patch { ending: Some(crate::EndReason::Expired), ..Patch::default() },
-                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantRevoking, Some(r.id), json!({ "ending": "expired" }))),
+                patch: Patch {
+                    ending: Some(crate::EndReason::Expired),
+                    ..Patch::default()
+                },
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::System,
+                    EventKind::GrantRevoking,
+                    Some(r.id),
+                    json!({ "ending": "expired" }),
+                )),
                 schedule: vec![NewDue::new(DueKind::Revoke, r.id, now)],
                 cancel: vec![DueKind::ExpiryWarning, DueKind::Refresh],
                 finish: Some(item_id),
                 ..Change::default()
             })
         });
-        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+        match self
+            .store
+            .decide(req.id, f)
+            .await
+            .map_err(CoreError::store)?
+        {
             Decided::Changed(_) => {
                 self.wake.wake();
                 Ok(())
@@ -259,18 +408,27 @@ impl Service {
     /// take away what they still give.
     async fn shared_with(&self, req: &Request) -> CoreResult<Vec<GrantSpec>> {
         let policy = self.policy();
-        let Some(role) = policy.roles.get(&req.role) else { return Ok(Vec::new()) };
+        let Some(role) = policy.roles.get(&req.role) else {
+            return Ok(Vec::new());
+        };
         let q = crate::ports::RequestQuery {
             states: vec![State::Active, State::Approved],
             requester: Some(req.requester.clone()),
             ..Default::default()
         };
-        let others = self.store.list_requests(&q).await.map_err(CoreError::store)?;
+        let others = self
+            .store
+            .list_requests(&q)
+            .await
+            .map_err(CoreError::store)?;
         Ok(others
             .into_iter()
             .filter(|o| o.id != req.id && !matches!(o.kind, RequestKind::Extension(_)))
             .filter(|o| {
-                policy.roles.get(&o.role).is_some_and(|r| r.provider == role.provider && r.target == role.target)
+                policy
+                    .roles
+                    .get(&o.role)
+                    .is_some_and(|r| r.provider == role.provider && r.target == role.target)
             })
             .filter_map(|o| self.spec(&policy, &o, None).map(|(s, _)| s))
             .collect())
@@ -286,7 +444,12 @@ impl Service {
             // Without its provider elevate cannot remove it; keep retrying and alerting rather
             // than pretend it is gone.
             return self
-                .revoke_failed(&item, &req, "the role or its provider is no longer configured", None)
+                .revoke_failed(
+                    &item,
+                    &req,
+                    "the role or its provider is no longer configured",
+                    None,
+                )
                 .await;
         };
         let shared = self.shared_with(&req).await?;
@@ -318,7 +481,12 @@ impl Service {
                         ..Change::default()
                     })
                 });
-                match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+                match self
+                    .store
+                    .decide(req.id, f)
+                    .await
+                    .map_err(CoreError::store)?
+                {
                     Decided::Changed(_) => Ok(()),
                     _ => self.finish(&item).await,
                 }
@@ -333,7 +501,13 @@ impl Service {
         }
     }
 
-    async fn revoke_failed(&self, item: &DueItem, req: &Request, error: &str, hint: Option<std::time::Duration>) -> CoreResult<()> {
+    async fn revoke_failed(
+        &self,
+        item: &DueItem,
+        req: &Request,
+        error: &str,
+        hint: Option<std::time::Duration>,
+    ) -> CoreResult<()> {
         let policy = self.policy();
         let attempts = item.attempts + 1;
         let now = self.now();
@@ -346,7 +520,10 @@ impl Service {
             Some(req.id),
             json!({ "attempt": attempts, "error": error, "retry_at": at.to_rfc3339() }),
         );
-        self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)?;
+        self.store
+            .retry_due(item.id, at, attempts, Some(ev))
+            .await
+            .map_err(CoreError::store)?;
         if attempts % policy.settings.revoke_alert_after == 0 {
             let alert = NewEvent::new(
                 now,
@@ -355,7 +532,10 @@ impl Service {
                 Some(req.id),
                 json!({ "attempts": attempts, "error": error, "message": "access could not be removed; elevate keeps retrying, but a human should look" }),
             );
-            self.store.append_event(alert).await.map_err(CoreError::store)?;
+            self.store
+                .append_event(alert)
+                .await
+                .map_err(CoreError::store)?;
         }
         Ok(())
     }
@@ -375,7 +555,10 @@ impl Service {
                 let attempts = item.attempts + 1;
                 let at = self.now() + backoff(attempts, None);
                 warn!(request = %req.id, error = %e, "cleanup failed; will retry");
-                self.store.retry_due(item.id, at, attempts, None).await.map_err(CoreError::store)
+                self.store
+                    .retry_due(item.id, at, attempts, None)
+                    .await
+                    .map_err(CoreError::store)
             }
         }
     }
@@ -390,11 +573,17 @@ impl Service {
         };
         match provider.grant(&spec).await {
             Ok(_) => self.finish(&item).await,
-            Err(ProviderError::Transient { message, retry_after }) => {
+            Err(ProviderError::Transient {
+                message,
+                retry_after,
+            }) => {
                 let attempts = item.attempts + 1;
                 warn!(request = %req.id, error = %message, "refresh failed; will retry");
                 let at = self.now() + backoff(attempts, retry_after);
-                self.store.retry_due(item.id, at, attempts, None).await.map_err(CoreError::store)
+                self.store
+                    .retry_due(item.id, at, attempts, None)
+                    .await
+                    .map_err(CoreError::store)
             }
             Err(e) => {
                 // The grant keeps its earlier provider-side window, which ends sooner: safe.
@@ -416,13 +605,24 @@ impl Service {
             }
             Decision::Change(Change {
                 to: Some(State::TimedOut),
-                event: Some(NewEvent::new(now, Actor::System, EventKind::RequestTimedOut, Some(r.id), json!({ "approvals": r.approvals.len() }))),
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::System,
+                    EventKind::RequestTimedOut,
+                    Some(r.id),
+                    json!({ "approvals": r.approvals.len() }),
+                )),
                 cancel: vec![DueKind::Reminder],
                 finish: Some(item_id),
                 ..Change::default()
             })
         });
-        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
+        match self
+            .store
+            .decide(req.id, f)
+            .await
+            .map_err(CoreError::store)?
+        {
             Decided::Changed(_) => Ok(()),
             _ => self.finish(&item).await,
         }
@@ -433,11 +633,19 @@ impl Service {
             return self.finish(&item).await;
         }
         let policy = self.policy();
-        let Some(every) = policy.roles.get(&req.role).and_then(|r| r.reminder_interval) else {
+        let Some(every) = policy
+            .roles
+            .get(&req.role)
+            .and_then(|r| r.reminder_interval)
+        else {
             return self.finish(&item).await;
         };
         let now = self.now();
-        let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        let required = policy
+            .roles
+            .get(&req.role)
+            .map(|r| r.approvals_required)
+            .unwrap_or(1);
         let ev = NewEvent::new(
             now,
             Actor::System,
@@ -462,7 +670,10 @@ impl Service {
                     Some(req.id),
                     json!({ "expires_at": exp.to_rfc3339(), "minutes_left": (exp - now).num_minutes() }),
                 );
-                self.store.append_event(ev).await.map_err(CoreError::store)?;
+                self.store
+                    .append_event(ev)
+                    .await
+                    .map_err(CoreError::store)?;
             }
         }
         self.finish(&item).await

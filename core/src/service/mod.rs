@@ -7,15 +7,15 @@ mod due;
 mod periodic;
 
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
-pub use periodic::{verify_store, ReconcileReport, VerifyReport};
+pub use periodic::{ReconcileReport, VerifyReport, verify_store};
 
 use crate::{
+    RequestId, UserError,
     error::{CoreError, CoreResult},
     policy::{Policy, Role},
-    ports::{Decided, DecideFn, GrantProvider, GrantSpec, Store, Wake},
+    ports::{DecideFn, Decided, GrantProvider, GrantSpec, Store, Wake},
     request::Request,
     time::Clock,
-    RequestId, UserError,
 };
 use chrono::{DateTime, Utc};
 use std::{
@@ -45,7 +45,13 @@ impl Service {
         wake: Arc<dyn Wake>,
         policy: Policy,
     ) -> Self {
-        Service { store, providers, clock, wake, policy: RwLock::new(Arc::new(policy)) }
+        Service {
+            store,
+            providers,
+            clock,
+            wake,
+            policy: RwLock::new(Arc::new(policy)),
+        }
     }
 
     /// The policy as it is now. Held only for the length of one decision.
@@ -80,21 +86,32 @@ impl Service {
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> CoreResult<Request> {
         match self.store.decide(id, f).await.map_err(CoreError::store)? {
-            Decided::NotFound => Err(UserError::not_found(format!("There is no request {id}.")).into()),
+            Decided::NotFound => {
+                Err(UserError::not_found(format!("There is no request {id}.")).into())
+            }
             Decided::Refused(e) => Err(e.into()),
             Decided::Changed(r) => Ok(*r),
-            Decided::LinkedConflict => {
-                Err(UserError::conflict(format!("Request {id} changed while this was being decided; try again.")).into())
-            }
+            Decided::LinkedConflict => Err(UserError::conflict(format!(
+                "Request {id} changed while this was being decided; try again."
+            ))
+            .into()),
         }
     }
 
     /// The spec a provider gets for this request. `None` if its role or provider is gone from
     /// the config; the caller decides what that means.
-    fn spec(&self, policy: &Policy, req: &Request, window: Option<(DateTime<Utc>, DateTime<Utc>)>) -> Option<(GrantSpec, Arc<dyn GrantProvider>)> {
+    fn spec(
+        &self,
+        policy: &Policy,
+        req: &Request,
+        window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Option<(GrantSpec, Arc<dyn GrantProvider>)> {
         let role = policy.roles.get(&req.role)?;
         let provider = self.providers.get(&role.provider)?.clone();
-        let principals = policy.person(&req.requester).map(|p| p.principals.clone()).unwrap_or_default();
+        let principals = policy
+            .person(&req.requester)
+            .map(|p| p.principals.clone())
+            .unwrap_or_default();
         let (starts_at, expires_at) = window.unwrap_or((
             req.granted_at.unwrap_or(req.created_at),
             req.expires_at.unwrap_or(req.created_at),
@@ -126,8 +143,16 @@ pub fn backoff(attempts: u32, hint: Option<Duration>) -> chrono::Duration {
 }
 
 fn role_groups(role: &Role, approvers: bool) -> String {
-    let groups = if approvers { &role.approvers } else { &role.requesters };
-    groups.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
+    let groups = if approvers {
+        &role.approvers
+    } else {
+        &role.requesters
+    };
+    groups
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

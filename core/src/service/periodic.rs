@@ -2,10 +2,10 @@
 
 use super::Service;
 use crate::{
+    RequestId,
     audit::{Actor, ChainBreak, ChainVerifier, EventKind, NewEvent},
     error::{CoreError, CoreResult},
     ports::{GrantSpec, ListedGrant},
-    RequestId,
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -47,7 +47,10 @@ impl Service {
                 if self.backed(&item).await? {
                     continue;
                 }
-                let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
+                let spec = item
+                    .spec
+                    .clone()
+                    .unwrap_or_else(|| self.placeholder_spec(&item));
                 match provider.revoke(&spec, &[]).await {
                     Ok(()) => {
                         let ev = NewEvent::new(
@@ -57,11 +60,16 @@ impl Service {
                             RequestId::from_grant_id(&item.grant_id),
                             json!({ "provider": name, "grant_id": item.grant_id, "what": item.description }),
                         );
-                        self.store.append_event(ev).await.map_err(CoreError::store)?;
+                        self.store
+                            .append_event(ev)
+                            .await
+                            .map_err(CoreError::store)?;
                         info!(provider = %name, grant = %item.grant_id, "reconcile: removed drift");
                         report.drift_revoked.push(item.grant_id.clone());
                     }
-                    Err(e) => report.errors.push((name.clone(), format!("{}: {e}", item.grant_id))),
+                    Err(e) => report
+                        .errors
+                        .push((name.clone(), format!("{}: {e}", item.grant_id))),
                 }
             }
         }
@@ -69,7 +77,9 @@ impl Service {
     }
 
     async fn backed(&self, item: &ListedGrant) -> CoreResult<bool> {
-        let Some(id) = RequestId::from_grant_id(&item.grant_id) else { return Ok(false) };
+        let Some(id) = RequestId::from_grant_id(&item.grant_id) else {
+            return Ok(false);
+        };
         let req = self.store.get_request(id).await.map_err(CoreError::store)?;
         Ok(req.is_some_and(|r| r.state.may_hold_access()))
     }
@@ -106,10 +116,18 @@ pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyR
         }
         for ev in &page {
             if let Err(b) = v.check(ev) {
-                return Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: Some(b) });
+                return Ok(VerifyReport {
+                    checked: v.checked,
+                    head: v.head().map(|(s, h)| (s, h.to_string())),
+                    broken: Some(b),
+                });
             }
         }
         after = page.last().map(|e| e.seq).unwrap_or(after);
     }
-    Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: None })
+    Ok(VerifyReport {
+        checked: v.checked,
+        head: v.head().map(|(s, h)| (s, h.to_string())),
+        broken: None,
+    })
 }

@@ -1,0 +1,203 @@
+//! Wiring: config → store, providers, service, scheduler, feed, HTTP server.
+
+use crate::{
+    config::Config,
+    feed::{LogNotifier, run_feed},
+    http::{self, AppState},
+    metrics::Metrics,
+    providers,
+    scheduler::{NotifyWake, Scheduler, run_cron},
+};
+use anyhow::Context;
+use elevate_core::{
+    Service,
+    ports::{GrantProvider, Notifier, Store},
+    time::{Clock, SystemClock},
+};
+use elevate_sql::{Dialect, SqlStore};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, atomic::AtomicBool},
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tracing::info;
+
+/// What tests and tools may swap in.
+pub struct AppOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Providers replacing configured ones of the same name (tests point them at fakes).
+    pub provider_overrides: BTreeMap<String, Arc<dyn GrantProvider>>,
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    /// Run the scheduler, cron and feed loops in the background.
+    pub background: bool,
+    /// Override the configured database URL.
+    pub database_url: Option<String>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            clock: Arc::new(SystemClock),
+            provider_overrides: BTreeMap::new(),
+            notifiers: vec![Arc::new(LogNotifier)],
+            background: true,
+            database_url: None,
+        }
+    }
+}
+
+/// A built application, not yet listening.
+pub struct App {
+    pub config: Config,
+    pub service: Arc<Service>,
+    pub store: SqlStore,
+    pub scheduler: Arc<Scheduler>,
+    pub metrics: Arc<Metrics>,
+    pub wake: Arc<NotifyWake>,
+    pub clock: Arc<dyn Clock>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    background: bool,
+    ready: Arc<AtomicBool>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl App {
+    pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
+        let url = match opts.database_url.clone() {
+            Some(u) => u,
+            None => config.database_url().map_err(anyhow::Error::msg)?,
+        };
+        let store = SqlStore::connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        info!(
+            store = match store.dialect() {
+                Dialect::Sqlite => "sqlite",
+                Dialect::Postgres => "postgres",
+            },
+            "database ready, migrations applied"
+        );
+        if store.dialect() == Dialect::Sqlite {
+            // SQLite means one process: claims left by a previous run of it are dead.
+            let n = store
+                .release_claims()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if n > 0 {
+                info!(items = n, "released claims left by the previous run");
+            }
+        }
+        let metrics = Arc::new(Metrics::default());
+        let mut provs = providers::build(&config, &metrics).map_err(anyhow::Error::msg)?;
+        for (name, p) in opts.provider_overrides {
+            provs.insert(name.clone(), providers::instrument(&name, p, &metrics));
+        }
+        for (name, p) in &provs {
+            info!(provider = %name, kind = p.kind(), dry_run = p.is_dry_run(), "provider ready");
+        }
+        let wake = Arc::new(NotifyWake::default());
+        let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
+        let service = Arc::new(Service::new(
+            dyn_store.clone(),
+            provs,
+            opts.clock.clone(),
+            wake.clone(),
+            config.policy.clone(),
+        ));
+        let scheduler = Arc::new(Scheduler::new(
+            service.clone(),
+            dyn_store,
+            opts.clock.clone(),
+            wake.clone(),
+            metrics.clone(),
+            &config.scheduler,
+        ));
+        let (shutdown_tx, _) = watch::channel(false);
+        Ok(App {
+            config,
+            service,
+            store,
+            scheduler,
+            metrics,
+            wake,
+            clock: opts.clock,
+            notifiers: opts.notifiers,
+            background: opts.background,
+            ready: Arc::new(AtomicBool::new(false)),
+            shutdown_tx,
+            tasks: Vec::new(),
+        })
+    }
+
+    pub fn state(&self) -> AppState {
+        AppState {
+            service: self.service.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+
+    /// Starts the scheduler, cron and audit-feed loops (if enabled) and marks the app ready.
+    pub fn start(&mut self) {
+        if self.background {
+            let store: Arc<dyn Store> = Arc::new(self.store.clone());
+            self.tasks.push(tokio::spawn(
+                self.scheduler.clone().run(self.shutdown_tx.subscribe()),
+            ));
+            self.tasks.push(tokio::spawn(run_cron(
+                self.service.clone(),
+                store.clone(),
+                self.clock.clone(),
+                self.config.scheduler.clone(),
+                self.shutdown_tx.subscribe(),
+            )));
+            for n in &self.notifiers {
+                let poke = Arc::new(tokio::sync::Notify::new());
+                self.tasks.push(tokio::spawn(run_feed(
+                    store.clone(),
+                    n.clone(),
+                    poke,
+                    self.shutdown_tx.subscribe(),
+                )));
+            }
+        }
+        self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the loops.
+    pub async fn serve(
+        mut self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state());
+        self.start();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+
+    /// Stops the background loops (tests simulate a crash by dropping the app instead).
+    pub async fn stop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

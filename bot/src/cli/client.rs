@@ -1,0 +1,217 @@
+//! The action verbs: thin clients of the REST API.
+
+use super::ServerArgs;
+use elevate_core::GrantDuration;
+use serde_json::{Value, json};
+use std::io::{BufRead, IsTerminal, Write};
+
+fn token() -> Result<String, String> {
+    std::env::var("ELEVATE_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            "ELEVATE_TOKEN is not set: export the API token the server's policy knows you by"
+                .to_string()
+        })
+}
+
+/// Sends one call; prints the error the server named, or the connection problem.
+async fn call(
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, i32> {
+    let token = token().map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    let url = format!("{}{path}", server.server.trim_end_matches('/'));
+    let mut req = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.map_err(|e| {
+        eprintln!(
+            "error: cannot reach the elevate server at {}: {e}",
+            server.server
+        );
+        eprintln!(
+            "hint: start it with `elevate serve --config …`, or set --server / ELEVATE_SERVER"
+        );
+        2
+    })?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(v)
+    } else {
+        let msg = v["error"]["message"]
+            .as_str()
+            .unwrap_or("the server refused without a message");
+        eprintln!("error: {msg}");
+        Err(if status.is_client_error() { 1 } else { 2 })
+    }
+}
+
+/// One line about a request, as people read it.
+pub fn describe(v: &Value) -> String {
+    let id = v["id"].as_i64().unwrap_or(0);
+    let state = v["state"].as_str().unwrap_or("?");
+    let mut line = format!(
+        "#{id} {} {} for {} — {state}",
+        v["requester"].as_str().unwrap_or("?"),
+        v["role"].as_str().unwrap_or("?"),
+        v["duration"].as_str().unwrap_or("?"),
+    );
+    if let Some(p) = v["extends"].as_i64() {
+        line.push_str(&format!(" (extension of #{p})"));
+    }
+    if state == "pending" {
+        let n = v["approvals"].as_array().map(|a| a.len()).unwrap_or(0);
+        line.push_str(&format!(
+            ", {n} of {} approvals",
+            v["approvals_required"].as_i64().unwrap_or(1)
+        ));
+    }
+    if let Some(exp) = v["expires_at"].as_str() {
+        if matches!(state, "active" | "revoking") {
+            line.push_str(&format!(", until {exp}"));
+        }
+    }
+    if let Some(note) = v["note"].as_str() {
+        line.push_str(&format!(" ({note})"));
+    }
+    if v["dry_run"].as_bool() == Some(true) {
+        line.push_str(" [dry run: nothing applied]");
+    }
+    line
+}
+
+fn print(server: &ServerArgs, v: &Value) {
+    if server.json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        println!("{}", describe(v));
+    }
+}
+
+pub async fn request(
+    server: &ServerArgs,
+    role: &str,
+    words: &[String],
+    ticket: Option<String>,
+) -> i32 {
+    let (duration, reason_words) = match words.split_first() {
+        Some((first, rest)) if GrantDuration::parse(first).is_ok() => (Some(first.clone()), rest),
+        _ => (None, words),
+    };
+    let body = json!({ "role": role, "duration": duration, "reason": reason_words.join(" "), "ticket": ticket });
+    match call(
+        server,
+        reqwest::Method::POST,
+        "/api/v1/requests",
+        Some(body),
+    )
+    .await
+    {
+        Ok(v) => {
+            print(server, &v);
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn act(server: &ServerArgs, id: &str, action: &str, body: Value) -> i32 {
+    let id = id.trim_start_matches('#');
+    match call(
+        server,
+        reqwest::Method::POST,
+        &format!("/api/v1/requests/{id}/{action}"),
+        Some(body),
+    )
+    .await
+    {
+        Ok(v) => {
+            print(server, &v);
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn revoke(server: &ServerArgs, id: &str, reason: &str, yes: bool) -> i32 {
+    if !yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            eprintln!(
+                "error: revoking takes access away at once; confirm with --yes when not at a terminal"
+            );
+            return 2;
+        }
+        let shown = id.trim_start_matches('#');
+        let summary = match call(
+            server,
+            reqwest::Method::GET,
+            &format!("/api/v1/requests/{shown}"),
+            None,
+        )
+        .await
+        {
+            Ok(v) => describe(&v),
+            Err(code) => return code,
+        };
+        print!("Revoke {summary}? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = stdin.lock().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            eprintln!("not revoked");
+            return 1;
+        }
+    }
+    act(server, id, "revoke", json!({ "reason": reason })).await
+}
+
+pub async fn status(server: &ServerArgs, id: Option<&str>, all: bool) -> i32 {
+    if let Some(id) = id {
+        let id = id.trim_start_matches('#');
+        return match call(
+            server,
+            reqwest::Method::GET,
+            &format!("/api/v1/requests/{id}"),
+            None,
+        )
+        .await
+        {
+            Ok(v) => {
+                print(server, &v);
+                0
+            }
+            Err(code) => code,
+        };
+    }
+    let path = format!(
+        "/api/v1/requests?state=pending,approved,active,revoking{}",
+        if all { "" } else { "&mine=true" }
+    );
+    match call(server, reqwest::Method::GET, &path, None).await {
+        Ok(v) => {
+            let list = v["requests"].as_array().cloned().unwrap_or_default();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else if list.is_empty() {
+                println!("No pending requests or active grants.");
+            } else {
+                for r in &list {
+                    println!("{}", describe(r));
+                }
+            }
+            0
+        }
+        Err(code) => code,
+    }
+}

@@ -1,0 +1,254 @@
+//! Commands that work on the config file and database directly.
+
+use crate::{
+    app::{App, AppOptions},
+    config::Config,
+    http::token_hash,
+};
+use chrono::{DateTime, Utc};
+use elevate_core::{GrantDuration, explain, ports::Store, service::verify_store};
+use elevate_sql::SqlStore;
+use std::path::Path;
+use tracing::info;
+
+fn load(path: &Path) -> Result<Config, i32> {
+    Config::load(path).map_err(|errs| {
+        eprintln!(
+            "error: {} has {} problem{}:",
+            path.display(),
+            errs.len(),
+            if errs.len() == 1 { "" } else { "s" }
+        );
+        for e in errs {
+            eprintln!("  {e}");
+        }
+        2
+    })
+}
+
+async fn open_store(config: &Config) -> Result<SqlStore, i32> {
+    let url = config.database_url().map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    SqlStore::connect(&url).await.map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })
+}
+
+pub async fn serve(path: &Path) -> i32 {
+    let Ok(config) = load(path) else { return 2 };
+    let listen = config.listen();
+    let app = match App::build(config, AppOptions::default()).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot start: {e:#}");
+            return 2;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return 2;
+        }
+    };
+    info!(address = %format!("http://{listen}"), "elevate listening");
+    match app.serve(listener, shutdown_signal()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    info!("shutting down");
+}
+
+pub fn check(path: &Path) -> i32 {
+    let Ok(config) = load(path) else { return 2 };
+    let p = &config.policy;
+    println!(
+        "{}: ok ({} persons, {} groups, {} roles, {} providers, {} API tokens)",
+        path.display(),
+        p.persons.len(),
+        p.groups.len(),
+        p.roles.len(),
+        config.providers.len(),
+        p.tokens.len()
+    );
+    let mut warnings = 0;
+    if let Err(e) = config.database_url() {
+        println!("warning: {e}");
+        warnings += 1;
+    }
+    for (name, prov) in &config.providers {
+        if let crate::config::ProviderConfig::Webhook(w) = prov {
+            if let Err(e) = w.secret.resolve(&format!("providers.{name}")) {
+                println!("warning: {e} (serve will refuse to start without it)");
+                warnings += 1;
+            }
+        }
+    }
+    if warnings > 0 {
+        println!("{warnings} warning(s)");
+    }
+    0
+}
+
+pub fn explain(path: &Path, person: &str, role: &str) -> i32 {
+    let Ok(config) = load(path) else { return 2 };
+    match explain::explain(&config.policy, person, role) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub async fn audit_verify(path: &Path) -> i32 {
+    let Ok(config) = load(path) else { return 2 };
+    let Ok(store) = open_store(&config).await else {
+        return 2;
+    };
+    match verify_store(&store).await {
+        Ok(r) => match r.broken {
+            None => {
+                match r.head {
+                    Some((seq, hash)) => println!(
+                        "ok: {} events verified; head seq {seq} hash {hash}",
+                        r.checked
+                    ),
+                    None => println!("ok: the audit log is empty"),
+                }
+                0
+            }
+            Some(b) => {
+                println!("BROKEN: {b}");
+                println!("{} events before it verified", r.checked);
+                1
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+/// `--since` as RFC 3339 or an age (`30d`).
+fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    GrantDuration::parse(s)
+        .map(|d| now - d.as_chrono())
+        .map_err(|_| {
+            format!("--since `{s}` is neither a time like 2026-01-31T00:00:00Z nor an age like 30d")
+        })
+}
+
+pub async fn audit_export(path: &Path, format: &str, since: Option<&str>) -> i32 {
+    if !matches!(format, "jsonl" | "csv") {
+        eprintln!("error: --format must be jsonl or csv, not `{format}`");
+        return 2;
+    }
+    let since = match since.map(|s| parse_since(s, Utc::now())).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let Ok(config) = load(path) else { return 2 };
+    let Ok(store) = open_store(&config).await else {
+        return 2;
+    };
+    let stdout = std::io::stdout();
+    let mut csv_out = (format == "csv").then(|| csv::Writer::from_writer(stdout.lock()));
+    if let Some(w) = csv_out.as_mut() {
+        let _ = w.write_record([
+            "seq",
+            "at",
+            "actor",
+            "kind",
+            "subject",
+            "details",
+            "prev_hash",
+            "hash",
+        ]);
+    }
+    let mut after = 0;
+    loop {
+        let page = match store.events(after, 1000).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|e| e.seq).unwrap_or(after);
+        for ev in page.iter().filter(|e| since.is_none_or(|s| e.at >= s)) {
+            match csv_out.as_mut() {
+                Some(w) => {
+                    let _ = w.write_record([
+                        ev.seq.to_string(),
+                        ev.at.to_rfc3339(),
+                        ev.actor.clone(),
+                        ev.kind.clone(),
+                        ev.subject.map(|s| s.to_string()).unwrap_or_default(),
+                        ev.details.to_string(),
+                        ev.prev_hash.clone(),
+                        ev.hash.clone(),
+                    ]);
+                }
+                None => println!("{}", serde_json::to_string(ev).unwrap_or_default()),
+            }
+        }
+    }
+    if let Some(mut w) = csv_out {
+        let _ = w.flush();
+    }
+    0
+}
+
+pub fn token_new(person: &str, name: &str) -> i32 {
+    if let Err(e) = elevate_core::PersonId::parse(person) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    let bytes: [u8; 24] = rand::random();
+    let token = format!("elv_{}", hex::encode(bytes));
+    println!("token (give it to {person}; it is shown only now): {token}");
+    println!();
+    println!("add to the config file:");
+    println!("[tokens.{name}]");
+    println!("person = \"{person}\"");
+    println!("sha256 = \"{}\"", token_hash(&token));
+    0
+}

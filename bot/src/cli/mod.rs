@@ -1,0 +1,230 @@
+//! The `elevate` command line. `serve`, `check`, `explain`, `audit` and `token` work on the
+//! config file and database directly; the action verbs call a running server's API with the
+//! token in `ELEVATE_TOKEN`, so the actor is always the token's person.
+
+mod client;
+mod local;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "elevate",
+    version,
+    about = "Just-in-time privilege elevation, approved in chat."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ConfigArg {
+    /// The config file.
+    #[arg(long, short, env = "ELEVATE_CONFIG", default_value = "elevate.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ServerArgs {
+    /// The elevate server to talk to.
+    #[arg(long, env = "ELEVATE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: API, scheduler, audit feed.
+    Serve(ConfigArg),
+    /// Validate a config file and print every problem with its key path.
+    Check(ConfigArg),
+    /// Dry-run the policy: may PERSON request ROLE, who approves, what would happen.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long = "as")]
+        person: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Ask for a role: `elevate request ROLE [DURATION] REASON...`.
+    Request {
+        role: String,
+        /// Duration (e.g. 30m, 2h, 1h30m) then the reason; the duration may be left out.
+        #[arg(required = true, num_args = 1..)]
+        words: Vec<String>,
+        #[arg(long)]
+        ticket: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve a pending request.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Deny a pending request, with a reason.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Withdraw your own pending request.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Take an active grant away (approvers and the security team), with a reason.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Give your access back early.
+    Release {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Ask for more time on your active grant (needs approval like a request).
+    Extend {
+        id: String,
+        duration: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one request, or your pending requests and active grants.
+    Status {
+        id: Option<String>,
+        /// Everyone's, not only yours.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first broken seq.
+    Verify(ConfigArg),
+    /// Export events as JSON lines or CSV.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only events at or after this time (RFC 3339, or an age like 30d, 12h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new random token for PERSON and print the config lines holding its hash.
+    New {
+        #[arg(long)]
+        person: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+/// Runs the CLI; returns the process exit code (0 ok, 1 refused, 2 usage or setup error).
+pub async fn run() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(c) => local::serve(&c.config).await,
+        Command::Check(c) => local::check(&c.config),
+        Command::Explain {
+            config,
+            person,
+            role,
+        } => local::explain(&config.config, &person, &role),
+        Command::Audit {
+            command: AuditCommand::Verify(c),
+        } => local::audit_verify(&c.config).await,
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    config,
+                    format,
+                    since,
+                },
+        } => local::audit_export(&config.config, &format, since.as_deref()).await,
+        Command::Token {
+            command: TokenCommand::New { person, name },
+        } => local::token_new(&person, &name),
+        Command::Request {
+            role,
+            words,
+            ticket,
+            server,
+        } => client::request(&server, &role, &words, ticket).await,
+        Command::Approve { id, server } => {
+            client::act(&server, &id, "approve", serde_json::json!({})).await
+        }
+        Command::Deny { id, reason, server } => {
+            client::act(
+                &server,
+                &id,
+                "deny",
+                serde_json::json!({ "reason": reason }),
+            )
+            .await
+        }
+        Command::Cancel { id, server } => {
+            client::act(&server, &id, "cancel", serde_json::json!({})).await
+        }
+        Command::Revoke {
+            id,
+            reason,
+            yes,
+            server,
+        } => client::revoke(&server, &id, &reason, yes).await,
+        Command::Release { id, server } => {
+            client::act(&server, &id, "release", serde_json::json!({})).await
+        }
+        Command::Extend {
+            id,
+            duration,
+            reason,
+            server,
+        } => {
+            client::act(
+                &server,
+                &id,
+                "extend",
+                serde_json::json!({ "duration": duration, "reason": reason }),
+            )
+            .await
+        }
+        Command::Status { id, all, server } => client::status(&server, id.as_deref(), all).await,
+    }
+}

@@ -1,0 +1,418 @@
+//! The config file: bot sections (`[server]`, `[database]`, `[providers.*]`, `[scheduler]`)
+//! read here, policy sections (`[persons.*]`, `[groups.*]`, `[roles.*]`, `[tokens.*]`,
+//! `[security]`, `[settings]`) read by core. Unknown keys anywhere are errors, and every error
+//! is reported with its key path.
+//!
+//! Secrets never live in this file: a setting names an environment variable (`secret_env`) or a
+//! file (`secret_file`); `ELEVATE_SECRETS_FILE` may point at a `NAME=value` file that stands in
+//! for the environment.
+
+use elevate_core::{
+    GrantDuration, Policy,
+    policy::{ConfigError, POLICY_SECTIONS, deserialize_at as de, parse_policy},
+};
+use serde::Deserialize;
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, str::FromStr};
+
+/// Everything `elevate serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub scheduler: SchedulerConfig,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Where the data lives. `url` is a SQLite file path (or `sqlite://path`) or a `postgres://`
+/// URL; a URL with a password belongs in the environment (`url_env`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+}
+
+/// A secret's source: an environment variable or a file. Never the value itself.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+}
+
+/// One configured provider.
+#[derive(Debug, Clone)]
+pub enum ProviderConfig {
+    /// Applies nothing; records what it would do. The quickstart's provider.
+    DryRun,
+    Webhook(WebhookSettings),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    #[serde(flatten)]
+    pub secret: SecretRef,
+    #[serde(default = "default_timeout")]
+    pub timeout: GrantDuration,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_timeout() -> GrantDuration {
+    GrantDuration::from_secs(10).expect("constant")
+}
+fn default_retries() -> u32 {
+    2
+}
+
+impl ProviderConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::DryRun => "dry-run",
+            ProviderConfig::Webhook(_) => "webhook",
+        }
+    }
+}
+
+/// Timings of the scheduler and its periodic jobs. Cron expressions have six fields, seconds
+/// first (`sec min hour day-of-month month day-of-week`), as the `cron` crate reads them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    #[serde(default = "default_reconcile")]
+    pub reconcile: String,
+    #[serde(default = "default_checkpoint")]
+    pub audit_checkpoint: String,
+    /// How long a claimed item is reserved before another replica may run it.
+    #[serde(default = "default_lease")]
+    pub lease: GrantDuration,
+    /// Provider calls in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_reconcile() -> String {
+    "0 */10 * * * *".into()
+}
+fn default_checkpoint() -> String {
+    "0 0 * * * *".into()
+}
+fn default_lease() -> GrantDuration {
+    GrantDuration::from_secs(300).expect("constant")
+}
+fn default_concurrency() -> usize {
+    16
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            reconcile: default_reconcile(),
+            audit_checkpoint: default_checkpoint(),
+            lease: default_lease(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// `(name, schedule)` of each periodic job.
+    pub fn jobs(&self) -> Vec<(&'static str, cron::Schedule)> {
+        [
+            ("reconcile", &self.reconcile),
+            ("audit_checkpoint", &self.audit_checkpoint),
+        ]
+        .into_iter()
+        .filter_map(|(n, e)| Some((n, cron::Schedule::from_str(e).ok()?)))
+        .collect()
+    }
+}
+
+const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read: {e}"),
+            )]
+        })?;
+        Config::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let root: toml::Table = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| line_of(text, s.start))
+                .map(|l| format!("line {l}"))
+                .unwrap_or_else(|| "file".into());
+            vec![ConfigError::new(at, e.message().to_string())]
+        })?;
+        let mut errs = Vec::new();
+        for key in root.keys() {
+            if !BOT_SECTIONS.contains(&key.as_str()) && !POLICY_SECTIONS.contains(&key.as_str()) {
+                errs.push(ConfigError::new(
+                    key,
+                    format!(
+                        "unknown section (known: {})",
+                        [BOT_SECTIONS, POLICY_SECTIONS].concat().join(", ")
+                    ),
+                ));
+            }
+        }
+        let server = root
+            .get("server")
+            .and_then(|v| de::<ServerConfig>("server", v, &mut errs))
+            .unwrap_or_default();
+        if server.listen.parse::<SocketAddr>().is_err() {
+            errs.push(ConfigError::new(
+                "server.listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", server.listen),
+            ));
+        }
+        let database = root
+            .get("database")
+            .and_then(|v| de::<DatabaseConfig>("database", v, &mut errs))
+            .unwrap_or_default();
+        if database.url.is_some() && database.url_env.is_some() {
+            errs.push(ConfigError::new(
+                "database",
+                "set either url or url_env, not both",
+            ));
+        }
+        if let Some(u) = &database.url {
+            if u.contains('@') && u.starts_with("postgres") {
+                errs.push(ConfigError::new("database.url", "looks like it holds a password; put the URL in an environment variable and name it in url_env"));
+            }
+        }
+        let scheduler = root
+            .get("scheduler")
+            .and_then(|v| de::<SchedulerConfig>("scheduler", v, &mut errs))
+            .unwrap_or_default();
+        for (key, expr) in [
+            ("scheduler.reconcile", &scheduler.reconcile),
+            ("scheduler.audit_checkpoint", &scheduler.audit_checkpoint),
+        ] {
+            if let Err(e) = cron::Schedule::from_str(expr) {
+                errs.push(ConfigError::new(
+                    key,
+                    format!("`{expr}` is not a cron expression (sec min hour dom month dow): {e}"),
+                ));
+            }
+        }
+        if scheduler.concurrency == 0 {
+            errs.push(ConfigError::new(
+                "scheduler.concurrency",
+                "must be at least 1",
+            ));
+        }
+        let providers = parse_providers(&root, &mut errs);
+        let names: Vec<String> = providers.keys().cloned().collect();
+        let policy = match parse_policy(&root, &names) {
+            Ok(p) => Some(p),
+            Err(mut e) => {
+                errs.append(&mut e);
+                None
+            }
+        };
+        if let Some(policy) = &policy {
+            for role in policy.roles.values() {
+                if let Some(p) = providers.get(&role.provider) {
+                    if let Err(e) = crate::providers::validate_target(p, &role.target) {
+                        errs.push(ConfigError::new(format!("roles.{}.target", role.name), e));
+                    }
+                }
+            }
+        }
+        match (errs.is_empty(), policy) {
+            (true, Some(policy)) => Ok(Config {
+                server,
+                database,
+                providers,
+                scheduler,
+                policy,
+            }),
+            _ => Err(errs),
+        }
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.server.listen.parse().expect("validated at load")
+    }
+
+    /// The database URL, from the file or the environment.
+    pub fn database_url(&self) -> Result<String, String> {
+        match (&self.database.url, &self.database.url_env) {
+            (Some(u), _) => Ok(u.clone()),
+            (None, Some(var)) => lookup_secret(var).ok_or_else(|| {
+                format!("database.url_env names `{var}`, which is not set in the environment or ELEVATE_SECRETS_FILE")
+            }),
+            (None, None) => Ok("elevate.db".into()),
+        }
+    }
+}
+
+fn parse_providers(
+    root: &toml::Table,
+    errs: &mut Vec<ConfigError>,
+) -> BTreeMap<String, ProviderConfig> {
+    let mut out = BTreeMap::new();
+    let Some(v) = root.get("providers") else {
+        return out;
+    };
+    let Some(table) = v.as_table() else {
+        errs.push(ConfigError::new(
+            "providers",
+            "must be a table of named providers",
+        ));
+        return out;
+    };
+    for (name, v) in table {
+        let path = format!("providers.{name}");
+        let Some(t) = v.as_table() else {
+            errs.push(ConfigError::new(&path, "must be a table"));
+            continue;
+        };
+        let mut rest = t.clone();
+        let kind = rest
+            .remove("type")
+            .and_then(|k| k.as_str().map(String::from));
+        let rest = toml::Value::Table(rest);
+        match kind.as_deref() {
+            Some("dry-run") => {
+                if rest.as_table().is_some_and(|t| !t.is_empty()) {
+                    errs.push(ConfigError::new(
+                        &path,
+                        "a dry-run provider takes no settings",
+                    ));
+                }
+                out.insert(name.clone(), ProviderConfig::DryRun);
+            }
+            Some("webhook") => {
+                if let Some(w) = de::<WebhookSettings>(&path, &rest, errs) {
+                    if w.secret.secret_env.is_none() && w.secret.secret_file.is_none() {
+                        errs.push(ConfigError::new(
+                            format!("{path}.secret_env"),
+                            "a webhook needs a signing secret: set secret_env or secret_file",
+                        ));
+                    }
+                    out.insert(name.clone(), ProviderConfig::Webhook(w));
+                }
+            }
+            Some(other) => errs.push(ConfigError::new(
+                format!("{path}.type"),
+                format!("unknown provider type `{other}` (known: dry-run, webhook)"),
+            )),
+            None => errs.push(ConfigError::new(
+                format!("{path}.type"),
+                "missing (dry-run or webhook)",
+            )),
+        }
+    }
+    out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Reads a secret by name: the environment first, then the `ELEVATE_SECRETS_FILE` file
+/// (`NAME=value` lines, `#` comments).
+pub fn lookup_secret(name: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(name) {
+        if !v.is_empty() {
+            return Some(v);
+        }
+    }
+    let file = std::env::var("ELEVATE_SECRETS_FILE").ok()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+impl SecretRef {
+    /// Resolves the secret; the error names where it was looked for, never a value.
+    pub fn resolve(&self, path: &str) -> Result<String, String> {
+        if let Some(var) = &self.secret_env {
+            return lookup_secret(var)
+                .ok_or_else(|| format!("{path}: the secret is read from `{var}`, which is not set in the environment or ELEVATE_SECRETS_FILE"));
+        }
+        if let Some(file) = &self.secret_file {
+            return std::fs::read_to_string(file)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("{path}: cannot read secret_file {file}: {e}"));
+        }
+        Err(format!("{path}: no secret configured"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quickstart_config_is_valid() {
+        let text = include_str!("../../examples/quickstart.toml");
+        let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(cfg.listen().to_string(), "127.0.0.1:8080");
+        assert!(!cfg.policy.tokens.is_empty());
+    }
+
+    #[test]
+    fn unknown_sections_and_bad_settings_are_named() {
+        let text = r#"
+            [sever]
+            listen = "x"
+            [server]
+            listen = "nowhere"
+            [scheduler]
+            reconcile = "every minute"
+            [providers.hook]
+            type = "webhook"
+            url = "http://localhost:9"
+        "#;
+        let errs = Config::parse(text).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "sever",
+            "server.listen",
+            "scheduler.reconcile",
+            "providers.hook.secret_env",
+        ] {
+            assert!(paths.contains(&want), "missing {want}: {errs:#?}");
+        }
+    }
+
+    #[test]
+    fn every_periodic_job_schedule_parses() {
+        let cfg = SchedulerConfig::default();
+        assert_eq!(cfg.jobs().len(), 2);
+    }
+}

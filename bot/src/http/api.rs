@@ -1,0 +1,252 @@
+//! `/api/v1`: requests and grants. Bodies are JSON with unknown fields refused (so a body that
+//! tries to name its own actor is an error, not silently ignored).
+
+use super::{ApiError, AppState, Authenticated};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use elevate_core::{
+    PersonId, Policy, Request, RequestId, RoleName, State as ReqState, UserError,
+    ports::RequestQuery,
+    request::{RequestKind, Source},
+    service::RequestInput,
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Parses a JSON body with a message that names the problem.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| UserError::invalid(format!("Invalid JSON body: {e}")).into())
+}
+
+fn request_id(s: &str) -> Result<RequestId, ApiError> {
+    RequestId::parse(s).map_err(|e| UserError::invalid(e).into())
+}
+
+/// The JSON shape of a request, shared by every endpoint that returns one.
+pub fn view(req: &Request, policy: &Policy) -> Value {
+    let required = policy.roles.get(&req.role).map(|r| r.approvals_required);
+    json!({
+        "id": req.id.0,
+        "kind": req.kind.as_str(),
+        "extends": req.kind.parent().map(|p| p.0),
+        "role": req.role,
+        "requester": req.requester,
+        "duration": req.duration.to_string(),
+        "reason": req.reason,
+        "ticket": req.ticket,
+        "state": req.state.as_str(),
+        "source": req.source,
+        "created_at": req.created_at,
+        "granted_at": req.granted_at,
+        "expires_at": req.expires_at,
+        "ending": req.ending.map(|e| e.as_str()),
+        "approvals": req.approvals.iter().map(|a| json!({ "approver": a.approver, "at": a.at })).collect::<Vec<_>>(),
+        "approvals_required": required,
+        "closed_by": req.closed_by,
+        "note": req.note,
+        "dry_run": req.is_dry_run(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    role: String,
+    duration: Option<String>,
+    #[serde(default)]
+    reason: String,
+    ticket: Option<String>,
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    who: Authenticated,
+    raw: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let b: CreateBody = body(&raw)?;
+    let input = RequestInput {
+        role: b.role,
+        duration: b.duration,
+        reason: b.reason,
+        ticket: b.ticket,
+        source: Source::api(&who.token_name),
+    };
+    let req = st.service.request(&who.caller, input).await?;
+    Ok((StatusCode::CREATED, Json(view(&req, &st.service.policy()))))
+}
+
+pub async fn show(
+    State(st): State<AppState>,
+    _who: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let req = st.service.get(request_id(&id)?).await?;
+    Ok(Json(view(&req, &st.service.policy())))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    reason: Option<String>,
+    duration: Option<String>,
+}
+
+pub async fn act(
+    State(st): State<AppState>,
+    who: Authenticated,
+    Path((id, action)): Path<(String, String)>,
+    raw: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = request_id(&id)?;
+    let b: ActBody = body(&raw)?;
+    let svc = &st.service;
+    let c = &who.caller;
+    let reason = || b.reason.clone().unwrap_or_default();
+    let out = match action.as_str() {
+        "approve" => {
+            let o = svc.approve(c, id).await?;
+            let mut v = view(&o.request, &svc.policy());
+            v["approvals_count"] = json!(o.approvals);
+            v
+        }
+        "deny" => view(&svc.deny(c, id, &reason()).await?, &svc.policy()),
+        "cancel" => view(&svc.cancel(c, id).await?, &svc.policy()),
+        "revoke" => view(&svc.revoke(c, id, &reason()).await?, &svc.policy()),
+        "release" => view(&svc.release(c, id).await?, &svc.policy()),
+        "extend" => {
+            let d = b
+                .duration
+                .clone()
+                .ok_or_else(|| UserError::invalid("extend needs a `duration`, like \"1h\"."))?;
+            let o = svc.extend(c, id, &d, b.reason.as_deref()).await?;
+            view(&o.extension, &svc.policy())
+        }
+        other => {
+            return Err(UserError::not_found(format!(
+                "Unknown action `{}`: use approve, deny, cancel, revoke, release or extend.",
+                other.chars().take(40).collect::<String>()
+            ))
+            .into());
+        }
+    };
+    Ok(Json(out))
+}
+
+fn parse_query(q: &HashMap<String, String>, allowed: &[&str]) -> Result<RequestQuery, ApiError> {
+    let mut out = RequestQuery::default();
+    for (k, v) in q {
+        if !allowed.contains(&k.as_str()) {
+            return Err(UserError::invalid(format!(
+                "Unknown query parameter `{k}` (known: {}).",
+                allowed.join(", ")
+            ))
+            .into());
+        }
+        match k.as_str() {
+            "state" => {
+                for s in v.split(',') {
+                    out.states.push(
+                        ReqState::parse(s)
+                            .ok_or_else(|| UserError::invalid(format!("Unknown state `{s}`.")))?,
+                    );
+                }
+            }
+            "requester" => out.requester = Some(PersonId::parse(v).map_err(UserError::invalid)?),
+            "role" => out.role = Some(RoleName::parse(v).map_err(UserError::invalid)?),
+            "limit" => {
+                out.limit =
+                    Some(v.parse().map_err(|_| {
+                        UserError::invalid("limit must be a number from 1 to 10000")
+                    })?)
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    who: Authenticated,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut query = parse_query(&q, &["state", "requester", "role", "limit", "mine"])?;
+    if q.get("mine").is_some_and(|v| v == "true") {
+        query.requester = Some(who.caller.person.clone());
+    }
+    let reqs = st.store_list(&query).await?;
+    let policy = st.service.policy();
+    Ok(Json(
+        json!({ "requests": reqs.iter().map(|r| view(r, &policy)).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn grants(
+    State(st): State<AppState>,
+    _who: Authenticated,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let active = match q.get("active").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(
+                UserError::invalid(format!("active must be true or false, not `{other}`")).into(),
+            );
+        }
+    };
+    let mut query = parse_query(&q, &["active", "requester", "role", "limit"])?;
+    query.states = if active {
+        vec![ReqState::Active, ReqState::Revoking]
+    } else {
+        vec![
+            ReqState::Active,
+            ReqState::Revoking,
+            ReqState::Expired,
+            ReqState::Released,
+            ReqState::Revoked,
+        ]
+    };
+    let reqs = st.store_list(&query).await?;
+    let policy = st.service.policy();
+    let grants: Vec<Value> = reqs
+        .iter()
+        .filter(|r| !matches!(r.kind, RequestKind::Extension(_)))
+        .map(|r| view(r, &policy))
+        .collect();
+    Ok(Json(json!({ "grants": grants })))
+}
+
+pub async fn whoami(
+    State(st): State<AppState>,
+    who: Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let policy = st.service.policy();
+    let roles: Vec<String> = policy
+        .requestable_roles(&who.caller)
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    Ok(Json(
+        json!({ "person": who.caller.person, "token": who.token_name, "may_request": roles }),
+    ))
+}
+
+impl AppState {
+    async fn store_list(&self, q: &RequestQuery) -> Result<Vec<Request>, ApiError> {
+        use elevate_core::ports::Store;
+        Ok(self.store.list_requests(q).await?)
+    }
+}

@@ -1,0 +1,27 @@
+//! elevate-bot: the `elevate` binary's library. Reads the config, wires the store, providers,
+//! service, scheduler and audit feed together, serves the HTTP API, and runs the CLI.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod feed;
+pub mod http;
+pub mod metrics;
+pub mod providers;
+pub mod scheduler;
+
+/// Logging for the binary: human-readable by default, JSON with `ELEVATE_LOG_FORMAT=json`,
+/// level from `RUST_LOG` (default `info`). Secrets are never logged: configs hold only their
+/// sources, and errors name where a secret was looked for, not its value.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("ELEVATE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

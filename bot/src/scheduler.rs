@@ -1,0 +1,238 @@
+//! The scheduler loop. Due work lives in the database; this loop sleeps until the earliest due
+//! time or until woken by new work, claims what is due (a lease, so a crashed claimer's work
+//! runs again), and runs it with bounded concurrency. Periodic jobs (reconcile, audit
+//! checkpoint) fire from cron expressions and are claimed per firing, so across replicas each
+//! firing runs once.
+
+use crate::{config::SchedulerConfig, metrics::Metrics};
+use chrono::Utc;
+use elevate_core::{
+    Service,
+    audit::{Actor, EventKind, NewEvent},
+    ports::{DueItem, Store, Wake},
+    time::Clock,
+};
+use serde_json::json;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{Notify, Semaphore, watch};
+use tracing::{error, info, warn};
+
+/// Longest sleep without looking at the database: covers work added by another replica.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+/// Wakes the loop through a `Notify`; a wake with nobody waiting is kept for the next wait.
+#[derive(Default)]
+pub struct NotifyWake(pub Notify);
+
+impl Wake for NotifyWake {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub struct Scheduler {
+    service: Arc<Service>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<NotifyWake>,
+    metrics: Arc<Metrics>,
+    permits: Arc<Semaphore>,
+    lease: Duration,
+    batch: u32,
+}
+
+impl Scheduler {
+    pub fn new(
+        service: Arc<Service>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        wake: Arc<NotifyWake>,
+        metrics: Arc<Metrics>,
+        cfg: &SchedulerConfig,
+    ) -> Self {
+        Scheduler {
+            service,
+            store,
+            clock,
+            wake,
+            metrics,
+            permits: Arc::new(Semaphore::new(cfg.concurrency)),
+            lease: Duration::from_secs(cfg.lease.secs() as u64),
+            batch: (cfg.concurrency as u32 * 4).max(16),
+        }
+    }
+
+    async fn run_item(service: Arc<Service>, metrics: Arc<Metrics>, item: DueItem) {
+        let kind = item.kind.as_str();
+        let id = item.request;
+        match service.run_due(item).await {
+            Ok(()) => metrics.due_run(kind, "ok"),
+            Err(e) => {
+                // The item stays claimed until its lease ends, then runs again.
+                metrics.due_run(kind, "error");
+                error!(kind, request = ?id, error = %e, "due item failed; it will run again after its lease");
+            }
+        }
+    }
+
+    /// Claims and runs everything due now, waiting for it; returns how many items ran. Tests
+    /// and tools drive time with this instead of the background loop.
+    pub async fn run_due_now(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let items = self
+                .store
+                .claim_due(self.clock.now(), self.batch, self.lease)
+                .await?;
+            if items.is_empty() {
+                return Ok(total);
+            }
+            total += items.len();
+            let runs = items
+                .into_iter()
+                .map(|i| Self::run_item(self.service.clone(), self.metrics.clone(), i));
+            futures::future::join_all(runs).await;
+        }
+    }
+
+    /// The background loop, until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let free = self.permits.available_permits() as u32;
+            let claimed = if free == 0 {
+                Ok(Vec::new())
+            } else {
+                self.store
+                    .claim_due(self.clock.now(), free.min(self.batch), self.lease)
+                    .await
+            };
+            match claimed {
+                Ok(items) if !items.is_empty() => {
+                    for item in items {
+                        let permit = self
+                            .permits
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("semaphore open");
+                        let (service, metrics, me) =
+                            (self.service.clone(), self.metrics.clone(), self.clone());
+                        tokio::spawn(async move {
+                            Self::run_item(service, metrics, item).await;
+                            drop(permit);
+                            me.wake.wake();
+                        });
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "scheduler: cannot claim due items; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            }
+            let sleep = if self.permits.available_permits() == 0 {
+                MAX_IDLE
+            } else {
+                match self.store.next_due_at().await {
+                    Ok(Some(at)) => (at - self.clock.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(MAX_IDLE),
+                    Ok(None) => MAX_IDLE,
+                    Err(e) => {
+                        warn!(error = %e, "scheduler: cannot read the next due time");
+                        Duration::from_secs(1)
+                    }
+                }
+            };
+            if sleep.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.0.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+/// Runs the periodic jobs. Each firing is claimed in the store, so with several replicas only
+/// one runs it.
+pub async fn run_cron(
+    service: Arc<Service>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    cfg: SchedulerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let jobs = cfg.jobs();
+    loop {
+        let now = clock.now();
+        let next = jobs
+            .iter()
+            .filter_map(|(name, s)| s.after(&now).next().map(|t| (t.with_timezone(&Utc), *name)))
+            .min_by_key(|(t, _)| *t);
+        let Some((at, name)) = next else { return };
+        let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        match store.claim_cron(name, at).await {
+            Ok(true) => {
+                if let Err(e) = run_job(&service, store.as_ref(), name).await {
+                    error!(job = name, error = %e, "periodic job failed");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => warn!(job = name, error = %e, "cannot claim periodic job"),
+        }
+    }
+}
+
+/// One periodic job by name.
+pub async fn run_job(service: &Service, store: &dyn Store, name: &str) -> anyhow::Result<()> {
+    match name {
+        "reconcile" => {
+            let r = service.reconcile().await?;
+            info!(
+                listed = r.listed,
+                drift = r.drift_revoked.len(),
+                errors = r.errors.len(),
+                "reconciliation done"
+            );
+        }
+        "audit_checkpoint" => {
+            let report = service.verify_audit().await?;
+            let details = match (&report.broken, &report.head) {
+                (Some(b), _) => json!({ "broken_at": b.seq, "why": b.why }),
+                (None, Some((seq, hash))) => json!({ "seq": seq, "hash": hash }),
+                (None, None) => return Ok(()),
+            };
+            if let Some(b) = &report.broken {
+                error!(seq = b.seq, why = %b.why, "audit chain is broken");
+            }
+            store
+                .append_event(NewEvent::new(
+                    service.now(),
+                    Actor::System,
+                    EventKind::AuditCheckpoint,
+                    None,
+                    details,
+                ))
+                .await?;
+        }
+        other => anyhow::bail!("unknown job {other}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Platform-neutral wording of audit events: one readable line each, for the audit feed channel,
+//! logs and DMs. Plain text: each chat adapter escapes it for its platform when it sends it.
+
+use crate::{audit::AuditEvent, request::Request};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// `person:alice` → `alice`; `rule:freeze` → `rule freeze`; `system` → `elevate`.
+pub fn actor_name(actor: &str) -> String {
+    if let Some(p) = actor.strip_prefix("person:") {
+        p.to_string()
+    } else if let Some(r) = actor.strip_prefix("rule:") {
+        format!("rule {r}")
+    } else {
+        "elevate".to_string()
+    }
+}
+
+pub fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(|x| x.as_str()).unwrap_or("")
+}
+
+fn n(v: &Value, k: &str) -> i64 {
+    v.get(k).and_then(|x| x.as_i64()).unwrap_or(0)
+}
+
+fn when(v: &Value, k: &str) -> String {
+    DateTime::parse_from_rfc3339(s(v, k))
+        .map(|t| time(t.with_timezone(&Utc)))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// " (dry run: nothing was applied)" for grants of a dry-run provider.
+pub fn dry_run_suffix(ev: &AuditEvent, req: Option<&Request>) -> &'static str {
+    let flagged = ev
+        .details
+        .get("dry_run")
+        .and_then(|d| d.as_bool())
+        .unwrap_or(false)
+        || req.is_some_and(|r| r.is_dry_run());
+    if flagged {
+        " (dry run: nothing was applied)"
+    } else {
+        ""
+    }
+}
+
+/// One line per event.
+pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
+    let d = &ev.details;
+    let id = ev.subject.map(|s| format!("#{s}")).unwrap_or_default();
+    let who = actor_name(&ev.actor);
+    let (person, role) = req
+        .map(|r| (r.requester.to_string(), r.role.to_string()))
+        .unwrap_or_default();
+    let dry = dry_run_suffix(ev, req);
+    match ev.kind.as_str() {
+        "request.created" => {
+            let ticket = match s(d, "ticket") {
+                "" => String::new(),
+                t => format!(" [{t}]"),
+            };
+            let ext = match d.get("extends").and_then(|x| x.as_i64()) {
+                Some(p) => format!(" to extend #{p}"),
+                None => String::new(),
+            };
+            format!(
+                "{id} {who} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
+                s(d, "role"),
+                s(d, "duration"),
+                s(d, "reason"),
+                n(d, "approvals_required"),
+                if n(d, "approvals_required") == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )
+        }
+        "request.approval_added" => format!(
+            "{id} approval {} of {} by {who}",
+            n(d, "approvals"),
+            n(d, "required")
+        ),
+        "request.approved" => {
+            let by: Vec<String> = d
+                .get("approvers")
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![who.clone()]);
+            format!("{id} approved by {}", by.join(", "))
+        }
+        "request.approval_refused" => format!("{id} approval by {who} refused: {}", s(d, "why")),
+        "request.denied" => format!("{id} denied by {who}: {}", s(d, "reason")),
+        "request.cancelled" => format!("{id} cancelled by {who}"),
+        "request.timed_out" => format!("{id} timed out waiting for approval"),
+        "request.reminder" => format!(
+            "{id} {person} is still waiting for approval of {role} ({} of {} so far)",
+            n(d, "approvals"),
+            n(d, "required")
+        ),
+        "grant.applied" => format!(
+            "{id} granted: {person} has {role} until {}{dry}",
+            when(d, "expires_at")
+        ),
+        "grant.apply_retry" => format!(
+            "{id} provider error while granting (attempt {}), retrying: {}",
+            n(d, "attempt"),
+            s(d, "error")
+        ),
+        "grant.failed" => format!(
+            "{id} grant of {role} to {person} failed: {}: {}",
+            s(d, "code"),
+            s(d, "message")
+        ),
+        "grant.revoking" => {
+            let why = match s(d, "ending") {
+                "expired" => "time is up".to_string(),
+                "released" => format!("released by {who}"),
+                _ => match s(d, "reason") {
+                    "" => format!("revoked by {who}"),
+                    r => format!("revoked by {who}: {r}"),
+                },
+            };
+            format!("{id} removing {person}'s {role} access ({why}){dry}")
+        }
+        "grant.expired" => format!("{id} {person}'s {role} access expired and was removed{dry}"),
+        "grant.released" => format!("{id} {person} released {role}; access removed{dry}"),
+        "grant.revoked" => format!("{id} {person}'s {role} access was revoked{dry}"),
+        "grant.revoke_failed" => format!(
+            "{id} could not remove {person}'s {role} access (attempt {}); retrying at {}: {}",
+            n(d, "attempt"),
+            when(d, "retry_at"),
+            s(d, "error")
+        ),
+        "grant.revoke_alert" => format!(
+            "ALERT {id} {person}'s {role} access still not removed after {} attempts: {}",
+            n(d, "attempts"),
+            s(d, "error")
+        ),
+        "grant.extended" => format!(
+            "{id} extended by {}; now until {}",
+            s(d, "by"),
+            when(d, "expires_at")
+        ),
+        "grant.expiry_warning" => format!(
+            "{id} {person}'s {role} access expires in {} min",
+            n(d, "minutes_left")
+        ),
+        "grant.undone" => {
+            format!("{id} a grant applied after the request was closed was removed again")
+        }
+        "grant.drift_revoked" => format!(
+            "drift: removed {} from provider {} ({}): no active grant behind it",
+            s(d, "grant_id"),
+            s(d, "provider"),
+            s(d, "what")
+        ),
+        "audit.checkpoint" => format!(
+            "audit checkpoint: seq {} head {}{}",
+            n(d, "seq"),
+            s(d, "hash"),
+            if d.get("signature").is_some() {
+                " (signed)"
+            } else {
+                ""
+            }
+        ),
+        other => format!("{id} {other} by {who}"),
+    }
+}
