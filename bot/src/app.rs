@@ -64,6 +64,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
+        crate::install_crypto();
         let url = match opts.database_url.clone() {
             Some(u) => u,
             None => config.database_url().map_err(anyhow::Error::msg)?,

@@ -10,6 +10,13 @@ pub mod metrics;
 pub mod providers;
 pub mod scheduler;
 
+/// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the
+/// chat clients bring ring: installing ring's provider once, before any HTTP client is built,
+/// keeps two providers from fighting at the first HTTPS call. Safe to call more than once.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Logging for the binary: human-readable by default, JSON with `ELEVATE_LOG_FORMAT=json`,
 /// level from `RUST_LOG` (default `info`). Secrets are never logged: configs hold only their
 /// sources, and errors name where a secret was looked for, not its value.

@@ -386,13 +386,18 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
-            sqlx::query("UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3")
+            let moved = sqlx::query("UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3")
                 .bind(to_millis(at))
                 .bind(attempts as i64)
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
+            if moved.rows_affected() == 0 {
+                // Cancelled while it ran (the request moved on): nothing to record.
+                tx.rollback().await.map_err(err)?;
+                return Ok(());
+            }
             if let Some(event) = event {
                 append_event!(tx, pg, event);
             }

@@ -629,53 +629,83 @@ impl Service {
     }
 
     async fn run_reminder(&self, item: DueItem, req: Request) -> CoreResult<()> {
-        if req.state != State::Pending {
-            return self.finish(&item).await;
-        }
         let policy = self.policy();
-        let Some(every) = policy
+        let every = policy
             .roles
             .get(&req.role)
-            .and_then(|r| r.reminder_interval)
-        else {
-            return self.finish(&item).await;
-        };
-        let now = self.now();
+            .and_then(|r| r.reminder_interval);
         let required = policy
             .roles
             .get(&req.role)
             .map(|r| r.approvals_required)
             .unwrap_or(1);
-        let ev = NewEvent::new(
-            now,
-            Actor::System,
-            EventKind::RequestReminder,
-            Some(req.id),
-            json!({ "approvals": req.approvals.len(), "required": required, "waiting_secs": (now - req.created_at).num_seconds() }),
-        );
-        self.store
-            .retry_due(item.id, now + every.as_chrono(), item.attempts, Some(ev))
+        let now = self.now();
+        let item_id = item.id;
+        // Decided under the row lock: a timeout or approval that lands at the same moment wins,
+        // and no reminder is sent for a request that is no longer pending.
+        let f = Box::new(move |r: &Request| -> Decision {
+            let Some(every) = every.filter(|_| r.state == State::Pending) else {
+                return Decision::Refuse(UserError::conflict("not pending"), None);
+            };
+            let ev = NewEvent::new(
+                now,
+                Actor::System,
+                EventKind::RequestReminder,
+                Some(r.id),
+                json!({ "approvals": r.approvals.len(), "required": required, "waiting_secs": (now - r.created_at).num_seconds() }),
+            );
+            Decision::Change(Change {
+                event: Some(ev),
+                schedule: vec![NewDue::new(
+                    DueKind::Reminder,
+                    r.id,
+                    now + every.as_chrono(),
+                )],
+                finish: Some(item_id),
+                ..Change::default()
+            })
+        });
+        match self
+            .store
+            .decide(req.id, f)
             .await
-            .map_err(CoreError::store)
+            .map_err(CoreError::store)?
+        {
+            Decided::Changed(_) => Ok(()),
+            _ => self.finish(&item).await,
+        }
     }
 
     async fn run_expiry_warning(&self, item: DueItem, req: Request) -> CoreResult<()> {
         let now = self.now();
-        if req.state == State::Active {
-            if let Some(exp) = req.expires_at.filter(|e| *e > now) {
-                let ev = NewEvent::new(
+        let item_id = item.id;
+        let f = Box::new(move |r: &Request| -> Decision {
+            let Some(exp) = r
+                .expires_at
+                .filter(|e| *e > now && r.state == State::Active)
+            else {
+                return Decision::Refuse(UserError::conflict("not active"), None);
+            };
+            Decision::Change(Change {
+                event: Some(NewEvent::new(
                     now,
                     Actor::System,
                     EventKind::ExpiryWarning,
-                    Some(req.id),
+                    Some(r.id),
                     json!({ "expires_at": exp.to_rfc3339(), "minutes_left": (exp - now).num_minutes() }),
-                );
-                self.store
-                    .append_event(ev)
-                    .await
-                    .map_err(CoreError::store)?;
-            }
+                )),
+                finish: Some(item_id),
+                ..Change::default()
+            })
+        });
+        match self
+            .store
+            .decide(req.id, f)
+            .await
+            .map_err(CoreError::store)?
+        {
+            Decided::Changed(_) => Ok(()),
+            _ => self.finish(&item).await,
         }
-        self.finish(&item).await
     }
 }
