@@ -29,6 +29,15 @@ impl TestDb {
         }
     }
 
+    /// Another handle on a database some other test app already uses (a second replica).
+    pub fn existing(url: &str, dialect: Dialect) -> TestDb {
+        TestDb {
+            url: url.to_string(),
+            dialect,
+            _dir: None,
+        }
+    }
+
     /// A fresh PostgreSQL database, or `None` when no server is configured. Under CI a missing
     /// server is a failure, not a skip: the suite must run on both dialects there.
     pub async fn postgres() -> Option<TestDb> {
