@@ -1,6 +1,5 @@
 //! Bad input gets a clear 4xx with a JSON body naming the problem, and changes nothing.
 
-use elevate_core::ports::Store as _;
 use elevate_tests::{Person, TestApp};
 use reqwest::Method;
 use serde_json::json;
