@@ -69,9 +69,7 @@ impl App {
             Some(u) => u,
             None => config.database_url().map_err(anyhow::Error::msg)?,
         };
-        let store = SqlStore::connect(&url)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = SqlStore::connect(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
             store = match store.dialect() {
                 Dialect::Sqlite => "sqlite",
@@ -81,10 +79,7 @@ impl App {
         );
         if store.dialect() == Dialect::Sqlite {
             // SQLite means one process: claims left by a previous run of it are dead.
-            let n = store
-                .release_claims()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n = store.release_claims().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if n > 0 {
                 info!(items = n, "released claims left by the previous run");
             }
@@ -99,13 +94,8 @@ impl App {
         }
         let wake = Arc::new(NotifyWake::default());
         let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
-        let service = Arc::new(Service::new(
-            dyn_store.clone(),
-            provs,
-            opts.clock.clone(),
-            wake.clone(),
-            config.policy.clone(),
-        ));
+        let service =
+            Arc::new(Service::new(dyn_store.clone(), provs, opts.clock.clone(), wake.clone(), config.policy.clone()));
         let scheduler = Arc::new(Scheduler::new(
             service.clone(),
             dyn_store,
@@ -144,9 +134,7 @@ impl App {
     pub fn start(&mut self) {
         if self.background {
             let store: Arc<dyn Store> = Arc::new(self.store.clone());
-            self.tasks.push(tokio::spawn(
-                self.scheduler.clone().run(self.shutdown_tx.subscribe()),
-            ));
+            self.tasks.push(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
             self.tasks.push(tokio::spawn(run_cron(
                 self.service.clone(),
                 store.clone(),
@@ -156,12 +144,7 @@ impl App {
             )));
             for n in &self.notifiers {
                 let poke = Arc::new(tokio::sync::Notify::new());
-                self.tasks.push(tokio::spawn(run_feed(
-                    store.clone(),
-                    n.clone(),
-                    poke,
-                    self.shutdown_tx.subscribe(),
-                )));
+                self.tasks.push(tokio::spawn(run_feed(store.clone(), n.clone(), poke, self.shutdown_tx.subscribe())));
             }
         }
         self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -175,10 +158,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = http::router(self.state());
         self.start();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed")?;
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks.drain(..) {
             let _ = t.await;

@@ -37,9 +37,7 @@ fn default_listen() -> String {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            listen: default_listen(),
-        }
+        ServerConfig { listen: default_listen() }
     }
 }
 
@@ -140,13 +138,10 @@ impl Default for SchedulerConfig {
 impl SchedulerConfig {
     /// `(name, schedule)` of each periodic job.
     pub fn jobs(&self) -> Vec<(&'static str, cron::Schedule)> {
-        [
-            ("reconcile", &self.reconcile),
-            ("audit_checkpoint", &self.audit_checkpoint),
-        ]
-        .into_iter()
-        .filter_map(|(n, e)| Some((n, cron::Schedule::from_str(e).ok()?)))
-        .collect()
+        [("reconcile", &self.reconcile), ("audit_checkpoint", &self.audit_checkpoint)]
+            .into_iter()
+            .filter_map(|(n, e)| Some((n, cron::Schedule::from_str(e).ok()?)))
+            .collect()
     }
 }
 
@@ -154,22 +149,15 @@ const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError::new(
-                path.display().to_string(),
-                format!("cannot read: {e}"),
-            )]
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))])?;
         Config::parse(&text)
     }
 
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         let root: toml::Table = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| line_of(text, s.start))
-                .map(|l| format!("line {l}"))
-                .unwrap_or_else(|| "file".into());
+            let at =
+                e.span().map(|s| line_of(text, s.start)).map(|l| format!("line {l}")).unwrap_or_else(|| "file".into());
             vec![ConfigError::new(at, e.message().to_string())]
         })?;
         let mut errs = Vec::new();
@@ -177,46 +165,36 @@ impl Config {
             if !BOT_SECTIONS.contains(&key.as_str()) && !POLICY_SECTIONS.contains(&key.as_str()) {
                 errs.push(ConfigError::new(
                     key,
-                    format!(
-                        "unknown section (known: {})",
-                        [BOT_SECTIONS, POLICY_SECTIONS].concat().join(", ")
-                    ),
+                    format!("unknown section (known: {})", [BOT_SECTIONS, POLICY_SECTIONS].concat().join(", ")),
                 ));
             }
         }
-        let server = root
-            .get("server")
-            .and_then(|v| de::<ServerConfig>("server", v, &mut errs))
-            .unwrap_or_default();
+        let server = root.get("server").and_then(|v| de::<ServerConfig>("server", v, &mut errs)).unwrap_or_default();
         if server.listen.parse::<SocketAddr>().is_err() {
             errs.push(ConfigError::new(
                 "server.listen",
                 format!("`{}` is not an address like 127.0.0.1:8080", server.listen),
             ));
         }
-        let database = root
-            .get("database")
-            .and_then(|v| de::<DatabaseConfig>("database", v, &mut errs))
-            .unwrap_or_default();
+        let database =
+            root.get("database").and_then(|v| de::<DatabaseConfig>("database", v, &mut errs)).unwrap_or_default();
         if database.url.is_some() && database.url_env.is_some() {
+            errs.push(ConfigError::new("database", "set either url or url_env, not both"));
+        }
+        if let Some(u) = &database.url
+            && u.contains('@')
+            && u.starts_with("postgres")
+        {
             errs.push(ConfigError::new(
-                "database",
-                "set either url or url_env, not both",
+                "database.url",
+                "looks like it holds a password; put the URL in an environment variable and name it in url_env",
             ));
         }
-        if let Some(u) = &database.url {
-            if u.contains('@') && u.starts_with("postgres") {
-                errs.push(ConfigError::new("database.url", "looks like it holds a password; put the URL in an environment variable and name it in url_env"));
-            }
-        }
-        let scheduler = root
-            .get("scheduler")
-            .and_then(|v| de::<SchedulerConfig>("scheduler", v, &mut errs))
-            .unwrap_or_default();
-        for (key, expr) in [
-            ("scheduler.reconcile", &scheduler.reconcile),
-            ("scheduler.audit_checkpoint", &scheduler.audit_checkpoint),
-        ] {
+        let scheduler =
+            root.get("scheduler").and_then(|v| de::<SchedulerConfig>("scheduler", v, &mut errs)).unwrap_or_default();
+        for (key, expr) in
+            [("scheduler.reconcile", &scheduler.reconcile), ("scheduler.audit_checkpoint", &scheduler.audit_checkpoint)]
+        {
             if let Err(e) = cron::Schedule::from_str(expr) {
                 errs.push(ConfigError::new(
                     key,
@@ -225,10 +203,7 @@ impl Config {
             }
         }
         if scheduler.concurrency == 0 {
-            errs.push(ConfigError::new(
-                "scheduler.concurrency",
-                "must be at least 1",
-            ));
+            errs.push(ConfigError::new("scheduler.concurrency", "must be at least 1"));
         }
         let providers = parse_providers(&root, &mut errs);
         let names: Vec<String> = providers.keys().cloned().collect();
@@ -241,21 +216,15 @@ impl Config {
         };
         if let Some(policy) = &policy {
             for role in policy.roles.values() {
-                if let Some(p) = providers.get(&role.provider) {
-                    if let Err(e) = crate::providers::validate_target(p, &role.target) {
-                        errs.push(ConfigError::new(format!("roles.{}.target", role.name), e));
-                    }
+                if let Some(p) = providers.get(&role.provider)
+                    && let Err(e) = crate::providers::validate_target(p, &role.target)
+                {
+                    errs.push(ConfigError::new(format!("roles.{}.target", role.name), e));
                 }
             }
         }
         match (errs.is_empty(), policy) {
-            (true, Some(policy)) => Ok(Config {
-                server,
-                database,
-                providers,
-                scheduler,
-                policy,
-            }),
+            (true, Some(policy)) => Ok(Config { server, database, providers, scheduler, policy }),
             _ => Err(errs),
         }
     }
@@ -276,19 +245,13 @@ impl Config {
     }
 }
 
-fn parse_providers(
-    root: &toml::Table,
-    errs: &mut Vec<ConfigError>,
-) -> BTreeMap<String, ProviderConfig> {
+fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<String, ProviderConfig> {
     let mut out = BTreeMap::new();
     let Some(v) = root.get("providers") else {
         return out;
     };
     let Some(table) = v.as_table() else {
-        errs.push(ConfigError::new(
-            "providers",
-            "must be a table of named providers",
-        ));
+        errs.push(ConfigError::new("providers", "must be a table of named providers"));
         return out;
     };
     for (name, v) in table {
@@ -298,17 +261,12 @@ fn parse_providers(
             continue;
         };
         let mut rest = t.clone();
-        let kind = rest
-            .remove("type")
-            .and_then(|k| k.as_str().map(String::from));
+        let kind = rest.remove("type").and_then(|k| k.as_str().map(String::from));
         let rest = toml::Value::Table(rest);
         match kind.as_deref() {
             Some("dry-run") => {
                 if rest.as_table().is_some_and(|t| !t.is_empty()) {
-                    errs.push(ConfigError::new(
-                        &path,
-                        "a dry-run provider takes no settings",
-                    ));
+                    errs.push(ConfigError::new(&path, "a dry-run provider takes no settings"));
                 }
                 out.insert(name.clone(), ProviderConfig::DryRun);
             }
@@ -327,10 +285,7 @@ fn parse_providers(
                 format!("{path}.type"),
                 format!("unknown provider type `{other}` (known: dry-run, webhook)"),
             )),
-            None => errs.push(ConfigError::new(
-                format!("{path}.type"),
-                "missing (dry-run or webhook)",
-            )),
+            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run or webhook)")),
         }
     }
     out
@@ -343,10 +298,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Reads a secret by name: the environment first, then the `ELEVATE_SECRETS_FILE` file
 /// (`NAME=value` lines, `#` comments).
 pub fn lookup_secret(name: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(name) {
-        if !v.is_empty() {
-            return Some(v);
-        }
+    if let Ok(v) = std::env::var(name)
+        && !v.is_empty()
+    {
+        return Some(v);
     }
     let file = std::env::var("ELEVATE_SECRETS_FILE").ok()?;
     let text = std::fs::read_to_string(file).ok()?;
@@ -400,12 +355,7 @@ mod tests {
         "#;
         let errs = Config::parse(text).unwrap_err();
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        for want in [
-            "sever",
-            "server.listen",
-            "scheduler.reconcile",
-            "providers.hook.secret_env",
-        ] {
+        for want in ["sever", "server.listen", "scheduler.reconcile", "providers.hook.secret_env"] {
             assert!(paths.contains(&want), "missing {want}: {errs:#?}");
         }
     }

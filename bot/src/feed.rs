@@ -47,13 +47,7 @@ pub async fn run_feed(
         if *shutdown.borrow() {
             return;
         }
-        let delivered = deliver_batch(
-            store.as_ref(),
-            notifier.as_ref(),
-            &cursor_name,
-            &mut failures,
-        )
-        .await;
+        let delivered = deliver_batch(store.as_ref(), notifier.as_ref(), &cursor_name, &mut failures).await;
         let wait = match delivered {
             Ok(n) if n > 0 => continue,
             Ok(_) => Duration::from_millis(500),
@@ -82,10 +76,7 @@ pub async fn deliver_batch(
     let mut n = 0;
     for ev in &events {
         let req = match ev.subject {
-            Some(id) => store
-                .get_request(RequestId(id))
-                .await
-                .map_err(|e| e.to_string())?,
+            Some(id) => store.get_request(RequestId(id)).await.map_err(|e| e.to_string())?,
             None => None,
         };
         if let Err(e) = notifier.deliver(ev, req.as_ref()).await {
@@ -96,10 +87,7 @@ pub async fn deliver_batch(
             error!(notifier = notifier.name(), seq = ev.seq, error = %e, "giving up on delivering this event");
         }
         *failures = 0;
-        store
-            .set_cursor(cursor_name, ev.seq)
-            .await
-            .map_err(|e| e.to_string())?;
+        store.set_cursor(cursor_name, ev.seq).await.map_err(|e| e.to_string())?;
         n += 1;
     }
     Ok(n)

@@ -22,19 +22,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn provider_call(
-        &self,
-        provider: &str,
-        op: &'static str,
-        outcome: &'static str,
-        took: Duration,
-    ) {
-        *self
-            .calls
-            .lock()
-            .expect("lock")
-            .entry((provider.to_string(), op, outcome))
-            .or_default() += 1;
+    pub fn provider_call(&self, provider: &str, op: &'static str, outcome: &'static str, took: Duration) {
+        *self.calls.lock().expect("lock").entry((provider.to_string(), op, outcome)).or_default() += 1;
         let mut lat = self.latency.lock().expect("lock");
         let h = lat.entry((provider.to_string(), op)).or_default();
         let secs = took.as_secs_f64();
@@ -48,31 +37,18 @@ impl Metrics {
     }
 
     pub fn due_run(&self, kind: &'static str, outcome: &'static str) {
-        *self
-            .due_runs
-            .lock()
-            .expect("lock")
-            .entry((kind, outcome))
-            .or_default() += 1;
+        *self.due_runs.lock().expect("lock").entry((kind, outcome)).or_default() += 1;
     }
 
     /// Writes the process-local series.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP elevate_provider_calls_total Provider calls by provider, operation and outcome."
-        );
+        let _ = writeln!(out, "# HELP elevate_provider_calls_total Provider calls by provider, operation and outcome.");
         let _ = writeln!(out, "# TYPE elevate_provider_calls_total counter");
         for ((p, op, outcome), n) in self.calls.lock().expect("lock").iter() {
-            let _ = writeln!(
-                out,
-                "elevate_provider_calls_total{{provider=\"{p}\",op=\"{op}\",outcome=\"{outcome}\"}} {n}"
-            );
+            let _ =
+                writeln!(out, "elevate_provider_calls_total{{provider=\"{p}\",op=\"{op}\",outcome=\"{outcome}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP elevate_provider_call_seconds Provider call latency."
-        );
+        let _ = writeln!(out, "# HELP elevate_provider_call_seconds Provider call latency.");
         let _ = writeln!(out, "# TYPE elevate_provider_call_seconds histogram");
         for ((p, op), h) in self.latency.lock().expect("lock").iter() {
             for (i, b) in BUCKETS.iter().enumerate() {
@@ -87,27 +63,13 @@ impl Metrics {
                 "elevate_provider_call_seconds_bucket{{provider=\"{p}\",op=\"{op}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(
-                out,
-                "elevate_provider_call_seconds_sum{{provider=\"{p}\",op=\"{op}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "elevate_provider_call_seconds_count{{provider=\"{p}\",op=\"{op}\"}} {}",
-                h.count
-            );
+            let _ = writeln!(out, "elevate_provider_call_seconds_sum{{provider=\"{p}\",op=\"{op}\"}} {}", h.sum);
+            let _ = writeln!(out, "elevate_provider_call_seconds_count{{provider=\"{p}\",op=\"{op}\"}} {}", h.count);
         }
-        let _ = writeln!(
-            out,
-            "# HELP elevate_scheduler_runs_total Due items run, by kind and outcome."
-        );
+        let _ = writeln!(out, "# HELP elevate_scheduler_runs_total Due items run, by kind and outcome.");
         let _ = writeln!(out, "# TYPE elevate_scheduler_runs_total counter");
         for ((kind, outcome), n) in self.due_runs.lock().expect("lock").iter() {
-            let _ = writeln!(
-                out,
-                "elevate_scheduler_runs_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
-            );
+            let _ = writeln!(out, "elevate_scheduler_runs_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}");
         }
     }
 }

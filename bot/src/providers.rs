@@ -48,10 +48,7 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Providers, Strin
                     retries: w.retries,
                     max_inline_wait: Duration::from_secs(10),
                 };
-                Arc::new(
-                    elevate_webhook::WebhookProvider::new(cfg)
-                        .map_err(|e| format!("providers.{name}: {e}"))?,
-                )
+                Arc::new(elevate_webhook::WebhookProvider::new(cfg).map_err(|e| format!("providers.{name}: {e}"))?)
             }
         };
         out.insert(name.clone(), instrument(name, provider, metrics));
@@ -59,16 +56,8 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Providers, Strin
     Ok(out)
 }
 
-pub fn instrument(
-    name: &str,
-    inner: Arc<dyn GrantProvider>,
-    metrics: &Arc<Metrics>,
-) -> Arc<dyn GrantProvider> {
-    Arc::new(Instrumented {
-        name: name.to_string(),
-        inner,
-        metrics: metrics.clone(),
-    })
+pub fn instrument(name: &str, inner: Arc<dyn GrantProvider>, metrics: &Arc<Metrics>) -> Arc<dyn GrantProvider> {
+    Arc::new(Instrumented { name: name.to_string(), inner, metrics: metrics.clone() })
 }
 
 /// Applies nothing. Remembers what it "holds" so that `list` and reconciliation behave as with
@@ -94,18 +83,11 @@ impl GrantProvider for DryRunProvider {
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError> {
         info!(grant = %spec.grant_id, role = %spec.role, person = %spec.person, until = %spec.expires_at, "dry run: would grant");
-        self.held
-            .lock()
-            .expect("lock")
-            .insert(spec.grant_id.clone(), spec.clone());
+        self.held.lock().expect("lock").insert(spec.grant_id.clone(), spec.clone());
         Ok(json!({ "target": spec.target, "principals": spec.principals }))
     }
 
-    async fn revoke(
-        &self,
-        spec: &GrantSpec,
-        shared_with: &[GrantSpec],
-    ) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
         info!(grant = %spec.grant_id, role = %spec.role, person = %spec.person, kept_for = shared_with.len(), "dry run: would revoke");
         self.held.lock().expect("lock").remove(&spec.grant_id);
         Ok(())
@@ -139,8 +121,7 @@ impl Instrumented {
             Err(ProviderError::Transient { .. }) => "transient_error",
             Err(ProviderError::Permanent { .. }) => "permanent_error",
         };
-        self.metrics
-            .provider_call(&self.name, op, outcome, started.elapsed());
+        self.metrics.provider_call(&self.name, op, outcome, started.elapsed());
     }
 }
 
@@ -161,11 +142,7 @@ impl GrantProvider for Instrumented {
         self.record("grant", t, &r);
         r
     }
-    async fn revoke(
-        &self,
-        spec: &GrantSpec,
-        shared_with: &[GrantSpec],
-    ) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
         let t = Instant::now();
         let r = self.inner.revoke(spec, shared_with).await;
         self.record("revoke", t, &r);

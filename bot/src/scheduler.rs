@@ -80,17 +80,12 @@ impl Scheduler {
     pub async fn run_due_now(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
-            let items = self
-                .store
-                .claim_due(self.clock.now(), self.batch, self.lease)
-                .await?;
+            let items = self.store.claim_due(self.clock.now(), self.batch, self.lease).await?;
             if items.is_empty() {
                 return Ok(total);
             }
             total += items.len();
-            let runs = items
-                .into_iter()
-                .map(|i| Self::run_item(self.service.clone(), self.metrics.clone(), i));
+            let runs = items.into_iter().map(|i| Self::run_item(self.service.clone(), self.metrics.clone(), i));
             futures::future::join_all(runs).await;
         }
     }
@@ -105,21 +100,13 @@ impl Scheduler {
             let claimed = if free == 0 {
                 Ok(Vec::new())
             } else {
-                self.store
-                    .claim_due(self.clock.now(), free.min(self.batch), self.lease)
-                    .await
+                self.store.claim_due(self.clock.now(), free.min(self.batch), self.lease).await
             };
             match claimed {
                 Ok(items) if !items.is_empty() => {
                     for item in items {
-                        let permit = self
-                            .permits
-                            .clone()
-                            .acquire_owned()
-                            .await
-                            .expect("semaphore open");
-                        let (service, metrics, me) =
-                            (self.service.clone(), self.metrics.clone(), self.clone());
+                        let permit = self.permits.clone().acquire_owned().await.expect("semaphore open");
+                        let (service, metrics, me) = (self.service.clone(), self.metrics.clone(), self.clone());
                         tokio::spawn(async move {
                             Self::run_item(service, metrics, item).await;
                             drop(permit);
@@ -142,10 +129,7 @@ impl Scheduler {
                 MAX_IDLE
             } else {
                 match self.store.next_due_at().await {
-                    Ok(Some(at)) => (at - self.clock.now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(MAX_IDLE),
+                    Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO).min(MAX_IDLE),
                     Ok(None) => MAX_IDLE,
                     Err(e) => {
                         warn!(error = %e, "scheduler: cannot read the next due time");
@@ -205,12 +189,7 @@ pub async fn run_job(service: &Service, store: &dyn Store, name: &str) -> anyhow
     match name {
         "reconcile" => {
             let r = service.reconcile().await?;
-            info!(
-                listed = r.listed,
-                drift = r.drift_revoked.len(),
-                errors = r.errors.len(),
-                "reconciliation done"
-            );
+            info!(listed = r.listed, drift = r.drift_revoked.len(), errors = r.errors.len(), "reconciliation done");
         }
         "audit_checkpoint" => {
             let report = service.verify_audit().await?;
@@ -223,13 +202,7 @@ pub async fn run_job(service: &Service, store: &dyn Store, name: &str) -> anyhow
                 error!(seq = b.seq, why = %b.why, "audit chain is broken");
             }
             store
-                .append_event(NewEvent::new(
-                    service.now(),
-                    Actor::System,
-                    EventKind::AuditCheckpoint,
-                    None,
-                    details,
-                ))
+                .append_event(NewEvent::new(service.now(), Actor::System, EventKind::AuditCheckpoint, None, details))
                 .await?;
         }
         other => anyhow::bail!("unknown job {other}"),

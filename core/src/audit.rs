@@ -105,20 +105,8 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(
-        at: DateTime<Utc>,
-        actor: Actor,
-        kind: EventKind,
-        subject: Option<RequestId>,
-        details: Value,
-    ) -> Self {
-        Self {
-            at,
-            actor,
-            kind,
-            subject,
-            details,
-        }
+    pub fn new(at: DateTime<Utc>, actor: Actor, kind: EventKind, subject: Option<RequestId>, details: Value) -> Self {
+        Self { at, actor, kind, subject, details }
     }
 }
 
@@ -241,23 +229,14 @@ impl ChainVerifier {
         if ev.seq != want_seq {
             return Err(ChainBreak {
                 seq: want_seq,
-                why: format!(
-                    "event {want_seq} is missing (next stored event is {})",
-                    ev.seq
-                ),
+                why: format!("event {want_seq} is missing (next stored event is {})", ev.seq),
             });
         }
         if ev.prev_hash != want_prev {
-            return Err(ChainBreak {
-                seq: ev.seq,
-                why: "prev_hash does not match the previous event's hash".into(),
-            });
+            return Err(ChainBreak { seq: ev.seq, why: "prev_hash does not match the previous event's hash".into() });
         }
         if ev.compute_hash() != ev.hash {
-            return Err(ChainBreak {
-                seq: ev.seq,
-                why: "contents do not match the stored hash (edited?)".into(),
-            });
+            return Err(ChainBreak { seq: ev.seq, why: "contents do not match the stored hash (edited?)".into() });
         }
         self.last = Some((ev.seq, ev.hash.clone()));
         self.checked += 1;
@@ -306,10 +285,7 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v = json!({"z": {"b": 1, "a": 2}, "a": [ {"y": 1, "x": 2} ]});
-        assert_eq!(
-            canonical_json(&v),
-            r#"{"a":[{"x":2,"y":1}],"z":{"a":2,"b":1}}"#
-        );
+        assert_eq!(canonical_json(&v), r#"{"a":[{"x":2,"y":1}],"z":{"a":2,"b":1}}"#);
     }
 
     #[test]

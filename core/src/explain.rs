@@ -21,10 +21,7 @@ pub fn explain(policy: &Policy, person: &str, role: &str) -> Result<String, Stri
         out,
         "role:        {}{}",
         role.name,
-        role.description
-            .as_ref()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default()
+        role.description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
     );
     let _ = writeln!(out, "person:      {pid}");
     let _ = writeln!(
@@ -35,11 +32,7 @@ pub fn explain(policy: &Policy, person: &str, role: &str) -> Result<String, Stri
         } else {
             format!(
                 "no: only members of {} may",
-                role.requesters
-                    .iter()
-                    .map(|g| g.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                role.requesters.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
             )
         }
     );
@@ -68,62 +61,36 @@ pub fn explain(policy: &Policy, person: &str, role: &str) -> Result<String, Stri
     let _ = writeln!(
         out,
         "approvers:   {} (groups: {})",
-        if approvers.is_empty() {
-            "nobody".into()
-        } else {
-            approvers.join(", ")
-        },
-        role.approvers
-            .iter()
-            .map(|g| g.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        if approvers.is_empty() { "nobody".into() } else { approvers.join(", ") },
+        role.approvers.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
     );
     let _ = writeln!(
         out,
         "approvals:   {} distinct approver(s) needed; self-approval {}",
         role.approvals_required,
-        if role.self_approval {
-            "allowed"
-        } else {
-            "not allowed"
-        }
+        if role.self_approval { "allowed" } else { "not allowed" }
     );
     if let Some(re) = &role.ticket_pattern {
         let _ = writeln!(
             out,
             "ticket:      pattern `{}`{}",
             re.as_str(),
-            if role.ticket_required {
-                ", required"
-            } else {
-                ", taken from the reason if present"
-            }
+            if role.ticket_required { ", required" } else { ", taken from the reason if present" }
         );
     }
     let _ = writeln!(
         out,
         "pending:     times out after {}{}",
         role.pending_timeout,
-        role.reminder_interval
-            .map(|r| format!("; approvers reminded every {r}"))
-            .unwrap_or_default()
+        role.reminder_interval.map(|r| format!("; approvers reminded every {r}")).unwrap_or_default()
     );
-    let _ = writeln!(
-        out,
-        "provider:    {} with target {}",
-        role.provider, role.target
-    );
+    let _ = writeln!(out, "provider:    {} with target {}", role.provider, role.target);
     if may {
         let approvals_possible = approvers.len() as u32 >= role.approvals_required;
         let _ = writeln!(
             out,
             "would:       create a pending request; {}after approval apply the grant through `{}` for the requested duration (from the moment it is applied), warn {} before expiry, and revoke it at expiry",
-            if approvals_possible {
-                ""
-            } else {
-                "NOTE: fewer listed approvers than required; "
-            },
+            if approvals_possible { "" } else { "NOTE: fewer listed approvers than required; " },
             role.provider,
             policy.settings.expiry_warning
         );

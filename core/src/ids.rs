@@ -17,9 +17,7 @@ impl RequestId {
         let digits = s.trim().trim_start_matches('#');
         match digits.parse::<i64>() {
             Ok(n) if n > 0 => Ok(RequestId(n)),
-            _ => Err(format!(
-                "`{s}` is not a request number (expected something like 41 or #41)"
-            )),
+            _ => Err(format!("`{s}` is not a request number (expected something like 41 or #41)")),
         }
     }
 
@@ -31,11 +29,7 @@ impl RequestId {
 
     /// Inverse of [`RequestId::grant_id`], for what a provider's `list` returns.
     pub fn from_grant_id(grant_id: &str) -> Option<Self> {
-        grant_id
-            .strip_prefix("elevate-")
-            .and_then(|n| n.parse::<i64>().ok())
-            .filter(|n| *n > 0)
-            .map(RequestId)
+        grant_id.strip_prefix("elevate-").and_then(|n| n.parse::<i64>().ok()).filter(|n| *n > 0).map(RequestId)
     }
 }
 

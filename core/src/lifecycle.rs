@@ -76,10 +76,7 @@ impl State {
 
     /// No transition leaves a final state.
     pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            State::Pending | State::Approved | State::Active | State::Revoking
-        )
+        !matches!(self, State::Pending | State::Approved | State::Active | State::Revoking)
     }
 
     /// Whether the provider may currently be giving access for this request.
@@ -134,9 +131,7 @@ impl EndReason {
     }
 
     pub fn parse(s: &str) -> Option<EndReason> {
-        [EndReason::Expired, EndReason::Released, EndReason::Revoked]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [EndReason::Expired, EndReason::Released, EndReason::Revoked].into_iter().find(|r| r.as_str() == s)
     }
 
     pub fn final_state(self) -> State {

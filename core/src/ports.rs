@@ -87,12 +87,7 @@ pub struct NewDue {
 
 impl NewDue {
     pub fn new(kind: DueKind, request: RequestId, due_at: DateTime<Utc>) -> Self {
-        NewDue {
-            kind,
-            request: Some(request),
-            due_at,
-            payload: Value::Null,
-        }
+        NewDue { kind, request: Some(request), due_at, payload: Value::Null }
     }
 }
 
@@ -148,10 +143,16 @@ pub struct Change {
     pub linked: Option<Linked>,
 }
 
+impl From<Change> for Decision {
+    fn from(c: Change) -> Self {
+        Decision::Change(Box::new(c))
+    }
+}
+
 /// What a decide closure returns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    Change(Change),
+    Change(Box<Change>),
     /// Refuse, writing nothing but (optionally) an audit event, e.g. a refused approval.
     Refuse(UserError, Option<NewEvent>),
 }
@@ -186,12 +187,7 @@ pub struct RequestQuery {
 pub trait Store: Send + Sync + 'static {
     /// Writes a new request, its event and its first due items in one transaction. The event's
     /// subject and the due items' request are set to the new id.
-    async fn create_request(
-        &self,
-        new: NewRequest,
-        event: NewEvent,
-        due: Vec<NewDue>,
-    ) -> Result<Request, StoreError>;
+    async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError>;
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError>;
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError>;
@@ -199,12 +195,7 @@ pub trait Store: Send + Sync + 'static {
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError>;
 
     /// Claims up to `limit` items due at `now`, leasing them for `lease`.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<DueItem>, StoreError>;
+    async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError>;
     /// Puts a failed item back for `at`, with its attempt count, and records `event` with it.
     async fn retry_due(
         &self,
@@ -231,8 +222,7 @@ pub trait Store: Send + Sync + 'static {
     async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError>;
     async fn count_by_state(&self) -> Result<Vec<(State, i64)>, StoreError>;
     /// Sum of due items' lateness, for metrics: `(count due now, oldest due_at)`.
-    async fn overdue(&self, now: DateTime<Utc>)
-    -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
+    async fn overdue(&self, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
 }
 
 /// Everything a provider needs to apply or remove one grant.
@@ -256,10 +246,7 @@ pub struct GrantSpec {
 pub enum ProviderError {
     /// Worth retrying: throttling, 5xx, timeouts, connection errors.
     #[error("{message}")]
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Transient { message: String, retry_after: Option<Duration> },
     /// Retrying will not help: access denied, no such entity, malformed target. `code` is the
     /// provider's own (e.g. `AccessDenied`), shown to the requester with the message.
     #[error("{code}: {message}")]
@@ -268,16 +255,10 @@ pub enum ProviderError {
 
 impl ProviderError {
     pub fn transient(message: impl Into<String>) -> Self {
-        ProviderError::Transient {
-            message: message.into(),
-            retry_after: None,
-        }
+        ProviderError::Transient { message: message.into(), retry_after: None }
     }
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ProviderError::Permanent {
-            code: code.into(),
-            message: message.into(),
-        }
+        ProviderError::Permanent { code: code.into(), message: message.into() }
     }
 }
 
@@ -307,11 +288,7 @@ pub trait GrantProvider: Send + Sync + 'static {
     /// Removes the grant. `shared_with` lists other active grants of the same person and target:
     /// a provider whose grants share one resource (an attached policy, a group membership) must
     /// leave it in place while any of them remains.
-    async fn revoke(
-        &self,
-        spec: &GrantSpec,
-        shared_with: &[GrantSpec],
-    ) -> Result<(), ProviderError>;
+    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError>;
     /// What elevate created that still exists, for reconciliation.
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError>;
 }

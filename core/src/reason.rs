@@ -21,13 +21,12 @@ impl Reason {
         }
         let n = s.chars().count();
         if n > Self::MAX_CHARS {
-            return Err(format!(
-                "the reason is {n} characters long; keep it to {} or fewer",
-                Self::MAX_CHARS
-            ));
+            return Err(format!("the reason is {n} characters long; keep it to {} or fewer", Self::MAX_CHARS));
         }
         if s.chars().any(|c| c.is_control()) {
-            return Err("the reason contains control characters (such as newlines or tabs); use plain text on one line".into());
+            return Err(
+                "the reason contains control characters (such as newlines or tabs); use plain text on one line".into(),
+            );
         }
         Ok(Self(s.to_string()))
     }

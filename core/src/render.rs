@@ -29,24 +29,14 @@ fn n(v: &Value, k: &str) -> i64 {
 }
 
 fn when(v: &Value, k: &str) -> String {
-    DateTime::parse_from_rfc3339(s(v, k))
-        .map(|t| time(t.with_timezone(&Utc)))
-        .unwrap_or_else(|_| "?".into())
+    DateTime::parse_from_rfc3339(s(v, k)).map(|t| time(t.with_timezone(&Utc))).unwrap_or_else(|_| "?".into())
 }
 
 /// " (dry run: nothing was applied)" for grants of a dry-run provider.
 pub fn dry_run_suffix(ev: &AuditEvent, req: Option<&Request>) -> &'static str {
-    let flagged = ev
-        .details
-        .get("dry_run")
-        .and_then(|d| d.as_bool())
-        .unwrap_or(false)
-        || req.is_some_and(|r| r.is_dry_run());
-    if flagged {
-        " (dry run: nothing was applied)"
-    } else {
-        ""
-    }
+    let flagged =
+        ev.details.get("dry_run").and_then(|d| d.as_bool()).unwrap_or(false) || req.is_some_and(|r| r.is_dry_run());
+    if flagged { " (dry run: nothing was applied)" } else { "" }
 }
 
 /// One line per event.
@@ -54,9 +44,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
     let d = &ev.details;
     let id = ev.subject.map(|s| format!("#{s}")).unwrap_or_default();
     let who = actor_name(&ev.actor);
-    let (person, role) = req
-        .map(|r| (r.requester.to_string(), r.role.to_string()))
-        .unwrap_or_default();
+    let (person, role) = req.map(|r| (r.requester.to_string(), r.role.to_string())).unwrap_or_default();
     let dry = dry_run_suffix(ev, req);
     match ev.kind.as_str() {
         "request.created" => {
@@ -74,27 +62,15 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 s(d, "duration"),
                 s(d, "reason"),
                 n(d, "approvals_required"),
-                if n(d, "approvals_required") == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                if n(d, "approvals_required") == 1 { "" } else { "s" }
             )
         }
-        "request.approval_added" => format!(
-            "{id} approval {} of {} by {who}",
-            n(d, "approvals"),
-            n(d, "required")
-        ),
+        "request.approval_added" => format!("{id} approval {} of {} by {who}", n(d, "approvals"), n(d, "required")),
         "request.approved" => {
             let by: Vec<String> = d
                 .get("approvers")
                 .and_then(|a| a.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                 .unwrap_or_else(|| vec![who.clone()]);
             format!("{id} approved by {}", by.join(", "))
         }
@@ -107,20 +83,11 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             n(d, "approvals"),
             n(d, "required")
         ),
-        "grant.applied" => format!(
-            "{id} granted: {person} has {role} until {}{dry}",
-            when(d, "expires_at")
-        ),
-        "grant.apply_retry" => format!(
-            "{id} provider error while granting (attempt {}), retrying: {}",
-            n(d, "attempt"),
-            s(d, "error")
-        ),
-        "grant.failed" => format!(
-            "{id} grant of {role} to {person} failed: {}: {}",
-            s(d, "code"),
-            s(d, "message")
-        ),
+        "grant.applied" => format!("{id} granted: {person} has {role} until {}{dry}", when(d, "expires_at")),
+        "grant.apply_retry" => {
+            format!("{id} provider error while granting (attempt {}), retrying: {}", n(d, "attempt"), s(d, "error"))
+        }
+        "grant.failed" => format!("{id} grant of {role} to {person} failed: {}: {}", s(d, "code"), s(d, "message")),
         "grant.revoking" => {
             let why = match s(d, "ending") {
                 "expired" => "time is up".to_string(),
@@ -146,15 +113,8 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             n(d, "attempts"),
             s(d, "error")
         ),
-        "grant.extended" => format!(
-            "{id} extended by {}; now until {}",
-            s(d, "by"),
-            when(d, "expires_at")
-        ),
-        "grant.expiry_warning" => format!(
-            "{id} {person}'s {role} access expires in {} min",
-            n(d, "minutes_left")
-        ),
+        "grant.extended" => format!("{id} extended by {}; now until {}", s(d, "by"), when(d, "expires_at")),
+        "grant.expiry_warning" => format!("{id} {person}'s {role} access expires in {} min", n(d, "minutes_left")),
         "grant.undone" => {
             format!("{id} a grant applied after the request was closed was removed again")
         }
@@ -168,11 +128,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             "audit checkpoint: seq {} head {}{}",
             n(d, "seq"),
             s(d, "hash"),
-            if d.get("signature").is_some() {
-                " (signed)"
-            } else {
-                ""
-            }
+            if d.get("signature").is_some() { " (signed)" } else { "" }
         ),
         other => format!("{id} {other} by {who}"),
     }

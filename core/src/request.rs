@@ -62,11 +62,7 @@ pub struct Source {
 
 impl Source {
     pub fn api(token_name: &str) -> Self {
-        Source {
-            platform: "api".into(),
-            tenant: Some(token_name.into()),
-            channel: None,
-        }
+        Source { platform: "api".into(), tenant: Some(token_name.into()), channel: None }
     }
 }
 
@@ -108,11 +104,7 @@ impl Request {
     }
 
     pub fn is_dry_run(&self) -> bool {
-        self.grant_handle
-            .as_ref()
-            .and_then(|h| h.get("dry_run"))
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
+        self.grant_handle.as_ref().and_then(|h| h.get("dry_run")).and_then(|v| v.as_bool()).unwrap_or(false)
     }
 }
 

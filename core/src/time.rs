@@ -27,9 +27,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self {
-            now: Mutex::new(truncate_ms(start)),
-        }
+        Self { now: Mutex::new(truncate_ms(start)) }
     }
 
     pub fn advance(&self, by: chrono::Duration) {

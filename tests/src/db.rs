@@ -22,20 +22,12 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = dir.path().join("elevate.db").display().to_string();
-        TestDb {
-            url,
-            dialect: Dialect::Sqlite,
-            _dir: Some(dir),
-        }
+        TestDb { url, dialect: Dialect::Sqlite, _dir: Some(dir) }
     }
 
     /// Another handle on a database some other test app already uses (a second replica).
     pub fn existing(url: &str, dialect: Dialect) -> TestDb {
-        TestDb {
-            url: url.to_string(),
-            dialect,
-            _dir: None,
-        }
+        TestDb { url: url.to_string(), dialect, _dir: None }
     }
 
     /// A fresh PostgreSQL database, or `None` when no server is configured. Under CI a missing
@@ -43,28 +35,16 @@ impl TestDb {
     pub async fn postgres() -> Option<TestDb> {
         let Ok(admin) = std::env::var("ELEVATE_TEST_POSTGRES_URL") else {
             if std::env::var("CI").is_ok() {
-                panic!(
-                    "CI is set but ELEVATE_TEST_POSTGRES_URL is not: the PostgreSQL suite must run in CI"
-                );
+                panic!("CI is set but ELEVATE_TEST_POSTGRES_URL is not: the PostgreSQL suite must run in CI");
             }
-            eprintln!(
-                "SKIPPED (PostgreSQL): set ELEVATE_TEST_POSTGRES_URL to run this test on PostgreSQL"
-            );
+            eprintln!("SKIPPED (PostgreSQL): set ELEVATE_TEST_POSTGRES_URL to run this test on PostgreSQL");
             return None;
         };
         let name = format!("elevate_t_{:016x}", rand::random::<u64>());
-        let mut conn = PgConnection::connect(&admin)
-            .await
-            .expect("connect to ELEVATE_TEST_POSTGRES_URL");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create test database");
+        let mut conn = PgConnection::connect(&admin).await.expect("connect to ELEVATE_TEST_POSTGRES_URL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        Some(TestDb {
-            url: format!("{base}/{name}"),
-            dialect: Dialect::Postgres,
-            _dir: None,
-        })
+        Some(TestDb { url: format!("{base}/{name}"), dialect: Dialect::Postgres, _dir: None })
     }
 }
 

@@ -61,9 +61,7 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         elevate_bot::install_crypto();
         let receiver = Receiver::start(policy::WEBHOOK_SECRET).await;
-        let clock = Arc::new(ManualClock::new(
-            Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
-        ));
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
         let db = self.db.unwrap_or_else(TestDb::sqlite);
         let text = match &self.config {
             Some(t) => t.replace("{WEBHOOK_URL}", &receiver.url),
@@ -75,12 +73,7 @@ impl TestAppBuilder {
 
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder {
-            db: None,
-            background: false,
-            config: None,
-            notifiers: Vec::new(),
-        }
+        TestAppBuilder { db: None, background: false, config: None, notifiers: Vec::new() }
     }
 
     /// SQLite, test policy, scheduler driven by the test.
@@ -105,14 +98,7 @@ impl TestApp {
     /// Simulates a crash: the server and every loop stop at once, nothing is flushed; then a new
     /// process starts on the same database with the clock where the test left it.
     pub async fn crash_and_restart(self, background: bool) -> TestApp {
-        let TestApp {
-            app,
-            clock,
-            receiver,
-            db,
-            server,
-            ..
-        } = self;
+        let TestApp { app, clock, receiver, db, server, .. } = self;
         server.0.abort();
         let config = app.config.clone();
         drop(app);
@@ -135,31 +121,18 @@ impl TestApp {
             database_url: Some(db.url.clone()),
         };
         let mut app = App::build(config, opts).await.expect("app rebuilds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = http::router(app.state());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         app.start();
-        TestApp {
-            app,
-            clock,
-            receiver,
-            base,
-            db,
-            server: ServerTask(server),
-        }
+        TestApp { app, clock, receiver, base, db, server: ServerTask(server) }
     }
 
     pub fn person(&self, name: &str) -> Person {
-        Person {
-            name: name.to_string(),
-            token: format!("token-{name}"),
-            base: self.base.clone(),
-        }
+        Person { name: name.to_string(), token: format!("token-{name}"), base: self.base.clone() }
     }
     pub fn alice(&self) -> Person {
         self.person("alice")
@@ -180,11 +153,7 @@ impl TestApp {
 
     /// Runs everything the scheduler has due now, to completion.
     pub async fn run_due(&self) -> usize {
-        self.app
-            .scheduler
-            .run_due_now()
-            .await
-            .expect("scheduler runs")
+        self.app.scheduler.run_due_now().await.expect("scheduler runs")
     }
 
     /// Moves the clock and runs what became due.
@@ -198,11 +167,7 @@ impl TestApp {
     }
 
     pub async fn request(&self, id: i64) -> elevate_core::Request {
-        self.store()
-            .get_request(RequestId(id))
-            .await
-            .unwrap()
-            .expect("request exists")
+        self.store().get_request(RequestId(id)).await.unwrap().expect("request exists")
     }
 
     pub async fn state(&self, id: i64) -> String {
@@ -223,12 +188,7 @@ impl TestApp {
 
     /// Event kinds about one request, in order.
     pub async fn event_kinds(&self, id: i64) -> Vec<String> {
-        self.events()
-            .await
-            .into_iter()
-            .filter(|e| e.subject == Some(id))
-            .map(|e| e.kind)
-            .collect()
+        self.events().await.into_iter().filter(|e| e.subject == Some(id)).map(|e| e.kind).collect()
     }
 
     pub fn grant_id(id: i64) -> String {
@@ -237,21 +197,13 @@ impl TestApp {
 
     /// Creates a request as alice and has bob approve it, then applies it.
     pub async fn active_grant(&self, role: &str, duration: &str) -> i64 {
-        let id = self
-            .alice()
-            .request(role, duration, "INC-1 investigate")
-            .await
-            .id();
+        let id = self.alice().request(role, duration, "INC-1 investigate").await.id();
         self.bob().approve(id).await.ok();
         if role == "prod" {
             self.carol().approve(id).await.ok();
         }
         self.run_due().await;
-        assert_eq!(
-            self.state(id).await,
-            "active",
-            "setup: grant {id} should be active"
-        );
+        assert_eq!(self.state(id).await, "active", "setup: grant {id} should be active");
         id
     }
 }
@@ -283,12 +235,7 @@ pub struct Answer {
 impl Answer {
     /// Asserts success and returns the body.
     pub fn ok(self) -> Value {
-        assert!(
-            (200..300).contains(&self.status),
-            "expected success, got {} {}",
-            self.status,
-            self.body
-        );
+        assert!((200..300).contains(&self.status), "expected success, got {} {}", self.status, self.body);
         self.body
     }
 
@@ -300,23 +247,14 @@ impl Answer {
     /// Asserts a refusal with this status and returns its message.
     pub fn refused(self, status: u16) -> String {
         assert_eq!(self.status, status, "unexpected answer: {}", self.body);
-        assert!(
-            self.body["error"]["code"].is_string(),
-            "error body without code: {}",
-            self.body
-        );
-        self.body["error"]["message"]
-            .as_str()
-            .expect("error message")
-            .to_string()
+        assert!(self.body["error"]["code"].is_string(), "error body without code: {}", self.body);
+        self.body["error"]["message"].as_str().expect("error message").to_string()
     }
 }
 
 impl Person {
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
-        let mut req = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -336,12 +274,7 @@ impl Person {
     }
 
     pub async fn act(&self, id: i64, action: &str, body: Value) -> Answer {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/api/v1/requests/{id}/{action}"),
-            Some(body),
-        )
-        .await
+        self.call(reqwest::Method::POST, &format!("/api/v1/requests/{id}/{action}"), Some(body)).await
     }
 
     pub async fn approve(&self, id: i64) -> Answer {
@@ -360,15 +293,9 @@ impl Person {
         self.act(id, "release", json!({})).await
     }
     pub async fn extend(&self, id: i64, duration: &str) -> Answer {
-        self.act(id, "extend", json!({ "duration": duration }))
-            .await
+        self.act(id, "extend", json!({ "duration": duration })).await
     }
     pub async fn show(&self, id: i64) -> Answer {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/api/v1/requests/{id}"),
-            None,
-        )
-        .await
+        self.call(reqwest::Method::GET, &format!("/api/v1/requests/{id}"), None).await
     }
 }

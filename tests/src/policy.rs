@@ -15,10 +15,7 @@ pub fn config(webhook_url: &str) -> String {
     }
     let mut tokens = String::new();
     for p in ["alice", "bob", "carol", "dave", "erin", "mallory"] {
-        tokens.push_str(&format!(
-            "[tokens.{p}]\nperson = \"{p}\"\nsha256 = \"{}\"\n",
-            sha(&format!("token-{p}"))
-        ));
+        tokens.push_str(&format!("[tokens.{p}]\nperson = \"{p}\"\nsha256 = \"{}\"\n", sha(&format!("token-{p}"))));
     }
     format!(
         r#"

@@ -58,18 +58,10 @@ pub struct Receiver {
 impl Receiver {
     pub async fn start(secret: &str) -> Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}/elevate", listener.local_addr().expect("addr"));
-        let r = Receiver {
-            url,
-            secret: secret.to_string(),
-            inner,
-        };
-        let app = Router::new()
-            .route("/elevate", post(handle))
-            .with_state(r.clone());
+        let r = Receiver { url, secret: secret.to_string(), inner };
+        let app = Router::new().route("/elevate", post(handle)).with_state(r.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -87,10 +79,7 @@ impl Receiver {
 
     /// Calls of one action about one grant.
     pub fn calls_for(&self, action: &str, grant_id: &str) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.action == action && c.grant_id.as_deref() == Some(grant_id))
-            .collect()
+        self.calls().into_iter().filter(|c| c.action == action && c.grant_id.as_deref() == Some(grant_id)).collect()
     }
 
     pub fn holds(&self, grant_id: &str) -> bool {
@@ -103,10 +92,11 @@ impl Receiver {
 
     /// Creates a grant behind elevate's back (drift).
     pub fn plant(&self, grant_id: &str) {
-        self.inner.lock().unwrap().grants.insert(
-            grant_id.to_string(),
-            json!({ "grant_id": grant_id, "planted": true }),
-        );
+        self.inner
+            .lock()
+            .unwrap()
+            .grants
+            .insert(grant_id.to_string(), json!({ "grant_id": grant_id, "planted": true }));
     }
 
     /// Removes a grant by hand, as an operator would.
@@ -121,10 +111,7 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let sig = headers
-        .get(elevate_webhook::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let sig = headers.get(elevate_webhook::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     let fresh = (chrono::Utc::now().timestamp() - ts).abs() <= 300;
     let signature_ok = fresh && elevate_webhook::verify(&r.secret, ts, &body, sig);
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -132,36 +119,20 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
     let grant_id = v["grant_id"].as_str().map(String::from);
     let fault = r.inner.lock().unwrap().faults.pop_front();
     let (status, resp): (u16, Response) = if !signature_ok {
-        (
-            401,
-            (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({ "error": "bad signature" })),
-            )
-                .into_response(),
-        )
+        (401, (StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad signature" }))).into_response())
     } else {
         match fault {
             Some(Fault::Status(code, retry)) => {
-                let mut resp = (
-                    StatusCode::from_u16(code).unwrap(),
-                    Json(json!({ "error": "injected failure" })),
-                )
-                    .into_response();
+                let mut resp =
+                    (StatusCode::from_u16(code).unwrap(), Json(json!({ "error": "injected failure" }))).into_response();
                 if let Some(s) = retry {
-                    resp.headers_mut()
-                        .insert("Retry-After", s.to_string().parse().unwrap());
+                    resp.headers_mut().insert("Retry-After", s.to_string().parse().unwrap());
                 }
                 (code, resp)
             }
-            Some(Fault::Reject(code, msg)) => (
-                code,
-                (
-                    StatusCode::from_u16(code).unwrap(),
-                    Json(json!({ "error": msg })),
-                )
-                    .into_response(),
-            ),
+            Some(Fault::Reject(code, msg)) => {
+                (code, (StatusCode::from_u16(code).unwrap(), Json(json!({ "error": msg }))).into_response())
+            }
             other => {
                 if let Some(Fault::Delay(d)) = other {
                     tokio::time::sleep(d).await;
@@ -177,14 +148,7 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
                         if existed {
                             (200, Json(json!({ "revoked": id })).into_response())
                         } else {
-                            (
-                                404,
-                                (
-                                    StatusCode::NOT_FOUND,
-                                    Json(json!({ "error": "no such grant" })),
-                                )
-                                    .into_response(),
-                            )
+                            (404, (StatusCode::NOT_FOUND, Json(json!({ "error": "no such grant" }))).into_response())
                         }
                     }
                     ("list", _) => {
@@ -195,24 +159,11 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
                             .collect();
                         (200, Json(json!({ "grants": grants })).into_response())
                     }
-                    _ => (
-                        400,
-                        (
-                            StatusCode::BAD_REQUEST,
-                            Json(json!({ "error": "unknown action" })),
-                        )
-                            .into_response(),
-                    ),
+                    _ => (400, (StatusCode::BAD_REQUEST, Json(json!({ "error": "unknown action" }))).into_response()),
                 }
             }
         }
     };
-    r.inner.lock().unwrap().calls.push(Call {
-        action,
-        grant_id,
-        body: v,
-        signature_ok,
-        status,
-    });
+    r.inner.lock().unwrap().calls.push(Call { action, grant_id, body: v, signature_ok, status });
     resp
 }

@@ -5,28 +5,12 @@ use reqwest::Method;
 use serde_json::json;
 
 async fn nothing_written(app: &TestApp, before: (usize, usize)) {
-    let requests = app
-        .store()
-        .list_requests(&Default::default())
-        .await
-        .unwrap()
-        .len();
-    assert_eq!(
-        (requests, app.events().await.len()),
-        before,
-        "a refused call wrote something"
-    );
+    let requests = app.store().list_requests(&Default::default()).await.unwrap().len();
+    assert_eq!((requests, app.events().await.len()), before, "a refused call wrote something");
 }
 
 async fn counts(app: &TestApp) -> (usize, usize) {
-    (
-        app.store()
-            .list_requests(&Default::default())
-            .await
-            .unwrap()
-            .len(),
-        app.events().await.len(),
-    )
+    (app.store().list_requests(&Default::default()).await.unwrap().len(), app.events().await.len())
 }
 
 #[tokio::test]
@@ -35,56 +19,22 @@ async fn bad_requests_are_refused_with_a_named_problem_and_write_nothing() {
     let alice = app.alice();
     let before = counts(&app).await;
     let cases: Vec<(serde_json::Value, u16, &str)> = vec![
-        (
-            json!({ "role": "dv", "duration": "1h", "reason": "x" }),
-            404,
-            "There is no role `dv`. Did you mean `db`?",
-        ),
-        (
-            json!({ "role": "db", "duration": "0m", "reason": "INC-1 x" }),
-            400,
-            "longer than zero",
-        ),
-        (
-            json!({ "role": "db", "duration": "5h", "reason": "INC-1 x" }),
-            400,
-            "at most 4h",
-        ),
-        (
-            json!({ "role": "db", "duration": "soon", "reason": "INC-1 x" }),
-            400,
-            "is not a duration",
-        ),
-        (
-            json!({ "role": "db", "duration": "1h", "reason": "" }),
-            400,
-            "a reason is required",
-        ),
-        (
-            json!({ "role": "db", "duration": "1h", "reason": "x".repeat(1001) }),
-            400,
-            "1001 characters",
-        ),
-        (
-            json!({ "role": "db", "duration": "1h", "reason": "fix\nlag" }),
-            400,
-            "control characters",
-        ),
+        (json!({ "role": "dv", "duration": "1h", "reason": "x" }), 404, "There is no role `dv`. Did you mean `db`?"),
+        (json!({ "role": "db", "duration": "0m", "reason": "INC-1 x" }), 400, "longer than zero"),
+        (json!({ "role": "db", "duration": "5h", "reason": "INC-1 x" }), 400, "at most 4h"),
+        (json!({ "role": "db", "duration": "soon", "reason": "INC-1 x" }), 400, "is not a duration"),
+        (json!({ "role": "db", "duration": "1h", "reason": "" }), 400, "a reason is required"),
+        (json!({ "role": "db", "duration": "1h", "reason": "x".repeat(1001) }), 400, "1001 characters"),
+        (json!({ "role": "db", "duration": "1h", "reason": "fix\nlag" }), 400, "control characters"),
         (
             json!({ "role": "db", "duration": "1h", "reason": "x", "requester": "bob" }),
             400,
             "unknown field `requester`",
         ),
-        (
-            json!({ "role": "db", "duration": "1h", "reason": "x", "ticket": "JIRA-1" }),
-            400,
-            "does not match",
-        ),
+        (json!({ "role": "db", "duration": "1h", "reason": "x", "ticket": "JIRA-1" }), 400, "does not match"),
     ];
     for (body, status, needle) in cases {
-        let a = alice
-            .call(Method::POST, "/api/v1/requests", Some(body.clone()))
-            .await;
+        let a = alice.call(Method::POST, "/api/v1/requests", Some(body.clone())).await;
         let msg = a.refused(status);
         assert!(msg.contains(needle), "{body}: {msg}");
     }
@@ -97,12 +47,7 @@ async fn bad_requests_are_refused_with_a_named_problem_and_write_nothing() {
         .unwrap();
     assert_eq!(not_json.status(), 400);
     let body: serde_json::Value = not_json.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Invalid JSON")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("Invalid JSON"));
     nothing_written(&app, before).await;
 }
 
@@ -110,11 +55,7 @@ async fn bad_requests_are_refused_with_a_named_problem_and_write_nothing() {
 async fn a_person_outside_the_requester_groups_is_refused() {
     let app = TestApp::spawn().await;
     let before = counts(&app).await;
-    let msg = app
-        .person("mallory")
-        .request("db", "1h", "INC-1 x")
-        .await
-        .refused(403);
+    let msg = app.person("mallory").request("db", "1h", "INC-1 x").await.refused(403);
     assert!(msg.contains("engineers"), "names who may: {msg}");
     nothing_written(&app, before).await;
 }
@@ -123,17 +64,9 @@ async fn a_person_outside_the_requester_groups_is_refused() {
 async fn wrong_or_missing_tokens_are_refused() {
     let app = TestApp::spawn().await;
     let before = counts(&app).await;
-    let stranger = Person {
-        name: "x".into(),
-        token: "not-a-token".into(),
-        base: app.base.clone(),
-    };
+    let stranger = Person { name: "x".into(), token: "not-a-token".into(), base: app.base.clone() };
     stranger.request("db", "1h", "INC-1 x").await.refused(401);
-    let bare = reqwest::Client::new()
-        .get(format!("{}/api/v1/requests/1", app.base))
-        .send()
-        .await
-        .unwrap();
+    let bare = reqwest::Client::new().get(format!("{}/api/v1/requests/1", app.base)).send().await.unwrap();
     assert_eq!(bare.status(), 401);
     let body: serde_json::Value = bare.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthenticated");
@@ -148,11 +81,7 @@ async fn unknown_requests_and_actions_are_named() {
     let id = app.alice().request("db", "1h", "INC-1 x").await.id();
     let msg = app.bob().act(id, "bless", json!({})).await.refused(404);
     assert!(msg.contains("Unknown action"), "{msg}");
-    let msg = app
-        .alice()
-        .call(Method::GET, "/api/v1/requests/abc", None)
-        .await
-        .refused(400);
+    let msg = app.alice().call(Method::GET, "/api/v1/requests/abc", None).await.refused(400);
     assert!(msg.contains("not a request number"), "{msg}");
 }
 
@@ -170,36 +99,13 @@ async fn grants_and_requests_can_be_listed() {
     let app = TestApp::spawn().await;
     let id = app.active_grant("db", "1h").await;
     let pending = app.alice().request("db", "1h", "INC-2 y").await.id();
-    let grants = app
-        .bob()
-        .call(Method::GET, "/api/v1/grants?active=true", None)
-        .await
-        .ok();
-    let ids: Vec<i64> = grants["grants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["id"].as_i64().unwrap())
-        .collect();
+    let grants = app.bob().call(Method::GET, "/api/v1/grants?active=true", None).await.ok();
+    let ids: Vec<i64> = grants["grants"].as_array().unwrap().iter().map(|g| g["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [id]);
-    let mine = app
-        .alice()
-        .call(
-            Method::GET,
-            "/api/v1/requests?state=pending&mine=true",
-            None,
-        )
-        .await
-        .ok();
+    let mine = app.alice().call(Method::GET, "/api/v1/requests?state=pending&mine=true", None).await.ok();
     assert_eq!(mine["requests"][0]["id"], pending);
-    app.alice()
-        .call(Method::GET, "/api/v1/requests?state=bogus", None)
-        .await
-        .refused(400);
-    app.alice()
-        .call(Method::GET, "/api/v1/grants?active=maybe", None)
-        .await
-        .refused(400);
+    app.alice().call(Method::GET, "/api/v1/requests?state=bogus", None).await.refused(400);
+    app.alice().call(Method::GET, "/api/v1/grants?active=maybe", None).await.refused(400);
 }
 
 #[tokio::test]

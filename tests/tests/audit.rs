@@ -17,33 +17,19 @@ on_both_dbs!(a_tampered_row_is_found_by_verify, |db| async move {
     let n = app
         .app
         .store
-        .execute_raw_for_tests(
-            "UPDATE audit_events SET details = '{\"reason\":\"routine\"}' WHERE seq = 1",
-        )
+        .execute_raw_for_tests("UPDATE audit_events SET details = '{\"reason\":\"routine\"}' WHERE seq = 1")
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let broken = verify_store(app.store())
-        .await
-        .unwrap()
-        .broken
-        .expect("tampering detected");
+    let broken = verify_store(app.store()).await.unwrap().broken.expect("tampering detected");
     assert_eq!(broken.seq, 1);
 });
 
 on_both_dbs!(a_deleted_row_is_found_by_verify, |db| async move {
     let app = TestApp::builder().db(db).spawn().await;
     app.active_grant("db", "1h").await;
-    app.app
-        .store
-        .execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 2")
-        .await
-        .unwrap();
-    let broken = verify_store(app.store())
-        .await
-        .unwrap()
-        .broken
-        .expect("deletion detected");
+    app.app.store.execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 2").await.unwrap();
+    let broken = verify_store(app.store()).await.unwrap().broken.expect("deletion detected");
     assert_eq!(broken.seq, 2);
 });
 
@@ -54,16 +40,7 @@ async fn every_state_change_has_exactly_one_event() {
     app.alice().release(id).await.ok();
     app.run_due().await;
     let kinds = app.event_kinds(id).await;
-    assert_eq!(
-        kinds,
-        [
-            "request.created",
-            "request.approved",
-            "grant.applied",
-            "grant.revoking",
-            "grant.released"
-        ]
-    );
+    assert_eq!(kinds, ["request.created", "request.approved", "grant.applied", "grant.revoking", "grant.released"]);
 }
 
 #[tokio::test]
@@ -71,9 +48,7 @@ async fn the_audit_checkpoint_records_the_chain_head() {
     let app = TestApp::spawn().await;
     app.active_grant("db", "1h").await;
     let head = app.events().await.last().unwrap().clone();
-    elevate_bot::scheduler::run_job(&app.app.service, app.store(), "audit_checkpoint")
-        .await
-        .unwrap();
+    elevate_bot::scheduler::run_job(&app.app.service, app.store(), "audit_checkpoint").await.unwrap();
     let cp = app.events().await.last().unwrap().clone();
     assert_eq!(cp.kind, "audit.checkpoint");
     assert_eq!(cp.details["seq"], head.seq);

@@ -7,30 +7,16 @@ use serde_json::json;
 
 on_both_dbs!(request_approve_grant_expire, |db| async move {
     let app = TestApp::builder().db(db).spawn().await;
-    let req = app
-        .alice()
-        .request("db", "1h", "INC-42 fix replication lag")
-        .await
-        .ok();
+    let req = app.alice().request("db", "1h", "INC-42 fix replication lag").await.ok();
     let id = req["id"].as_i64().unwrap();
     assert_eq!(req["state"], "pending");
-    assert_eq!(
-        req["ticket"], "INC-42",
-        "the ticket is taken from the reason"
-    );
+    assert_eq!(req["ticket"], "INC-42", "the ticket is taken from the reason");
     assert_eq!(app.due_kinds(id).await, ["reminder", "pending_timeout"]);
 
     let approved = app.bob().approve(id).await.ok();
     assert_eq!(approved["state"], "approved");
-    assert_eq!(
-        app.due_kinds(id).await,
-        ["apply"],
-        "approval replaces timeout and reminder with one apply"
-    );
-    assert!(
-        !app.receiver.holds(&TestApp::grant_id(id)),
-        "no provider call inside the approval"
-    );
+    assert_eq!(app.due_kinds(id).await, ["apply"], "approval replaces timeout and reminder with one apply");
+    assert!(!app.receiver.holds(&TestApp::grant_id(id)), "no provider call inside the approval");
 
     app.run_due().await;
     let r = app.request(id).await;
@@ -43,10 +29,7 @@ on_both_dbs!(request_approve_grant_expire, |db| async move {
     app.after(Duration::minutes(50)).await;
     app.after(Duration::minutes(10)).await;
     assert_eq!(app.state(id).await, "expired");
-    assert!(
-        !app.receiver.holds(&TestApp::grant_id(id)),
-        "access removed at expiry"
-    );
+    assert!(!app.receiver.holds(&TestApp::grant_id(id)), "access removed at expiry");
     assert!(app.due(id).await.is_empty(), "nothing left to do");
     assert_eq!(
         app.event_kinds(id).await,
@@ -95,11 +78,7 @@ async fn the_duration_starts_when_the_grant_is_applied_not_when_approved() {
 #[tokio::test]
 async fn two_distinct_approvers_are_needed_when_the_role_says_so() {
     let app = TestApp::spawn().await;
-    let id = app
-        .alice()
-        .request("prod", "30m", "INC-2 deploy")
-        .await
-        .id();
+    let id = app.alice().request("prod", "30m", "INC-2 deploy").await.id();
     let first = app.bob().approve(id).await.ok();
     assert_eq!(first["state"], "pending");
     assert_eq!(first["approvals_count"], 1);
@@ -109,15 +88,7 @@ async fn two_distinct_approvers_are_needed_when_the_role_says_so() {
     let second = app.carol().approve(id).await.ok();
     assert_eq!(second["state"], "approved");
     let kinds = app.event_kinds(id).await;
-    assert_eq!(
-        kinds,
-        [
-            "request.created",
-            "request.approval_added",
-            "request.approval_refused",
-            "request.approved"
-        ]
-    );
+    assert_eq!(kinds, ["request.created", "request.approval_added", "request.approval_refused", "request.approved"]);
 }
 
 #[tokio::test]
@@ -127,18 +98,9 @@ async fn a_requester_cannot_approve_their_own_request_unless_the_role_allows_it(
     let msg = app.bob().approve(id).await.refused(403);
     assert!(msg.contains("your own request"), "{msg}");
     assert_eq!(app.state(id).await, "pending");
-    assert!(
-        app.event_kinds(id)
-            .await
-            .contains(&"request.approval_refused".to_string()),
-        "refusals are audited"
-    );
+    assert!(app.event_kinds(id).await.contains(&"request.approval_refused".to_string()), "refusals are audited");
 
-    let sandbox = app
-        .alice()
-        .request("sandbox", "1h", "try things")
-        .await
-        .id();
+    let sandbox = app.alice().request("sandbox", "1h", "try things").await.id();
     assert_eq!(app.alice().approve(sandbox).await.ok()["state"], "approved");
 }
 
@@ -188,12 +150,7 @@ async fn pending_requests_remind_approvers_then_time_out() {
     assert!(app.due(id).await.is_empty());
     assert_eq!(
         app.event_kinds(id).await,
-        [
-            "request.created",
-            "request.reminder",
-            "request.reminder",
-            "request.timed_out"
-        ]
+        ["request.created", "request.reminder", "request.reminder", "request.timed_out"]
     );
 }
 
@@ -206,10 +163,7 @@ async fn release_gives_access_back_at_once() {
     app.run_due().await;
     assert_eq!(app.state(id).await, "released");
     assert!(!app.receiver.holds(&TestApp::grant_id(id)));
-    assert!(
-        app.due(id).await.is_empty(),
-        "expiry and warning were cancelled"
-    );
+    assert!(app.due(id).await.is_empty(), "expiry and warning were cancelled");
 }
 
 #[tokio::test]
@@ -235,18 +189,10 @@ async fn revoking_an_approved_grant_before_it_is_applied_cleans_up() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-8 x").await.id();
     app.bob().approve(id).await.ok();
-    assert_eq!(
-        app.bob().revoke(id, "wrong person").await.ok()["state"],
-        "revoked"
-    );
+    assert_eq!(app.bob().revoke(id, "wrong person").await.ok()["state"], "revoked");
     assert_eq!(app.due_kinds(id).await, ["cleanup"]);
     app.run_due().await;
-    assert!(
-        app.receiver
-            .calls_for("grant", &TestApp::grant_id(id))
-            .is_empty(),
-        "the apply never ran"
-    );
+    assert!(app.receiver.calls_for("grant", &TestApp::grant_id(id)).is_empty(), "the apply never ran");
     assert!(!app.receiver.holds(&TestApp::grant_id(id)));
     assert!(app.due(id).await.is_empty());
 }
@@ -256,8 +202,7 @@ async fn an_apply_that_finishes_after_a_revoke_is_undone() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-9 x").await.id();
     app.bob().approve(id).await.ok();
-    app.receiver
-        .fail_next([Fault::Delay(std::time::Duration::from_millis(600))]);
+    app.receiver.fail_next([Fault::Delay(std::time::Duration::from_millis(600))]);
     let runner = {
         let scheduler = app.app.scheduler.clone();
         tokio::spawn(async move { scheduler.run_due_now().await })
@@ -267,15 +212,8 @@ async fn an_apply_that_finishes_after_a_revoke_is_undone() {
     runner.await.unwrap().unwrap();
     app.run_due().await;
     assert_eq!(app.state(id).await, "revoked");
-    assert!(
-        !app.receiver.holds(&TestApp::grant_id(id)),
-        "the late grant was removed again"
-    );
-    assert!(
-        app.event_kinds(id)
-            .await
-            .contains(&"grant.undone".to_string())
-    );
+    assert!(!app.receiver.holds(&TestApp::grant_id(id)), "the late grant was removed again");
+    assert!(app.event_kinds(id).await.contains(&"grant.undone".to_string()));
 }
 
 #[tokio::test]
@@ -288,17 +226,9 @@ async fn final_states_accept_no_further_action() {
     app.bob().revoke(id, "x").await.refused(409);
     app.bob().deny(id, "x").await.refused(409);
     app.alice().extend(id, "1h").await.refused(409);
-    assert_eq!(
-        app.events().await.len(),
-        before,
-        "refusals other than approvals write nothing"
-    );
+    assert_eq!(app.events().await.len(), before, "refusals other than approvals write nothing");
     app.bob().approve(id).await.refused(409);
-    assert_eq!(
-        app.events().await.len(),
-        before + 1,
-        "a refused approval is audited"
-    );
+    assert_eq!(app.events().await.len(), before + 1, "a refused approval is audited");
 }
 
 #[tokio::test]
@@ -324,11 +254,7 @@ async fn an_extension_is_approved_like_a_request_and_capped_at_the_max_total() {
     app.bob().extend(id, "1h").await.refused(403);
 
     app.after(Duration::hours(3)).await;
-    assert_eq!(
-        app.state(id).await,
-        "expired",
-        "expires at the extended time"
-    );
+    assert_eq!(app.state(id).await, "expired", "expires at the extended time");
 }
 
 #[tokio::test]
@@ -357,27 +283,16 @@ async fn transient_apply_errors_are_retried_with_backoff() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-11 x").await.id();
     app.bob().approve(id).await.ok();
-    app.receiver
-        .fail_next([Fault::Status(503, None), Fault::Status(503, None)]);
+    app.receiver.fail_next([Fault::Status(503, None), Fault::Status(503, None)]);
     app.run_due().await;
     assert_eq!(app.state(id).await, "approved");
-    assert_eq!(
-        app.receiver
-            .calls_for("grant", &TestApp::grant_id(id))
-            .len(),
-        2,
-        "one inline retry"
-    );
+    assert_eq!(app.receiver.calls_for("grant", &TestApp::grant_id(id)).len(), 2, "one inline retry");
     let due = app.due(id).await;
     assert_eq!((due[0].kind.as_str(), due[0].attempts), ("apply", 1));
     assert_eq!(due[0].due_at, app.clock_now() + Duration::seconds(5));
     app.after(Duration::seconds(5)).await;
     assert_eq!(app.state(id).await, "active");
-    assert!(
-        app.event_kinds(id)
-            .await
-            .contains(&"grant.apply_retry".to_string())
-    );
+    assert!(app.event_kinds(id).await.contains(&"grant.apply_retry".to_string()));
 }
 
 #[tokio::test]
@@ -385,17 +300,11 @@ async fn a_permanent_provider_error_fails_the_grant_with_its_message() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-12 x").await.id();
     app.bob().approve(id).await.ok();
-    app.receiver.fail_next([Fault::Reject(
-        403,
-        "user alice has no database login".into(),
-    )]);
+    app.receiver.fail_next([Fault::Reject(403, "user alice has no database login".into())]);
     app.run_due().await;
     let r = app.request(id).await;
     assert_eq!(r.state.as_str(), "grant_failed");
-    assert_eq!(
-        r.note.as_deref(),
-        Some("HTTP 403: user alice has no database login")
-    );
+    assert_eq!(r.note.as_deref(), Some("HTTP 403: user alice has no database login"));
     assert!(app.due(id).await.is_empty());
 }
 
@@ -404,8 +313,7 @@ async fn apply_gives_up_after_the_retry_budget_and_cleans_up() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-13 x").await.id();
     app.bob().approve(id).await.ok();
-    app.receiver
-        .fail_next(std::iter::repeat_n(Fault::Status(500, None), 8));
+    app.receiver.fail_next(std::iter::repeat_n(Fault::Status(500, None), 8));
     for _ in 0..4 {
         app.after(Duration::minutes(15)).await;
     }
@@ -418,8 +326,7 @@ async fn apply_gives_up_after_the_retry_budget_and_cleans_up() {
 async fn failed_revokes_are_retried_forever_with_alerts_and_never_dropped() {
     let app = TestApp::spawn().await;
     let id = app.active_grant("db", "1h").await;
-    app.receiver
-        .fail_next(std::iter::repeat_n(Fault::Status(502, None), 12));
+    app.receiver.fail_next(std::iter::repeat_n(Fault::Status(502, None), 12));
     app.after(Duration::hours(1)).await;
     assert_eq!(app.state(id).await, "revoking");
     let mut waits = Vec::new();
@@ -433,16 +340,8 @@ async fn failed_revokes_are_retried_forever_with_alerts_and_never_dropped() {
     assert_eq!(waits, [5, 10, 20, 40, 80], "capped exponential backoff");
     assert_eq!(app.state(id).await, "revoking");
     let kinds = app.event_kinds(id).await;
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "grant.revoke_failed").count(),
-        6,
-        "the first try and five retries"
-    );
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "grant.revoke_alert").count(),
-        2,
-        "an alert every 3 failures"
-    );
+    assert_eq!(kinds.iter().filter(|k| *k == "grant.revoke_failed").count(), 6, "the first try and five retries");
+    assert_eq!(kinds.iter().filter(|k| *k == "grant.revoke_alert").count(), 2, "an alert every 3 failures");
     app.after(Duration::minutes(15)).await;
     assert_eq!(app.state(id).await, "expired");
     assert!(!app.receiver.holds(&TestApp::grant_id(id)));

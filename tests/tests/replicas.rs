@@ -26,16 +26,9 @@ async fn two_replicas_revoke_each_grant_exactly_once() {
     a.advance(Duration::hours(1));
     b.clock.set(elevate_core::Clock::now(a.clock.as_ref()));
     let (na, nb) = tokio::join!(a.run_due(), b.run_due());
-    assert!(
-        na + nb >= 60,
-        "expire and revoke items for 30 grants: ran {na} + {nb}"
-    );
+    assert!(na + nb >= 60, "expire and revoke items for 30 grants: ran {na} + {nb}");
     for id in ids {
         assert_eq!(a.state(id).await, "expired");
-        assert_eq!(
-            a.receiver.calls_for("revoke", &TestApp::grant_id(id)).len(),
-            1,
-            "grant {id} revoked once"
-        );
+        assert_eq!(a.receiver.calls_for("revoke", &TestApp::grant_id(id)).len(), 1, "grant {id} revoked once");
     }
 }

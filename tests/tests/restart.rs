@@ -13,30 +13,21 @@ async fn wait_for(app: &TestApp, id: i64, state: &str) {
         }
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
-    panic!(
-        "request {id} is {} after 2 s, expected {state}",
-        app.state(id).await
-    );
+    panic!("request {id} is {} after 2 s, expected {state}", app.state(id).await);
 }
 
-on_both_dbs!(
-    overdue_grants_are_revoked_at_once_after_a_restart,
-    |db| async move {
-        let app = TestApp::builder().db(db).spawn().await;
-        let ids = [
-            app.active_grant("db", "1h").await,
-            app.active_grant("db", "2h").await,
-            app.active_grant("db", "4h").await,
-        ];
-        // The server dies; while it is down, every grant's time runs out.
-        app.advance(Duration::hours(5));
-        let app = app.crash_and_restart(true).await;
-        for id in ids {
-            wait_for(&app, id, "expired").await;
-            assert!(!app.receiver.holds(&TestApp::grant_id(id)));
-        }
+on_both_dbs!(overdue_grants_are_revoked_at_once_after_a_restart, |db| async move {
+    let app = TestApp::builder().db(db).spawn().await;
+    let ids =
+        [app.active_grant("db", "1h").await, app.active_grant("db", "2h").await, app.active_grant("db", "4h").await];
+    // The server dies; while it is down, every grant's time runs out.
+    app.advance(Duration::hours(5));
+    let app = app.crash_and_restart(true).await;
+    for id in ids {
+        wait_for(&app, id, "expired").await;
+        assert!(!app.receiver.holds(&TestApp::grant_id(id)));
     }
-);
+});
 
 #[tokio::test]
 async fn an_approval_committed_before_a_crash_is_applied_once_after_it() {
@@ -45,12 +36,7 @@ async fn an_approval_committed_before_a_crash_is_applied_once_after_it() {
     app.bob().approve(id).await.ok();
     let app = app.crash_and_restart(true).await;
     wait_for(&app, id, "active").await;
-    assert_eq!(
-        app.receiver
-            .calls_for("grant", &TestApp::grant_id(id))
-            .len(),
-        1
-    );
+    assert_eq!(app.receiver.calls_for("grant", &TestApp::grant_id(id)).len(), 1);
 }
 
 #[tokio::test]
@@ -61,11 +47,7 @@ async fn work_claimed_by_a_process_that_died_runs_again() {
     // The dying process had claimed the apply item but never ran it.
     let claimed = app
         .store()
-        .claim_due(
-            elevate_core::Clock::now(app.clock.as_ref()),
-            10,
-            StdDuration::from_secs(300),
-        )
+        .claim_due(elevate_core::Clock::now(app.clock.as_ref()), 10, StdDuration::from_secs(300))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

@@ -25,17 +25,9 @@ async fn a_429_with_retry_after_is_waited_out_then_retried() {
     app.receiver.fail_next([Fault::Status(429, Some(1))]);
     let t = Instant::now();
     app.run_due().await;
-    assert!(
-        t.elapsed() >= StdDuration::from_millis(950),
-        "Retry-After: 1 was honoured"
-    );
+    assert!(t.elapsed() >= StdDuration::from_millis(950), "Retry-After: 1 was honoured");
     assert_eq!(app.state(id).await, "active");
-    let statuses: Vec<u16> = app
-        .receiver
-        .calls_for("grant", &TestApp::grant_id(id))
-        .iter()
-        .map(|c| c.status)
-        .collect();
+    let statuses: Vec<u16> = app.receiver.calls_for("grant", &TestApp::grant_id(id)).iter().map(|c| c.status).collect();
     assert_eq!(statuses, [429, 200]);
 }
 
@@ -48,10 +40,7 @@ async fn a_long_retry_after_is_left_to_the_scheduler() {
     app.run_due().await;
     let due = app.due(id).await;
     assert_eq!(due[0].kind.as_str(), "apply");
-    assert_eq!(
-        (due[0].due_at - elevate_core::Clock::now(app.clock.as_ref())).num_seconds(),
-        120
-    );
+    assert_eq!((due[0].due_at - elevate_core::Clock::now(app.clock.as_ref())).num_seconds(), 120);
 }
 
 #[tokio::test]
@@ -59,25 +48,12 @@ async fn a_receiver_that_does_not_answer_in_time_is_a_transient_failure() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-1 x").await.id();
     app.bob().approve(id).await.ok();
-    app.receiver.fail_next([
-        Fault::Delay(StdDuration::from_secs(3)),
-        Fault::Delay(StdDuration::from_secs(3)),
-    ]);
+    app.receiver.fail_next([Fault::Delay(StdDuration::from_secs(3)), Fault::Delay(StdDuration::from_secs(3))]);
     app.run_due().await;
     assert_eq!(app.state(id).await, "approved");
     let events = app.events().await;
-    let retry = events
-        .iter()
-        .rfind(|e| e.kind == "grant.apply_retry")
-        .expect("retry recorded");
-    assert!(
-        retry.details["error"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer"),
-        "{}",
-        retry.details
-    );
+    let retry = events.iter().rfind(|e| e.kind == "grant.apply_retry").expect("retry recorded");
+    assert!(retry.details["error"].as_str().unwrap().contains("did not answer"), "{}", retry.details);
 }
 
 #[tokio::test]
@@ -92,13 +68,7 @@ async fn reconciliation_removes_what_no_grant_backs_and_audits_it() {
     assert_eq!(drift, ["elevate-1-old", "elevate-999"]);
     assert_eq!(app.receiver.held(), [TestApp::grant_id(live)]);
     let events = app.events().await;
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.kind == "grant.drift_revoked")
-            .count(),
-        2
-    );
+    assert_eq!(events.iter().filter(|e| e.kind == "grant.drift_revoked").count(), 2);
 }
 
 #[tokio::test]
@@ -109,11 +79,7 @@ async fn revoking_something_removed_by_hand_succeeds() {
     app.alice().release(id).await.ok();
     app.run_due().await;
     assert_eq!(app.state(id).await, "released");
-    let statuses: Vec<u16> = app
-        .receiver
-        .calls_for("revoke", &TestApp::grant_id(id))
-        .iter()
-        .map(|c| c.status)
-        .collect();
+    let statuses: Vec<u16> =
+        app.receiver.calls_for("revoke", &TestApp::grant_id(id)).iter().map(|c| c.status).collect();
     assert_eq!(statuses, [404]);
 }

@@ -12,9 +12,7 @@ mod store;
 use elevate_core::ports::StoreError;
 use sqlx::{
     postgres::{PgPool, PgPoolOptions},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{str::FromStr, time::Duration};
 
@@ -23,10 +21,7 @@ use std::{str::FromStr, time::Duration};
 /// `decide` needs) and a few readers (WAL lets them read while the writer writes).
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite {
-        writer: SqlitePool,
-        reader: SqlitePool,
-    },
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -68,31 +63,21 @@ impl SqlStore {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await
-                    .map_err(|e| {
-                        StoreError(format!(
-                            "cannot connect to PostgreSQL: {}",
-                            redact(&e.to_string())
-                        ))
-                    })?;
+                    .map_err(|e| StoreError(format!("cannot connect to PostgreSQL: {}", redact(&e.to_string()))))?;
                 sqlx::migrate!("../../migrations/postgres")
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError(format!("PostgreSQL migrations failed: {e}")))?;
-                SqlStore {
-                    pools: Pools::Postgres(pool),
-                }
+                SqlStore { pools: Pools::Postgres(pool) }
             }
             Dialect::Sqlite => {
-                let path = url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| url.strip_prefix("sqlite:"))
-                    .unwrap_or(url);
-                if let Some(dir) = std::path::Path::new(path).parent() {
-                    if !dir.as_os_str().is_empty() && !dir.exists() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            StoreError(format!("cannot create the directory for {path}: {e}"))
-                        })?;
-                    }
+                let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+                if let Some(dir) = std::path::Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                    && !dir.exists()
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError(format!("cannot create the directory for {path}: {e}")))?;
                 }
                 let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
                     .map_err(err)?
@@ -117,9 +102,7 @@ impl SqlStore {
                     .connect_with(opts.read_only(true))
                     .await
                     .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
-                SqlStore {
-                    pools: Pools::Sqlite { writer, reader },
-                }
+                SqlStore { pools: Pools::Sqlite { writer, reader } }
             }
         };
         Ok(store)
@@ -135,32 +118,18 @@ impl SqlStore {
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pools {
-            Pools::Sqlite { reader, .. } => sqlx::query("SELECT 1")
-                .execute(reader)
-                .await
-                .map(|_| ())
-                .map_err(err),
-            Pools::Postgres(p) => sqlx::query("SELECT 1")
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(err),
+            Pools::Sqlite { reader, .. } => sqlx::query("SELECT 1").execute(reader).await.map(|_| ()).map_err(err),
+            Pools::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(err),
         }
     }
 
     /// For tests of tamper detection: runs a statement as a DB admin would, behind elevate's back.
     pub async fn execute_raw_for_tests(&self, sql: &'static str) -> Result<u64, StoreError> {
         match &self.pools {
-            Pools::Sqlite { writer, .. } => sqlx::query(sql)
-                .execute(writer)
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(err),
-            Pools::Postgres(p) => sqlx::query(sql)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(err),
+            Pools::Sqlite { writer, .. } => {
+                sqlx::query(sql).execute(writer).await.map(|r| r.rows_affected()).map_err(err)
+            }
+            Pools::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()).map_err(err),
         }
     }
 }

@@ -69,18 +69,14 @@ impl RequestRow {
         let id = self.id;
         Ok(Request {
             id: RequestId(id),
-            kind: RequestKind::from_parts(&self.kind, self.parent_id)
-                .ok_or_else(|| corrupt("kind", id))?,
+            kind: RequestKind::from_parts(&self.kind, self.parent_id).ok_or_else(|| corrupt("kind", id))?,
             role: RoleName::parse(&self.role).map_err(|_| corrupt("role", id))?,
             requester: PersonId::parse(&self.requester).map_err(|_| corrupt("requester", id))?,
-            duration: GrantDuration::from_secs(self.duration_secs)
-                .map_err(|_| corrupt("duration", id))?,
+            duration: GrantDuration::from_secs(self.duration_secs).map_err(|_| corrupt("duration", id))?,
             // Stored text was validated on the way in; a later, stricter rule must not make old
             // rows unreadable, so fall back to the raw text through serde.
             reason: Reason::parse(&self.reason)
-                .or_else(|_| {
-                    serde_json::from_value(serde_json::Value::String("(unreadable reason)".into()))
-                })
+                .or_else(|_| serde_json::from_value(serde_json::Value::String("(unreadable reason)".into())))
                 .map_err(|_| corrupt("reason", id))?,
             ticket: self.ticket,
             source: serde_json::from_str::<Source>(&self.source).unwrap_or_default(),
@@ -92,18 +88,11 @@ impl RequestRow {
             ending: self.ending.as_deref().and_then(EndReason::parse),
             closed_by: self.closed_by,
             note: self.note,
-            grant_handle: self
-                .grant_handle
-                .and_then(|h| serde_json::from_str(&h).ok()),
+            grant_handle: self.grant_handle.and_then(|h| serde_json::from_str(&h).ok()),
             approvals: approvals
                 .into_iter()
                 .filter(|a| a.request_id == id)
-                .filter_map(|a| {
-                    Some(Approval {
-                        approver: PersonId::parse(&a.approver).ok()?,
-                        at: from_millis(a.at),
-                    })
-                })
+                .filter_map(|a| Some(Approval { approver: PersonId::parse(&a.approver).ok()?, at: from_millis(a.at) }))
                 .collect(),
         })
     }
@@ -131,8 +120,7 @@ impl EventRow {
             kind: self.kind,
             subject: self.subject,
             // Unparseable details stay visible to verify as a string, and fail its hash check.
-            details: serde_json::from_str(&self.details)
-                .unwrap_or(serde_json::Value::String(self.details)),
+            details: serde_json::from_str(&self.details).unwrap_or(serde_json::Value::String(self.details)),
             prev_hash: self.prev_hash,
             hash: self.hash,
         }

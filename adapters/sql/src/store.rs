@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use elevate_core::{
     RequestId, State,
     audit::{AuditEvent, NewEvent},
-    ports::{
-        Change, DecideFn, Decided, Decision, DueItem, NewDue, RequestQuery, Store, StoreError,
-    },
+    ports::{Change, DecideFn, Decided, Decision, DueItem, NewDue, RequestQuery, Store, StoreError},
     request::{NewRequest, Request},
     time::{from_millis, to_millis},
 };
@@ -47,7 +45,8 @@ const HEAD_FOR_UPDATE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const UPDATE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
-const INSERT_DUE: &str = "INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES ($1, $2, $3, 0, $4)";
+const INSERT_DUE: &str =
+    "INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES ($1, $2, $3, 0, $4)";
 const CLAIM_SQLITE: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
      WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3) \
      RETURNING id, kind, request_id, due_at, attempts, payload";
@@ -58,10 +57,8 @@ const CLAIM_PG: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SEL
 /// Appends one event inside an open transaction, holding the head row so the chain is linear.
 macro_rules! append_event {
     ($tx:expr, $pg:expr, $ev:expr) => {{
-        let (seq, hash): (i64, String) = sqlx::query_as(if $pg { HEAD_FOR_UPDATE } else { HEAD })
-            .fetch_one(&mut *$tx)
-            .await
-            .map_err(err)?;
+        let (seq, hash): (i64, String) =
+            sqlx::query_as(if $pg { HEAD_FOR_UPDATE } else { HEAD }).fetch_one(&mut *$tx).await.map_err(err)?;
         let sealed = AuditEvent::seal(&$ev, Some((seq, hash.as_str())));
         sqlx::query(INSERT_EVENT)
             .bind(sealed.seq)
@@ -75,12 +72,7 @@ macro_rules! append_event {
             .execute(&mut *$tx)
             .await
             .map_err(err)?;
-        sqlx::query(UPDATE_HEAD)
-            .bind(sealed.seq)
-            .bind(&sealed.hash)
-            .execute(&mut *$tx)
-            .await
-            .map_err(err)?;
+        sqlx::query(UPDATE_HEAD).bind(sealed.seq).bind(&sealed.hash).execute(&mut *$tx).await.map_err(err)?;
         sealed
     }};
 }
@@ -103,19 +95,12 @@ macro_rules! insert_due {
 
 macro_rules! load_request {
     ($exec:expr, $sql:expr, $id:expr) => {{
-        let row: Option<RequestRow> = sqlx::query_as($sql)
-            .bind($id)
-            .fetch_optional(&mut *$exec)
-            .await
-            .map_err(err)?;
+        let row: Option<RequestRow> = sqlx::query_as($sql).bind($id).fetch_optional(&mut *$exec).await.map_err(err)?;
         match row {
             None => None,
             Some(row) => {
-                let approvals: Vec<ApprovalRow> = sqlx::query_as(SELECT_APPROVALS)
-                    .bind($id)
-                    .fetch_all(&mut *$exec)
-                    .await
-                    .map_err(err)?;
+                let approvals: Vec<ApprovalRow> =
+                    sqlx::query_as(SELECT_APPROVALS).bind($id).fetch_all(&mut *$exec).await.map_err(err)?;
                 Some(row.into_request(approvals)?)
             }
         }
@@ -124,12 +109,7 @@ macro_rules! load_request {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn create_request(
-        &self,
-        new: NewRequest,
-        event: NewEvent,
-        due: Vec<NewDue>,
-    ) -> Result<Request, StoreError> {
+    async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let now = to_millis(new.created_at);
@@ -155,8 +135,7 @@ impl Store for SqlStore {
             event.subject = Some(RequestId(id));
             append_event!(tx, pg, event);
             insert_due!(tx, due, Some(id));
-            let req = load_request!(tx, SELECT_REQUEST, id)
-                .ok_or_else(|| StoreError::new("inserted row vanished"))?;
+            let req = load_request!(tx, SELECT_REQUEST, id).ok_or_else(|| StoreError::new("inserted row vanished"))?;
             tx.commit().await.map_err(err)?;
             Ok(req)
         })
@@ -174,12 +153,7 @@ impl Store for SqlStore {
         let states: Option<String> = if q.states.is_empty() {
             None
         } else {
-            Some(
-                q.states
-                    .iter()
-                    .map(|s| format!(",{},", s.as_str()))
-                    .collect(),
-            )
+            Some(q.states.iter().map(|s| format!(",{},", s.as_str())).collect())
         };
         let sql = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
              created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests \
@@ -209,11 +183,8 @@ impl Store for SqlStore {
                 .map_err(err)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let approvals: Vec<ApprovalRow> = sqlx::query_as(SELECT_APPROVALS)
-                    .bind(row.id)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(err)?;
+                let approvals: Vec<ApprovalRow> =
+                    sqlx::query_as(SELECT_APPROVALS).bind(row.id).fetch_all(&mut *conn).await.map_err(err)?;
                 out.push(row.into_request(approvals)?);
             }
             Ok(out)
@@ -223,15 +194,7 @@ impl Store for SqlStore {
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
-            let Some(req) = load_request!(
-                tx,
-                if pg {
-                    SELECT_REQUEST_FOR_UPDATE
-                } else {
-                    SELECT_REQUEST
-                },
-                id.0
-            ) else {
+            let Some(req) = load_request!(tx, if pg { SELECT_REQUEST_FOR_UPDATE } else { SELECT_REQUEST }, id.0) else {
                 return Ok(Decided::NotFound);
             };
             match f(&req) {
@@ -243,16 +206,7 @@ impl Store for SqlStore {
                     Ok(Decided::Refused(e))
                 }
                 Decision::Change(change) => {
-                    let Change {
-                        to,
-                        patch,
-                        approval,
-                        event,
-                        schedule,
-                        cancel,
-                        finish,
-                        linked,
-                    } = change;
+                    let Change { to, patch, approval, event, schedule, cancel, finish, linked } = *change;
                     if let Some(to) = to {
                         if !req.state.can_become(to) {
                             return Err(StoreError(format!(
@@ -263,9 +217,7 @@ impl Store for SqlStore {
                             )));
                         }
                         if event.is_none() {
-                            return Err(StoreError(format!(
-                                "transition of {id} without an audit event"
-                            )));
+                            return Err(StoreError(format!("transition of {id} without an audit event")));
                         }
                     }
                     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
@@ -289,30 +241,27 @@ impl Store for SqlStore {
                     .await
                     .map_err(err)?;
                     if updated.rows_affected() != 1 {
-                        return Err(StoreError(format!(
-                            "compare-and-set on {id} lost although the row was locked"
-                        )));
+                        return Err(StoreError(format!("compare-and-set on {id} lost although the row was locked")));
                     }
                     if let Some(approver) = approval {
-                        sqlx::query(
-                            "INSERT INTO approvals (request_id, approver, at) VALUES ($1, $2, $3)",
-                        )
-                        .bind(id.0)
-                        .bind(approver.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                    }
-                    if let Some(linked) = linked {
-                        let moved = sqlx::query("UPDATE requests SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
-                            .bind(linked.to.as_str())
+                        sqlx::query("INSERT INTO approvals (request_id, approver, at) VALUES ($1, $2, $3)")
+                            .bind(id.0)
+                            .bind(approver.as_str())
                             .bind(now)
-                            .bind(linked.id.0)
-                            .bind(linked.from.as_str())
                             .execute(&mut *tx)
                             .await
                             .map_err(err)?;
+                    }
+                    if let Some(linked) = linked {
+                        let moved =
+                            sqlx::query("UPDATE requests SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+                                .bind(linked.to.as_str())
+                                .bind(now)
+                                .bind(linked.id.0)
+                                .bind(linked.from.as_str())
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(err)?;
                         if moved.rows_affected() != 1 {
                             tx.rollback().await.map_err(err)?;
                             return Ok(Decided::LinkedConflict);
@@ -338,8 +287,8 @@ impl Store for SqlStore {
                     if let Some(event) = event {
                         append_event!(tx, pg, event);
                     }
-                    let after = load_request!(tx, SELECT_REQUEST, id.0)
-                        .ok_or_else(|| StoreError::new("row vanished"))?;
+                    let after =
+                        load_request!(tx, SELECT_REQUEST, id.0).ok_or_else(|| StoreError::new("row vanished"))?;
                     tx.commit().await.map_err(err)?;
                     Ok(Decided::Changed(Box::new(after)))
                 }
@@ -356,12 +305,7 @@ impl Store for SqlStore {
         })
     }
 
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<DueItem>, StoreError> {
+    async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError> {
         let until = to_millis(now) + lease.as_millis() as i64;
         with_pool!(self, |w, _r, pg| {
             let rows: Vec<DueRow> = sqlx::query_as(if pg { CLAIM_PG } else { CLAIM_SQLITE })
@@ -386,13 +330,14 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
-            let moved = sqlx::query("UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3")
-                .bind(to_millis(at))
-                .bind(attempts as i64)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            let moved =
+                sqlx::query("UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3")
+                    .bind(to_millis(at))
+                    .bind(attempts as i64)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
             if moved.rows_affected() == 0 {
                 // Cancelled while it ran (the request moved on): nothing to record.
                 tx.rollback().await.map_err(err)?;
@@ -408,11 +353,7 @@ impl Store for SqlStore {
 
     async fn finish_due(&self, id: i64) -> Result<(), StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            sqlx::query("DELETE FROM due_items WHERE id = $1")
-                .bind(id)
-                .execute(w)
-                .await
-                .map_err(err)?;
+            sqlx::query("DELETE FROM due_items WHERE id = $1").bind(id).execute(w).await.map_err(err)?;
             Ok(())
         })
     }
@@ -428,24 +369,18 @@ impl Store for SqlStore {
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         with_pool!(self, |_w, r, _pg| {
-            let unclaimed: Option<(i64,)> = sqlx::query_as(
-                "SELECT due_at FROM due_items WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1",
-            )
-            .fetch_optional(r)
-            .await
-            .map_err(err)?;
+            let unclaimed: Option<(i64,)> =
+                sqlx::query_as("SELECT due_at FROM due_items WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1")
+                    .fetch_optional(r)
+                    .await
+                    .map_err(err)?;
             let lease_end: Option<(i64,)> = sqlx::query_as(
                 "SELECT claimed_until FROM due_items WHERE claimed_until IS NOT NULL ORDER BY claimed_until LIMIT 1",
             )
             .fetch_optional(r)
             .await
             .map_err(err)?;
-            Ok([unclaimed, lease_end]
-                .into_iter()
-                .flatten()
-                .map(|(t,)| t)
-                .min()
-                .map(from_millis))
+            Ok([unclaimed, lease_end].into_iter().flatten().map(|(t,)| t).min().map(from_millis))
         })
     }
 
@@ -464,12 +399,10 @@ impl Store for SqlStore {
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            let r = sqlx::query(
-                "UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
-            )
-            .execute(w)
-            .await
-            .map_err(err)?;
+            let r = sqlx::query("UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
+                .execute(w)
+                .await
+                .map_err(err)?;
             Ok(r.rows_affected())
         })
     }
@@ -490,14 +423,12 @@ impl Store for SqlStore {
 
     async fn claim_cron(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
         with_pool!(self, |w, _r, _pg| {
-            let r = sqlx::query(
-                "INSERT INTO cron_runs (job, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(job)
-            .bind(to_millis(fire_at))
-            .execute(w)
-            .await
-            .map_err(err)?;
+            let r = sqlx::query("INSERT INTO cron_runs (job, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(job)
+                .bind(to_millis(fire_at))
+                .execute(w)
+                .await
+                .map_err(err)?;
             Ok(r.rows_affected() == 1)
         })
     }
@@ -530,22 +461,15 @@ impl Store for SqlStore {
 
     async fn count_by_state(&self) -> Result<Vec<(State, i64)>, StoreError> {
         with_pool!(self, |_w, r, _pg| {
-            let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
-                    .fetch_all(r)
-                    .await
-                    .map_err(err)?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(s, n)| Some((State::parse(&s)?, n)))
-                .collect())
+            let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
+                .fetch_all(r)
+                .await
+                .map_err(err)?;
+            Ok(rows.into_iter().filter_map(|(s, n)| Some((State::parse(&s)?, n))).collect())
         })
     }
 
-    async fn overdue(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+    async fn overdue(&self, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
         with_pool!(self, |_w, r, _pg| {
             let (n, oldest): (i64, Option<i64>) =
                 sqlx::query_as("SELECT COUNT(*), MIN(due_at) FROM due_items WHERE due_at <= $1")

@@ -59,8 +59,7 @@ pub struct WebhookProvider {
 
 /// Signs `body` at `timestamp` with `secret`: hex HMAC-SHA256 of `"{timestamp}.{body}"`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -76,8 +75,7 @@ pub fn verify(secret: &str, timestamp: i64, body: &[u8], signature: &str) -> boo
     let Ok(raw) = hex::decode(hexsig) else {
         return false;
     };
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -140,10 +138,7 @@ impl WebhookProvider {
             shared_with: shared.iter().map(|s| s.grant_id.as_str()).collect(),
         })
         .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
-        let key = format!(
-            "{}:{action}",
-            grant.map(|g| g.grant_id.as_str()).unwrap_or("all")
-        );
+        let key = format!("{}:{action}", grant.map(|g| g.grant_id.as_str()).unwrap_or("all"));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -163,24 +158,15 @@ impl WebhookProvider {
                     let status = resp.status();
                     let retry_after = retry_after(resp.headers());
                     let text = resp.text().await.unwrap_or_default();
-                    let value: Value = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
-                        Value::Null
-                    } else {
-                        json!(text)
-                    });
-                    if status.is_success()
-                        || (action == "revoke" && status == StatusCode::NOT_FOUND)
-                    {
+                    let value: Value =
+                        serde_json::from_str(&text).unwrap_or(if text.is_empty() { Value::Null } else { json!(text) });
+                    if status.is_success() || (action == "revoke" && status == StatusCode::NOT_FOUND) {
                         debug!(action, status = status.as_u16(), "webhook call done");
                         return Ok((status, value));
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         ProviderError::Transient {
-                            message: format!(
-                                "receiver answered {} {}",
-                                status.as_u16(),
-                                short(&message_of(&value))
-                            ),
+                            message: format!("receiver answered {} {}", status.as_u16(), short(&message_of(&value))),
                             retry_after,
                         }
                     } else {
@@ -190,14 +176,10 @@ impl WebhookProvider {
                         ));
                     }
                 }
-                Err(e) if e.is_timeout() => ProviderError::transient(format!(
-                    "receiver did not answer within {:?}",
-                    self.cfg.timeout
-                )),
-                Err(e) => ProviderError::transient(format!(
-                    "cannot reach the receiver: {}",
-                    short(&e.to_string())
-                )),
+                Err(e) if e.is_timeout() => {
+                    ProviderError::transient(format!("receiver did not answer within {:?}", self.cfg.timeout))
+                }
+                Err(e) => ProviderError::transient(format!("cannot reach the receiver: {}", short(&e.to_string()))),
             };
             let ProviderError::Transient { retry_after, .. } = &failure else {
                 return Err(failure);
@@ -218,9 +200,7 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .num_seconds()
-        .max(0);
+    let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds().max(0);
     Some(Duration::from_secs(secs as u64))
 }
 
@@ -249,34 +229,21 @@ impl GrantProvider for WebhookProvider {
     }
 
     fn validate_target(&self, target: &Value) -> Result<(), String> {
-        if target.is_object() || target.is_null() {
-            Ok(())
-        } else {
-            Err("a webhook target must be a table".into())
-        }
+        if target.is_object() || target.is_null() { Ok(()) } else { Err("a webhook target must be a table".into()) }
     }
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError> {
         self.call("grant", Some(spec), &[]).await.map(|(_, v)| v)
     }
 
-    async fn revoke(
-        &self,
-        spec: &GrantSpec,
-        shared_with: &[GrantSpec],
-    ) -> Result<(), ProviderError> {
-        self.call("revoke", Some(spec), shared_with)
-            .await
-            .map(|_| ())
+    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
+        self.call("revoke", Some(spec), shared_with).await.map(|_| ())
     }
 
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError> {
         let (_, v) = self.call("list", None, &[]).await?;
         let list: ListResponse = serde_json::from_value(v).map_err(|e| {
-            ProviderError::permanent(
-                "BadListResponse",
-                format!("list answer is not {{\"grants\": […]}}: {e}"),
-            )
+            ProviderError::permanent("BadListResponse", format!("list answer is not {{\"grants\": […]}}: {e}"))
         })?;
         Ok(list
             .grants
@@ -329,30 +296,10 @@ mod tests {
     fn signatures_verify_and_detect_changes() {
         let sig = sign("0123456789abcdef", 1_700_000_000, b"{\"a\":1}");
         assert!(sig.starts_with("v1="));
-        assert!(verify(
-            "0123456789abcdef",
-            1_700_000_000,
-            b"{\"a\":1}",
-            &sig
-        ));
-        assert!(!verify(
-            "0123456789abcdef",
-            1_700_000_001,
-            b"{\"a\":1}",
-            &sig
-        ));
-        assert!(!verify(
-            "0123456789abcdef",
-            1_700_000_000,
-            b"{\"a\":2}",
-            &sig
-        ));
-        assert!(!verify(
-            "another-secret-xx",
-            1_700_000_000,
-            b"{\"a\":1}",
-            &sig
-        ));
+        assert!(verify("0123456789abcdef", 1_700_000_000, b"{\"a\":1}", &sig));
+        assert!(!verify("0123456789abcdef", 1_700_000_001, b"{\"a\":1}", &sig));
+        assert!(!verify("0123456789abcdef", 1_700_000_000, b"{\"a\":2}", &sig));
+        assert!(!verify("another-secret-xx", 1_700_000_000, b"{\"a\":1}", &sig));
     }
 
     #[test]

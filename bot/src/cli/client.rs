@@ -9,38 +9,23 @@ fn token() -> Result<String, String> {
     std::env::var("ELEVATE_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| {
-            "ELEVATE_TOKEN is not set: export the API token the server's policy knows you by"
-                .to_string()
-        })
+        .ok_or_else(|| "ELEVATE_TOKEN is not set: export the API token the server's policy knows you by".to_string())
 }
 
 /// Sends one call; prints the error the server named, or the connection problem.
-async fn call(
-    server: &ServerArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value, i32> {
+async fn call(server: &ServerArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, i32> {
     let token = token().map_err(|e| {
         eprintln!("error: {e}");
         2
     })?;
     let url = format!("{}{path}", server.server.trim_end_matches('/'));
-    let mut req = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(token);
+    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
     let resp = req.send().await.map_err(|e| {
-        eprintln!(
-            "error: cannot reach the elevate server at {}: {e}",
-            server.server
-        );
-        eprintln!(
-            "hint: start it with `elevate serve --config …`, or set --server / ELEVATE_SERVER"
-        );
+        eprintln!("error: cannot reach the elevate server at {}: {e}", server.server);
+        eprintln!("hint: start it with `elevate serve --config …`, or set --server / ELEVATE_SERVER");
         2
     })?;
     let status = resp.status();
@@ -48,9 +33,7 @@ async fn call(
     if status.is_success() {
         Ok(v)
     } else {
-        let msg = v["error"]["message"]
-            .as_str()
-            .unwrap_or("the server refused without a message");
+        let msg = v["error"]["message"].as_str().unwrap_or("the server refused without a message");
         eprintln!("error: {msg}");
         Err(if status.is_client_error() { 1 } else { 2 })
     }
@@ -71,15 +54,12 @@ pub fn describe(v: &Value) -> String {
     }
     if state == "pending" {
         let n = v["approvals"].as_array().map(|a| a.len()).unwrap_or(0);
-        line.push_str(&format!(
-            ", {n} of {} approvals",
-            v["approvals_required"].as_i64().unwrap_or(1)
-        ));
+        line.push_str(&format!(", {n} of {} approvals", v["approvals_required"].as_i64().unwrap_or(1)));
     }
-    if let Some(exp) = v["expires_at"].as_str() {
-        if matches!(state, "active" | "revoking") {
-            line.push_str(&format!(", until {exp}"));
-        }
+    if let Some(exp) = v["expires_at"].as_str()
+        && matches!(state, "active" | "revoking")
+    {
+        line.push_str(&format!(", until {exp}"));
     }
     if let Some(note) = v["note"].as_str() {
         line.push_str(&format!(" ({note})"));
@@ -98,25 +78,13 @@ fn print(server: &ServerArgs, v: &Value) {
     }
 }
 
-pub async fn request(
-    server: &ServerArgs,
-    role: &str,
-    words: &[String],
-    ticket: Option<String>,
-) -> i32 {
+pub async fn request(server: &ServerArgs, role: &str, words: &[String], ticket: Option<String>) -> i32 {
     let (duration, reason_words) = match words.split_first() {
         Some((first, rest)) if GrantDuration::parse(first).is_ok() => (Some(first.clone()), rest),
         _ => (None, words),
     };
     let body = json!({ "role": role, "duration": duration, "reason": reason_words.join(" "), "ticket": ticket });
-    match call(
-        server,
-        reqwest::Method::POST,
-        "/api/v1/requests",
-        Some(body),
-    )
-    .await
-    {
+    match call(server, reqwest::Method::POST, "/api/v1/requests", Some(body)).await {
         Ok(v) => {
             print(server, &v);
             0
@@ -127,14 +95,7 @@ pub async fn request(
 
 pub async fn act(server: &ServerArgs, id: &str, action: &str, body: Value) -> i32 {
     let id = id.trim_start_matches('#');
-    match call(
-        server,
-        reqwest::Method::POST,
-        &format!("/api/v1/requests/{id}/{action}"),
-        Some(body),
-    )
-    .await
-    {
+    match call(server, reqwest::Method::POST, &format!("/api/v1/requests/{id}/{action}"), Some(body)).await {
         Ok(v) => {
             print(server, &v);
             0
@@ -147,20 +108,11 @@ pub async fn revoke(server: &ServerArgs, id: &str, reason: &str, yes: bool) -> i
     if !yes {
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
-            eprintln!(
-                "error: revoking takes access away at once; confirm with --yes when not at a terminal"
-            );
+            eprintln!("error: revoking takes access away at once; confirm with --yes when not at a terminal");
             return 2;
         }
         let shown = id.trim_start_matches('#');
-        let summary = match call(
-            server,
-            reqwest::Method::GET,
-            &format!("/api/v1/requests/{shown}"),
-            None,
-        )
-        .await
-        {
+        let summary = match call(server, reqwest::Method::GET, &format!("/api/v1/requests/{shown}"), None).await {
             Ok(v) => describe(&v),
             Err(code) => return code,
         };
@@ -179,14 +131,7 @@ pub async fn revoke(server: &ServerArgs, id: &str, reason: &str, yes: bool) -> i
 pub async fn status(server: &ServerArgs, id: Option<&str>, all: bool) -> i32 {
     if let Some(id) = id {
         let id = id.trim_start_matches('#');
-        return match call(
-            server,
-            reqwest::Method::GET,
-            &format!("/api/v1/requests/{id}"),
-            None,
-        )
-        .await
-        {
+        return match call(server, reqwest::Method::GET, &format!("/api/v1/requests/{id}"), None).await {
             Ok(v) => {
                 print(server, &v);
                 0
@@ -194,10 +139,8 @@ pub async fn status(server: &ServerArgs, id: Option<&str>, all: bool) -> i32 {
             Err(code) => code,
         };
     }
-    let path = format!(
-        "/api/v1/requests?state=pending,approved,active,revoking{}",
-        if all { "" } else { "&mine=true" }
-    );
+    let path =
+        format!("/api/v1/requests?state=pending,approved,active,revoking{}", if all { "" } else { "&mine=true" });
     match call(server, reqwest::Method::GET, &path, None).await {
         Ok(v) => {
             let list = v["requests"].as_array().cloned().unwrap_or_default();

@@ -13,12 +13,7 @@ use tracing::info;
 
 fn load(path: &Path) -> Result<Config, i32> {
     Config::load(path).map_err(|errs| {
-        eprintln!(
-            "error: {} has {} problem{}:",
-            path.display(),
-            errs.len(),
-            if errs.len() == 1 { "" } else { "s" }
-        );
+        eprintln!("error: {} has {} problem{}:", path.display(), errs.len(), if errs.len() == 1 { "" } else { "s" });
         for e in errs {
             eprintln!("  {e}");
         }
@@ -101,11 +96,11 @@ pub fn check(path: &Path) -> i32 {
         warnings += 1;
     }
     for (name, prov) in &config.providers {
-        if let crate::config::ProviderConfig::Webhook(w) = prov {
-            if let Err(e) = w.secret.resolve(&format!("providers.{name}")) {
-                println!("warning: {e} (serve will refuse to start without it)");
-                warnings += 1;
-            }
+        if let crate::config::ProviderConfig::Webhook(w) = prov
+            && let Err(e) = w.secret.resolve(&format!("providers.{name}"))
+        {
+            println!("warning: {e} (serve will refuse to start without it)");
+            warnings += 1;
         }
     }
     if warnings > 0 {
@@ -137,10 +132,7 @@ pub async fn audit_verify(path: &Path) -> i32 {
         Ok(r) => match r.broken {
             None => {
                 match r.head {
-                    Some((seq, hash)) => println!(
-                        "ok: {} events verified; head seq {seq} hash {hash}",
-                        r.checked
-                    ),
+                    Some((seq, hash)) => println!("ok: {} events verified; head seq {seq} hash {hash}", r.checked),
                     None => println!("ok: the audit log is empty"),
                 }
                 0
@@ -165,9 +157,7 @@ fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     }
     GrantDuration::parse(s)
         .map(|d| now - d.as_chrono())
-        .map_err(|_| {
-            format!("--since `{s}` is neither a time like 2026-01-31T00:00:00Z nor an age like 30d")
-        })
+        .map_err(|_| format!("--since `{s}` is neither a time like 2026-01-31T00:00:00Z nor an age like 30d"))
 }
 
 pub async fn audit_export(path: &Path, format: &str, since: Option<&str>) -> i32 {
@@ -189,16 +179,7 @@ pub async fn audit_export(path: &Path, format: &str, since: Option<&str>) -> i32
     let stdout = std::io::stdout();
     let mut csv_out = (format == "csv").then(|| csv::Writer::from_writer(stdout.lock()));
     if let Some(w) = csv_out.as_mut() {
-        let _ = w.write_record([
-            "seq",
-            "at",
-            "actor",
-            "kind",
-            "subject",
-            "details",
-            "prev_hash",
-            "hash",
-        ]);
+        let _ = w.write_record(["seq", "at", "actor", "kind", "subject", "details", "prev_hash", "hash"]);
     }
     let mut after = 0;
     loop {

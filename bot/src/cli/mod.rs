@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "elevate",
-    version,
-    about = "Just-in-time privilege elevation, approved in chat."
-)]
+#[command(name = "elevate", version, about = "Just-in-time privilege elevation, approved in chat.")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -162,68 +158,22 @@ pub async fn run() -> i32 {
     match cli.command {
         Command::Serve(c) => local::serve(&c.config).await,
         Command::Check(c) => local::check(&c.config),
-        Command::Explain {
-            config,
-            person,
-            role,
-        } => local::explain(&config.config, &person, &role),
-        Command::Audit {
-            command: AuditCommand::Verify(c),
-        } => local::audit_verify(&c.config).await,
-        Command::Audit {
-            command:
-                AuditCommand::Export {
-                    config,
-                    format,
-                    since,
-                },
-        } => local::audit_export(&config.config, &format, since.as_deref()).await,
-        Command::Token {
-            command: TokenCommand::New { person, name },
-        } => local::token_new(&person, &name),
-        Command::Request {
-            role,
-            words,
-            ticket,
-            server,
-        } => client::request(&server, &role, &words, ticket).await,
-        Command::Approve { id, server } => {
-            client::act(&server, &id, "approve", serde_json::json!({})).await
+        Command::Explain { config, person, role } => local::explain(&config.config, &person, &role),
+        Command::Audit { command: AuditCommand::Verify(c) } => local::audit_verify(&c.config).await,
+        Command::Audit { command: AuditCommand::Export { config, format, since } } => {
+            local::audit_export(&config.config, &format, since.as_deref()).await
         }
+        Command::Token { command: TokenCommand::New { person, name } } => local::token_new(&person, &name),
+        Command::Request { role, words, ticket, server } => client::request(&server, &role, &words, ticket).await,
+        Command::Approve { id, server } => client::act(&server, &id, "approve", serde_json::json!({})).await,
         Command::Deny { id, reason, server } => {
-            client::act(
-                &server,
-                &id,
-                "deny",
-                serde_json::json!({ "reason": reason }),
-            )
-            .await
+            client::act(&server, &id, "deny", serde_json::json!({ "reason": reason })).await
         }
-        Command::Cancel { id, server } => {
-            client::act(&server, &id, "cancel", serde_json::json!({})).await
-        }
-        Command::Revoke {
-            id,
-            reason,
-            yes,
-            server,
-        } => client::revoke(&server, &id, &reason, yes).await,
-        Command::Release { id, server } => {
-            client::act(&server, &id, "release", serde_json::json!({})).await
-        }
-        Command::Extend {
-            id,
-            duration,
-            reason,
-            server,
-        } => {
-            client::act(
-                &server,
-                &id,
-                "extend",
-                serde_json::json!({ "duration": duration, "reason": reason }),
-            )
-            .await
+        Command::Cancel { id, server } => client::act(&server, &id, "cancel", serde_json::json!({})).await,
+        Command::Revoke { id, reason, yes, server } => client::revoke(&server, &id, &reason, yes).await,
+        Command::Release { id, server } => client::act(&server, &id, "release", serde_json::json!({})).await,
+        Command::Extend { id, duration, reason, server } => {
+            client::act(&server, &id, "extend", serde_json::json!({ "duration": duration, "reason": reason })).await
         }
         Command::Status { id, all, server } => client::status(&server, id.as_deref(), all).await,
     }

@@ -21,13 +21,8 @@ use std::collections::HashMap;
 
 /// Parses a JSON body with a message that names the problem.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| UserError::invalid(format!("Invalid JSON body: {e}")).into())
+    let bytes: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) { b"{}" } else { bytes };
+    serde_json::from_slice(bytes).map_err(|e| UserError::invalid(format!("Invalid JSON body: {e}")).into())
 }
 
 fn request_id(s: &str) -> Result<RequestId, ApiError> {
@@ -70,11 +65,7 @@ struct CreateBody {
     ticket: Option<String>,
 }
 
-pub async fn create(
-    State(st): State<AppState>,
-    who: Authenticated,
-    raw: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(State(st): State<AppState>, who: Authenticated, raw: Bytes) -> Result<impl IntoResponse, ApiError> {
     let b: CreateBody = body(&raw)?;
     let input = RequestInput {
         role: b.role,
@@ -126,10 +117,7 @@ pub async fn act(
         "revoke" => view(&svc.revoke(c, id, &reason()).await?, &svc.policy()),
         "release" => view(&svc.release(c, id).await?, &svc.policy()),
         "extend" => {
-            let d = b
-                .duration
-                .clone()
-                .ok_or_else(|| UserError::invalid("extend needs a `duration`, like \"1h\"."))?;
+            let d = b.duration.clone().ok_or_else(|| UserError::invalid("extend needs a `duration`, like \"1h\"."))?;
             let o = svc.extend(c, id, &d, b.reason.as_deref()).await?;
             view(&o.extension, &svc.policy())
         }
@@ -148,28 +136,21 @@ fn parse_query(q: &HashMap<String, String>, allowed: &[&str]) -> Result<RequestQ
     let mut out = RequestQuery::default();
     for (k, v) in q {
         if !allowed.contains(&k.as_str()) {
-            return Err(UserError::invalid(format!(
-                "Unknown query parameter `{k}` (known: {}).",
-                allowed.join(", ")
-            ))
-            .into());
+            return Err(
+                UserError::invalid(format!("Unknown query parameter `{k}` (known: {}).", allowed.join(", "))).into()
+            );
         }
         match k.as_str() {
             "state" => {
                 for s in v.split(',') {
-                    out.states.push(
-                        ReqState::parse(s)
-                            .ok_or_else(|| UserError::invalid(format!("Unknown state `{s}`.")))?,
-                    );
+                    out.states
+                        .push(ReqState::parse(s).ok_or_else(|| UserError::invalid(format!("Unknown state `{s}`.")))?);
                 }
             }
             "requester" => out.requester = Some(PersonId::parse(v).map_err(UserError::invalid)?),
             "role" => out.role = Some(RoleName::parse(v).map_err(UserError::invalid)?),
             "limit" => {
-                out.limit =
-                    Some(v.parse().map_err(|_| {
-                        UserError::invalid("limit must be a number from 1 to 10000")
-                    })?)
+                out.limit = Some(v.parse().map_err(|_| UserError::invalid("limit must be a number from 1 to 10000"))?)
             }
             _ => {}
         }
@@ -188,9 +169,7 @@ pub async fn list(
     }
     let reqs = st.store_list(&query).await?;
     let policy = st.service.policy();
-    Ok(Json(
-        json!({ "requests": reqs.iter().map(|r| view(r, &policy)).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(json!({ "requests": reqs.iter().map(|r| view(r, &policy)).collect::<Vec<_>>() })))
 }
 
 pub async fn grants(
@@ -202,46 +181,26 @@ pub async fn grants(
         None | Some("true") => true,
         Some("false") => false,
         Some(other) => {
-            return Err(
-                UserError::invalid(format!("active must be true or false, not `{other}`")).into(),
-            );
+            return Err(UserError::invalid(format!("active must be true or false, not `{other}`")).into());
         }
     };
     let mut query = parse_query(&q, &["active", "requester", "role", "limit"])?;
     query.states = if active {
         vec![ReqState::Active, ReqState::Revoking]
     } else {
-        vec![
-            ReqState::Active,
-            ReqState::Revoking,
-            ReqState::Expired,
-            ReqState::Released,
-            ReqState::Revoked,
-        ]
+        vec![ReqState::Active, ReqState::Revoking, ReqState::Expired, ReqState::Released, ReqState::Revoked]
     };
     let reqs = st.store_list(&query).await?;
     let policy = st.service.policy();
-    let grants: Vec<Value> = reqs
-        .iter()
-        .filter(|r| !matches!(r.kind, RequestKind::Extension(_)))
-        .map(|r| view(r, &policy))
-        .collect();
+    let grants: Vec<Value> =
+        reqs.iter().filter(|r| !matches!(r.kind, RequestKind::Extension(_))).map(|r| view(r, &policy)).collect();
     Ok(Json(json!({ "grants": grants })))
 }
 
-pub async fn whoami(
-    State(st): State<AppState>,
-    who: Authenticated,
-) -> Result<Json<Value>, ApiError> {
+pub async fn whoami(State(st): State<AppState>, who: Authenticated) -> Result<Json<Value>, ApiError> {
     let policy = st.service.policy();
-    let roles: Vec<String> = policy
-        .requestable_roles(&who.caller)
-        .iter()
-        .map(|r| r.name.to_string())
-        .collect();
-    Ok(Json(
-        json!({ "person": who.caller.person, "token": who.token_name, "may_request": roles }),
-    ))
+    let roles: Vec<String> = policy.requestable_roles(&who.caller).iter().map(|r| r.name.to_string()).collect();
+    Ok(Json(json!({ "person": who.caller.person, "token": who.token_name, "may_request": roles })))
 }
 
 impl AppState {

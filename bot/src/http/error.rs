@@ -48,11 +48,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::User(e) => (
-                status_of(e.code),
-                Json(json!({ "error": { "code": e.code, "message": e.message } })),
-            )
-                .into_response(),
+            ApiError::User(e) => {
+                (status_of(e.code), Json(json!({ "error": { "code": e.code, "message": e.message } }))).into_response()
+            }
             ApiError::Internal(detail) => {
                 let reference = format!("{:016x}", rand::random::<u64>());
                 tracing::error!(reference, error = %detail, "internal error answering an API call");

@@ -64,10 +64,7 @@ pub struct Authenticated {
 impl axum::extract::FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         authenticate(&parts.headers, &state.service)
     }
 }
@@ -76,22 +73,15 @@ fn authenticate(headers: &HeaderMap, service: &Service) -> Result<Authenticated,
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            UserError::unauthenticated("Missing `Authorization: Bearer <token>` header.")
-        })?;
+        .ok_or_else(|| UserError::unauthenticated("Missing `Authorization: Bearer <token>` header."))?;
     let token = value
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            UserError::unauthenticated("The Authorization header must be `Bearer <token>`.")
-        })?;
+        .ok_or_else(|| UserError::unauthenticated("The Authorization header must be `Bearer <token>`."))?;
     let policy = service.policy();
     let found = policy
         .person_by_token_hash(&token_hash(token))
         .ok_or_else(|| UserError::unauthenticated("Unknown or revoked API token."))?;
-    Ok(Authenticated {
-        caller: Caller::person(found.person.clone()),
-        token_name: found.name.clone(),
-    })
+    Ok(Authenticated { caller: Caller::person(found.person.clone()), token_name: found.name.clone() })
 }

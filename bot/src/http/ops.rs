@@ -19,10 +19,7 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(e) => {
             tracing::warn!(error = %e, "readyz: database not answering");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable\n".to_string(),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n".to_string())
         }
     }
 }
@@ -36,18 +33,11 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             let _ = writeln!(out, "# HELP elevate_requests Requests by state.");
             let _ = writeln!(out, "# TYPE elevate_requests gauge");
             for s in ReqState::ALL {
-                let n = counts
-                    .iter()
-                    .find(|(st, _)| *st == s)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(0);
+                let n = counts.iter().find(|(st, _)| *st == s).map(|(_, n)| *n).unwrap_or(0);
                 let _ = writeln!(out, "elevate_requests{{state=\"{}\"}} {n}", s.as_str());
             }
-            let active: i64 = counts
-                .iter()
-                .filter(|(s, _)| matches!(s, ReqState::Active | ReqState::Revoking))
-                .map(|(_, n)| n)
-                .sum();
+            let active: i64 =
+                counts.iter().filter(|(s, _)| matches!(s, ReqState::Active | ReqState::Revoking)).map(|(_, n)| n).sum();
             let _ = writeln!(
                 out,
                 "# HELP elevate_grants_active Grants that currently give access (active or being revoked)."
@@ -58,29 +48,14 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count requests"),
     }
     if let Ok((due, oldest)) = st.store.overdue(now).await {
-        let lag = oldest
-            .map(|o| (now - o).num_milliseconds() as f64 / 1000.0)
-            .unwrap_or(0.0)
-            .max(0.0);
-        let _ = writeln!(
-            out,
-            "# HELP elevate_scheduler_due_items Due items not yet done."
-        );
+        let lag = oldest.map(|o| (now - o).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0).max(0.0);
+        let _ = writeln!(out, "# HELP elevate_scheduler_due_items Due items not yet done.");
         let _ = writeln!(out, "# TYPE elevate_scheduler_due_items gauge");
         let _ = writeln!(out, "elevate_scheduler_due_items {due}");
-        let _ = writeln!(
-            out,
-            "# HELP elevate_scheduler_lag_seconds How long the oldest due item has been waiting."
-        );
+        let _ = writeln!(out, "# HELP elevate_scheduler_lag_seconds How long the oldest due item has been waiting.");
         let _ = writeln!(out, "# TYPE elevate_scheduler_lag_seconds gauge");
         let _ = writeln!(out, "elevate_scheduler_lag_seconds {lag}");
     }
     st.metrics.render(&mut out);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

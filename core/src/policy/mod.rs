@@ -120,10 +120,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn person(person: PersonId) -> Self {
-        Caller {
-            person,
-            chat_roles: Vec::new(),
-        }
+        Caller { person, chat_roles: Vec::new() }
     }
 }
 
@@ -134,10 +131,10 @@ impl Policy {
 
     /// Looks a role up by name, with a did-you-mean for typos.
     pub fn role(&self, name: &str) -> Result<&Role, UserError> {
-        if let Ok(n) = RoleName::parse(name) {
-            if let Some(r) = self.roles.get(&n) {
-                return Ok(r);
-            }
+        if let Ok(n) = RoleName::parse(name)
+            && let Some(r) = self.roles.get(&n)
+        {
+            return Ok(r);
         }
         let closest = self
             .roles
@@ -148,10 +145,7 @@ impl Policy {
             .map(|(_, k)| format!(" Did you mean `{k}`?"))
             .unwrap_or_default();
         let shown: String = name.chars().take(64).collect();
-        Err(UserError::new(
-            ErrorCode::NotFound,
-            format!("There is no role `{shown}`.{closest}"),
-        ))
+        Err(UserError::new(ErrorCode::NotFound, format!("There is no role `{shown}`.{closest}")))
     }
 
     pub fn is_member(&self, group: &GroupName, caller: &Caller) -> bool {
@@ -159,12 +153,8 @@ impl Policy {
             return false;
         };
         g.members.contains(&caller.person)
-            || g.discord_role
-                .as_ref()
-                .is_some_and(|r| caller.chat_roles.contains(r))
-            || g.slack_usergroup
-                .as_ref()
-                .is_some_and(|r| caller.chat_roles.contains(r))
+            || g.discord_role.as_ref().is_some_and(|r| caller.chat_roles.contains(r))
+            || g.slack_usergroup.as_ref().is_some_and(|r| caller.chat_roles.contains(r))
     }
 
     pub fn may_request(&self, caller: &Caller, role: &Role) -> bool {
@@ -176,64 +166,40 @@ impl Policy {
     }
 
     pub fn is_security(&self, caller: &Caller) -> bool {
-        self.security
-            .group
-            .as_ref()
-            .is_some_and(|g| self.is_member(g, caller))
+        self.security.group.as_ref().is_some_and(|g| self.is_member(g, caller))
     }
 
     /// Persons listed in the role's approver groups (chat-backed members are not known ahead).
     pub fn listed_approvers(&self, role: &Role) -> BTreeSet<PersonId> {
-        role.approvers
-            .iter()
-            .filter_map(|g| self.groups.get(g))
-            .flat_map(|g| g.members.iter().cloned())
-            .collect()
+        role.approvers.iter().filter_map(|g| self.groups.get(g)).flat_map(|g| g.members.iter().cloned()).collect()
     }
 
     /// Roles this caller may request, for pickers and help.
     pub fn requestable_roles(&self, caller: &Caller) -> Vec<&Role> {
-        self.roles
-            .values()
-            .filter(|r| self.may_request(caller, r))
-            .collect()
+        self.roles.values().filter(|r| self.may_request(caller, r)).collect()
     }
 
     pub fn person_by_token_hash(&self, sha256_hex: &str) -> Option<&ApiToken> {
-        self.tokens
-            .iter()
-            .find(|t| t.sha256.eq_ignore_ascii_case(sha256_hex))
+        self.tokens.iter().find(|t| t.sha256.eq_ignore_ascii_case(sha256_hex))
     }
 
     pub fn person_by_slack_id(&self, id: &str) -> Option<&Person> {
-        self.persons
-            .values()
-            .find(|p| p.slack_id.as_deref() == Some(id))
+        self.persons.values().find(|p| p.slack_id.as_deref() == Some(id))
     }
 
     pub fn person_by_discord_id(&self, id: &str) -> Option<&Person> {
-        self.persons
-            .values()
-            .find(|p| p.discord_id.as_deref() == Some(id))
+        self.persons.values().find(|p| p.discord_id.as_deref() == Some(id))
     }
 
     pub fn person_by_email(&self, email: &str) -> Option<&Person> {
-        self.persons.values().find(|p| {
-            p.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
-        })
+        self.persons.values().find(|p| p.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
     }
 }
 
 impl Role {
     /// Finds the ticket: the explicit one if given (checked against the pattern), else the first
     /// match of the pattern in the reason.
-    pub fn ticket(
-        &self,
-        explicit: Option<&str>,
-        reason: &str,
-    ) -> Result<Option<String>, UserError> {
+    pub fn ticket(&self, explicit: Option<&str>, reason: &str) -> Result<Option<String>, UserError> {
         let explicit = explicit.map(str::trim).filter(|t| !t.is_empty());
         match (&self.ticket_pattern, explicit) {
             (Some(re), Some(t)) => {
@@ -259,9 +225,7 @@ impl Role {
             },
             (None, Some(t)) => {
                 if t.len() > 100 || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(UserError::invalid(
-                        "A ticket is one word of at most 100 characters.",
-                    ));
+                    return Err(UserError::invalid("A ticket is one word of at most 100 characters."));
                 }
                 Ok(Some(t.to_string()))
             }

@@ -6,9 +6,7 @@ use serde::Deserialize;
 use std::fmt;
 
 /// Top-level keys that hold the policy. The bot owns the other sections of the file.
-pub const POLICY_SECTIONS: &[&str] = &[
-    "persons", "groups", "roles", "tokens", "security", "settings",
-];
+pub const POLICY_SECTIONS: &[&str] = &["persons", "groups", "roles", "tokens", "security", "settings"];
 
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +17,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { path: path.into(), message: message.into() }
     }
 }
 
@@ -110,20 +105,12 @@ fn yes() -> bool {
 }
 
 /// Deserializes one value, reporting the exact key path of a type error or unknown field.
-pub fn de<T: serde::de::DeserializeOwned>(
-    path: &str,
-    v: &toml::Value,
-    errs: &mut Vec<ConfigError>,
-) -> Option<T> {
+pub fn de<T: serde::de::DeserializeOwned>(path: &str, v: &toml::Value, errs: &mut Vec<ConfigError>) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(v.clone()) {
         Ok(t) => Some(t),
         Err(e) => {
             let inner = e.path().to_string();
-            let full = if inner.is_empty() || inner == "." {
-                path.to_string()
-            } else {
-                format!("{path}.{inner}")
-            };
+            let full = if inner.is_empty() || inner == "." { path.to_string() } else { format!("{path}.{inner}") };
             let msg = e.into_inner().to_string();
             errs.push(ConfigError::new(full, msg.trim().to_string()));
             None
@@ -132,16 +119,10 @@ pub fn de<T: serde::de::DeserializeOwned>(
 }
 
 fn duration(path: &str, s: &str, errs: &mut Vec<ConfigError>) -> Option<GrantDuration> {
-    GrantDuration::parse(s)
-        .map_err(|e| errs.push(ConfigError::new(path, e)))
-        .ok()
+    GrantDuration::parse(s).map_err(|e| errs.push(ConfigError::new(path, e))).ok()
 }
 
-fn table<'a>(
-    root: &'a toml::Table,
-    key: &str,
-    errs: &mut Vec<ConfigError>,
-) -> Option<&'a toml::Table> {
+fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
     match root.get(key) {
         None => None,
         Some(toml::Value::Table(t)) => Some(t),
@@ -160,9 +141,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     let mut persons = BTreeMap::new();
     for (key, v) in table(root, "persons", &mut errs).into_iter().flatten() {
         let path = format!("persons.{key}");
-        let id = PersonId::parse(key)
-            .map_err(|e| errs.push(ConfigError::new(&path, e)))
-            .ok();
+        let id = PersonId::parse(key).map_err(|e| errs.push(ConfigError::new(&path, e))).ok();
         let raw: Option<RawPerson> = de(&path, v, &mut errs);
         if let (Some(id), Some(raw)) = (id, raw) {
             persons.insert(
@@ -183,9 +162,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     let mut groups = BTreeMap::new();
     for (key, v) in table(root, "groups", &mut errs).into_iter().flatten() {
         let path = format!("groups.{key}");
-        let name = GroupName::parse(key)
-            .map_err(|e| errs.push(ConfigError::new(&path, e)))
-            .ok();
+        let name = GroupName::parse(key).map_err(|e| errs.push(ConfigError::new(&path, e))).ok();
         let Some(raw) = de::<RawGroup>(&path, v, &mut errs) else {
             continue;
         };
@@ -204,12 +181,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         if let Some(name) = name {
             groups.insert(
                 name.clone(),
-                Group {
-                    name,
-                    members,
-                    discord_role: raw.discord_role,
-                    slack_usergroup: raw.slack_usergroup,
-                },
+                Group { name, members, discord_role: raw.discord_role, slack_usergroup: raw.slack_usergroup },
             );
         }
     }
@@ -218,10 +190,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         match GroupName::parse(g) {
             Ok(n) if groups.contains_key(&n) => Some(n),
             _ => {
-                errs.push(ConfigError::new(
-                    path,
-                    format!("unknown group `{g}` (define it under [groups.{g}])"),
-                ));
+                errs.push(ConfigError::new(path, format!("unknown group `{g}` (define it under [groups.{g}])")));
                 None
             }
         }
@@ -230,9 +199,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     let mut roles = BTreeMap::new();
     for (key, v) in table(root, "roles", &mut errs).into_iter().flatten() {
         let path = format!("roles.{key}");
-        let name = RoleName::parse(key)
-            .map_err(|e| errs.push(ConfigError::new(&path, e)))
-            .ok();
+        let name = RoleName::parse(key).map_err(|e| errs.push(ConfigError::new(&path, e))).ok();
         let Some(raw) = de::<RawRole>(&path, v, &mut errs) else {
             continue;
         };
@@ -242,43 +209,31 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
                 format!(
                     "unknown provider `{}` (configured: {})",
                     raw.provider,
-                    if providers.is_empty() {
-                        "none".to_string()
-                    } else {
-                        providers.join(", ")
-                    }
+                    if providers.is_empty() { "none".to_string() } else { providers.join(", ") }
                 ),
             ));
         }
-        let default_duration = duration(
-            &format!("{path}.default_duration"),
-            &raw.default_duration,
-            &mut errs,
-        );
-        let max_duration = duration(
-            &format!("{path}.max_duration"),
-            &raw.max_duration,
-            &mut errs,
-        );
+        let default_duration = duration(&format!("{path}.default_duration"), &raw.default_duration, &mut errs);
+        let max_duration = duration(&format!("{path}.max_duration"), &raw.max_duration, &mut errs);
         let max_total = match &raw.max_total_duration {
             Some(s) => duration(&format!("{path}.max_total_duration"), s, &mut errs),
             None => max_duration,
         };
-        if let (Some(d), Some(m)) = (default_duration, max_duration) {
-            if d > m {
-                errs.push(ConfigError::new(
-                    format!("{path}.default_duration"),
-                    format!("{d} is longer than max_duration {m}"),
-                ));
-            }
+        if let (Some(d), Some(m)) = (default_duration, max_duration)
+            && d > m
+        {
+            errs.push(ConfigError::new(
+                format!("{path}.default_duration"),
+                format!("{d} is longer than max_duration {m}"),
+            ));
         }
-        if let (Some(m), Some(t)) = (max_duration, max_total) {
-            if t < m {
-                errs.push(ConfigError::new(
-                    format!("{path}.max_total_duration"),
-                    format!("{t} is shorter than max_duration {m}"),
-                ));
-            }
+        if let (Some(m), Some(t)) = (max_duration, max_total)
+            && t < m
+        {
+            errs.push(ConfigError::new(
+                format!("{path}.max_total_duration"),
+                format!("{t} is shorter than max_duration {m}"),
+            ));
         }
         let pending_timeout = match &raw.pending_timeout {
             Some(s) => duration(&format!("{path}.pending_timeout"), s, &mut errs),
@@ -307,24 +262,14 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
             .filter_map(|(i, g)| group_ref(format!("{path}.approvers[{i}]"), g, &mut errs))
             .collect();
         if raw.approvers.is_empty() {
-            errs.push(ConfigError::new(
-                format!("{path}.approvers"),
-                "name at least one approver group",
-            ));
+            errs.push(ConfigError::new(format!("{path}.approvers"), "name at least one approver group"));
         }
         if raw.approvals_required == 0 || raw.approvals_required > 10 {
-            errs.push(ConfigError::new(
-                format!("{path}.approvals_required"),
-                "must be between 1 and 10",
-            ));
+            errs.push(ConfigError::new(format!("{path}.approvals_required"), "must be between 1 and 10"));
         } else if approvers.len() == raw.approvers.len() {
-            let chat_backed = approvers
-                .iter()
-                .any(|g| groups[g].discord_role.is_some() || groups[g].slack_usergroup.is_some());
-            let listed: BTreeSet<&PersonId> = approvers
-                .iter()
-                .flat_map(|g| groups[g].members.iter())
-                .collect();
+            let chat_backed =
+                approvers.iter().any(|g| groups[g].discord_role.is_some() || groups[g].slack_usergroup.is_some());
+            let listed: BTreeSet<&PersonId> = approvers.iter().flat_map(|g| groups[g].members.iter()).collect();
             if !chat_backed && (listed.len() as u32) < raw.approvals_required {
                 errs.push(ConfigError::new(
                     format!("{path}.approvals_required"),
@@ -340,30 +285,19 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
             Some(p) => match Regex::new(p) {
                 Ok(re) => Some(re),
                 Err(e) => {
-                    errs.push(ConfigError::new(
-                        format!("{path}.ticket_pattern"),
-                        format!("not a valid regex: {e}"),
-                    ));
+                    errs.push(ConfigError::new(format!("{path}.ticket_pattern"), format!("not a valid regex: {e}")));
                     None
                 }
             },
             None => None,
         };
         if raw.ticket_required && raw.ticket_pattern.is_none() {
-            errs.push(ConfigError::new(
-                format!("{path}.ticket_required"),
-                "needs a ticket_pattern",
-            ));
+            errs.push(ConfigError::new(format!("{path}.ticket_required"), "needs a ticket_pattern"));
         }
         let target = serde_json::to_value(&raw.target).unwrap_or_default();
-        if let (Some(name), Some(dd), Some(md), Some(mt), Some(pt), Some(ri)) = (
-            name,
-            default_duration,
-            max_duration,
-            max_total,
-            pending_timeout,
-            reminder_interval,
-        ) {
+        if let (Some(name), Some(dd), Some(md), Some(mt), Some(pt), Some(ri)) =
+            (name, default_duration, max_duration, max_total, pending_timeout, reminder_interval)
+        {
             roles.insert(
                 name.clone(),
                 Role {
@@ -399,10 +333,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         let person = match PersonId::parse(&raw.person) {
             Ok(p) if persons.contains_key(&p) => Some(p),
             _ => {
-                errs.push(ConfigError::new(
-                    format!("{path}.person"),
-                    format!("unknown person `{}`", raw.person),
-                ));
+                errs.push(ConfigError::new(format!("{path}.person"), format!("unknown person `{}`", raw.person)));
                 None
             }
         };
@@ -414,11 +345,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
             ));
         }
         if let (Some(person), true) = (person, hash_ok) {
-            tokens.push(ApiToken {
-                name: key.clone(),
-                person,
-                sha256: raw.sha256.to_ascii_lowercase(),
-            });
+            tokens.push(ApiToken { name: key.clone(), person, sha256: raw.sha256.to_ascii_lowercase() });
         }
     }
 
@@ -427,9 +354,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         None => RawSecurity::default(),
     };
     let security = Security {
-        group: security
-            .group
-            .and_then(|g| group_ref("security.group".into(), &g, &mut errs)),
+        group: security.group.and_then(|g| group_ref("security.group".into(), &g, &mut errs)),
         slack_channel: security.slack_channel,
         discord_channel: security.discord_channel,
     };
@@ -439,10 +364,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         None => RawSettings::default(),
     };
     let mut settings = Settings::default();
-    if let Some(s) = raw_settings
-        .expiry_warning
-        .and_then(|s| duration("settings.expiry_warning", &s, &mut errs))
-    {
+    if let Some(s) = raw_settings.expiry_warning.and_then(|s| duration("settings.expiry_warning", &s, &mut errs)) {
         settings.expiry_warning = s;
     }
     if let Some(n) = raw_settings.revoke_alert_after {
@@ -452,29 +374,14 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         settings.apply_max_attempts = n.max(1);
     }
 
-    if errs.is_empty() {
-        Ok(Policy {
-            persons,
-            groups,
-            roles,
-            tokens,
-            security,
-            settings,
-        })
-    } else {
-        Err(errs)
-    }
+    if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings }) } else { Err(errs) }
 }
 
 /// Two persons with the same chat id would let one act as the other.
 fn check_unique_ids(persons: &BTreeMap<PersonId, Person>, errs: &mut Vec<ConfigError>) {
     let mut seen: BTreeMap<(String, String), &PersonId> = BTreeMap::new();
     for p in persons.values() {
-        for (kind, v) in [
-            ("slack_id", &p.slack_id),
-            ("discord_id", &p.discord_id),
-            ("email", &p.email),
-        ] {
+        for (kind, v) in [("slack_id", &p.slack_id), ("discord_id", &p.discord_id), ("email", &p.email)] {
             if let Some(v) = v {
                 let key = (kind.to_string(), v.to_lowercase());
                 if let Some(other) = seen.insert(key, &p.id) {
@@ -522,10 +429,7 @@ mod tests {
         assert_eq!(role.max_total_duration.secs(), 4 * 3600);
         assert_eq!(role.approvals_required, 1);
         assert!(!role.self_approval);
-        assert_eq!(
-            role.ticket(None, "INC-42 fix").unwrap().as_deref(),
-            Some("INC-42")
-        );
+        assert_eq!(role.ticket(None, "INC-42 fix").unwrap().as_deref(), Some("INC-42"));
     }
 
     #[test]

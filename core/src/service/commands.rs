@@ -13,6 +13,9 @@ use crate::{
 };
 use serde_json::json;
 
+/// Who may end a grant: decided per command, checked under the row lock.
+type Authority = Box<dyn Fn(&Caller, &Request) -> bool + Send>;
+
 /// A new request as an adapter parsed it. Strings are validated here, not in adapters.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInput {
@@ -50,10 +53,7 @@ fn final_state_message(req: &Request) -> String {
         State::Pending => format!("Request {} is still pending.", req.id),
         State::Approved => format!("Request {} is already approved and being applied.", req.id),
         State::Active => format!("Request {} is already approved and active.", req.id),
-        s => format!(
-            "Request {} is already {s}; nothing can change it now.",
-            req.id
-        ),
+        s => format!("Request {} is already {s}; nothing can change it now.", req.id),
     }
 }
 
@@ -83,12 +83,7 @@ impl Service {
             ))
             .into());
         }
-        let duration = match input
-            .duration
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => role.default_duration,
             Some(s) => GrantDuration::parse(s).map_err(UserError::invalid)?,
         };
@@ -140,21 +135,17 @@ impl Service {
             due_at: now + role.pending_timeout.as_chrono(),
             payload: serde_json::Value::Null,
         }];
-        if let Some(every) = role.reminder_interval {
-            if every < role.pending_timeout {
-                due.push(NewDue {
-                    kind: DueKind::Reminder,
-                    request: None,
-                    due_at: now + every.as_chrono(),
-                    payload: serde_json::Value::Null,
-                });
-            }
+        if let Some(every) = role.reminder_interval
+            && every < role.pending_timeout
+        {
+            due.push(NewDue {
+                kind: DueKind::Reminder,
+                request: None,
+                due_at: now + every.as_chrono(),
+                payload: serde_json::Value::Null,
+            });
         }
-        let req = self
-            .store
-            .create_request(new, event, due)
-            .await
-            .map_err(CoreError::store)?;
+        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
         self.wake.wake();
         Ok(req)
     }
@@ -183,10 +174,7 @@ impl Service {
                 return refuse(UserError::conflict(final_state_message(req)));
             }
             let Some(role) = policy.roles.get(&req.role) else {
-                return refuse(UserError::conflict(format!(
-                    "Role `{}` no longer exists.",
-                    req.role
-                )));
+                return refuse(UserError::conflict(format!("Role `{}` no longer exists.", req.role)));
             };
             if !policy.is_approver(&caller_c, role) {
                 return refuse(UserError::forbidden(format!(
@@ -208,64 +196,38 @@ impl Service {
                 )));
             }
             let count = req.approvals.len() as u32 + 1;
-            let mut approvers: Vec<String> = req
-                .approvals
-                .iter()
-                .map(|a| a.approver.to_string())
-                .collect();
+            let mut approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.to_string()).collect();
             approvers.push(caller_c.person.to_string());
             let body = json!({ "approvals": count, "required": role.approvals_required, "approvers": approvers });
             if count >= role.approvals_required {
-                Decision::Change(Change {
+                Decision::from(Change {
                     to: Some(State::Approved),
                     approval: Some(caller_c.person.clone()),
-                    event: Some(NewEvent::new(
-                        now,
-                        actor.clone(),
-                        EventKind::RequestApproved,
-                        Some(req.id),
-                        body,
-                    )),
+                    event: Some(NewEvent::new(now, actor.clone(), EventKind::RequestApproved, Some(req.id), body)),
                     schedule: vec![NewDue::new(DueKind::Apply, req.id, now)],
                     cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
                     ..Change::default()
                 })
             } else {
-                Decision::Change(Change {
+                Decision::from(Change {
                     approval: Some(caller_c.person.clone()),
-                    event: Some(NewEvent::new(
-                        now,
-                        actor.clone(),
-                        EventKind::ApprovalAdded,
-                        Some(req.id),
-                        body,
-                    )),
+                    event: Some(NewEvent::new(now, actor.clone(), EventKind::ApprovalAdded, Some(req.id), body)),
                     ..Change::default()
                 })
             }
         });
         let req = self.decide(id, f).await?;
-        let required = self
-            .policy()
-            .roles
-            .get(&req.role)
-            .map(|r| r.approvals_required)
-            .unwrap_or(1);
+        let required = self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
         if req.state == State::Approved {
             self.wake.wake();
         }
-        Ok(ApproveOutcome {
-            approvals: req.approvals.len() as u32,
-            required,
-            request: req,
-        })
+        Ok(ApproveOutcome { approvals: req.approvals.len() as u32, required, request: req })
     }
 
     /// An approver's (or the security team's) no, with a reason the requester will see.
     pub async fn deny(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let reason = Reason::parse(reason)
-            .map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")))?;
+        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")))?;
         let policy = self.policy();
         let caller_c = caller.clone();
         let now = self.now();
@@ -274,10 +236,7 @@ impl Service {
                 return Decision::Refuse(UserError::conflict(final_state_message(req)), None);
             }
             let security = policy.is_security(&caller_c);
-            let approver = policy
-                .roles
-                .get(&req.role)
-                .is_some_and(|r| policy.is_approver(&caller_c, r));
+            let approver = policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(&caller_c, r));
             if !security && !approver {
                 return Decision::Refuse(
                     UserError::forbidden(format!(
@@ -287,7 +246,7 @@ impl Service {
                     None,
                 );
             }
-            Decision::Change(Change {
+            Decision::from(Change {
                 to: Some(State::Denied),
                 patch: Patch {
                     closed_by: Some(caller_c.person.to_string()),
@@ -321,22 +280,12 @@ impl Service {
                 );
             }
             if req.state != State::Pending {
-                let hint = if req.state == State::Active {
-                    " Use release to give the access back."
-                } else {
-                    ""
-                };
-                return Decision::Refuse(
-                    UserError::conflict(format!("{}{hint}", final_state_message(req))),
-                    None,
-                );
+                let hint = if req.state == State::Active { " Use release to give the access back." } else { "" };
+                return Decision::Refuse(UserError::conflict(format!("{}{hint}", final_state_message(req))), None);
             }
-            Decision::Change(Change {
+            Decision::from(Change {
                 to: Some(State::Cancelled),
-                patch: Patch {
-                    closed_by: Some(caller_c.person.to_string()),
-                    ..Patch::default()
-                },
+                patch: Patch { closed_by: Some(caller_c.person.to_string()), ..Patch::default() },
                 event: Some(NewEvent::new(
                     now,
                     Actor::Person(caller_c.person.clone()),
@@ -352,39 +301,21 @@ impl Service {
     }
 
     /// Takes access away before its time: an approver of the role or the security team.
-    pub async fn revoke(
-        &self,
-        caller: &Caller,
-        id: RequestId,
-        reason: &str,
-    ) -> CoreResult<Request> {
+    pub async fn revoke(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let reason = Reason::parse(reason)
-            .map_err(|e| UserError::invalid(format!("A revoke needs a reason: {e}")))?;
+        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A revoke needs a reason: {e}")))?;
         let policy = self.policy();
         let allowed = move |caller: &Caller, req: &Request| {
-            policy.is_security(caller)
-                || policy
-                    .roles
-                    .get(&req.role)
-                    .is_some_and(|r| policy.is_approver(caller, r))
+            policy.is_security(caller) || policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(caller, r))
         };
-        self.end(
-            caller,
-            id,
-            EndReason::Revoked,
-            Some(reason),
-            Box::new(allowed),
-        )
-        .await
+        self.end(caller, id, EndReason::Revoked, Some(reason), Box::new(allowed)).await
     }
 
     /// "I'm done": the requester gives access back early.
     pub async fn release(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let allowed = |caller: &Caller, req: &Request| req.requester == caller.person;
-        self.end(caller, id, EndReason::Released, None, Box::new(allowed))
-            .await
+        self.end(caller, id, EndReason::Released, None, Box::new(allowed)).await
     }
 
     async fn end(
@@ -393,24 +324,17 @@ impl Service {
         id: RequestId,
         ending: EndReason,
         reason: Option<Reason>,
-        allowed: Box<dyn Fn(&Caller, &Request) -> bool + Send>,
+        allowed: Authority,
     ) -> CoreResult<Request> {
         let caller_c = caller.clone();
         let now = self.now();
         let f = Box::new(move |req: &Request| -> Decision {
-            let verb = if ending == EndReason::Released {
-                "release"
-            } else {
-                "revoke"
-            };
+            let verb = if ending == EndReason::Released { "release" } else { "revoke" };
             if !allowed(&caller_c, req) {
                 let who = if ending == EndReason::Released {
                     format!("Only {} can release {}.", req.requester, req.id)
                 } else {
-                    format!(
-                        "Only approvers of `{}` or the security team can revoke {}.",
-                        req.role, req.id
-                    )
+                    format!("Only approvers of `{}` or the security team can revoke {}.", req.role, req.id)
                 };
                 return Decision::Refuse(UserError::forbidden(who), None);
             }
@@ -423,32 +347,20 @@ impl Service {
                 ..Patch::default()
             };
             match req.state {
-                State::Active => Decision::Change(Change {
+                State::Active => Decision::from(Change {
                     to: Some(State::Revoking),
                     patch,
-                    event: Some(NewEvent::new(
-                        now,
-                        actor,
-                        EventKind::GrantRevoking,
-                        Some(req.id),
-                        body,
-                    )),
+                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoking, Some(req.id), body)),
                     schedule: vec![NewDue::new(DueKind::Revoke, req.id, now)],
                     cancel: vec![DueKind::Expire, DueKind::ExpiryWarning, DueKind::Refresh],
                     ..Change::default()
                 }),
                 // Approved but not yet applied: stop the apply, and clean up in case a previous
                 // attempt reached the provider before failing.
-                State::Approved if ending == EndReason::Revoked => Decision::Change(Change {
+                State::Approved if ending == EndReason::Revoked => Decision::from(Change {
                     to: Some(State::Revoked),
                     patch,
-                    event: Some(NewEvent::new(
-                        now,
-                        actor,
-                        EventKind::GrantRevoked,
-                        Some(req.id),
-                        body,
-                    )),
+                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoked, Some(req.id), body)),
                     schedule: vec![NewDue::new(DueKind::Cleanup, req.id, now)],
                     cancel: vec![DueKind::Apply],
                     ..Change::default()
@@ -461,15 +373,11 @@ impl Service {
                     }),
                     None,
                 ),
-                State::Revoking => Decision::Refuse(
-                    UserError::conflict(format!("{} is already being removed.", req.id)),
-                    None,
-                ),
+                State::Revoking => {
+                    Decision::Refuse(UserError::conflict(format!("{} is already being removed.", req.id)), None)
+                }
                 _ => Decision::Refuse(
-                    UserError::new(
-                        ErrorCode::Conflict,
-                        format!("Cannot {verb}: {}", final_state_message(req)),
-                    ),
+                    UserError::new(ErrorCode::Conflict, format!("Cannot {verb}: {}", final_state_message(req))),
                     None,
                 ),
             }
@@ -492,11 +400,7 @@ impl Service {
         let policy = self.policy();
         let parent = self.get(id).await?;
         if parent.requester != caller.person {
-            return Err(UserError::forbidden(format!(
-                "Only {} can extend {}.",
-                parent.requester, parent.id
-            ))
-            .into());
+            return Err(UserError::forbidden(format!("Only {} can extend {}.", parent.requester, parent.id)).into());
         }
         if parent.state != State::Active {
             return Err(UserError::conflict(format!(
@@ -508,10 +412,7 @@ impl Service {
         let extra = GrantDuration::parse(duration).map_err(UserError::invalid)?;
         let role = policy.role(parent.role.as_str())?;
         let (Some(granted), Some(expires)) = (parent.granted_at, parent.expires_at) else {
-            return Err(CoreError::Internal(format!(
-                "active request {} has no grant window",
-                parent.id
-            )));
+            return Err(CoreError::Internal(format!("active request {} has no grant window", parent.id)));
         };
         let held = (expires - granted).num_seconds();
         let left = role.max_total_duration.secs() - held;
@@ -563,11 +464,7 @@ impl Service {
             due_at: (now + role.pending_timeout.as_chrono()).min(expires),
             payload: serde_json::Value::Null,
         }];
-        let extension = self
-            .store
-            .create_request(new, event, due)
-            .await
-            .map_err(CoreError::store)?;
+        let extension = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
         self.wake.wake();
         Ok(ExtendOutcome { extension, parent })
     }

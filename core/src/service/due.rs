@@ -7,10 +7,7 @@ use crate::{
     State, UserError,
     audit::{Actor, EventKind, NewEvent},
     error::{CoreError, CoreResult},
-    ports::{
-        Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Patch,
-        ProviderError,
-    },
+    ports::{Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Patch, ProviderError},
     request::{Request, RequestKind},
 };
 use serde_json::json;
@@ -20,18 +17,10 @@ impl Service {
     /// Runs one claimed item to completion (finished, or put back with a later due time).
     pub async fn run_due(&self, item: DueItem) -> CoreResult<()> {
         let Some(id) = item.request else {
-            return self
-                .store
-                .finish_due(item.id)
-                .await
-                .map_err(CoreError::store);
+            return self.store.finish_due(item.id).await.map_err(CoreError::store);
         };
         let Some(req) = self.store.get_request(id).await.map_err(CoreError::store)? else {
-            return self
-                .store
-                .finish_due(item.id)
-                .await
-                .map_err(CoreError::store);
+            return self.store.finish_due(item.id).await.map_err(CoreError::store);
         };
         match item.kind {
             DueKind::Apply => self.run_apply(item, req).await,
@@ -46,10 +35,7 @@ impl Service {
     }
 
     async fn finish(&self, item: &DueItem) -> CoreResult<()> {
-        self.store
-            .finish_due(item.id)
-            .await
-            .map_err(CoreError::store)
+        self.store.finish_due(item.id).await.map_err(CoreError::store)
     }
 
     async fn fail_grant(
@@ -72,36 +58,18 @@ impl Service {
             if r.state != State::Approved {
                 return Decision::Refuse(UserError::conflict("no longer approved"), None);
             }
-            Decision::Change(Change {
+            Decision::from(Change {
                 to: Some(State::GrantFailed),
-                patch: Patch {
-                    note: Some(note),
-                    ..Patch::default()
-                },
-                event: Some(NewEvent::new(
-                    now,
-                    Actor::System,
-                    EventKind::GrantFailed,
-                    Some(r.id),
-                    body,
-                )),
+                patch: Patch { note: Some(note), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantFailed, Some(r.id), body)),
                 finish: Some(item_id),
                 schedule,
                 ..Change::default()
             })
         });
-        match self
-            .store
-            .decide(req.id, f)
-            .await
-            .map_err(CoreError::store)?
-        {
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => Ok(()),
-            _ => self
-                .store
-                .finish_due(item_id)
-                .await
-                .map_err(CoreError::store),
+            _ => self.store.finish_due(item_id).await.map_err(CoreError::store),
         }
     }
 
@@ -117,31 +85,17 @@ impl Service {
         let expires = starts + req.duration.as_chrono();
         let Some((spec, provider)) = self.spec(&policy, &req, Some((starts, expires))) else {
             return self
-                .fail_grant(
-                    &item,
-                    &req,
-                    "ConfigChanged",
-                    "the role or its provider is no longer configured",
-                    false,
-                )
+                .fail_grant(&item, &req, "ConfigChanged", "the role or its provider is no longer configured", false)
                 .await;
         };
         let dry_run = provider.is_dry_run();
         match provider.grant(&spec).await {
             Ok(handle) => {
-                let handle = if dry_run {
-                    json!({ "dry_run": true, "would": handle })
-                } else {
-                    handle
-                };
+                let handle = if dry_run { json!({ "dry_run": true, "would": handle }) } else { handle };
                 let now = self.now();
                 let warn_at = expires - policy.settings.expiry_warning.as_chrono();
                 let item_id = item.id;
-                let provider_name = policy
-                    .roles
-                    .get(&req.role)
-                    .map(|r| r.provider.clone())
-                    .unwrap_or_default();
+                let provider_name = policy.roles.get(&req.role).map(|r| r.provider.clone()).unwrap_or_default();
                 let f = Box::new(move |r: &Request| -> Decision {
                     if r.state != State::Approved {
                         return Decision::Refuse(UserError::conflict("no longer approved"), None);
@@ -150,7 +104,7 @@ impl Service {
                     if warn_at > now {
                         schedule.push(NewDue::new(DueKind::ExpiryWarning, r.id, warn_at));
                     }
-                    Decision::Change(Change {
+                    Decision::from(Change {
                         to: Some(State::Active),
                         patch: Patch {
                             granted_at: Some(starts),
@@ -170,12 +124,7 @@ impl Service {
                         ..Change::default()
                     })
                 });
-                match self
-                    .store
-                    .decide(req.id, f)
-                    .await
-                    .map_err(CoreError::store)?
-                {
+                match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
                     Decided::Changed(_) => {
                         if dry_run {
                             info!(request = %req.id, "dry run: grant recorded, nothing applied");
@@ -190,16 +139,11 @@ impl Service {
             Err(ProviderError::Permanent { code, message }) => {
                 self.fail_grant(&item, &req, &code, &message, false).await
             }
-            Err(ProviderError::Transient {
-                message,
-                retry_after,
-            }) => {
+            Err(ProviderError::Transient { message, retry_after }) => {
                 let attempts = item.attempts + 1;
                 if attempts >= policy.settings.apply_max_attempts {
                     let msg = format!("gave up after {attempts} attempts: {message}");
-                    return self
-                        .fail_grant(&item, &req, "ProviderUnavailable", &msg, true)
-                        .await;
+                    return self.fail_grant(&item, &req, "ProviderUnavailable", &msg, true).await;
                 }
                 let at = self.now() + backoff(attempts, retry_after);
                 let ev = NewEvent::new(
@@ -209,10 +153,7 @@ impl Service {
                     Some(req.id),
                     json!({ "attempt": attempts, "error": message, "retry_at": at.to_rfc3339() }),
                 );
-                self.store
-                    .retry_due(item.id, at, attempts, Some(ev))
-                    .await
-                    .map_err(CoreError::store)
+                self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)
             }
         }
     }
@@ -224,17 +165,8 @@ impl Service {
         provider: std::sync::Arc<dyn crate::ports::GrantProvider>,
     ) -> CoreResult<()> {
         let now = self.now();
-        let ev = NewEvent::new(
-            now,
-            Actor::System,
-            EventKind::GrantUndone,
-            Some(spec.request),
-            json!({}),
-        );
-        self.store
-            .append_event(ev)
-            .await
-            .map_err(CoreError::store)?;
+        let ev = NewEvent::new(now, Actor::System, EventKind::GrantUndone, Some(spec.request), json!({}));
+        self.store.append_event(ev).await.map_err(CoreError::store)?;
         if let Err(e) = provider.revoke(spec, &[]).await {
             warn!(request = %spec.request, error = %e, "undo failed; scheduling cleanup");
             self.store
@@ -245,66 +177,38 @@ impl Service {
         self.finish(item).await
     }
 
-    async fn run_apply_extension(
-        &self,
-        item: DueItem,
-        ext: Request,
-        parent_id: crate::RequestId,
-    ) -> CoreResult<()> {
+    async fn run_apply_extension(&self, item: DueItem, ext: Request, parent_id: crate::RequestId) -> CoreResult<()> {
         let policy = self.policy();
         let now = self.now();
         let ext_c = ext.clone();
         let item_id = item.id;
         let f = Box::new(move |p: &Request| -> Decision {
             let (Some(granted), Some(expires)) = (p.granted_at, p.expires_at) else {
-                return Decision::Refuse(
-                    UserError::conflict(format!("{} is not active", p.id)),
-                    None,
-                );
+                return Decision::Refuse(UserError::conflict(format!("{} is not active", p.id)), None);
             };
             if p.state != State::Active {
-                return Decision::Refuse(
-                    UserError::conflict(format!("{} is no longer active", p.id)),
-                    None,
-                );
+                return Decision::Refuse(UserError::conflict(format!("{} is no longer active", p.id)), None);
             }
             let Some(role) = policy.roles.get(&p.role) else {
-                return Decision::Refuse(
-                    UserError::conflict("the role is no longer configured"),
-                    None,
-                );
+                return Decision::Refuse(UserError::conflict("the role is no longer configured"), None);
             };
             let new_expires = expires + ext_c.duration.as_chrono();
             if (new_expires - granted).num_seconds() > role.max_total_duration.secs() {
                 return Decision::Refuse(
-                    UserError::invalid(format!(
-                        "it would pass the role's max total of {}",
-                        role.max_total_duration
-                    )),
+                    UserError::invalid(format!("it would pass the role's max total of {}", role.max_total_duration)),
                     None,
                 );
             }
-            let mut schedule = vec![
-                NewDue::new(DueKind::Expire, p.id, new_expires),
-                NewDue::new(DueKind::Refresh, p.id, now),
-            ];
+            let mut schedule =
+                vec![NewDue::new(DueKind::Expire, p.id, new_expires), NewDue::new(DueKind::Refresh, p.id, now)];
             let warn_at = new_expires - policy.settings.expiry_warning.as_chrono();
             if warn_at > now {
                 schedule.push(NewDue::new(DueKind::ExpiryWarning, p.id, warn_at));
             }
             let body = json!({ "extension": ext_c.id.0, "by": ext_c.duration.to_string(), "expires_at": new_expires.to_rfc3339() });
-            Decision::Change(Change {
-                patch: Patch {
-                    expires_at: Some(new_expires),
-                    ..Patch::default()
-                },
-                event: Some(NewEvent::new(
-                    now,
-                    Actor::System,
-                    EventKind::GrantExtended,
-                    Some(p.id),
-                    body.clone(),
-                )),
+            Decision::from(Change {
+                patch: Patch { expires_at: Some(new_expires), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantExtended, Some(p.id), body.clone())),
                 schedule,
                 cancel: vec![DueKind::Expire, DueKind::ExpiryWarning],
                 finish: Some(item_id),
@@ -312,41 +216,18 @@ impl Service {
                     id: ext_c.id,
                     from: State::Approved,
                     to: State::Extended,
-                    event: NewEvent::new(
-                        now,
-                        Actor::System,
-                        EventKind::GrantExtended,
-                        Some(ext_c.id),
-                        body,
-                    ),
+                    event: NewEvent::new(now, Actor::System, EventKind::GrantExtended, Some(ext_c.id), body),
                 }),
                 ..Change::default()
             })
         });
-        match self
-            .store
-            .decide(parent_id, f)
-            .await
-            .map_err(CoreError::store)?
-        {
+        match self.store.decide(parent_id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => {
                 self.wake.wake();
                 Ok(())
             }
-            Decided::Refused(e) => {
-                self.fail_grant(&item, &ext, "NotExtended", &e.message, false)
-                    .await
-            }
-            Decided::NotFound => {
-                self.fail_grant(
-                    &item,
-                    &ext,
-                    "NotExtended",
-                    "the grant no longer exists",
-                    false,
-                )
-                .await
-            }
+            Decided::Refused(e) => self.fail_grant(&item, &ext, "NotExtended", &e.message, false).await,
+            Decided::NotFound => self.fail_grant(&item, &ext, "NotExtended", "the grant no longer exists", false).await,
             Decided::LinkedConflict => self.finish(&item).await,
         }
     }
@@ -356,27 +237,20 @@ impl Service {
             return self.finish(&item).await;
         }
         let now = self.now();
-        if let Some(exp) = req.expires_at {
-            if exp > now {
-                // Moved by an extension after this item was claimed.
-                return self
-                    .store
-                    .retry_due(item.id, exp, item.attempts, None)
-                    .await
-                    .map_err(CoreError::store);
-            }
+        if let Some(exp) = req.expires_at
+            && exp > now
+        {
+            // Moved by an extension after this item was claimed.
+            return self.store.retry_due(item.id, exp, item.attempts, None).await.map_err(CoreError::store);
         }
         let item_id = item.id;
         let f = Box::new(move |r: &Request| -> Decision {
             if r.state != State::Active || r.expires_at.is_some_and(|e| e > now) {
                 return Decision::Refuse(UserError::conflict("not due"), None);
             }
-            Decision::Change(Change {
+            Decision::from(Change {
                 to: Some(State::Revoking),
-                patch: Patch {
-                    ending: Some(crate::EndReason::Expired),
-                    ..Patch::default()
-                },
+                patch: Patch { ending: Some(crate::EndReason::Expired), ..Patch::default() },
                 event: Some(NewEvent::new(
                     now,
                     Actor::System,
@@ -390,12 +264,7 @@ impl Service {
                 ..Change::default()
             })
         });
-        match self
-            .store
-            .decide(req.id, f)
-            .await
-            .map_err(CoreError::store)?
-        {
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => {
                 self.wake.wake();
                 Ok(())
@@ -416,19 +285,12 @@ impl Service {
             requester: Some(req.requester.clone()),
             ..Default::default()
         };
-        let others = self
-            .store
-            .list_requests(&q)
-            .await
-            .map_err(CoreError::store)?;
+        let others = self.store.list_requests(&q).await.map_err(CoreError::store)?;
         Ok(others
             .into_iter()
             .filter(|o| o.id != req.id && !matches!(o.kind, RequestKind::Extension(_)))
             .filter(|o| {
-                policy
-                    .roles
-                    .get(&o.role)
-                    .is_some_and(|r| r.provider == role.provider && r.target == role.target)
+                policy.roles.get(&o.role).is_some_and(|r| r.provider == role.provider && r.target == role.target)
             })
             .filter_map(|o| self.spec(&policy, &o, None).map(|(s, _)| s))
             .collect())
@@ -443,14 +305,7 @@ impl Service {
         let Some((spec, provider)) = self.spec(&policy, &req, None) else {
             // Without its provider elevate cannot remove it; keep retrying and alerting rather
             // than pretend it is gone.
-            return self
-                .revoke_failed(
-                    &item,
-                    &req,
-                    "the role or its provider is no longer configured",
-                    None,
-                )
-                .await;
+            return self.revoke_failed(&item, &req, "the role or its provider is no longer configured", None).await;
         };
         let shared = self.shared_with(&req).await?;
         match provider.revoke(&spec, &shared).await {
@@ -468,7 +323,7 @@ impl Service {
                     if r.state != State::Revoking {
                         return Decision::Refuse(UserError::conflict("not revoking"), None);
                     }
-                    Decision::Change(Change {
+                    Decision::from(Change {
                         to: Some(ending.final_state()),
                         event: Some(NewEvent::new(
                             now,
@@ -481,12 +336,7 @@ impl Service {
                         ..Change::default()
                     })
                 });
-                match self
-                    .store
-                    .decide(req.id, f)
-                    .await
-                    .map_err(CoreError::store)?
-                {
+                match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
                     Decided::Changed(_) => Ok(()),
                     _ => self.finish(&item).await,
                 }
@@ -520,11 +370,8 @@ impl Service {
             Some(req.id),
             json!({ "attempt": attempts, "error": error, "retry_at": at.to_rfc3339() }),
         );
-        self.store
-            .retry_due(item.id, at, attempts, Some(ev))
-            .await
-            .map_err(CoreError::store)?;
-        if attempts % policy.settings.revoke_alert_after == 0 {
+        self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)?;
+        if attempts.is_multiple_of(policy.settings.revoke_alert_after) {
             let alert = NewEvent::new(
                 now,
                 Actor::System,
@@ -532,10 +379,7 @@ impl Service {
                 Some(req.id),
                 json!({ "attempts": attempts, "error": error, "message": "access could not be removed; elevate keeps retrying, but a human should look" }),
             );
-            self.store
-                .append_event(alert)
-                .await
-                .map_err(CoreError::store)?;
+            self.store.append_event(alert).await.map_err(CoreError::store)?;
         }
         Ok(())
     }
@@ -555,10 +399,7 @@ impl Service {
                 let attempts = item.attempts + 1;
                 let at = self.now() + backoff(attempts, None);
                 warn!(request = %req.id, error = %e, "cleanup failed; will retry");
-                self.store
-                    .retry_due(item.id, at, attempts, None)
-                    .await
-                    .map_err(CoreError::store)
+                self.store.retry_due(item.id, at, attempts, None).await.map_err(CoreError::store)
             }
         }
     }
@@ -573,17 +414,11 @@ impl Service {
         };
         match provider.grant(&spec).await {
             Ok(_) => self.finish(&item).await,
-            Err(ProviderError::Transient {
-                message,
-                retry_after,
-            }) => {
+            Err(ProviderError::Transient { message, retry_after }) => {
                 let attempts = item.attempts + 1;
                 warn!(request = %req.id, error = %message, "refresh failed; will retry");
                 let at = self.now() + backoff(attempts, retry_after);
-                self.store
-                    .retry_due(item.id, at, attempts, None)
-                    .await
-                    .map_err(CoreError::store)
+                self.store.retry_due(item.id, at, attempts, None).await.map_err(CoreError::store)
             }
             Err(e) => {
                 // The grant keeps its earlier provider-side window, which ends sooner: safe.
@@ -603,7 +438,7 @@ impl Service {
             if r.state != State::Pending {
                 return Decision::Refuse(UserError::conflict("decided"), None);
             }
-            Decision::Change(Change {
+            Decision::from(Change {
                 to: Some(State::TimedOut),
                 event: Some(NewEvent::new(
                     now,
@@ -617,12 +452,7 @@ impl Service {
                 ..Change::default()
             })
         });
-        match self
-            .store
-            .decide(req.id, f)
-            .await
-            .map_err(CoreError::store)?
-        {
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => Ok(()),
             _ => self.finish(&item).await,
         }
@@ -630,15 +460,9 @@ impl Service {
 
     async fn run_reminder(&self, item: DueItem, req: Request) -> CoreResult<()> {
         let policy = self.policy();
-        let every = policy
-            .roles
-            .get(&req.role)
-            .and_then(|r| r.reminder_interval);
-        let required = policy
-            .roles
-            .get(&req.role)
-            .map(|r| r.approvals_required)
-            .unwrap_or(1);
+        let every = policy.roles.get(&req.role).and_then(|r| r.reminder_interval);
+        let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        let timeout = policy.roles.get(&req.role).map(|r| r.pending_timeout.as_chrono());
         let now = self.now();
         let item_id = item.id;
         // Decided under the row lock: a timeout or approval that lands at the same moment wins,
@@ -654,23 +478,20 @@ impl Service {
                 Some(r.id),
                 json!({ "approvals": r.approvals.len(), "required": required, "waiting_secs": (now - r.created_at).num_seconds() }),
             );
-            Decision::Change(Change {
+            // No reminder at or after the moment the request times out.
+            let next = now + every.as_chrono();
+            let schedule = match timeout {
+                Some(t) if next < r.created_at + t => vec![NewDue::new(DueKind::Reminder, r.id, next)],
+                _ => Vec::new(),
+            };
+            Decision::from(Change {
                 event: Some(ev),
-                schedule: vec![NewDue::new(
-                    DueKind::Reminder,
-                    r.id,
-                    now + every.as_chrono(),
-                )],
+                schedule,
                 finish: Some(item_id),
                 ..Change::default()
             })
         });
-        match self
-            .store
-            .decide(req.id, f)
-            .await
-            .map_err(CoreError::store)?
-        {
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => Ok(()),
             _ => self.finish(&item).await,
         }
@@ -680,13 +501,10 @@ impl Service {
         let now = self.now();
         let item_id = item.id;
         let f = Box::new(move |r: &Request| -> Decision {
-            let Some(exp) = r
-                .expires_at
-                .filter(|e| *e > now && r.state == State::Active)
-            else {
+            let Some(exp) = r.expires_at.filter(|e| *e > now && r.state == State::Active) else {
                 return Decision::Refuse(UserError::conflict("not active"), None);
             };
-            Decision::Change(Change {
+            Decision::from(Change {
                 event: Some(NewEvent::new(
                     now,
                     Actor::System,
@@ -698,12 +516,7 @@ impl Service {
                 ..Change::default()
             })
         });
-        match self
-            .store
-            .decide(req.id, f)
-            .await
-            .map_err(CoreError::store)?
-        {
+        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => Ok(()),
             _ => self.finish(&item).await,
         }

@@ -45,13 +45,7 @@ impl Service {
         wake: Arc<dyn Wake>,
         policy: Policy,
     ) -> Self {
-        Service {
-            store,
-            providers,
-            clock,
-            wake,
-            policy: RwLock::new(Arc::new(policy)),
-        }
+        Service { store, providers, clock, wake, policy: RwLock::new(Arc::new(policy)) }
     }
 
     /// The policy as it is now. Held only for the length of one decision.
@@ -86,15 +80,13 @@ impl Service {
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> CoreResult<Request> {
         match self.store.decide(id, f).await.map_err(CoreError::store)? {
-            Decided::NotFound => {
-                Err(UserError::not_found(format!("There is no request {id}.")).into())
-            }
+            Decided::NotFound => Err(UserError::not_found(format!("There is no request {id}.")).into()),
             Decided::Refused(e) => Err(e.into()),
             Decided::Changed(r) => Ok(*r),
-            Decided::LinkedConflict => Err(UserError::conflict(format!(
-                "Request {id} changed while this was being decided; try again."
-            ))
-            .into()),
+            Decided::LinkedConflict => {
+                Err(UserError::conflict(format!("Request {id} changed while this was being decided; try again."))
+                    .into())
+            }
         }
     }
 
@@ -108,14 +100,9 @@ impl Service {
     ) -> Option<(GrantSpec, Arc<dyn GrantProvider>)> {
         let role = policy.roles.get(&req.role)?;
         let provider = self.providers.get(&role.provider)?.clone();
-        let principals = policy
-            .person(&req.requester)
-            .map(|p| p.principals.clone())
-            .unwrap_or_default();
-        let (starts_at, expires_at) = window.unwrap_or((
-            req.granted_at.unwrap_or(req.created_at),
-            req.expires_at.unwrap_or(req.created_at),
-        ));
+        let principals = policy.person(&req.requester).map(|p| p.principals.clone()).unwrap_or_default();
+        let (starts_at, expires_at) =
+            window.unwrap_or((req.granted_at.unwrap_or(req.created_at), req.expires_at.unwrap_or(req.created_at)));
         Some((
             GrantSpec {
                 grant_id: req.grant_id(),
@@ -143,16 +130,8 @@ pub fn backoff(attempts: u32, hint: Option<Duration>) -> chrono::Duration {
 }
 
 fn role_groups(role: &Role, approvers: bool) -> String {
-    let groups = if approvers {
-        &role.approvers
-    } else {
-        &role.requesters
-    };
-    groups
-        .iter()
-        .map(|g| format!("`{g}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let groups = if approvers { &role.approvers } else { &role.requesters };
+    groups.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

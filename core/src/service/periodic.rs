@@ -47,10 +47,7 @@ impl Service {
                 if self.backed(&item).await? {
                     continue;
                 }
-                let spec = item
-                    .spec
-                    .clone()
-                    .unwrap_or_else(|| self.placeholder_spec(&item));
+                let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
                 match provider.revoke(&spec, &[]).await {
                     Ok(()) => {
                         let ev = NewEvent::new(
@@ -60,16 +57,11 @@ impl Service {
                             RequestId::from_grant_id(&item.grant_id),
                             json!({ "provider": name, "grant_id": item.grant_id, "what": item.description }),
                         );
-                        self.store
-                            .append_event(ev)
-                            .await
-                            .map_err(CoreError::store)?;
+                        self.store.append_event(ev).await.map_err(CoreError::store)?;
                         info!(provider = %name, grant = %item.grant_id, "reconcile: removed drift");
                         report.drift_revoked.push(item.grant_id.clone());
                     }
-                    Err(e) => report
-                        .errors
-                        .push((name.clone(), format!("{}: {e}", item.grant_id))),
+                    Err(e) => report.errors.push((name.clone(), format!("{}: {e}", item.grant_id))),
                 }
             }
         }
@@ -125,9 +117,5 @@ pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyR
         }
         after = page.last().map(|e| e.seq).unwrap_or(after);
     }
-    Ok(VerifyReport {
-        checked: v.checked,
-        head: v.head().map(|(s, h)| (s, h.to_string())),
-        broken: None,
-    })
+    Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: None })
 }
