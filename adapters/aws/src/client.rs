@@ -1,0 +1,464 @@
+//! Signed calls to AWS: SigV4 (aws-sigv4), the query protocol (IAM, STS) and the JSON protocol
+//! (Identity Center), with retries for throttling, 429, 5xx and timeouts inside each call.
+//!
+//! Errors carry AWS's own code and message and nothing else: no request body, no header, so no
+//! key or token can leak through an error into a chat message or a log.
+
+use crate::config::{AssumeRoleSettings, Endpoint, Settings};
+use crate::credentials::{Leased, StaticCredentials};
+use crate::xml::{self, Node};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use elevate_core::ports::ProviderError;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+/// Which AWS API a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Iam,
+    Sts,
+    /// IAM Identity Center's admin API (`sso-admin`, signed as `sso`).
+    IdentityCenter,
+}
+
+const IAM_VERSION: &str = "2010-05-08";
+const STS_VERSION: &str = "2011-06-15";
+const SSO_TARGET_PREFIX: &str = "SWBExternalService";
+
+/// A signed AWS client for the few APIs elevate uses. Public so that tests and tools can set
+/// up and inspect the same account elevate changes, with the same signing.
+pub struct AwsClient {
+    http: reqwest::Client,
+    settings: Settings,
+    base: StaticCredentials,
+    leased: Mutex<Option<Leased>>,
+}
+
+impl std::fmt::Debug for AwsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsClient")
+            .field("settings", &self.settings)
+            .field("credentials", &self.base)
+            .finish()
+    }
+}
+
+/// A failed attempt, before deciding whether to try again.
+enum Failure {
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Stop(ProviderError),
+}
+
+impl AwsClient {
+    pub(crate) fn new(settings: Settings, base: StaticCredentials) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("elevate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("aws provider: cannot build the HTTP client: {e}"))?;
+        Ok(AwsClient {
+            http,
+            settings,
+            base,
+            leased: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A query-protocol call (IAM, STS): `Action=…&Version=…&params`, answered in XML.
+    pub async fn query(
+        &self,
+        service: Service,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Node, ProviderError> {
+        let creds = self.credentials().await?;
+        self.query_as(&creds, service, action, params).await
+    }
+
+    async fn query_as(
+        &self,
+        creds: &StaticCredentials,
+        service: Service,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Node, ProviderError> {
+        let version = if service == Service::Sts {
+            STS_VERSION
+        } else {
+            IAM_VERSION
+        };
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action)
+                .append_pair("Version", version);
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish().into_bytes()
+        };
+        let headers = [(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+        )];
+        let text = self.send(creds, service, action, &headers, body).await?;
+        xml::parse(&text).map_err(|e| ProviderError::transient(format!("{action}: {e}")))
+    }
+
+    /// A JSON-protocol call to Identity Center (`X-Amz-Target: SWBExternalService.{action}`).
+    pub async fn json(&self, action: &str, body: &Value) -> Result<Value, ProviderError> {
+        let creds = self.credentials().await?;
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1".to_string()),
+            ("x-amz-target", format!("{SSO_TARGET_PREFIX}.{action}")),
+        ];
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
+        let text = self
+            .send(&creds, Service::IdentityCenter, action, &headers, bytes)
+            .await?;
+        if text.trim().is_empty() {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| ProviderError::transient(format!("{action}: unreadable JSON answer: {e}")))
+    }
+
+    /// The keys to sign with now: the environment's, or the assumed role's, refreshed ahead of
+    /// their expiry.
+    async fn credentials(&self) -> Result<StaticCredentials, ProviderError> {
+        let Some(role) = &self.settings.assume_role else {
+            return Ok(self.base.clone());
+        };
+        let mut leased = self.leased.lock().await;
+        if let Some(l) = leased.as_ref().filter(|l| l.fresh_at(SystemTime::now())) {
+            return Ok(l.creds.clone());
+        }
+        let fresh = self.assume_role(role).await?;
+        let creds = fresh.creds.clone();
+        *leased = Some(fresh);
+        Ok(creds)
+    }
+
+    async fn assume_role(&self, role: &AssumeRoleSettings) -> Result<Leased, ProviderError> {
+        let secs = role.duration.as_secs().to_string();
+        let mut params = vec![
+            ("RoleArn", role.role_arn.as_str()),
+            ("RoleSessionName", role.session_name.as_str()),
+            ("DurationSeconds", secs.as_str()),
+        ];
+        if let Some(ext) = &role.external_id {
+            params.push(("ExternalId", ext.as_str()));
+        }
+        let doc = self
+            .query_as(&self.base, Service::Sts, "AssumeRole", &params)
+            .await?;
+        let c = doc
+            .path(&["AssumeRoleResult", "Credentials"])
+            .ok_or_else(|| ProviderError::transient("AssumeRole: answer without Credentials"))?;
+        let field = |n: &str| {
+            c.text_at(&[n])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let (Some(id), Some(secret), Some(token)) = (
+            field("AccessKeyId"),
+            field("SecretAccessKey"),
+            field("SessionToken"),
+        ) else {
+            return Err(ProviderError::transient("AssumeRole: answer without keys"));
+        };
+        let expires_at = field("Expiration")
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+            .map(|t| SystemTime::from(t.with_timezone(&chrono::Utc)))
+            .unwrap_or_else(|| SystemTime::now() + role.duration);
+        debug!(role = %role.role_arn, "assumed role");
+        Ok(Leased {
+            creds: StaticCredentials::new(id, secret, Some(token)),
+            expires_at,
+        })
+    }
+
+    fn endpoint(&self, service: Service) -> &Endpoint {
+        match service {
+            Service::Iam => &self.settings.iam,
+            Service::Sts => &self.settings.sts,
+            Service::IdentityCenter => &self.settings.sso,
+        }
+    }
+
+    /// One logical call: sign, send, and retry what is worth retrying.
+    async fn send(
+        &self,
+        creds: &StaticCredentials,
+        service: Service,
+        action: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<String, ProviderError> {
+        let ep = self.endpoint(service);
+        let url = format!("{}/", ep.url);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let failure = match self.attempt(creds, ep, &url, headers, &body).await {
+                Ok(text) => return Ok(text),
+                Err(f) => f,
+            };
+            let (message, retry_after) = match failure {
+                Failure::Stop(e) => return Err(e),
+                Failure::Retry {
+                    message,
+                    retry_after,
+                } => (message, retry_after),
+            };
+            let give_up = |why: &str| ProviderError::Transient {
+                message: format!("{action}: {message}{why}"),
+                retry_after,
+            };
+            if attempt >= self.settings.max_attempts {
+                warn!(action, attempt, error = %message, "AWS call still failing; handing over to the scheduler");
+                return Err(give_up(&format!(" (after {attempt} attempts)")));
+            }
+            let wait = match retry_after {
+                Some(hint) if hint > self.settings.max_retry_wait => {
+                    return Err(give_up(&format!(
+                        " (AWS asked to wait {}s)",
+                        hint.as_secs()
+                    )));
+                }
+                Some(hint) => hint,
+                None => backoff(self.settings.retry_base, attempt),
+            };
+            debug!(action, attempt, ?wait, error = %message, "retrying AWS call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        creds: &StaticCredentials,
+        ep: &Endpoint,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<String, Failure> {
+        let identity = creds.to_identity();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&ep.signing_region)
+            .name(ep.signing_name)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url,
+            headers.iter().map(|(k, v)| (*k, v.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?
+            .into_parts();
+        let mut req = self.http.post(url).body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        for (k, v) in instructions.headers() {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "request failed"
+            };
+            Failure::Retry {
+                message: format!("{what} ({})", ep.url),
+                retry_after: None,
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers());
+        let header_code = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = resp.text().await.map_err(|e| Failure::Retry {
+            message: if e.is_timeout() {
+                "timed out reading the answer".into()
+            } else {
+                "answer cut off".into()
+            },
+            retry_after: None,
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        let (code, message) = error_of(&text, header_code.as_deref(), status);
+        if status == 429 || status >= 500 || is_throttling(&code) {
+            return Err(Failure::Retry {
+                message: format!("{code}: {message} (HTTP {status})"),
+                retry_after,
+            });
+        }
+        Err(Failure::Stop(ProviderError::Permanent { code, message }))
+    }
+}
+
+/// Throttling and service-side error codes AWS documents as retryable.
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "SlowDown"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "InternalFailure"
+            | "InternalError"
+            | "InternalServerException"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+            | "PriorRequestNotComplete"
+            | "IDPCommunicationError"
+    )
+}
+
+/// AWS's error code and message from an XML (`<Error><Code>`) or JSON (`__type`) error body.
+pub(crate) fn error_of(text: &str, header_code: Option<&str>, status: u16) -> (String, String) {
+    let clean = |c: &str| {
+        let c = c.rsplit('#').next().unwrap_or(c);
+        c.split(':').next().unwrap_or(c).trim().to_string()
+    };
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        let code = v
+            .get("__type")
+            .or_else(|| v.get("code"))
+            .or_else(|| v.get("Code"))
+            .and_then(Value::as_str)
+            .map(clean)
+            .or_else(|| header_code.map(clean));
+        let message = v
+            .get("message")
+            .or_else(|| v.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(code) = code {
+            return (code, message);
+        }
+    }
+    if let Ok(doc) = xml::parse(text) {
+        if let Some(code) = doc
+            .find("Code")
+            .map(|n| n.text.clone())
+            .filter(|c| !c.is_empty())
+        {
+            let message = doc
+                .find("Message")
+                .map(|n| n.text.clone())
+                .unwrap_or_default();
+            return (code, message);
+        }
+    }
+    let code = header_code
+        .map(clean)
+        .unwrap_or_else(|| format!("HTTP{status}"));
+    let snippet: String = text.chars().take(200).collect();
+    (code, snippet)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .num_milliseconds()
+        .max(0) as u64;
+    Some(Duration::from_millis(secs))
+}
+
+/// Exponential backoff with jitter: `base * 2^(attempt-1)`, between half and all of it, capped
+/// at 20 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(1 << attempt.saturating_sub(1).min(10))
+        .min(Duration::from_secs(20));
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = full.mul_f64(f64::from(nanos % 1000) / 2000.0);
+    full / 2 + jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_from_both_protocols() {
+        let xml = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The user with name bob cannot be found.</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
+        assert_eq!(
+            error_of(xml, None, 404),
+            (
+                "NoSuchEntity".into(),
+                "The user with name bob cannot be found.".into()
+            )
+        );
+        let json =
+            r#"{"__type":"com.amazonaws.swbexternalservice#ConflictException","message":"busy"}"#;
+        assert_eq!(
+            error_of(json, None, 400),
+            ("ConflictException".into(), "busy".into())
+        );
+        assert_eq!(
+            error_of("{}", Some("ThrottlingException:http://x"), 400).0,
+            "ThrottlingException"
+        );
+        assert_eq!(error_of("<html>bad gateway</html>", None, 502).0, "HTTP502");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Duration::from_millis(100);
+        assert!(
+            backoff(b, 1) <= Duration::from_millis(100)
+                && backoff(b, 1) >= Duration::from_millis(50)
+        );
+        assert!(backoff(b, 4) >= Duration::from_millis(400));
+        assert!(backoff(b, 30) <= Duration::from_secs(20));
+    }
+
+    #[test]
+    fn throttling_codes_are_retryable_and_quota_is_not() {
+        assert!(is_throttling("Throttling") && is_throttling("ThrottlingException"));
+        assert!(!is_throttling("LimitExceeded") && !is_throttling("AccessDenied"));
+    }
+}
