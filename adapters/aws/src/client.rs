@@ -58,6 +58,9 @@ enum Failure {
 
 impl AwsClient {
     pub(crate) fn new(settings: Settings, base: StaticCredentials) -> Result<Self, String> {
+        // reqwest is built without a TLS crypto provider (see DESIGN.md): use ring unless the
+        // process already chose one. An error here only means one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
@@ -99,15 +102,9 @@ impl AwsClient {
         } else {
             IAM_VERSION
         };
-        let body = {
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("Action", action)
-                .append_pair("Version", version);
-            for (k, v) in params {
-                form.append_pair(k, v);
-            }
-            form.finish().into_bytes()
-        };
+        let mut pairs = vec![("Action", action), ("Version", version)];
+        pairs.extend_from_slice(params);
+        let body = form_body(&pairs).into_bytes();
         let headers = [(
             "content-type",
             "application/x-www-form-urlencoded; charset=utf-8".to_string(),
@@ -323,6 +320,29 @@ impl AwsClient {
     }
 }
 
+/// Characters left as they are in a form body: RFC 3986's unreserved set.
+const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `application/x-www-form-urlencoded` exactly as botocore writes it (unreserved characters
+/// kept, space as `+`, everything else `%XX`). AWS accepts any valid encoding; emulators that
+/// re-encode the parsed form to check the signature (moto) need this one.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, FORM)
+            .to_string()
+            .replace("%20", "+")
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Throttling and service-side error codes AWS documents as retryable.
 fn is_throttling(code: &str) -> bool {
     matches!(
@@ -443,6 +463,18 @@ mod tests {
             "ThrottlingException"
         );
         assert_eq!(error_of("<html>bad gateway</html>", None, 502).0, "HTTP502");
+    }
+
+    #[test]
+    fn form_bodies_are_encoded_like_botocore() {
+        let body = form_body(&[(
+            "PolicyDocument",
+            r#"{"Resource":"arn:aws:s3:::logs/*","x":"a b~"}"#,
+        )]);
+        assert_eq!(
+            body,
+            "PolicyDocument=%7B%22Resource%22%3A%22arn%3Aaws%3As3%3A%3A%3Alogs%2F%2A%22%2C%22x%22%3A%22a+b~%22%7D"
+        );
     }
 
     #[test]
