@@ -212,11 +212,12 @@ impl Target {
                         "aws target identity_center: instance_arn `{instance_arn}` is not an instance ARN (arn:aws:sso:::instance/ssoins-…)"
                     ));
                 }
-                if !(permission_set_arn.starts_with("arn:")
-                    && permission_set_arn.contains(":permissionSet/"))
+                // AWS writes `arn:aws:sso:::permissionSet/ssoins-…/ps-…`; emulators vary in the
+                // middle part, so the `ps-` id is what is checked.
+                if !(permission_set_arn.starts_with("arn:") && permission_set_arn.contains("/ps-"))
                 {
                     return Err(format!(
-                        "aws target identity_center: permission_set_arn `{permission_set_arn}` is not a permission set ARN"
+                        "aws target identity_center: permission_set_arn `{permission_set_arn}` is not a permission set ARN (arn:aws:sso:::permissionSet/ssoins-…/ps-…)"
                     ));
                 }
                 if !(account_id.len() == 12 && account_id.bytes().all(|b| b.is_ascii_digit())) {
