@@ -238,7 +238,11 @@ fn listed_inline(
         role: elevate_core::RoleName::parse("unknown").expect("constant name"),
         person: elevate_core::PersonId::parse("unknown").expect("constant name"),
         principals: BTreeMap::from([(key.to_string(), who)]),
-        target: json!({ "type": "iam_inline_policy", "principal": kind, "statements": statements }),
+        target: json!({
+            "type": "iam_inline_policy",
+            "principal": kind,
+            "statements": statements.into_iter().map(target::strip_window).collect::<Vec<_>>(),
+        }),
         starts_at: starts_at.unwrap_or_else(Utc::now),
         expires_at: expires_at.unwrap_or_else(Utc::now),
         handle: serde_json::to_value(&applied).ok(),

@@ -348,6 +348,27 @@ impl Target {
     }
 }
 
+/// A statement without elevate's window conditions: what the role's target said, as far as
+/// AWS still shows it.
+pub fn strip_window(mut s: Value) -> Value {
+    if let Some(obj) = s.as_object_mut() {
+        if let Some(cond) = obj.get_mut("Condition").and_then(Value::as_object_mut) {
+            for op in ["DateGreaterThan", "DateLessThan"] {
+                if let Some(m) = cond.get_mut(op).and_then(Value::as_object_mut) {
+                    m.remove("aws:CurrentTime");
+                    if m.is_empty() {
+                        cond.remove(op);
+                    }
+                }
+            }
+            if cond.is_empty() {
+                obj.remove("Condition");
+            }
+        }
+    }
+    s
+}
+
 fn check_statement(s: &Value) -> Result<(), String> {
     let obj = s.as_object().ok_or("each statement must be a table")?;
     if !(obj.contains_key("Action") || obj.contains_key("NotAction")) {
