@@ -144,8 +144,14 @@ fn is_iam_name(s: &str, max: usize) -> bool {
 impl Target {
     /// Parses and checks a role's target, with messages that name the field at fault.
     pub fn parse(v: &Value) -> Result<Target, String> {
+        if v.get("account_id").is_some_and(Value::is_number) {
+            return Err("aws target identity_center: account_id must be a string of 12 digits (quote it in TOML: account_id = \"012345678901\")".into());
+        }
         let t: Target = serde_json::from_value(v.clone()).map_err(|e| {
-            format!("aws target: {e} (type is one of iam_inline_policy, iam_managed_policy, iam_group, identity_center)")
+            let kind = v.get("type").and_then(Value::as_str).unwrap_or("(no type)");
+            format!(
+                "aws target {kind}: {e} (type is one of iam_inline_policy, iam_managed_policy, iam_group, identity_center)"
+            )
         })?;
         t.check()?;
         Ok(t)
