@@ -16,6 +16,7 @@
 mod client;
 mod config;
 mod credentials;
+mod errors;
 mod iam;
 mod identity_center;
 pub mod target;

@@ -357,19 +357,19 @@ impl Target {
 /// A statement without elevate's window conditions: what the role's target said, as far as
 /// AWS still shows it.
 pub fn strip_window(mut s: Value) -> Value {
-    if let Some(obj) = s.as_object_mut() {
-        if let Some(cond) = obj.get_mut("Condition").and_then(Value::as_object_mut) {
-            for op in ["DateGreaterThan", "DateLessThan"] {
-                if let Some(m) = cond.get_mut(op).and_then(Value::as_object_mut) {
-                    m.remove("aws:CurrentTime");
-                    if m.is_empty() {
-                        cond.remove(op);
-                    }
+    if let Some(obj) = s.as_object_mut()
+        && let Some(cond) = obj.get_mut("Condition").and_then(Value::as_object_mut)
+    {
+        for op in ["DateGreaterThan", "DateLessThan"] {
+            if let Some(m) = cond.get_mut(op).and_then(Value::as_object_mut) {
+                m.remove("aws:CurrentTime");
+                if m.is_empty() {
+                    cond.remove(op);
                 }
             }
-            if cond.is_empty() {
-                obj.remove("Condition");
-            }
+        }
+        if cond.is_empty() {
+            obj.remove("Condition");
         }
     }
     s
@@ -383,10 +383,11 @@ fn check_statement(s: &Value) -> Result<(), String> {
     if !(obj.contains_key("Resource") || obj.contains_key("NotResource")) {
         return Err("needs `Resource` (or `NotResource`)".into());
     }
-    if let Some(e) = obj.get("Effect") {
-        if e != "Allow" && e != "Deny" {
-            return Err("`Effect` must be Allow or Deny".into());
-        }
+    if let Some(e) = obj.get("Effect")
+        && e != "Allow"
+        && e != "Deny"
+    {
+        return Err("`Effect` must be Allow or Deny".into());
     }
     if obj.contains_key("Principal") || obj.contains_key("NotPrincipal") {
         return Err("identity policies take no `Principal`".into());

@@ -23,6 +23,8 @@ pub struct Moto {
     /// Keys of `elevate-admin`, a user with an allow-all policy, created while moto still
     /// accepted unauthenticated calls.
     pub admin_keys: StaticCredentials,
+    /// The shell that runs moto and ends it when this process is gone.
+    _watchdog: std::process::Child,
 }
 
 fn moto_binary() -> PathBuf {
@@ -56,7 +58,12 @@ fn start() -> Option<Moto> {
         if required {
             panic!("{msg}; CI/ELEVATE_REQUIRE_MOTO is set, so the AWS tests cannot be skipped");
         }
-        eprintln!("\n!!!!!!!!!! SKIPPING AWS EMULATOR TEST: {msg} !!!!!!!!!!\n");
+        // Straight to the file descriptor: the test harness captures `eprintln!`.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!!!! SKIPPING THE AWS EMULATOR TESTS: {msg} !!!!!!!!!!\n"
+        );
         return None;
     }
     let port = TcpListener::bind("127.0.0.1:0")
@@ -68,7 +75,7 @@ fn start() -> Option<Moto> {
     let script = r#"MOTO_IAM_LOAD_MANAGED_POLICIES=true "$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!
 while kill -0 "$2" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 1; done
 kill "$m" 2>/dev/null"#;
-    Command::new("sh")
+    let watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg(&bin)
@@ -83,7 +90,11 @@ kill "$m" 2>/dev/null"#;
         .build()
         .unwrap();
     let admin_keys = rt.block_on(setup(&url));
-    Some(Moto { url, admin_keys })
+    Some(Moto {
+        url,
+        admin_keys,
+        _watchdog: watchdog,
+    })
 }
 
 async fn setup(url: &str) -> StaticCredentials {
