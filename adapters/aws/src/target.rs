@@ -49,6 +49,7 @@ pub enum Target {
     },
 }
 
+/// Which of the person's IAM identities an IAM target applies to (`principal = "user" | "role"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IamPrincipalKind {
@@ -56,6 +57,8 @@ pub enum IamPrincipalKind {
     Role,
 }
 
+/// Whether an Identity Center assignment goes to the person's user or to their group
+/// (`aws_identity_center_group`; everyone in that group gets it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IcPrincipalKind {
