@@ -55,6 +55,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub wake: Arc<NotifyWake>,
     pub clock: Arc<dyn Clock>,
+    /// Providers supplied by the caller rather than built from the config (kept for restarts
+    /// in tests).
+    pub provider_overrides: BTreeMap<String, Arc<dyn GrantProvider>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     background: bool,
     ready: Arc<AtomicBool>,
@@ -85,9 +88,9 @@ impl App {
             }
         }
         let metrics = Arc::new(Metrics::default());
-        let mut provs = providers::build(&config, &metrics).map_err(anyhow::Error::msg)?;
-        for (name, p) in opts.provider_overrides {
-            provs.insert(name.clone(), providers::instrument(&name, p, &metrics));
+        let mut provs = providers::build(&config, &metrics, &opts.provider_overrides).map_err(anyhow::Error::msg)?;
+        for (name, p) in &opts.provider_overrides {
+            provs.insert(name.clone(), providers::instrument(name, p.clone(), &metrics));
         }
         for (name, p) in &provs {
             info!(provider = %name, kind = p.kind(), dry_run = p.is_dry_run(), "provider ready");
@@ -113,6 +116,7 @@ impl App {
             metrics,
             wake,
             clock: opts.clock,
+            provider_overrides: opts.provider_overrides,
             notifiers: opts.notifiers,
             background: opts.background,
             ready: Arc::new(AtomicBool::new(false)),

@@ -64,6 +64,9 @@ pub enum ProviderConfig {
     /// Applies nothing; records what it would do. The quickstart's provider.
     DryRun,
     Webhook(WebhookSettings),
+    /// AWS IAM and Identity Center; keys from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+    /// (environment or `ELEVATE_SECRETS_FILE`), optionally an assumed role.
+    Aws(Box<elevate_aws::AwsConfig>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +93,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::DryRun => "dry-run",
             ProviderConfig::Webhook(_) => "webhook",
+            ProviderConfig::Aws(_) => "aws",
         }
     }
 }
@@ -281,11 +285,16 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
                     out.insert(name.clone(), ProviderConfig::Webhook(w));
                 }
             }
+            Some("aws") => {
+                if let Some(a) = de::<elevate_aws::AwsConfig>(&path, &rest, errs) {
+                    out.insert(name.clone(), ProviderConfig::Aws(Box::new(a)));
+                }
+            }
             Some(other) => errs.push(ConfigError::new(
                 format!("{path}.type"),
-                format!("unknown provider type `{other}` (known: dry-run, webhook)"),
+                format!("unknown provider type `{other}` (known: dry-run, webhook, aws)"),
             )),
-            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run or webhook)")),
+            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run, webhook or aws)")),
         }
     }
     out
@@ -331,6 +340,13 @@ impl SecretRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_aws_example_config_is_valid() {
+        let text = include_str!("../../examples/aws.toml");
+        let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(cfg.providers.values().any(|p| p.kind() == "aws"));
+    }
 
     #[test]
     fn the_quickstart_config_is_valid() {

@@ -29,14 +29,19 @@ pub fn validate_target(p: &ProviderConfig, target: &Value) -> Result<(), String>
                 Err("must be a table".into())
             }
         }
+        ProviderConfig::Aws(_) => elevate_aws::Target::parse(target).map(|_| ()),
     }
 }
 
 /// Builds every configured provider, resolving secrets. An error names the provider and the
 /// missing secret, never a value.
-pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Providers, String> {
+pub fn build(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    supplied: &BTreeMap<String, Arc<dyn GrantProvider>>,
+) -> Result<Providers, String> {
     let mut out: Providers = BTreeMap::new();
-    for (name, p) in &config.providers {
+    for (name, p) in config.providers.iter().filter(|(n, _)| !supplied.contains_key(*n)) {
         let provider: Arc<dyn GrantProvider> = match p {
             ProviderConfig::DryRun => Arc::new(DryRunProvider::default()),
             ProviderConfig::Webhook(w) => {
@@ -49,6 +54,23 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Providers, Strin
                     max_inline_wait: Duration::from_secs(10),
                 };
                 Arc::new(elevate_webhook::WebhookProvider::new(cfg).map_err(|e| format!("providers.{name}: {e}"))?)
+            }
+            ProviderConfig::Aws(a) => {
+                let key = |k: &str| crate::config::lookup_secret(k);
+                let creds = match (key("AWS_ACCESS_KEY_ID"), key("AWS_SECRET_ACCESS_KEY")) {
+                    (Some(id), Some(secret)) => {
+                        elevate_aws::StaticCredentials::new(id, secret, key("AWS_SESSION_TOKEN"))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "providers.{name}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN \
+                             for temporary keys) in the environment or ELEVATE_SECRETS_FILE"
+                        ));
+                    }
+                };
+                let p = elevate_aws::AwsProvider::new((**a).clone(), creds)
+                    .map_err(|e| format!("providers.{name}: {e}"))?;
+                Arc::new(p)
             }
         };
         out.insert(name.clone(), instrument(name, provider, metrics));

@@ -11,7 +11,7 @@ use elevate_bot::{
 use elevate_core::{
     ManualClock, RequestId,
     audit::AuditEvent,
-    ports::{DueItem, Notifier, Store},
+    ports::{DueItem, GrantProvider, Notifier, Store},
 };
 use serde_json::{Value, json};
 use std::{collections::BTreeMap, sync::Arc};
@@ -23,6 +23,7 @@ pub struct TestAppBuilder {
     background: bool,
     config: Option<String>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    providers: BTreeMap<String, Arc<dyn GrantProvider>>,
 }
 
 /// A running application under test.
@@ -53,6 +54,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Use this provider for the configured provider `name` (e.g. an AWS provider holding the
+    /// emulator's keys) instead of building it from the config and the environment.
+    pub fn provider(mut self, name: &str, p: Arc<dyn GrantProvider>) -> Self {
+        self.providers.insert(name.to_string(), p);
+        self
+    }
+
     pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(n);
         self
@@ -67,13 +75,13 @@ impl TestAppBuilder {
             Some(t) => t.replace("{WEBHOOK_URL}", &receiver.url),
             None => policy::config(&receiver.url),
         };
-        TestApp::start(text, db, receiver, clock, self.background, self.notifiers).await
+        TestApp::start(text, db, receiver, clock, self.background, self.notifiers, self.providers).await
     }
 }
 
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { db: None, background: false, config: None, notifiers: Vec::new() }
+        TestAppBuilder { db: None, background: false, config: None, notifiers: Vec::new(), providers: BTreeMap::new() }
     }
 
     /// SQLite, test policy, scheduler driven by the test.
@@ -88,11 +96,12 @@ impl TestApp {
         clock: Arc<ManualClock>,
         background: bool,
         notifiers: Vec<Arc<dyn Notifier>>,
+        providers: BTreeMap<String, Arc<dyn GrantProvider>>,
     ) -> TestApp {
         // SAFETY of set_var: tests set the same value every time, before any reader starts.
         unsafe { std::env::set_var("ELEVATE_TEST_WEBHOOK_SECRET", policy::WEBHOOK_SECRET) };
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:#?}"));
-        Self::launch(config, db, receiver, clock, background, notifiers).await
+        Self::launch(config, db, receiver, clock, background, notifiers, providers).await
     }
 
     /// Simulates a crash: the server and every loop stop at once, nothing is flushed; then a new
@@ -101,8 +110,9 @@ impl TestApp {
         let TestApp { app, clock, receiver, db, server, .. } = self;
         server.0.abort();
         let config = app.config.clone();
+        let providers = app.provider_overrides.clone();
         drop(app);
-        TestApp::launch(config, db, receiver, clock, background, Vec::new()).await
+        TestApp::launch(config, db, receiver, clock, background, Vec::new(), providers).await
     }
 
     async fn launch(
@@ -112,10 +122,11 @@ impl TestApp {
         clock: Arc<ManualClock>,
         background: bool,
         notifiers: Vec<Arc<dyn Notifier>>,
+        providers: BTreeMap<String, Arc<dyn GrantProvider>>,
     ) -> TestApp {
         let opts = AppOptions {
             clock: clock.clone(),
-            provider_overrides: BTreeMap::new(),
+            provider_overrides: providers,
             notifiers,
             background,
             database_url: Some(db.url.clone()),

@@ -40,19 +40,13 @@ pub struct AwsClient {
 
 impl std::fmt::Debug for AwsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsClient")
-            .field("settings", &self.settings)
-            .field("credentials", &self.base)
-            .finish()
+        f.debug_struct("AwsClient").field("settings", &self.settings).field("credentials", &self.base).finish()
     }
 }
 
 /// A failed attempt, before deciding whether to try again.
 enum Failure {
-    Retry {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Retry { message: String, retry_after: Option<Duration> },
     Stop(ProviderError),
 }
 
@@ -67,12 +61,7 @@ impl AwsClient {
             .user_agent(concat!("elevate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("aws provider: cannot build the HTTP client: {e}"))?;
-        Ok(AwsClient {
-            http,
-            settings,
-            base,
-            leased: Mutex::new(None),
-        })
+        Ok(AwsClient { http, settings, base, leased: Mutex::new(None) })
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -80,12 +69,7 @@ impl AwsClient {
     }
 
     /// A query-protocol call (IAM, STS): `Action=…&Version=…&params`, answered in XML.
-    pub async fn query(
-        &self,
-        service: Service,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> Result<Node, ProviderError> {
+    pub async fn query(&self, service: Service, action: &str, params: &[(&str, &str)]) -> Result<Node, ProviderError> {
         let creds = self.credentials().await?;
         self.query_as(&creds, service, action, params).await
     }
@@ -97,18 +81,11 @@ impl AwsClient {
         action: &str,
         params: &[(&str, &str)],
     ) -> Result<Node, ProviderError> {
-        let version = if service == Service::Sts {
-            STS_VERSION
-        } else {
-            IAM_VERSION
-        };
+        let version = if service == Service::Sts { STS_VERSION } else { IAM_VERSION };
         let mut pairs = vec![("Action", action), ("Version", version)];
         pairs.extend_from_slice(params);
         let body = form_body(&pairs).into_bytes();
-        let headers = [(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
-        )];
+        let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8".to_string())];
         let text = self.send(creds, service, action, &headers, body).await?;
         xml::parse(&text).map_err(|e| ProviderError::transient(format!("{action}: {e}")))
     }
@@ -120,11 +97,8 @@ impl AwsClient {
             ("content-type", "application/x-amz-json-1.1".to_string()),
             ("x-amz-target", format!("{SSO_TARGET_PREFIX}.{action}")),
         ];
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
-        let text = self
-            .send(&creds, Service::IdentityCenter, action, &headers, bytes)
-            .await?;
+        let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
+        let text = self.send(&creds, Service::IdentityCenter, action, &headers, bytes).await?;
         if text.trim().is_empty() {
             return Ok(Value::Object(Default::default()));
         }
@@ -158,22 +132,14 @@ impl AwsClient {
         if let Some(ext) = &role.external_id {
             params.push(("ExternalId", ext.as_str()));
         }
-        let doc = self
-            .query_as(&self.base, Service::Sts, "AssumeRole", &params)
-            .await?;
+        let doc = self.query_as(&self.base, Service::Sts, "AssumeRole", &params).await?;
         let c = doc
             .path(&["AssumeRoleResult", "Credentials"])
             .ok_or_else(|| ProviderError::transient("AssumeRole: answer without Credentials"))?;
-        let field = |n: &str| {
-            c.text_at(&[n])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let (Some(id), Some(secret), Some(token)) = (
-            field("AccessKeyId"),
-            field("SecretAccessKey"),
-            field("SessionToken"),
-        ) else {
+        let field = |n: &str| c.text_at(&[n]).filter(|s| !s.is_empty()).map(str::to_string);
+        let (Some(id), Some(secret), Some(token)) =
+            (field("AccessKeyId"), field("SecretAccessKey"), field("SessionToken"))
+        else {
             return Err(ProviderError::transient("AssumeRole: answer without keys"));
         };
         let expires_at = field("Expiration")
@@ -181,10 +147,7 @@ impl AwsClient {
             .map(|t| SystemTime::from(t.with_timezone(&chrono::Utc)))
             .unwrap_or_else(|| SystemTime::now() + role.duration);
         debug!(role = %role.role_arn, "assumed role");
-        Ok(Leased {
-            creds: StaticCredentials::new(id, secret, Some(token)),
-            expires_at,
-        })
+        Ok(Leased { creds: StaticCredentials::new(id, secret, Some(token)), expires_at })
     }
 
     fn endpoint(&self, service: Service) -> &Endpoint {
@@ -215,25 +178,17 @@ impl AwsClient {
             };
             let (message, retry_after) = match failure {
                 Failure::Stop(e) => return Err(e),
-                Failure::Retry {
-                    message,
-                    retry_after,
-                } => (message, retry_after),
+                Failure::Retry { message, retry_after } => (message, retry_after),
             };
-            let give_up = |why: &str| ProviderError::Transient {
-                message: format!("{action}: {message}{why}"),
-                retry_after,
-            };
+            let give_up =
+                |why: &str| ProviderError::Transient { message: format!("{action}: {message}{why}"), retry_after };
             if attempt >= self.settings.max_attempts {
                 warn!(action, attempt, error = %message, "AWS call still failing; handing over to the scheduler");
                 return Err(give_up(&format!(" (after {attempt} attempts)")));
             }
             let wait = match retry_after {
                 Some(hint) if hint > self.settings.max_retry_wait => {
-                    return Err(give_up(&format!(
-                        " (AWS asked to wait {}s)",
-                        hint.as_secs()
-                    )));
+                    return Err(give_up(&format!(" (AWS asked to wait {}s)", hint.as_secs())));
                 }
                 Some(hint) => hint,
                 None => backoff(self.settings.retry_base, attempt),
@@ -261,13 +216,9 @@ impl AwsClient {
             .build()
             .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?
             .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url,
-            headers.iter().map(|(k, v)| (*k, v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?;
+        let signable =
+            SignableRequest::new("POST", url, headers.iter().map(|(k, v)| (*k, v.as_str())), SignableBody::Bytes(body))
+                .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?;
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| Failure::Stop(ProviderError::permanent("SigningError", e.to_string())))?
             .into_parts();
@@ -286,24 +237,13 @@ impl AwsClient {
             } else {
                 "request failed"
             };
-            Failure::Retry {
-                message: format!("{what} ({})", ep.url),
-                retry_after: None,
-            }
+            Failure::Retry { message: format!("{what} ({})", ep.url), retry_after: None }
         })?;
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers());
-        let header_code = resp
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header_code = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
         let text = resp.text().await.map_err(|e| Failure::Retry {
-            message: if e.is_timeout() {
-                "timed out reading the answer".into()
-            } else {
-                "answer cut off".into()
-            },
+            message: if e.is_timeout() { "timed out reading the answer".into() } else { "answer cut off".into() },
             retry_after: None,
         })?;
         if (200..300).contains(&status) {
@@ -311,36 +251,22 @@ impl AwsClient {
         }
         let (code, message) = error_of(&text, header_code.as_deref(), status);
         if status == 429 || status >= 500 || is_throttling(&code) {
-            return Err(Failure::Retry {
-                message: format!("{code}: {message} (HTTP {status})"),
-                retry_after,
-            });
+            return Err(Failure::Retry { message: format!("{code}: {message} (HTTP {status})"), retry_after });
         }
         Err(Failure::Stop(ProviderError::Permanent { code, message }))
     }
 }
 
 /// Characters left as they are in a form body: RFC 3986's unreserved set.
-const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const FORM: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// `application/x-www-form-urlencoded` exactly as botocore writes it (unreserved characters
 /// kept, space as `+`, everything else `%XX`). AWS accepts any valid encoding; emulators that
 /// re-encode the parsed form to check the signature (moto) need this one.
 fn form_body(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, FORM)
-            .to_string()
-            .replace("%20", "+")
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, FORM).to_string().replace("%20", "+");
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 #[cfg(test)]
@@ -349,10 +275,7 @@ mod tests {
 
     #[test]
     fn form_bodies_are_encoded_like_botocore() {
-        let body = form_body(&[(
-            "PolicyDocument",
-            r#"{"Resource":"arn:aws:s3:::logs/*","x":"a b~"}"#,
-        )]);
+        let body = form_body(&[("PolicyDocument", r#"{"Resource":"arn:aws:s3:::logs/*","x":"a b~"}"#)]);
         assert_eq!(
             body,
             "PolicyDocument=%7B%22Resource%22%3A%22arn%3Aaws%3As3%3A%3A%3Alogs%2F%2A%22%2C%22x%22%3A%22a+b~%22%7D"

@@ -90,22 +90,12 @@ pub(crate) struct Endpoint {
 impl AwsConfig {
     pub(crate) fn settings(&self) -> Result<Settings, String> {
         let region = self.region.trim().to_string();
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(format!(
-                "aws provider: `{}` is not a region (like us-east-1)",
-                self.region
-            ));
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(format!("aws provider: `{}` is not a region (like us-east-1)", self.region));
         }
         let (iam_default, iam_region, dns_suffix) = partition_iam(&region);
         let pick = |specific: &Option<String>, default: String| -> Result<String, String> {
-            let url = specific
-                .clone()
-                .or_else(|| self.endpoint.clone())
-                .unwrap_or(default);
+            let url = specific.clone().or_else(|| self.endpoint.clone()).unwrap_or(default);
             let url = url.trim_end_matches('/').to_string();
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(format!(
@@ -119,26 +109,16 @@ impl AwsConfig {
             url: pick(&self.iam_endpoint, iam_default)?,
             // A single emulator endpoint is signed for the configured region; real IAM is
             // signed for its partition's home region.
-            signing_region: if overridden && self.iam_endpoint.is_none() {
-                region.clone()
-            } else {
-                iam_region
-            },
+            signing_region: if overridden && self.iam_endpoint.is_none() { region.clone() } else { iam_region },
             signing_name: "iam",
         };
         let sts = Endpoint {
-            url: pick(
-                &self.sts_endpoint,
-                format!("https://sts.{region}.{dns_suffix}"),
-            )?,
+            url: pick(&self.sts_endpoint, format!("https://sts.{region}.{dns_suffix}"))?,
             signing_region: region.clone(),
             signing_name: "sts",
         };
         let sso = Endpoint {
-            url: pick(
-                &self.identity_center_endpoint,
-                format!("https://sso.{region}.{dns_suffix}"),
-            )?,
+            url: pick(&self.identity_center_endpoint, format!("https://sso.{region}.{dns_suffix}"))?,
             signing_region: region.clone(),
             signing_name: "sso",
         };
@@ -150,22 +130,13 @@ impl AwsConfig {
                         "aws provider: assume_role_arn `{arn}` is not a role ARN (arn:aws:iam::123456789012:role/NAME)"
                     ));
                 }
-                let duration = dur(
-                    &self.assume_role_duration,
-                    "assume_role_duration",
-                    Duration::from_secs(3600),
-                )?;
+                let duration = dur(&self.assume_role_duration, "assume_role_duration", Duration::from_secs(3600))?;
                 if !(900..=43_200).contains(&duration.as_secs()) {
-                    return Err(
-                        "aws provider: assume_role_duration must be between 15m and 12h".into(),
-                    );
+                    return Err("aws provider: assume_role_duration must be between 15m and 12h".into());
                 }
                 Some(AssumeRoleSettings {
                     role_arn: arn.clone(),
-                    session_name: self
-                        .assume_role_session_name
-                        .clone()
-                        .unwrap_or_else(|| "elevate".into()),
+                    session_name: self.assume_role_session_name.clone().unwrap_or_else(|| "elevate".into()),
                     external_id: self.assume_role_external_id.clone(),
                     duration,
                 })
@@ -183,11 +154,7 @@ impl AwsConfig {
             timeout: dur(&self.timeout, "timeout", Duration::from_secs(10))?,
             max_attempts,
             retry_base: dur(&self.retry_base, "retry_base", Duration::from_millis(200))?,
-            max_retry_wait: dur(
-                &self.max_retry_wait,
-                "max_retry_wait",
-                Duration::from_secs(5),
-            )?,
+            max_retry_wait: dur(&self.max_retry_wait, "max_retry_wait", Duration::from_secs(5))?,
             poll_interval: dur(&self.poll_interval, "poll_interval", Duration::from_secs(1))?,
             poll_timeout: dur(&self.poll_timeout, "poll_timeout", Duration::from_secs(60))?,
         })
@@ -198,23 +165,11 @@ impl AwsConfig {
 /// DNS suffix for the regional services.
 fn partition_iam(region: &str) -> (String, String, &'static str) {
     if region.starts_with("cn-") {
-        (
-            "https://iam.cn-north-1.amazonaws.com.cn".into(),
-            "cn-north-1".into(),
-            "amazonaws.com.cn",
-        )
+        ("https://iam.cn-north-1.amazonaws.com.cn".into(), "cn-north-1".into(), "amazonaws.com.cn")
     } else if region.starts_with("us-gov-") {
-        (
-            "https://iam.us-gov.amazonaws.com".into(),
-            "us-gov-west-1".into(),
-            "amazonaws.com",
-        )
+        ("https://iam.us-gov.amazonaws.com".into(), "us-gov-west-1".into(), "amazonaws.com")
     } else {
-        (
-            "https://iam.amazonaws.com".into(),
-            "us-east-1".into(),
-            "amazonaws.com",
-        )
+        ("https://iam.amazonaws.com".into(), "us-east-1".into(), "amazonaws.com")
     }
 }
 
@@ -223,9 +178,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (like 250ms, 10s, 2m)"))?;
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (like 250ms, 10s, 2m)"))?;
     let ms = match unit {
         "ms" => n,
         "s" => n * 1000,
@@ -248,10 +201,7 @@ mod tests {
     use super::*;
 
     fn cfg(region: &str) -> AwsConfig {
-        AwsConfig {
-            region: region.into(),
-            ..AwsConfig::default()
-        }
+        AwsConfig { region: region.into(), ..AwsConfig::default() }
     }
 
     #[test]
@@ -263,10 +213,7 @@ mod tests {
         let s = cfg("us-gov-east-1").settings().unwrap();
         assert_eq!(s.iam.url, "https://iam.us-gov.amazonaws.com");
         let s = cfg("eu-west-1").settings().unwrap();
-        assert_eq!(
-            (s.iam.url.as_str(), s.iam.signing_region.as_str()),
-            ("https://iam.amazonaws.com", "us-east-1")
-        );
+        assert_eq!((s.iam.url.as_str(), s.iam.signing_region.as_str()), ("https://iam.amazonaws.com", "us-east-1"));
         assert_eq!(s.sso.url, "https://sso.eu-west-1.amazonaws.com");
     }
 
@@ -289,12 +236,8 @@ mod tests {
         .unwrap();
         let s = c.settings().unwrap();
         assert_eq!(s.timeout, Duration::from_secs(10));
-        assert_eq!(
-            s.assume_role.unwrap().role_arn,
-            "arn:aws:iam::123456789012:role/elevate"
-        );
-        let err =
-            toml::from_str::<AwsConfig>("region = \"us-east-1\"\nregoin = \"x\"\n").unwrap_err();
+        assert_eq!(s.assume_role.unwrap().role_arn, "arn:aws:iam::123456789012:role/elevate");
+        let err = toml::from_str::<AwsConfig>("region = \"us-east-1\"\nregoin = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("regoin"), "{err}");
         assert!(cfg("US East").settings().is_err());
         let mut c = cfg("us-east-1");

@@ -57,10 +57,7 @@ impl fmt::Debug for StaticCredentials {
         f.debug_struct("StaticCredentials")
             .field("access_key_id", &format_args!("{shown}…"))
             .field("secret_access_key", &"<hidden>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<hidden>"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
@@ -78,9 +75,7 @@ pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 impl Leased {
     pub fn fresh_at(&self, now: SystemTime) -> bool {
-        self.expires_at
-            .duration_since(now)
-            .is_ok_and(|left| left > REFRESH_MARGIN)
+        self.expires_at.duration_since(now).is_ok_and(|left| left > REFRESH_MARGIN)
     }
 }
 
@@ -90,11 +85,8 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let c = StaticCredentials::new(
-            "AKIAEXAMPLEKEY",
-            "wJalrXUtnFEMI/K7MDENG",
-            Some("FwoGZXIvYXdzEXAMPLETOKEN".into()),
-        );
+        let c =
+            StaticCredentials::new("AKIAEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG", Some("FwoGZXIvYXdzEXAMPLETOKEN".into()));
         let shown = format!("{c:?}");
         assert!(!shown.contains("wJalr"), "{shown}");
         assert!(!shown.contains("FwoG"), "{shown}");
@@ -106,18 +98,9 @@ mod tests {
     fn leased_keys_are_refreshed_before_expiry() {
         let now = SystemTime::now();
         let c = StaticCredentials::new("ASIA", "s", None);
-        let lease = |secs| Leased {
-            creds: c.clone(),
-            expires_at: now + Duration::from_secs(secs),
-        };
+        let lease = |secs| Leased { creds: c.clone(), expires_at: now + Duration::from_secs(secs) };
         assert!(lease(3600).fresh_at(now));
         assert!(!lease(299).fresh_at(now));
-        assert!(
-            !Leased {
-                creds: c.clone(),
-                expires_at: now - Duration::from_secs(1)
-            }
-            .fresh_at(now)
-        );
+        assert!(!Leased { creds: c.clone(), expires_at: now - Duration::from_secs(1) }.fresh_at(now));
     }
 }

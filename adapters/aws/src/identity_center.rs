@@ -69,21 +69,13 @@ impl AwsClient {
                 body["NextToken"] = json!(t);
             }
             let page = self.json("ListAccountAssignments", &body).await?;
-            let found = page["AccountAssignments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|x| {
-                    x["PrincipalType"] == a.principal_type.as_str()
-                        && x["PrincipalId"] == a.principal_id.as_str()
-                });
+            let found = page["AccountAssignments"].as_array().into_iter().flatten().any(|x| {
+                x["PrincipalType"] == a.principal_type.as_str() && x["PrincipalId"] == a.principal_id.as_str()
+            });
             if found {
                 return Ok(true);
             }
-            token = page["NextToken"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
+            token = page["NextToken"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
             if token.is_none() {
                 return Ok(false);
             }
@@ -104,9 +96,7 @@ impl AwsClient {
                 if self.assignment_exists(a).await? {
                     return Ok(());
                 }
-                return Err(ProviderError::transient(format!(
-                    "ConflictException: {message}"
-                )));
+                return Err(ProviderError::transient(format!("ConflictException: {message}")));
             }
             Err(e) => return Err(e),
         };
@@ -121,9 +111,7 @@ impl AwsClient {
                 return Ok(());
             }
             Err(ProviderError::Permanent { code, message }) if code == "ConflictException" => {
-                return Err(ProviderError::transient(format!(
-                    "ConflictException: {message}"
-                )));
+                return Err(ProviderError::transient(format!("ConflictException: {message}")));
             }
             Err(e) => return Err(e),
         };
@@ -137,9 +125,7 @@ impl AwsClient {
             match status["Status"].as_str().unwrap_or("") {
                 "SUCCEEDED" => return Ok(()),
                 "FAILED" => {
-                    let reason = status["FailureReason"]
-                        .as_str()
-                        .unwrap_or("no reason given");
+                    let reason = status["FailureReason"].as_str().unwrap_or("no reason given");
                     return Err(ProviderError::permanent("AssignmentFailed", reason));
                 }
                 _ => {}

@@ -52,9 +52,7 @@ impl AwsProvider {
 
     /// Builds the provider with explicit base keys (tests, or keys from a secrets file).
     pub fn new(cfg: AwsConfig, credentials: StaticCredentials) -> Result<AwsProvider, String> {
-        Ok(AwsProvider {
-            client: AwsClient::new(cfg.settings()?, credentials)?,
-        })
+        Ok(AwsProvider { client: AwsClient::new(cfg.settings()?, credentials)? })
     }
 
     /// The signed client, for tools and tests that inspect the account.
@@ -65,34 +63,25 @@ impl AwsProvider {
     /// What a grant did (its handle), or what it would have done (from the spec) when there is
     /// no usable handle.
     fn applied(spec: &GrantSpec) -> Result<Applied, ProviderError> {
-        if let Some(a) = spec
-            .handle
-            .clone()
-            .and_then(|h| serde_json::from_value::<Applied>(h).ok())
-        {
+        if let Some(a) = spec.handle.clone().and_then(|h| serde_json::from_value::<Applied>(h).ok()) {
             return Ok(a);
         }
-        let target = Target::parse(&spec.target)
-            .map_err(|e| ProviderError::permanent("InvalidTarget", e))?;
+        let target = Target::parse(&spec.target).map_err(|e| ProviderError::permanent("InvalidTarget", e))?;
         target.resolve(spec)
     }
 }
 
 fn assignment(a: &Applied) -> Option<Assignment> {
     match a {
-        Applied::IdentityCenter {
-            instance_arn,
-            permission_set_arn,
-            account_id,
-            principal_type,
-            principal_id,
-        } => Some(Assignment {
-            instance_arn: instance_arn.clone(),
-            permission_set_arn: permission_set_arn.clone(),
-            account_id: account_id.clone(),
-            principal_type: principal_type.clone(),
-            principal_id: principal_id.clone(),
-        }),
+        Applied::IdentityCenter { instance_arn, permission_set_arn, account_id, principal_type, principal_id } => {
+            Some(Assignment {
+                instance_arn: instance_arn.clone(),
+                permission_set_arn: permission_set_arn.clone(),
+                account_id: account_id.clone(),
+                principal_type: principal_type.clone(),
+                principal_id: principal_id.clone(),
+            })
+        }
         _ => None,
     }
 }
@@ -108,83 +97,48 @@ impl GrantProvider for AwsProvider {
     }
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError> {
-        let target = Target::parse(&spec.target)
-            .map_err(|e| ProviderError::permanent("InvalidTarget", e))?;
+        let target = Target::parse(&spec.target).map_err(|e| ProviderError::permanent("InvalidTarget", e))?;
         if spec.expires_at <= spec.starts_at {
-            return Err(ProviderError::permanent(
-                "InvalidWindow",
-                "the grant window ends before it starts",
-            ));
+            return Err(ProviderError::permanent("InvalidWindow", "the grant window ends before it starts"));
         }
         let applied = target.resolve(spec)?;
         match &applied {
-            Applied::InlinePolicy {
-                principal,
-                policy_name,
-            } => {
-                let doc = target
-                    .policy_document(spec.starts_at, spec.expires_at)
-                    .expect("inline target");
-                self.client
-                    .put_inline_policy(principal, policy_name, &doc)
-                    .await?;
+            Applied::InlinePolicy { principal, policy_name } => {
+                let doc = target.policy_document(spec.starts_at, spec.expires_at).expect("inline target");
+                self.client.put_inline_policy(principal, policy_name, &doc).await?;
             }
-            Applied::ManagedPolicy {
-                principal,
-                policy_arn,
-            } => self.client.attach_policy(principal, policy_arn).await?,
-            Applied::GroupMembership { user, group } => {
-                self.client.add_to_group(user, group).await?
+            Applied::ManagedPolicy { principal, policy_arn } => {
+                self.client.attach_policy(principal, policy_arn).await?
             }
+            Applied::GroupMembership { user, group } => self.client.add_to_group(user, group).await?,
             Applied::IdentityCenter { .. } => {
-                self.client
-                    .create_assignment(&assignment(&applied).expect("identity center"))
-                    .await?
+                self.client.create_assignment(&assignment(&applied).expect("identity center")).await?
             }
         }
         info!(grant = %spec.grant_id, what = %applied.describe(), "aws grant applied");
-        serde_json::to_value(&applied)
-            .map_err(|e| ProviderError::permanent("Encode", e.to_string()))
+        serde_json::to_value(&applied).map_err(|e| ProviderError::permanent("Encode", e.to_string()))
     }
 
-    async fn revoke(
-        &self,
-        spec: &GrantSpec,
-        shared_with: &[GrantSpec],
-    ) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
         let applied = Self::applied(spec)?;
-        if let Applied::InlinePolicy {
-            principal,
-            policy_name,
-        } = &applied
-        {
+        if let Applied::InlinePolicy { principal, policy_name } = &applied {
             // Per grant id: never shared.
-            return self
-                .client
-                .delete_inline_policy(principal, policy_name)
-                .await;
+            return self.client.delete_inline_policy(principal, policy_name).await;
         }
         // A sibling that cannot be resolved any more is counted as sharing: keeping access a
         // little longer is recoverable, removing what another live grant gives is not.
-        let kept_for = shared_with
-            .iter()
-            .find(|o| Self::applied(o).map_or(true, |oa| oa == applied));
+        let kept_for = shared_with.iter().find(|o| Self::applied(o).map_or(true, |oa| oa == applied));
         if let Some(other) = kept_for {
             info!(grant = %spec.grant_id, kept_for = %other.grant_id, what = %applied.describe(), "aws revoke: still given by another grant");
             return Ok(());
         }
         match &applied {
-            Applied::ManagedPolicy {
-                principal,
-                policy_arn,
-            } => self.client.detach_policy(principal, policy_arn).await?,
-            Applied::GroupMembership { user, group } => {
-                self.client.remove_from_group(user, group).await?
+            Applied::ManagedPolicy { principal, policy_arn } => {
+                self.client.detach_policy(principal, policy_arn).await?
             }
+            Applied::GroupMembership { user, group } => self.client.remove_from_group(user, group).await?,
             Applied::IdentityCenter { .. } => {
-                self.client
-                    .delete_assignment(&assignment(&applied).expect("identity center"))
-                    .await?
+                self.client.delete_assignment(&assignment(&applied).expect("identity center")).await?
             }
             Applied::InlinePolicy { .. } => unreachable!("handled above"),
         }
@@ -205,34 +159,22 @@ impl GrantProvider for AwsProvider {
 }
 
 /// A found inline policy as a spec `revoke` can act on: its handle names the exact policy.
-fn listed_inline(
-    principal: IamPrincipal,
-    name: String,
-    grant_id: String,
-    doc: Value,
-) -> ListedGrant {
+fn listed_inline(principal: IamPrincipal, name: String, grant_id: String, doc: Value) -> ListedGrant {
     let statements = doc["Statement"].as_array().cloned().unwrap_or_default();
     let window = |op: &str| -> Option<DateTime<Utc>> {
-        statements
-            .iter()
-            .find_map(|s| s["Condition"][op]["aws:CurrentTime"].as_str())
-            .and_then(|t| t.parse().ok())
+        statements.iter().find_map(|s| s["Condition"][op]["aws:CurrentTime"].as_str()).and_then(|t| t.parse().ok())
     };
     let (starts_at, expires_at) = (window("DateGreaterThan"), window("DateLessThan"));
     let (kind, key, who) = match &principal {
         IamPrincipal::User(n) => ("user", target::IAM_USER_KEY, n.clone()),
         IamPrincipal::Role(n) => ("role", target::IAM_ROLE_KEY, n.clone()),
     };
-    let applied = Applied::InlinePolicy {
-        principal: principal.clone(),
-        policy_name: name,
-    };
+    let applied = Applied::InlinePolicy { principal: principal.clone(), policy_name: name };
     let description = match expires_at {
         Some(e) => format!("{} (window ends {})", applied.describe(), e.to_rfc3339()),
         None => format!("{} (no elevate window found)", applied.describe()),
     };
-    let request =
-        elevate_core::RequestId::from_grant_id(&grant_id).unwrap_or(elevate_core::RequestId(0));
+    let request = elevate_core::RequestId::from_grant_id(&grant_id).unwrap_or(elevate_core::RequestId(0));
     let spec = GrantSpec {
         grant_id: grant_id.clone(),
         request,
@@ -248,9 +190,5 @@ fn listed_inline(
         expires_at: expires_at.unwrap_or_else(Utc::now),
         handle: serde_json::to_value(&applied).ok(),
     };
-    ListedGrant {
-        grant_id,
-        spec: Some(spec),
-        description,
-    }
+    ListedGrant { grant_id, spec: Some(spec), description }
 }

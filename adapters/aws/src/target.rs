@@ -112,22 +112,14 @@ pub enum Applied {
 impl Applied {
     pub fn describe(&self) -> String {
         match self {
-            Applied::InlinePolicy {
-                principal,
-                policy_name,
-            } => format!("inline policy {policy_name} on {}", principal.describe()),
-            Applied::ManagedPolicy {
-                principal,
-                policy_arn,
-            } => format!("{policy_arn} attached to {}", principal.describe()),
+            Applied::InlinePolicy { principal, policy_name } => {
+                format!("inline policy {policy_name} on {}", principal.describe())
+            }
+            Applied::ManagedPolicy { principal, policy_arn } => {
+                format!("{policy_arn} attached to {}", principal.describe())
+            }
             Applied::GroupMembership { user, group } => format!("user {user} in group {group}"),
-            Applied::IdentityCenter {
-                permission_set_arn,
-                account_id,
-                principal_type,
-                principal_id,
-                ..
-            } => {
+            Applied::IdentityCenter { permission_set_arn, account_id, principal_type, principal_id, .. } => {
                 format!(
                     "{permission_set_arn} in account {account_id} for {} {principal_id}",
                     principal_type.to_lowercase()
@@ -138,10 +130,7 @@ impl Applied {
 }
 
 fn is_iam_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
 impl Target {
@@ -162,12 +151,7 @@ impl Target {
 
     fn check(&self) -> Result<(), String> {
         match self {
-            Target::IamInlinePolicy {
-                actions,
-                resources,
-                statements,
-                ..
-            } => {
+            Target::IamInlinePolicy { actions, resources, statements, .. } => {
                 match (actions.is_empty(), statements.is_empty()) {
                     (true, true) => return Err("aws target iam_inline_policy: give `actions` (with `resources`) or `statements`".into()),
                     (false, false) => return Err("aws target iam_inline_policy: give either `actions`/`resources` or `statements`, not both".into()),
@@ -180,17 +164,10 @@ impl Target {
                     _ => {}
                 }
                 for (i, s) in statements.iter().enumerate() {
-                    check_statement(s).map_err(|e| {
-                        format!("aws target iam_inline_policy: statements[{i}]: {e}")
-                    })?;
+                    check_statement(s).map_err(|e| format!("aws target iam_inline_policy: statements[{i}]: {e}"))?;
                 }
-                if let Some(a) = actions
-                    .iter()
-                    .find(|a| !a.contains(':') && a.as_str() != "*")
-                {
-                    return Err(format!(
-                        "aws target iam_inline_policy: action `{a}` should look like service:Action"
-                    ));
+                if let Some(a) = actions.iter().find(|a| !a.contains(':') && a.as_str() != "*") {
+                    return Err(format!("aws target iam_inline_policy: action `{a}` should look like service:Action"));
                 }
                 Ok(())
             }
@@ -204,18 +181,11 @@ impl Target {
             }
             Target::IamGroup { group } => {
                 if !is_iam_name(group, 128) {
-                    return Err(format!(
-                        "aws target iam_group: `{group}` is not an IAM group name"
-                    ));
+                    return Err(format!("aws target iam_group: `{group}` is not an IAM group name"));
                 }
                 Ok(())
             }
-            Target::IdentityCenter {
-                instance_arn,
-                permission_set_arn,
-                account_id,
-                ..
-            } => {
+            Target::IdentityCenter { instance_arn, permission_set_arn, account_id, .. } => {
                 if !(instance_arn.starts_with("arn:") && instance_arn.contains(":instance/")) {
                     return Err(format!(
                         "aws target identity_center: instance_arn `{instance_arn}` is not an instance ARN (arn:aws:sso:::instance/ssoins-…)"
@@ -223,8 +193,7 @@ impl Target {
                 }
                 // AWS writes `arn:aws:sso:::permissionSet/ssoins-…/ps-…`; emulators vary in the
                 // middle part, so the `ps-` id is what is checked.
-                if !(permission_set_arn.starts_with("arn:") && permission_set_arn.contains("/ps-"))
-                {
+                if !(permission_set_arn.starts_with("arn:") && permission_set_arn.contains("/ps-")) {
                     return Err(format!(
                         "aws target identity_center: permission_set_arn `{permission_set_arn}` is not a permission set ARN (arn:aws:sso:::permissionSet/ssoins-…/ps-…)"
                     ));
@@ -250,32 +219,28 @@ impl Target {
                 ),
             )
         };
-        let iam =
-            |kind: Option<IamPrincipalKind>, what: &str| -> Result<IamPrincipal, ProviderError> {
-                let user = spec.principals.get(IAM_USER_KEY);
-                let role = spec.principals.get(IAM_ROLE_KEY);
-                match kind {
-                    Some(IamPrincipalKind::User) => user
-                        .map(|u| IamPrincipal::User(u.clone()))
-                        .ok_or_else(|| missing(IAM_USER_KEY, what)),
-                    Some(IamPrincipalKind::Role) => role
-                        .map(|r| IamPrincipal::Role(r.clone()))
-                        .ok_or_else(|| missing(IAM_ROLE_KEY, what)),
-                    None => user
-                        .map(|u| IamPrincipal::User(u.clone()))
-                        .or_else(|| role.map(|r| IamPrincipal::Role(r.clone())))
-                        .ok_or_else(|| missing(IAM_USER_KEY, what)),
+        let iam = |kind: Option<IamPrincipalKind>, what: &str| -> Result<IamPrincipal, ProviderError> {
+            let user = spec.principals.get(IAM_USER_KEY);
+            let role = spec.principals.get(IAM_ROLE_KEY);
+            match kind {
+                Some(IamPrincipalKind::User) => {
+                    user.map(|u| IamPrincipal::User(u.clone())).ok_or_else(|| missing(IAM_USER_KEY, what))
                 }
-            };
+                Some(IamPrincipalKind::Role) => {
+                    role.map(|r| IamPrincipal::Role(r.clone())).ok_or_else(|| missing(IAM_ROLE_KEY, what))
+                }
+                None => user
+                    .map(|u| IamPrincipal::User(u.clone()))
+                    .or_else(|| role.map(|r| IamPrincipal::Role(r.clone())))
+                    .ok_or_else(|| missing(IAM_USER_KEY, what)),
+            }
+        };
         Ok(match self {
             Target::IamInlinePolicy { principal, .. } => Applied::InlinePolicy {
                 principal: iam(*principal, "an inline policy")?,
                 policy_name: format!("{POLICY_PREFIX}{}", spec.grant_id),
             },
-            Target::IamManagedPolicy {
-                policy_arn,
-                principal,
-            } => Applied::ManagedPolicy {
+            Target::IamManagedPolicy { policy_arn, principal } => Applied::ManagedPolicy {
                 principal: iam(*principal, "a managed policy")?,
                 policy_arn: policy_arn.clone(),
             },
@@ -287,12 +252,7 @@ impl Target {
                     .ok_or_else(|| missing(IAM_USER_KEY, "a group membership"))?,
                 group: group.clone(),
             },
-            Target::IdentityCenter {
-                instance_arn,
-                permission_set_arn,
-                account_id,
-                principal,
-            } => {
+            Target::IdentityCenter { instance_arn, permission_set_arn, account_id, principal } => {
                 let (key, ptype) = match principal.unwrap_or(IcPrincipalKind::User) {
                     IcPrincipalKind::User => (IC_USER_KEY, "USER"),
                     IcPrincipalKind::Group => (IC_GROUP_KEY, "GROUP"),
@@ -314,18 +274,8 @@ impl Target {
 
     /// The inline policy document for a grant window: every statement gets
     /// `DateGreaterThan`/`DateLessThan` on `aws:CurrentTime`.
-    pub fn policy_document(
-        &self,
-        starts_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Option<Value> {
-        let Target::IamInlinePolicy {
-            actions,
-            resources,
-            statements,
-            ..
-        } = self
-        else {
+    pub fn policy_document(&self, starts_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Option<Value> {
+        let Target::IamInlinePolicy { actions, resources, statements, .. } = self else {
             return None;
         };
         let base: Vec<Value> = if statements.is_empty() {
@@ -340,15 +290,11 @@ impl Target {
             .map(|mut s| {
                 let obj = s.as_object_mut().expect("checked at parse");
                 obj.entry("Effect").or_insert_with(|| json!("Allow"));
-                let cond = obj
-                    .entry("Condition")
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let cond = obj.entry("Condition").or_insert_with(|| Value::Object(Map::new()));
                 let cond = cond.as_object_mut().expect("checked at parse");
                 for (op, at) in [("DateGreaterThan", &start), ("DateLessThan", &end)] {
                     let m = cond.entry(op).or_insert_with(|| Value::Object(Map::new()));
-                    m.as_object_mut()
-                        .expect("checked at parse")
-                        .insert("aws:CurrentTime".into(), json!(at));
+                    m.as_object_mut().expect("checked at parse").insert("aws:CurrentTime".into(), json!(at));
                 }
                 s
             })
@@ -398,12 +344,8 @@ fn check_statement(s: &Value) -> Result<(), String> {
     if let Some(c) = obj.get("Condition") {
         let c = c.as_object().ok_or("`Condition` must be a table")?;
         for (op, body) in c {
-            let body = body
-                .as_object()
-                .ok_or_else(|| format!("`Condition.{op}` must be a table"))?;
-            if (op == "DateGreaterThan" || op == "DateLessThan")
-                && body.contains_key("aws:CurrentTime")
-            {
+            let body = body.as_object().ok_or_else(|| format!("`Condition.{op}` must be a table"))?;
+            if (op == "DateGreaterThan" || op == "DateLessThan") && body.contains_key("aws:CurrentTime") {
                 return Err(format!(
                     "`Condition.{op}` on aws:CurrentTime is set by elevate from the grant window; remove it"
                 ));

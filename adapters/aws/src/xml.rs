@@ -29,20 +29,12 @@ impl Node {
 
     /// The first element with this name anywhere below (depth first).
     pub fn find(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find_map(|c| {
-            if c.name == name {
-                Some(c)
-            } else {
-                c.find(name)
-            }
-        })
+        self.children.iter().find_map(|c| if c.name == name { Some(c) } else { c.find(name) })
     }
 
     /// The texts of the `member` children of the element at `names` (the query API's lists).
     pub fn members(&self, names: &[&str]) -> Vec<&Node> {
-        self.path(names)
-            .map(|n| n.children.iter().filter(|c| c.name == "member").collect())
-            .unwrap_or_default()
+        self.path(names).map(|n| n.children.iter().filter(|c| c.name == "member").collect()).unwrap_or_default()
     }
 }
 
@@ -51,34 +43,22 @@ pub fn parse(input: &str) -> Result<Node, String> {
     let mut reader = Reader::from_str(input);
     let mut stack: Vec<Node> = vec![Node::default()];
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| format!("unreadable XML: {e}"))?;
+        let ev = reader.read_event().map_err(|e| format!("unreadable XML: {e}"))?;
         match ev {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                stack.push(Node {
-                    name,
-                    ..Node::default()
-                });
+                stack.push(Node { name, ..Node::default() });
             }
             Event::Empty(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 if let Some(top) = stack.last_mut() {
-                    top.children.push(Node {
-                        name,
-                        ..Node::default()
-                    });
+                    top.children.push(Node { name, ..Node::default() });
                 }
             }
             Event::End(_) => {
                 let mut done = stack.pop().ok_or("unbalanced XML")?;
                 done.text = done.text.trim().to_string();
-                stack
-                    .last_mut()
-                    .ok_or("unbalanced XML")?
-                    .children
-                    .push(done);
+                stack.last_mut().ok_or("unbalanced XML")?.children.push(done);
             }
             Event::Text(t) => {
                 let s = t.decode().map_err(|e| format!("bad XML text: {e}"))?;
@@ -93,10 +73,7 @@ pub fn parse(input: &str) -> Result<Node, String> {
                 }
             }
             Event::GeneralRef(r) => {
-                let resolved = match r
-                    .resolve_char_ref()
-                    .map_err(|e| format!("bad XML reference: {e}"))?
-                {
+                let resolved = match r.resolve_char_ref().map_err(|e| format!("bad XML reference: {e}"))? {
                     Some(c) => c.to_string(),
                     None => {
                         let name = r.decode().map_err(|e| format!("bad XML reference: {e}"))?;
@@ -117,9 +94,7 @@ pub fn parse(input: &str) -> Result<Node, String> {
     if !stack.is_empty() {
         return Err("truncated XML".into());
     }
-    doc.children
-        .pop()
-        .ok_or_else(|| "empty XML document".to_string())
+    doc.children.pop().ok_or_else(|| "empty XML document".to_string())
 }
 
 #[cfg(test)]
@@ -137,16 +112,10 @@ mod tests {
         .unwrap();
         assert_eq!(doc.name, "ListUsersResponse");
         assert_eq!(doc.text_at(&["ListUsersResult", "Marker"]), Some("a&b="));
-        let users: Vec<_> = doc
-            .members(&["ListUsersResult", "Users"])
-            .iter()
-            .filter_map(|m| m.text_at(&["UserName"]))
-            .collect();
+        let users: Vec<_> =
+            doc.members(&["ListUsersResult", "Users"]).iter().filter_map(|m| m.text_at(&["UserName"])).collect();
         assert_eq!(users, ["alice", "bob"]);
-        assert_eq!(
-            doc.find("IsTruncated").map(|n| n.text.as_str()),
-            Some("true")
-        );
+        assert_eq!(doc.find("IsTruncated").map(|n| n.text.as_str()), Some("true"));
     }
 
     #[test]

@@ -22,11 +22,7 @@ async fn inline_policy_carries_the_grant_window_and_is_deleted_on_revoke() {
     let c = p.client();
     create_user(c, "iam-alice").await;
     let target = json!({ "type": "iam_inline_policy", "principal": "user", "actions": ["s3:GetObject", "s3:ListBucket"], "resources": ["arn:aws:s3:::logs", "arn:aws:s3:::logs/*"] });
-    let s = spec(
-        201,
-        target,
-        &[("aws_iam_user", "iam-alice"), ("aws_iam_role", "ignored")],
-    );
+    let s = spec(201, target, &[("aws_iam_user", "iam-alice"), ("aws_iam_role", "ignored")]);
     let handle = p.grant(&s).await.unwrap();
     assert_eq!(
         handle,
@@ -34,11 +30,7 @@ async fn inline_policy_carries_the_grant_window_and_is_deleted_on_revoke() {
     );
 
     let alice = IamPrincipal::User("iam-alice".into());
-    let doc = c
-        .get_inline_policy(&alice, "elevate-grant-elevate-201")
-        .await
-        .unwrap()
-        .expect("policy exists");
+    let doc = c.get_inline_policy(&alice, "elevate-grant-elevate-201").await.unwrap().expect("policy exists");
     let (start, end) = window();
     assert_eq!(start.to_rfc3339(), "2026-11-24T13:05:00+00:00");
     assert_eq!(
@@ -56,12 +48,7 @@ async fn inline_policy_carries_the_grant_window_and_is_deleted_on_revoke() {
     assert_eq!(end - start, chrono::Duration::hours(2));
 
     p.revoke(&s, &[]).await.unwrap();
-    assert_eq!(
-        c.get_inline_policy(&alice, "elevate-grant-elevate-201")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(c.get_inline_policy(&alice, "elevate-grant-elevate-201").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -77,47 +64,24 @@ async fn every_statement_of_a_full_policy_gets_the_window_on_a_role() {
     let s = spec(202, target, &[("aws_iam_role", "iam-oncall")]);
     p.grant(&s).await.unwrap();
     let role = IamPrincipal::Role("iam-oncall".into());
-    let doc = c
-        .get_inline_policy(&role, "elevate-grant-elevate-202")
-        .await
-        .unwrap()
-        .unwrap();
+    let doc = c.get_inline_policy(&role, "elevate-grant-elevate-202").await.unwrap().unwrap();
     let statements = doc["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 2);
     for st in statements {
         assert_eq!(st["Effect"], "Allow");
-        assert_eq!(
-            st["Condition"]["DateGreaterThan"]["aws:CurrentTime"],
-            "2026-11-24T13:05:00Z"
-        );
-        assert_eq!(
-            st["Condition"]["DateLessThan"]["aws:CurrentTime"],
-            "2026-11-24T15:05:00Z"
-        );
+        assert_eq!(st["Condition"]["DateGreaterThan"]["aws:CurrentTime"], "2026-11-24T13:05:00Z");
+        assert_eq!(st["Condition"]["DateLessThan"]["aws:CurrentTime"], "2026-11-24T15:05:00Z");
     }
     // The role's own condition is kept beside the window.
-    assert_eq!(
-        statements[0]["Condition"]["StringEquals"]["aws:RequestedRegion"],
-        "eu-west-1"
-    );
+    assert_eq!(statements[0]["Condition"]["StringEquals"]["aws:RequestedRegion"], "eu-west-1");
 
     // A refresh after an extension re-puts the same policy with the new end: still one policy.
     let mut extended = s.clone();
     extended.expires_at += chrono::Duration::hours(1);
     p.grant(&extended).await.unwrap();
-    assert_eq!(
-        c.inline_policies(&role).await.unwrap(),
-        ["elevate-grant-elevate-202"]
-    );
-    let doc = c
-        .get_inline_policy(&role, "elevate-grant-elevate-202")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        doc["Statement"][1]["Condition"]["DateLessThan"]["aws:CurrentTime"],
-        "2026-11-24T16:05:00Z"
-    );
+    assert_eq!(c.inline_policies(&role).await.unwrap(), ["elevate-grant-elevate-202"]);
+    let doc = c.get_inline_policy(&role, "elevate-grant-elevate-202").await.unwrap().unwrap();
+    assert_eq!(doc["Statement"][1]["Condition"]["DateLessThan"]["aws:CurrentTime"], "2026-11-24T16:05:00Z");
     p.revoke(&extended, &[]).await.unwrap();
     assert!(c.inline_policies(&role).await.unwrap().is_empty());
 }
@@ -127,16 +91,11 @@ async fn a_retried_inline_grant_leaves_one_policy() {
     let Some(m) = common::moto() else { return };
     let p = m.provider();
     create_user(p.client(), "iam-retry").await;
-    let target =
-        json!({ "type": "iam_inline_policy", "actions": ["s3:GetObject"], "resources": ["*"] });
+    let target = json!({ "type": "iam_inline_policy", "actions": ["s3:GetObject"], "resources": ["*"] });
     let s = spec(203, target, &[("aws_iam_user", "iam-retry")]);
     p.grant(&s).await.unwrap();
     p.grant(&s).await.unwrap();
-    let names = p
-        .client()
-        .inline_policies(&IamPrincipal::User("iam-retry".into()))
-        .await
-        .unwrap();
+    let names = p.client().inline_policies(&IamPrincipal::User("iam-retry".into())).await.unwrap();
     assert_eq!(names, ["elevate-grant-elevate-203"]);
 }
 
@@ -146,8 +105,7 @@ async fn managed_policy_is_attached_once_and_kept_while_an_overlapping_grant_nee
     let p = m.provider();
     let c = p.client();
     create_user(c, "iam-bob").await;
-    let target =
-        json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY, "principal": "user" });
+    let target = json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY, "principal": "user" });
     let first = spec(204, target.clone(), &[("aws_iam_user", "iam-bob")]);
     let second = spec(205, target, &[("aws_iam_user", "iam-bob")]);
     let bob = IamPrincipal::User("iam-bob".into());
@@ -158,9 +116,7 @@ async fn managed_policy_is_attached_once_and_kept_while_an_overlapping_grant_nee
     assert_eq!(c.attached_policies(&bob).await.unwrap(), [READ_ONLY]);
 
     // The first expires while the second is active: the attachment stays.
-    p.revoke(&first, std::slice::from_ref(&second))
-        .await
-        .unwrap();
+    p.revoke(&first, std::slice::from_ref(&second)).await.unwrap();
     assert_eq!(c.attached_policies(&bob).await.unwrap(), [READ_ONLY]);
     // The second expires alone: detached.
     p.revoke(&second, &[]).await.unwrap();
@@ -175,8 +131,7 @@ async fn managed_policy_on_a_role_uses_the_handle_on_revoke() {
     let p = m.provider();
     let c = p.client();
     create_role(c, "iam-deploy").await;
-    let target =
-        json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY, "principal": "role" });
+    let target = json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY, "principal": "role" });
     let mut s = spec(206, target, &[("aws_iam_role", "iam-deploy")]);
     s.handle = Some(p.grant(&s).await.unwrap());
     let role = IamPrincipal::Role("iam-deploy".into());
@@ -201,17 +156,9 @@ async fn group_membership_is_added_once_and_kept_for_overlapping_grants() {
     p.grant(&first).await.unwrap();
     p.grant(&first).await.unwrap();
     p.grant(&second).await.unwrap();
-    assert_eq!(
-        c.group_members("iam-breakglass").await.unwrap(),
-        ["iam-carol"]
-    );
-    p.revoke(&second, std::slice::from_ref(&first))
-        .await
-        .unwrap();
-    assert_eq!(
-        c.group_members("iam-breakglass").await.unwrap(),
-        ["iam-carol"]
-    );
+    assert_eq!(c.group_members("iam-breakglass").await.unwrap(), ["iam-carol"]);
+    p.revoke(&second, std::slice::from_ref(&first)).await.unwrap();
+    assert_eq!(c.group_members("iam-breakglass").await.unwrap(), ["iam-carol"]);
     p.revoke(&first, &[]).await.unwrap();
     assert!(c.group_members("iam-breakglass").await.unwrap().is_empty());
     p.revoke(&first, &[]).await.unwrap();
@@ -228,36 +175,18 @@ async fn revoking_what_was_removed_by_hand_succeeds() {
         json!({ "type": "iam_inline_policy", "actions": ["s3:GetObject"], "resources": ["*"] }),
         &[("aws_iam_user", "iam-dave")],
     );
-    let managed = spec(
-        210,
-        json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY }),
-        &[("aws_iam_user", "iam-dave")],
-    );
+    let managed =
+        spec(210, json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY }), &[("aws_iam_user", "iam-dave")]);
     p.grant(&inline).await.unwrap();
     p.grant(&managed).await.unwrap();
-    c.query(
-        Service::Iam,
-        "DeleteUserPolicy",
-        &[
-            ("UserName", "iam-dave"),
-            ("PolicyName", "elevate-grant-elevate-209"),
-        ],
-    )
-    .await
-    .unwrap();
-    c.query(
-        Service::Iam,
-        "DetachUserPolicy",
-        &[("UserName", "iam-dave"), ("PolicyArn", READ_ONLY)],
-    )
-    .await
-    .unwrap();
+    c.query(Service::Iam, "DeleteUserPolicy", &[("UserName", "iam-dave"), ("PolicyName", "elevate-grant-elevate-209")])
+        .await
+        .unwrap();
+    c.query(Service::Iam, "DetachUserPolicy", &[("UserName", "iam-dave"), ("PolicyArn", READ_ONLY)]).await.unwrap();
     p.revoke(&inline, &[]).await.unwrap();
     p.revoke(&managed, &[]).await.unwrap();
     // Even the user itself gone.
-    c.query(Service::Iam, "DeleteUser", &[("UserName", "iam-dave")])
-        .await
-        .unwrap();
+    c.query(Service::Iam, "DeleteUser", &[("UserName", "iam-dave")]).await.unwrap();
     p.revoke(&inline, &[]).await.unwrap();
     p.revoke(&managed, &[]).await.unwrap();
 }
@@ -269,11 +198,8 @@ async fn grant_errors_are_permanent_with_awss_code_and_message() {
     create_user(p.client(), "iam-erin").await;
 
     // The person's IAM user does not exist.
-    let s = spec(
-        211,
-        json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY }),
-        &[("aws_iam_user", "iam-nobody")],
-    );
+    let s =
+        spec(211, json!({ "type": "iam_managed_policy", "policy_arn": READ_ONLY }), &[("aws_iam_user", "iam-nobody")]);
     match p.grant(&s).await.unwrap_err() {
         ProviderError::Permanent { code, message } => {
             assert_eq!(code, "NoSuchEntity");
@@ -286,17 +212,11 @@ async fn grant_errors_are_permanent_with_awss_code_and_message() {
         json!({ "type": "iam_inline_policy", "actions": ["s3:GetObject"], "resources": ["*"] }),
         &[("aws_iam_user", "iam-nobody")],
     );
-    assert!(
-        matches!(p.grant(&s).await.unwrap_err(), ProviderError::Permanent { code, .. } if code == "NoSuchEntity")
-    );
+    assert!(matches!(p.grant(&s).await.unwrap_err(), ProviderError::Permanent { code, .. } if code == "NoSuchEntity"));
 
     // A policy document AWS refuses.
     let bad = json!({ "type": "iam_inline_policy", "statements": [{ "Effect": "Allow", "Action": "s3GetObject", "Resource": "*" }] });
-    match p
-        .grant(&spec(213, bad, &[("aws_iam_user", "iam-erin")]))
-        .await
-        .unwrap_err()
-    {
+    match p.grant(&spec(213, bad, &[("aws_iam_user", "iam-erin")])).await.unwrap_err() {
         ProviderError::Permanent { code, message } => {
             assert_eq!(code, "MalformedPolicyDocument");
             assert!(!message.is_empty());
@@ -310,9 +230,7 @@ async fn grant_errors_are_permanent_with_awss_code_and_message() {
         json!({ "type": "iam_managed_policy", "policy_arn": "arn:aws:iam::aws:policy/NoSuchPolicy" }),
         &[("aws_iam_user", "iam-erin")],
     );
-    assert!(
-        matches!(p.grant(&s).await.unwrap_err(), ProviderError::Permanent { code, .. } if code == "NoSuchEntity")
-    );
+    assert!(matches!(p.grant(&s).await.unwrap_err(), ProviderError::Permanent { code, .. } if code == "NoSuchEntity"));
 
     // The person has no principal of the kind the role asks for.
     let s = spec(
@@ -323,10 +241,7 @@ async fn grant_errors_are_permanent_with_awss_code_and_message() {
     match p.grant(&s).await.unwrap_err() {
         ProviderError::Permanent { code, message } => {
             assert_eq!(code, "MissingPrincipal");
-            assert!(
-                message.contains("aws_iam_role") && message.contains("alice"),
-                "{message}"
-            );
+            assert!(message.contains("aws_iam_role") && message.contains("alice"), "{message}");
         }
         e => panic!("{e:?}"),
     }

@@ -38,53 +38,29 @@ async fn policies_created_behind_elevates_back_are_listed_and_revocable() {
     c.query(
         Service::Iam,
         "PutUserPolicy",
-        &[
-            ("UserName", "list-mallory"),
-            ("PolicyName", "team-standing"),
-            ("PolicyDocument", &plain),
-        ],
+        &[("UserName", "list-mallory"), ("PolicyName", "team-standing"), ("PolicyDocument", &plain)],
     )
     .await
     .unwrap();
 
     let listed = p.list().await.unwrap();
-    let found = listed
-        .iter()
-        .find(|l| l.grant_id == "elevate-901")
-        .expect("drift listed");
+    let found = listed.iter().find(|l| l.grant_id == "elevate-901").expect("drift listed");
     assert!(
-        found.description.contains("list-mallory")
-            && found.description.contains("2026-01-01T02:00:00"),
+        found.description.contains("list-mallory") && found.description.contains("2026-01-01T02:00:00"),
         "{}",
         found.description
     );
-    assert!(
-        !listed
-            .iter()
-            .any(|l| l.description.contains("team-standing"))
-    );
+    assert!(!listed.iter().any(|l| l.description.contains("team-standing")));
     let spec = found.spec.clone().expect("a spec revoke can use");
-    assert_eq!(
-        spec.principals.get("aws_iam_user").map(String::as_str),
-        Some("list-mallory")
-    );
+    assert_eq!(spec.principals.get("aws_iam_user").map(String::as_str), Some("list-mallory"));
     assert_eq!(spec.expires_at.to_rfc3339(), "2026-01-01T02:00:00+00:00");
     // The listed target is itself a valid target.
     p.validate_target(&spec.target).unwrap();
 
     p.revoke(&spec, &[]).await.unwrap();
-    let left = c
-        .inline_policies(&IamPrincipal::User("list-mallory".into()))
-        .await
-        .unwrap();
+    let left = c.inline_policies(&IamPrincipal::User("list-mallory".into())).await.unwrap();
     assert_eq!(left, ["team-standing"]);
-    assert!(
-        !p.list()
-            .await
-            .unwrap()
-            .iter()
-            .any(|l| l.grant_id == "elevate-901")
-    );
+    assert!(!p.list().await.unwrap().iter().any(|l| l.grant_id == "elevate-901"));
 }
 
 #[tokio::test]
@@ -99,15 +75,9 @@ async fn grants_made_by_elevate_are_listed_with_their_window() {
     );
     p.grant(&s).await.unwrap();
     let listed = p.list().await.unwrap();
-    let found = listed
-        .iter()
-        .find(|l| l.grant_id == "elevate-902")
-        .expect("listed");
+    let found = listed.iter().find(|l| l.grant_id == "elevate-902").expect("listed");
     let back = found.spec.as_ref().unwrap();
-    assert_eq!(
-        (back.starts_at, back.expires_at),
-        (s.starts_at, s.expires_at)
-    );
+    assert_eq!((back.starts_at, back.expires_at), (s.starts_at, s.expires_at));
     assert_eq!(back.request, elevate_core::RequestId(902));
     assert_eq!(
         back.target["statements"],
@@ -122,12 +92,7 @@ async fn roles_past_the_first_page_are_searched() {
     let c = p.client();
     // moto pages ListRoles at 100, like AWS: the policy sits on the 105th role.
     for i in 0..105 {
-        common::create_role(
-            c,
-            &format!("list-role-{i:03}"),
-            &format!("arn:aws:iam::{}:root", common::ACCOUNT),
-        )
-        .await;
+        common::create_role(c, &format!("list-role-{i:03}"), &format!("arn:aws:iam::{}:root", common::ACCOUNT)).await;
     }
     c.query(
         Service::Iam,
@@ -141,27 +106,12 @@ async fn roles_past_the_first_page_are_searched() {
     .await
     .unwrap();
     let first_page = c.query(Service::Iam, "ListRoles", &[]).await.unwrap();
-    assert_eq!(
-        first_page.find("IsTruncated").map(|n| n.text.as_str()),
-        Some("true"),
-        "the test needs a second page"
-    );
+    assert_eq!(first_page.find("IsTruncated").map(|n| n.text.as_str()), Some("true"), "the test needs a second page");
 
     let listed = p.list().await.unwrap();
-    let found = listed
-        .iter()
-        .find(|l| l.grant_id == "elevate-903")
-        .expect("found on page two");
+    let found = listed.iter().find(|l| l.grant_id == "elevate-903").expect("found on page two");
     let spec = found.spec.clone().unwrap();
-    assert_eq!(
-        spec.principals.get("aws_iam_role").map(String::as_str),
-        Some("list-role-104")
-    );
+    assert_eq!(spec.principals.get("aws_iam_role").map(String::as_str), Some("list-role-104"));
     p.revoke(&spec, &[]).await.unwrap();
-    assert!(
-        c.inline_policies(&IamPrincipal::Role("list-role-104".into()))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(c.inline_policies(&IamPrincipal::Role("list-role-104".into())).await.unwrap().is_empty());
 }

@@ -18,58 +18,27 @@ async fn correctly_signed_calls_succeed_and_a_wrong_secret_is_refused() {
     create_user(admin.client(), "sig-alice").await;
 
     let good = m.provider();
-    good.grant(&spec(
-        101,
-        inline_target(),
-        &[("aws_iam_user", "sig-alice")],
-    ))
-    .await
-    .expect("signed grant");
+    good.grant(&spec(101, inline_target(), &[("aws_iam_user", "sig-alice")])).await.expect("signed grant");
 
-    let wrong = provider_at(
-        &m.url,
-        StaticCredentials::new(m.admin_keys.access_key_id(), "not-the-secret", None),
-        |_| {},
-    );
-    let err = wrong
-        .grant(&spec(
-            102,
-            inline_target(),
-            &[("aws_iam_user", "sig-alice")],
-        ))
-        .await
-        .unwrap_err();
+    let wrong =
+        provider_at(&m.url, StaticCredentials::new(m.admin_keys.access_key_id(), "not-the-secret", None), |_| {});
+    let err = wrong.grant(&spec(102, inline_target(), &[("aws_iam_user", "sig-alice")])).await.unwrap_err();
     match &err {
         ProviderError::Permanent { code, .. } => assert_eq!(code, "SignatureDoesNotMatch", "{err}"),
         other => panic!("expected a permanent signature error, got {other:?}"),
     }
     assert!(!err.to_string().contains("not-the-secret"));
     // Only the correctly signed grant landed.
-    let names = admin
-        .client()
-        .inline_policies(&IamPrincipal::User("sig-alice".into()))
-        .await
-        .unwrap();
+    let names = admin.client().inline_policies(&IamPrincipal::User("sig-alice".into())).await.unwrap();
     assert_eq!(names, ["elevate-grant-elevate-101"]);
 }
 
 #[tokio::test]
 async fn an_unknown_access_key_is_refused() {
     let Some(m) = common::moto() else { return };
-    let p = provider_at(
-        &m.url,
-        StaticCredentials::new("AKIANOSUCHKEY0000000", "whatever", None),
-        |_| {},
-    );
-    let err = p
-        .client()
-        .query(Service::Iam, "ListUsers", &[])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::Permanent { code, .. } if code == "InvalidClientTokenId"),
-        "{err:?}"
-    );
+    let p = provider_at(&m.url, StaticCredentials::new("AKIANOSUCHKEY0000000", "whatever", None), |_| {});
+    let err = p.client().query(Service::Iam, "ListUsers", &[]).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Permanent { code, .. } if code == "InvalidClientTokenId"), "{err:?}");
 }
 
 #[tokio::test]
@@ -78,29 +47,14 @@ async fn a_key_without_permission_gets_access_denied_with_awss_message() {
     let admin = m.admin();
     create_user(admin.client(), "sig-nobody").await;
     create_user(admin.client(), "sig-target").await;
-    let key = admin
-        .client()
-        .query(
-            Service::Iam,
-            "CreateAccessKey",
-            &[("UserName", "sig-nobody")],
-        )
-        .await
-        .unwrap();
+    let key = admin.client().query(Service::Iam, "CreateAccessKey", &[("UserName", "sig-nobody")]).await.unwrap();
     let keys = StaticCredentials::new(
         key.find("AccessKeyId").unwrap().text.clone(),
         key.find("SecretAccessKey").unwrap().text.clone(),
         None,
     );
     let p = provider_at(&m.url, keys, |_| {});
-    let err = p
-        .grant(&spec(
-            103,
-            inline_target(),
-            &[("aws_iam_user", "sig-target")],
-        ))
-        .await
-        .unwrap_err();
+    let err = p.grant(&spec(103, inline_target(), &[("aws_iam_user", "sig-target")])).await.unwrap_err();
     match err {
         ProviderError::Permanent { code, message } => {
             assert_eq!(code, "AccessDenied");
@@ -115,23 +69,15 @@ async fn an_assumed_role_is_used_and_its_keys_are_reused_while_fresh() {
     let Some(m) = common::moto() else { return };
     let admin = m.admin();
     create_user(admin.client(), "sig-bob").await;
-    create_role(
-        admin.client(),
-        "sig-elevate",
-        &format!("arn:aws:iam::{ACCOUNT}:user/elevate-admin"),
-    )
-    .await;
-    let all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}).to_string();
+    create_role(admin.client(), "sig-elevate", &format!("arn:aws:iam::{ACCOUNT}:user/elevate-admin")).await;
+    let all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        .to_string();
     admin
         .client()
         .query(
             Service::Iam,
             "PutRolePolicy",
-            &[
-                ("RoleName", "sig-elevate"),
-                ("PolicyName", "all"),
-                ("PolicyDocument", &all),
-            ],
+            &[("RoleName", "sig-elevate"), ("PolicyName", "all"), ("PolicyDocument", &all)],
         )
         .await
         .unwrap();
@@ -141,47 +87,25 @@ async fn an_assumed_role_is_used_and_its_keys_are_reused_while_fresh() {
         c.assume_role_arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/sig-elevate"));
         c.assume_role_session_name = Some("elevate-test".into());
     });
-    p.grant(&spec(104, inline_target(), &[("aws_iam_user", "sig-bob")]))
-        .await
-        .expect("grant as the assumed role");
-    p.grant(&spec(105, inline_target(), &[("aws_iam_user", "sig-bob")]))
-        .await
-        .expect("second grant");
+    p.grant(&spec(104, inline_target(), &[("aws_iam_user", "sig-bob")])).await.expect("grant as the assumed role");
+    p.grant(&spec(105, inline_target(), &[("aws_iam_user", "sig-bob")])).await.expect("second grant");
     assert_eq!(proxy.count("AssumeRole"), 1, "{:?}", proxy.seen());
     assert_eq!(proxy.count("PutUserPolicy"), 2);
 
     // The policies were written by the assumed role's session: moto checked its token and
     // signature. A role that does not trust elevate cannot be assumed.
-    create_role(
-        admin.client(),
-        "sig-untrusting",
-        &format!("arn:aws:iam::{ACCOUNT}:user/someone-else"),
-    )
-    .await;
+    create_role(admin.client(), "sig-untrusting", &format!("arn:aws:iam::{ACCOUNT}:user/someone-else")).await;
     let p = provider_at(&m.url, m.admin_keys.clone(), |c| {
         c.assume_role_arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/sig-untrusting"))
     });
-    let err = p
-        .grant(&spec(106, inline_target(), &[("aws_iam_user", "sig-bob")]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::Permanent { code, .. } if code == "AccessDenied"),
-        "{err:?}"
-    );
+    let err = p.grant(&spec(106, inline_target(), &[("aws_iam_user", "sig-bob")])).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Permanent { code, .. } if code == "AccessDenied"), "{err:?}");
 }
 
 #[tokio::test]
 async fn debug_output_never_shows_the_secret() {
-    let keys = StaticCredentials::new(
-        "AKIAEXAMPLE123456789",
-        "very-secret-value",
-        Some("session-token-value".into()),
-    );
+    let keys = StaticCredentials::new("AKIAEXAMPLE123456789", "very-secret-value", Some("session-token-value".into()));
     let p = provider_at("http://127.0.0.1:1", keys, |_| {});
     let shown = format!("{p:?}");
-    assert!(
-        !shown.contains("very-secret-value") && !shown.contains("session-token-value"),
-        "{shown}"
-    );
+    assert!(!shown.contains("very-secret-value") && !shown.contains("session-token-value"), "{shown}");
 }

@@ -484,12 +484,7 @@ impl Service {
                 Some(t) if next < r.created_at + t => vec![NewDue::new(DueKind::Reminder, r.id, next)],
                 _ => Vec::new(),
             };
-            Decision::from(Change {
-                event: Some(ev),
-                schedule,
-                finish: Some(item_id),
-                ..Change::default()
-            })
+            Decision::from(Change { event: Some(ev), schedule, finish: Some(item_id), ..Change::default() })
         });
         match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => Ok(()),

@@ -31,7 +31,13 @@ fn moto_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("ELEVATE_MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.moto-venv/bin/moto_server")
+    // The venv sits at the workspace root; this file is also compiled into the end-to-end
+    // tests crate, one level less deep, so look upwards.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|d| d.join(".moto-venv/bin/moto_server"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.join("../../.moto-venv/bin/moto_server"))
 }
 
 /// The shared moto server, or `None` (with a loud notice) when moto is not installed and the
@@ -49,8 +55,7 @@ fn start() -> Option<Moto> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bin = moto_binary();
     if !bin.exists() {
-        let required =
-            std::env::var_os("CI").is_some() || std::env::var_os("ELEVATE_REQUIRE_MOTO").is_some();
+        let required = std::env::var_os("CI").is_some() || std::env::var_os("ELEVATE_REQUIRE_MOTO").is_some();
         let msg = format!(
             "moto_server not found at {} (run `bash scripts/moto.sh`, or set ELEVATE_MOTO_SERVER)",
             bin.display()
@@ -60,17 +65,10 @@ fn start() -> Option<Moto> {
         }
         // Straight to the file descriptor: the test harness captures `eprintln!`.
         use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!!!! SKIPPING THE AWS EMULATOR TESTS: {msg} !!!!!!!!!!\n"
-        );
+        let _ = writeln!(std::io::stderr(), "\n!!!!!!!!!! SKIPPING THE AWS EMULATOR TESTS: {msg} !!!!!!!!!!\n");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // The shell outlives nothing: it kills moto as soon as this test process is gone.
     let script = r#"MOTO_IAM_LOAD_MANAGED_POLICIES=true "$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!
 while kill -0 "$2" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 1; done
@@ -85,16 +83,9 @@ kill "$m" 2>/dev/null"#;
         .spawn()
         .expect("start moto_server");
     let url = format!("http://127.0.0.1:{port}");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let admin_keys = rt.block_on(setup(&url));
-    Some(Moto {
-        url,
-        admin_keys,
-        _watchdog: watchdog,
-    })
+    Some(Moto { url, admin_keys, _watchdog: watchdog })
 }
 
 async fn setup(url: &str) -> StaticCredentials {
@@ -117,46 +108,27 @@ async fn setup(url: &str) -> StaticCredentials {
         .await
         .unwrap();
     assert!(r.status().is_success(), "reset-auth: {}", r.status());
-    let boot = provider_at(
-        url,
-        StaticCredentials::new("AKIDBOOTSTRAP", "bootstrap-secret", None),
-        |_| {},
-    );
+    let boot = provider_at(url, StaticCredentials::new("AKIDBOOTSTRAP", "bootstrap-secret", None), |_| {});
     let c = boot.client();
-    c.query(Service::Iam, "CreateUser", &[("UserName", "elevate-admin")])
-        .await
-        .expect("CreateUser");
-    let all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}).to_string();
+    c.query(Service::Iam, "CreateUser", &[("UserName", "elevate-admin")]).await.expect("CreateUser");
+    let all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        .to_string();
     c.query(
         Service::Iam,
         "PutUserPolicy",
-        &[
-            ("UserName", "elevate-admin"),
-            ("PolicyName", "all"),
-            ("PolicyDocument", &all),
-        ],
+        &[("UserName", "elevate-admin"), ("PolicyName", "all"), ("PolicyDocument", &all)],
     )
     .await
     .expect("PutUserPolicy");
-    let key = c
-        .query(
-            Service::Iam,
-            "CreateAccessKey",
-            &[("UserName", "elevate-admin")],
-        )
-        .await
-        .expect("CreateAccessKey");
+    let key =
+        c.query(Service::Iam, "CreateAccessKey", &[("UserName", "elevate-admin")]).await.expect("CreateAccessKey");
     let id = key.find("AccessKeyId").unwrap().text.clone();
     let secret = key.find("SecretAccessKey").unwrap().text.clone();
     StaticCredentials::new(id, secret, None)
 }
 
 /// A provider against `url` with short backoffs and polls, so no test waits long.
-pub fn provider_at(
-    url: &str,
-    keys: StaticCredentials,
-    tweak: impl FnOnce(&mut AwsConfig),
-) -> AwsProvider {
+pub fn provider_at(url: &str, keys: StaticCredentials, tweak: impl FnOnce(&mut AwsConfig)) -> AwsProvider {
     let mut cfg = AwsConfig {
         kind: Some("aws".into()),
         region: REGION.into(),
@@ -187,30 +159,19 @@ impl Moto {
 }
 
 pub async fn create_user(c: &AwsClient, name: &str) {
-    c.query(Service::Iam, "CreateUser", &[("UserName", name)])
-        .await
-        .expect("CreateUser");
+    c.query(Service::Iam, "CreateUser", &[("UserName", name)]).await.expect("CreateUser");
 }
 
 pub async fn create_group(c: &AwsClient, name: &str) {
-    c.query(Service::Iam, "CreateGroup", &[("GroupName", name)])
-        .await
-        .expect("CreateGroup");
+    c.query(Service::Iam, "CreateGroup", &[("GroupName", name)]).await.expect("CreateGroup");
 }
 
 /// A role that `trusted` (an ARN) may assume.
 pub async fn create_role(c: &AwsClient, name: &str, trusted: &str) {
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]});
-    c.query(
-        Service::Iam,
-        "CreateRole",
-        &[
-            ("RoleName", name),
-            ("AssumeRolePolicyDocument", &trust.to_string()),
-        ],
-    )
-    .await
-    .expect("CreateRole");
+    c.query(Service::Iam, "CreateRole", &[("RoleName", name), ("AssumeRolePolicyDocument", &trust.to_string())])
+        .await
+        .expect("CreateRole");
 }
 
 /// A fixed grant window, so that condition texts can be compared exactly.
@@ -226,10 +187,7 @@ pub fn spec(request: i64, target: Value, principals: &[(&str, &str)]) -> GrantSp
         request: elevate_core::RequestId(request),
         role: elevate_core::RoleName::parse("test-role").unwrap(),
         person: elevate_core::PersonId::parse("alice").unwrap(),
-        principals: principals
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        principals: principals.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         target,
         starts_at,
         expires_at,

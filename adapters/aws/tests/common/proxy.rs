@@ -13,11 +13,7 @@ use std::time::Duration;
 /// What to do with one call.
 pub enum Fault {
     /// Answer with this status, headers and body; moto never sees the call.
-    Reply {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: String,
-    },
+    Reply { status: u16, headers: Vec<(&'static str, String)>, body: String },
     /// Wait this long, then forward.
     Delay(Duration),
     /// Forward, then pass moto's answer body through this function.
@@ -30,11 +26,7 @@ impl Fault {
         let body = format!(
             r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-1</RequestId></ErrorResponse>"#
         );
-        Fault::Reply {
-            status,
-            headers: vec![("content-type", "text/xml".into())],
-            body,
-        }
+        Fault::Reply { status, headers: vec![("content-type", "text/xml".into())], body }
     }
 
     /// The JSON protocol's error shape (Identity Center).
@@ -42,10 +34,7 @@ impl Fault {
         let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
         Fault::Reply {
             status,
-            headers: vec![
-                ("content-type", "application/x-amz-json-1.1".into()),
-                ("x-amzn-errortype", code.into()),
-            ],
+            headers: vec![("content-type", "application/x-amz-json-1.1".into()), ("x-amzn-errortype", code.into())],
             body,
         }
     }
@@ -86,9 +75,7 @@ impl Proxy {
             seen: Mutex::new(Vec::new()),
             http: reqwest::Client::new(),
         });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
+        let app = axum::Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -98,11 +85,7 @@ impl Proxy {
     /// Applies `fault` to the next call of `action` (`None`: the next call of any action).
     /// Faults apply in the order planned.
     pub fn plan(&self, action: Option<&'static str>, fault: Fault) {
-        self.inner
-            .plan
-            .lock()
-            .unwrap()
-            .push_back(Planned { action, fault });
+        self.inner.plan.lock().unwrap().push_back(Planned { action, fault });
     }
 
     /// Every action that reached the proxy, in order.
@@ -119,10 +102,7 @@ fn action_of(headers: &HeaderMap, body: &[u8]) -> String {
     if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return t.rsplit('.').next().unwrap_or(t).to_string();
     }
-    form_urlencoded::parse(body)
-        .find(|(k, _)| k == "Action")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    form_urlencoded::parse(body).find(|(k, _)| k == "Action").map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -132,25 +112,16 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     inner.seen.lock().unwrap().push(action.clone());
     let fault = {
         let mut plan = inner.plan.lock().unwrap();
-        let at = plan
-            .iter()
-            .position(|p| p.action.is_none_or(|a| a == action));
+        let at = plan.iter().position(|p| p.action.is_none_or(|a| a == action));
         at.and_then(|i| plan.remove(i)).map(|p| p.fault)
     };
     let mut rewrite = None;
     match fault {
-        Some(Fault::Reply {
-            status,
-            headers,
-            body,
-        }) => {
+        Some(Fault::Reply { status, headers, body }) => {
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = StatusCode::from_u16(status).unwrap();
             for (k, v) in headers {
-                r.headers_mut().insert(
-                    HeaderName::from_static(k),
-                    HeaderValue::from_str(&v).unwrap(),
-                );
+                r.headers_mut().insert(HeaderName::from_static(k), HeaderValue::from_str(&v).unwrap());
             }
             return r;
         }
@@ -158,10 +129,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Some(Fault::Rewrite(f)) => rewrite = Some(f),
         None => {}
     }
-    let mut fwd = inner.http.request(
-        parts.method.clone(),
-        format!("{}{}", inner.upstream, parts.uri.path()),
-    );
+    let mut fwd = inner.http.request(parts.method.clone(), format!("{}{}", inner.upstream, parts.uri.path()));
     for (k, v) in parts.headers.iter() {
         fwd = fwd.header(k, v);
     }
