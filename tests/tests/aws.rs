@@ -3,7 +3,7 @@
 //! the inline policy's window is checked as text against the grant's times, nothing more.
 
 #[path = "../../adapters/aws/tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use chrono::Duration;
