@@ -1,0 +1,258 @@
+//! The `elevate` binary as people run it: real processes, real SQLite files, real HTTP.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_elevate");
+
+fn quickstart() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.toml")).unwrap()
+}
+
+fn elevate(args: &[&str], token: Option<&str>, server: Option<&str>) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args).env_remove("ELEVATE_TOKEN").env_remove("ELEVATE_CONFIG").env("RUST_LOG", "warn");
+    if let Some(t) = token {
+        c.env("ELEVATE_TOKEN", t);
+    }
+    if let Some(s) = server {
+        c.env("ELEVATE_SERVER", s);
+    }
+    c.output().expect("run elevate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A server process on a free port with its own SQLite file, killed (not shut down) on drop.
+struct Server {
+    child: Child,
+    url: String,
+    config: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &str) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("elevate.toml");
+        let text = quickstart()
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("elevate-quickstart.db", &dir.join("e.db").display().to_string())
+            + extra;
+        std::fs::write(&config, text).unwrap();
+        Self::start_with(config, port)
+    }
+
+    fn start_with(config: PathBuf, port: u16) -> Server {
+        let child = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(20), "server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, url, config }
+    }
+
+    /// `kill -9`: nothing is flushed or shut down cleanly.
+    fn crash(mut self) -> (PathBuf, u16) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let port = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        (self.config.clone(), port)
+    }
+
+    fn run(&self, token: &str, args: &[&str]) -> Output {
+        elevate(args, Some(token), Some(&self.url))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn check_accepts_the_quickstart_and_names_every_problem_of_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, quickstart()).unwrap();
+    let o = elevate(&["check", "--config", good.to_str().unwrap()], None, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok (3 persons, 3 groups, 2 roles"), "{}", stdout(&o));
+
+    let bad = dir.path().join("bad.toml");
+    let text = quickstart().replace("max_duration = \"5m\"", "max_duration = \"5 minutes\"").replace(
+        "approvers = [\"db-approvers\"]\napprovals_required = 1",
+        "approvers = [\"db-aprovers\"]\napprovals_required = 1",
+    ) + "\n[roles.x]\nprovider = \"nope\"\n";
+    std::fs::write(&bad, text).unwrap();
+    let o = elevate(&["check", "--config", bad.to_str().unwrap()], None, None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    for needle in ["roles.demo-db.max_duration", "roles.demo-db.approvers[0]: unknown group `db-aprovers`", "roles.x"] {
+        assert!(err.contains(needle), "missing {needle} in:\n{err}");
+    }
+}
+
+#[test]
+fn explain_says_who_approves_and_what_would_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(&cfg, quickstart()).unwrap();
+    let o =
+        elevate(&["explain", "--config", cfg.to_str().unwrap(), "--as", "alice", "--role", "prod-admin"], None, None);
+    let out = stdout(&o);
+    assert!(out.contains("may request: yes"), "{out}");
+    assert!(out.contains("approvers:   bob, carol"), "{out}");
+    assert!(out.contains("2 distinct approver(s) needed"), "{out}");
+    let o =
+        elevate(&["explain", "--config", cfg.to_str().unwrap(), "--as", "alice", "--role", "prod-admn"], None, None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Did you mean `prod-admin`?"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_walkthrough_works_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    let o = s.run("example-token-alice", &["request", "demo-db", "2m", "INC-7", "look", "at", "the", "slow", "query"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "#1 alice demo-db for 2m — pending, 0 of 1 approvals");
+    let o = s.run("example-token-alice", &["approve", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not an approver"), "{}", stderr(&o));
+    let o = s.run("example-token-bob", &["approve", "#1"]);
+    assert_eq!(stdout(&o).trim(), "#1 alice demo-db for 2m — approved");
+    let t = Instant::now();
+    loop {
+        let o = s.run("example-token-alice", &["status"]);
+        if stdout(&o).contains("active, until") {
+            assert!(stdout(&o).contains("[dry run: nothing applied]"));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "not applied: {}", stdout(&o));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = s.run("example-token-alice", &["request", "demo-db", "9h", "INC-1", "x"]);
+    assert!(stderr(&o).contains("at most 5m"), "{}", stderr(&o));
+    let o = s.run("not-a-token", &["status"]);
+    assert!(stderr(&o).contains("Unknown or revoked API token"), "{}", stderr(&o));
+    let o = elevate(&["status"], None, Some(&s.url));
+    assert!(stderr(&o).contains("ELEVATE_TOKEN is not set"), "{}", stderr(&o));
+    let o = s.run("example-token-carol", &["revoke", "1", "--reason", "demo over"]);
+    assert_eq!(o.status.code(), Some(2), "revoke without a terminal needs --yes");
+    let o = s.run("example-token-carol", &["revoke", "1", "--reason", "demo over", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_killed_server_revokes_overdue_grants_as_soon_as_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    s.run("example-token-alice", &["request", "demo-db", "1s", "INC-7", "quick", "look"]);
+    s.run("example-token-bob", &["approve", "1"]);
+    let t = Instant::now();
+    while !stdout(&s.run("example-token-alice", &["status", "1"])).contains("active") {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (config, port) = s.crash();
+    std::thread::sleep(Duration::from_millis(1100));
+    let s = Server::start_with(config, port);
+    let t = Instant::now();
+    loop {
+        let out = stdout(&s.run("example-token-alice", &["status", "1"]));
+        if out.contains("— expired") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "still {out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_database_or_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pg.toml");
+    std::fs::write(&cfg, quickstart().replace("url = \"elevate-quickstart.db\"", "url_env = \"ELEVATE_TEST_NO_DB\""))
+        .unwrap();
+    let o = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("ELEVATE_TEST_NO_DB", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot connect to PostgreSQL"), "{}", stderr(&o));
+
+    let cfg = dir.path().join("hook.toml");
+    let text = quickstart().replace(
+        "[providers.dry]\ntype = \"dry-run\"",
+        "[providers.dry]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\nsecret_env = \"ELEVATE_TEST_UNSET_SECRET\"",
+    );
+    std::fs::write(&cfg, text.replace("elevate-quickstart.db", &dir.path().join("h.db").display().to_string()))
+        .unwrap();
+    let o = Command::new(BIN).args(["serve", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("ELEVATE_TEST_UNSET_SECRET") && err.contains("not set"), "{err}");
+}
+
+#[test]
+fn audit_verify_names_the_edited_event_and_export_writes_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    s.run("example-token-alice", &["request", "demo-db", "2m", "INC-7", "look"]);
+    s.run("example-token-bob", &["approve", "1"]);
+    let cfg = s.config.clone();
+    drop(s);
+    let c = cfg.to_str().unwrap();
+    let o = elevate(&["audit", "verify", "--config", c], None, None);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).starts_with("ok: "), "{}", stdout(&o));
+
+    let o = elevate(&["audit", "export", "--config", c, "--format", "jsonl"], None, None);
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 2);
+    assert_eq!(lines[0]["kind"], "request.created");
+    let o = elevate(&["audit", "export", "--config", c, "--format", "csv", "--since", "1d"], None, None);
+    assert!(stdout(&o).starts_with("seq,at,actor,kind,subject,details,prev_hash,hash\n"), "{}", stdout(&o));
+    let o = elevate(&["audit", "export", "--config", c, "--format", "xml"], None, None);
+    assert_eq!(o.status.code(), Some(2));
+
+    // Edit event 1 behind elevate's back.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = elevate_sql::SqlStore::connect(&dir.path().join("e.db").display().to_string()).await.unwrap();
+        store.execute_raw_for_tests("UPDATE audit_events SET actor = 'person:bob' WHERE seq = 1").await.unwrap();
+    });
+    let o = elevate(&["audit", "verify", "--config", c], None, None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("BROKEN: audit chain broken at seq 1"), "{}", stdout(&o));
+}
+
+#[test]
+fn token_new_prints_a_token_and_its_hash_once() {
+    let o = elevate(&["token", "new", "--person", "alice", "--name", "laptop"], None, None);
+    let out = stdout(&o);
+    let token = out.split_whitespace().find(|w| w.starts_with("elv_")).expect("a token");
+    let hash = elevate_bot::http::token_hash(token);
+    assert!(out.contains(&format!("sha256 = \"{hash}\"")), "{out}");
+    assert!(out.contains("[tokens.laptop]"));
+}

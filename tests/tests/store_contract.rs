@@ -1,0 +1,212 @@
+//! The Store's contract, run against SQLite and PostgreSQL alike: atomic writes, compare-and-set
+//! transitions, leases, cron claims, cursors and the audit chain.
+
+use chrono::{Duration, TimeZone, Utc};
+use elevate_core::{
+    GrantDuration, PersonId, Reason, RequestId, RoleName, State, UserError,
+    audit::{Actor, EventKind, NewEvent},
+    ports::{Change, Decided, Decision, DueKind, Linked, NewDue, Store},
+    request::{NewRequest, RequestKind, Source},
+    service::verify_store,
+};
+use elevate_sql::SqlStore;
+use elevate_tests::on_both_dbs;
+use serde_json::json;
+use std::time::Duration as StdDuration;
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+fn new_request(kind: RequestKind) -> NewRequest {
+    NewRequest {
+        kind,
+        role: RoleName::parse("db").unwrap(),
+        requester: PersonId::parse("alice").unwrap(),
+        duration: GrantDuration::parse("1h").unwrap(),
+        reason: Reason::parse("INC-1 fix").unwrap(),
+        ticket: Some("INC-1".into()),
+        source: Source::api("t"),
+        state: State::Pending,
+        created_at: t0(),
+    }
+}
+
+fn event(kind: EventKind) -> NewEvent {
+    NewEvent::new(t0(), Actor::System, kind, None, json!({ "k": "v" }))
+}
+
+async fn create(store: &SqlStore) -> RequestId {
+    let due = vec![NewDue {
+        kind: DueKind::PendingTimeout,
+        request: None,
+        due_at: t0() + Duration::hours(1),
+        payload: json!(null),
+    }];
+    store.create_request(new_request(RequestKind::Normal), event(EventKind::RequestCreated), due).await.unwrap().id
+}
+
+on_both_dbs!(creating_a_request_writes_it_its_event_and_its_due_items_together, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    let r = store.get_request(id).await.unwrap().unwrap();
+    assert_eq!((r.state, r.ticket.as_deref(), r.created_at), (State::Pending, Some("INC-1"), t0()));
+    let events = store.events(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].subject, Some(id.0), "the event's subject is the new id");
+    let due = store.due_items(id).await.unwrap();
+    assert_eq!((due.len(), due[0].request), (1, Some(id)));
+});
+
+on_both_dbs!(a_refusal_writes_only_its_audit_event, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    let refused = store
+        .decide(id, Box::new(|_| Decision::Refuse(UserError::conflict("no"), Some(event(EventKind::ApprovalRefused)))))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Decided::Refused(_)));
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 2);
+    let silent = store.decide(id, Box::new(|_| Decision::Refuse(UserError::conflict("no"), None))).await.unwrap();
+    assert!(matches!(silent, Decided::Refused(_)));
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 2);
+    assert_eq!(store.get_request(id).await.unwrap().unwrap().state, State::Pending);
+});
+
+on_both_dbs!(a_transition_changes_state_patch_approvals_items_and_chain_at_once, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    let out = store
+        .decide(
+            id,
+            Box::new(move |r| {
+                assert_eq!(r.state, State::Pending);
+                Change {
+                    to: Some(State::Approved),
+                    approval: Some(PersonId::parse("bob").unwrap()),
+                    event: Some(event(EventKind::RequestApproved)),
+                    schedule: vec![NewDue::new(DueKind::Apply, id, t0())],
+                    cancel: vec![DueKind::PendingTimeout],
+                    ..Change::default()
+                }
+                .into()
+            }),
+        )
+        .await
+        .unwrap();
+    let Decided::Changed(r) = out else { panic!("{out:?}") };
+    assert_eq!(r.state, State::Approved);
+    assert_eq!(r.approvers(), [PersonId::parse("bob").unwrap()]);
+    let kinds: Vec<_> = store.due_items(id).await.unwrap().iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, [DueKind::Apply]);
+    assert!(verify_store(&store).await.unwrap().broken.is_none());
+});
+
+on_both_dbs!(an_illegal_transition_or_a_missing_event_is_an_error_and_writes_nothing, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    let illegal = store
+        .decide(
+            id,
+            Box::new(|_| {
+                Change { to: Some(State::Expired), event: Some(event(EventKind::GrantExpired)), ..Change::default() }
+                    .into()
+            }),
+        )
+        .await;
+    assert!(illegal.is_err());
+    let silent = store.decide(id, Box::new(|_| Change { to: Some(State::Denied), ..Change::default() }.into())).await;
+    assert!(silent.is_err(), "a transition without an audit event is refused");
+    assert_eq!(store.get_request(id).await.unwrap().unwrap().state, State::Pending);
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 1);
+});
+
+on_both_dbs!(a_linked_conflict_rolls_the_whole_decision_back, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let parent = create(&store).await;
+    let other = create(&store).await;
+    let out = store
+        .decide(
+            parent,
+            Box::new(move |_| {
+                Change {
+                    to: Some(State::Denied),
+                    event: Some(event(EventKind::RequestDenied)),
+                    linked: Some(Linked {
+                        id: other,
+                        from: State::Approved,
+                        to: State::Extended,
+                        event: event(EventKind::GrantExtended),
+                    }),
+                    ..Change::default()
+                }
+                .into()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, Decided::LinkedConflict);
+    assert_eq!(store.get_request(parent).await.unwrap().unwrap().state, State::Pending, "rolled back");
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 2);
+});
+
+on_both_dbs!(claims_are_leases_and_due_order_is_kept, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    store
+        .schedule(vec![
+            NewDue::new(DueKind::Reminder, id, t0() + Duration::minutes(5)),
+            NewDue::new(DueKind::Apply, id, t0()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t0()));
+    let now = t0() + Duration::minutes(10);
+    let claimed = store.claim_due(now, 10, StdDuration::from_secs(60)).await.unwrap();
+    let kinds: Vec<_> = claimed.iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, [DueKind::Apply, DueKind::Reminder], "earliest first; the 1h timeout is not due");
+    assert!(store.claim_due(now, 10, StdDuration::from_secs(60)).await.unwrap().is_empty(), "leased");
+    let later = now + Duration::seconds(61);
+    assert_eq!(
+        store.claim_due(later, 10, StdDuration::from_secs(60)).await.unwrap().len(),
+        2,
+        "lease over: runs again"
+    );
+    store
+        .retry_due(claimed[0].id, later + Duration::seconds(5), 3, Some(event(EventKind::GrantApplyRetry)))
+        .await
+        .unwrap();
+    let item = store.due_items(id).await.unwrap().into_iter().find(|d| d.id == claimed[0].id).unwrap();
+    assert_eq!((item.attempts, item.due_at), (3, later + Duration::seconds(5)));
+    store.finish_due(claimed[1].id).await.unwrap();
+    store.finish_due(claimed[1].id).await.unwrap();
+    assert_eq!(store.due_items(id).await.unwrap().len(), 2);
+    // Retrying a finished item records nothing.
+    let before = store.events(0, 100).await.unwrap().len();
+    store.retry_due(claimed[1].id, later, 1, Some(event(EventKind::GrantApplyRetry))).await.unwrap();
+    assert_eq!(store.events(0, 100).await.unwrap().len(), before);
+});
+
+on_both_dbs!(a_cron_firing_is_claimed_once_and_cursors_only_move_forward, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    assert!(store.claim_cron("reconcile", t0()).await.unwrap());
+    assert!(!store.claim_cron("reconcile", t0()).await.unwrap());
+    assert!(store.claim_cron("reconcile", t0() + Duration::minutes(10)).await.unwrap());
+    assert_eq!(store.cursor("feed:log").await.unwrap(), 0);
+    store.set_cursor("feed:log", 5).await.unwrap();
+    store.set_cursor("feed:log", 3).await.unwrap();
+    assert_eq!(store.cursor("feed:log").await.unwrap(), 5);
+});
+
+on_both_dbs!(concurrent_appends_keep_one_linear_chain, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let writes = (0..40).map(|_| {
+        let s = store.clone();
+        tokio::spawn(async move { s.append_event(event(EventKind::RequestReminder)).await.unwrap() })
+    });
+    let mut seqs: Vec<i64> = futures::future::join_all(writes).await.into_iter().map(|r| r.unwrap().seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    let report = verify_store(&store).await.unwrap();
+    assert_eq!((report.checked, report.broken), (40, None));
+});
