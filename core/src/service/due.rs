@@ -505,7 +505,7 @@ impl Service {
                     Actor::System,
                     EventKind::ExpiryWarning,
                     Some(r.id),
-                    json!({ "expires_at": exp.to_rfc3339(), "minutes_left": (exp - now).num_minutes() }),
+                    json!({ "expires_at": exp.to_rfc3339(), "minutes_left": ((exp - now).num_seconds() + 59) / 60 }),
                 )),
                 finish: Some(item_id),
                 ..Change::default()
