@@ -1,12 +1,11 @@
 //! The test application: the real `App` (store, providers, service, scheduler, HTTP API) on a
 //! loopback port, with a `ManualClock` the test moves and a webhook receiver on loopback.
 
-use crate::{TestDb, policy, receiver::Receiver};
+use crate::{TestDb, fake_slack::FakeSlack, policy, receiver::Receiver};
 use chrono::{TimeZone, Utc};
 use elevate_bot::{
     app::{App, AppOptions},
     config::Config,
-    http,
 };
 use elevate_core::{
     ManualClock, RequestId,
@@ -23,6 +22,7 @@ pub struct TestAppBuilder {
     background: bool,
     config: Option<String>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    slack: bool,
 }
 
 /// A running application under test.
@@ -32,6 +32,8 @@ pub struct TestApp {
     pub receiver: Receiver,
     pub base: String,
     pub db: TestDb,
+    /// The fake Slack Web API, when the app was built `.slack()`.
+    pub slack: Option<FakeSlack>,
     server: ServerTask,
 }
 
@@ -53,6 +55,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Configure `[slack]` against a fake Slack Web API (see `crate::slack`).
+    pub fn slack(mut self) -> Self {
+        self.slack = true;
+        self
+    }
+
     pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(n);
         self
@@ -65,11 +73,27 @@ impl TestAppBuilder {
             Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
         ));
         let db = self.db.unwrap_or_else(TestDb::sqlite);
-        let text = match &self.config {
+        let mut text = match &self.config {
             Some(t) => t.replace("{WEBHOOK_URL}", &receiver.url),
             None => policy::config(&receiver.url),
         };
-        TestApp::start(text, db, receiver, clock, self.background, self.notifiers).await
+        let slack = if self.slack {
+            let fake = crate::slack::start_fake().await;
+            text = crate::slack::config(&text, &fake.url);
+            Some(fake)
+        } else {
+            None
+        };
+        TestApp::start(
+            text,
+            db,
+            receiver,
+            clock,
+            self.background,
+            self.notifiers,
+            slack,
+        )
+        .await
     }
 }
 
@@ -80,6 +104,7 @@ impl TestApp {
             background: false,
             config: None,
             notifiers: Vec::new(),
+            slack: false,
         }
     }
 
@@ -95,11 +120,12 @@ impl TestApp {
         clock: Arc<ManualClock>,
         background: bool,
         notifiers: Vec<Arc<dyn Notifier>>,
+        slack: Option<FakeSlack>,
     ) -> TestApp {
         // SAFETY of set_var: tests set the same value every time, before any reader starts.
         unsafe { std::env::set_var("ELEVATE_TEST_WEBHOOK_SECRET", policy::WEBHOOK_SECRET) };
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:#?}"));
-        Self::launch(config, db, receiver, clock, background, notifiers).await
+        Self::launch(config, db, receiver, clock, background, notifiers, slack).await
     }
 
     /// Simulates a crash: the server and every loop stop at once, nothing is flushed; then a new
@@ -111,12 +137,13 @@ impl TestApp {
             receiver,
             db,
             server,
+            slack,
             ..
         } = self;
         server.0.abort();
         let config = app.config.clone();
         drop(app);
-        TestApp::launch(config, db, receiver, clock, background, Vec::new()).await
+        TestApp::launch(config, db, receiver, clock, background, Vec::new(), slack).await
     }
 
     async fn launch(
@@ -126,6 +153,7 @@ impl TestApp {
         clock: Arc<ManualClock>,
         background: bool,
         notifiers: Vec<Arc<dyn Notifier>>,
+        slack: Option<FakeSlack>,
     ) -> TestApp {
         let opts = AppOptions {
             clock: clock.clone(),
@@ -139,7 +167,7 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = http::router(app.state());
+        let router = app.router();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -150,6 +178,7 @@ impl TestApp {
             receiver,
             base,
             db,
+            slack,
             server: ServerTask(server),
         }
     }
