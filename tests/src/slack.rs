@@ -262,11 +262,10 @@ impl TestApp {
             .rev()
             .find_map(|m| {
                 let has = m.blocks.as_array().into_iter().flatten().any(|b| {
-                    b["elements"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|e| e["action_id"] == action && e["value"] == id.to_string())
+                    b["elements"].as_array().into_iter().flatten().any(|e| {
+                        e["action_id"] == action
+                            && e["value"].as_str() == Some(id.to_string().as_str())
+                    })
                 });
                 has.then(|| (m.channel.clone(), m.ts.clone()))
             })

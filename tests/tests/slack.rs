@@ -557,7 +557,19 @@ async fn slack_rate_limits_and_errors_delay_messages_but_lose_none() {
         app.card(id).all_text().contains("Approved by <@UBOB>"),
         "updated after the error"
     );
-    assert_eq!(slack.calls("chat.update").len() >= 2, true);
+    assert!(
+        slack.calls("chat.update").len() >= 2,
+        "the failed update was retried"
+    );
+    assert_eq!(
+        slack
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.args["channel"] == DB_CHANNEL)
+            .count(),
+        2,
+        "the 429 was retried once"
+    );
 }
 
 #[tokio::test]

@@ -59,17 +59,17 @@ impl Slack {
     }
 
     async fn email_of(&self, user_id: &str) -> Result<Option<String>, UserError> {
-        if let Some((email, at)) = self
+        let cached = self
             .inner
             .identity
             .emails
             .lock()
             .expect("identity lock")
             .get(user_id)
-        {
-            if at.elapsed() < TTL {
-                return Ok(email.clone());
-            }
+            .filter(|(_, at)| at.elapsed() < TTL)
+            .map(|(email, _)| email.clone());
+        if let Some(email) = cached {
+            return Ok(email);
         }
         let email = match self.inner.api.user_email(user_id).await {
             Ok(e) => e,

@@ -24,13 +24,13 @@ pub fn routes(slack: Slack) -> Router {
         .with_state(slack)
 }
 
-fn unauthorized(why: &str) -> Response {
+fn unauthorized(why: &str) -> Box<Response> {
     tracing::warn!(why, "refused a Slack payload");
-    (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response()
+    Box::new((StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response())
 }
 
 /// The body as text, if Slack signed it with our secret within the last five minutes.
-fn verified(slack: &Slack, headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
+fn verified(slack: &Slack, headers: &HeaderMap, body: &Bytes) -> Result<String, Box<Response>> {
     let Some(secret) = slack.settings().signing_secret.as_deref() else {
         return Err(unauthorized(
             "no signing secret configured (Socket Mode only)",
@@ -60,7 +60,7 @@ fn answer(v: Option<Value>) -> Response {
 async fn commands(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match verified(&slack, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match serde_urlencoded::from_str::<CommandForm>(&body) {
         Ok(form) => answer(slack.handle_command(form).await),
@@ -71,7 +71,7 @@ async fn commands(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -
 async fn interactions(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match verified(&slack, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let payload = serde_urlencoded::from_str::<Vec<(String, String)>>(&body)
         .ok()
@@ -86,7 +86,7 @@ async fn interactions(State(slack): State<Slack>, headers: HeaderMap, body: Byte
 async fn events(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match verified(&slack, &headers, &body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(event) = serde_json::from_str::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "expected JSON").into_response();

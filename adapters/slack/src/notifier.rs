@@ -51,12 +51,12 @@ impl Notifier for SlackNotifier {
                 .await?;
         }
         let line = render::requester_line(event, req, &|p| slack.name(p), &escape);
-        if let Some(line) = line {
-            if let Some(user) = slack.requester_user(req).await? {
-                let extend = (event.kind == "grant.expiry_warning").then_some(req.id.0);
-                let blocks = slack.dm_blocks(&line, extend);
-                slack.dm(&user, &line, blocks).await?;
-            }
+        if let Some(line) = line
+            && let Some(user) = slack.requester_user(req).await?
+        {
+            let extend = (event.kind == "grant.expiry_warning").then_some(req.id.0);
+            let blocks = slack.dm_blocks(&line, extend);
+            slack.dm(&user, &line, blocks).await?;
         }
         Ok(())
     }

@@ -10,10 +10,8 @@ use crate::{Slack, commands::CommandForm};
 use slack_morphism::prelude::*;
 use std::sync::Arc;
 
-fn adapter(
-    states: &SlackClientEventsUserState,
-) -> impl std::future::Future<Output = Option<Slack>> + '_ {
-    async move { states.read().await.get_user_state::<Slack>().cloned() }
+async fn adapter(states: &SlackClientEventsUserState) -> Option<Slack> {
+    states.read().await.get_user_state::<Slack>().cloned()
 }
 
 async fn on_command(
