@@ -598,3 +598,47 @@ async fn events_endpoint_answers_the_url_verification_challenge() {
         .await;
     assert_eq!(forged.status, 401);
 }
+
+#[tokio::test]
+async fn the_extend_button_in_the_expiry_warning_asks_for_more_time() {
+    let app = slack_app().await;
+    let id = TestApp::id_in(
+        &app.slack_command("alice", "db 1h INC-1 long job")
+            .await
+            .text(),
+    );
+    app.slack_click("bob", "elevate_approve", id).await;
+    app.tick().await;
+    app.advance(Duration::minutes(50));
+    app.tick().await;
+
+    app.slack_click("alice", "elevate_extend", id).await;
+    let modal = app
+        .fake_slack()
+        .calls("views.open")
+        .pop()
+        .expect("extend modal");
+    assert_eq!(modal.args["view"]["callback_id"], "elevate_extend");
+    let done = app
+        .slack_submit(
+            "alice",
+            "elevate_extend",
+            &id.to_string(),
+            &[("duration", "30m"), ("reason", "")],
+        )
+        .await;
+    assert_eq!(done.body, serde_json::Value::Null, "{:?}", done.body);
+    app.deliver().await;
+    let ext = id + 1;
+    assert!(
+        app.card(ext)
+            .all_text()
+            .contains(&format!("asks to extend #{id}"))
+    );
+
+    app.slack_click("bob", "elevate_approve", ext).await;
+    app.tick().await;
+    app.tick().await;
+    let dms = app.fake_slack().dms("UALICE").join("\n");
+    assert!(dms.contains("now runs until 2026-03-02 10:30 UTC"), "{dms}");
+}

@@ -13,6 +13,9 @@ use tracing::warn;
 
 /// Attempts at one call when Slack answers 429.
 const RATE_LIMIT_ATTEMPTS: u32 = 3;
+/// Calls made while Slack waits for an answer (`views.open`, `users.info`) give up after this,
+/// so that the acknowledgement still goes out within Slack's 3 seconds.
+const INGRESS_BUDGET: Duration = Duration::from_millis(2500);
 /// Longest `Retry-After` honoured inline; longer waits fail the call and leave the retry to the
 /// feed, so that a handler never holds up for minutes.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(30);
@@ -110,13 +113,22 @@ impl SlackApi {
     pub async fn open_view(&self, trigger_id: &str, view: Value) -> Result<(), String> {
         let view: SlackView = serde_json::from_value(view).map_err(|e| format!("view: {e}"))?;
         let req = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
-        call!(self, "views.open", |s| s.views_open(&req)).map(|_| ())
+        tokio::time::timeout(INGRESS_BUDGET, async {
+            call!(self, "views.open", |s| s.views_open(&req))
+        })
+        .await
+        .map_err(|_| "views.open: timed out".to_string())?
+        .map(|_| ())
     }
 
     /// The email of a Slack user, if their profile shows one.
     pub async fn user_email(&self, user: &str) -> Result<Option<String>, String> {
         let req = SlackApiUsersInfoRequest::new(user.into());
-        let r = call!(self, "users.info", |s| s.users_info(&req))?;
+        let r = tokio::time::timeout(INGRESS_BUDGET, async {
+            call!(self, "users.info", |s| s.users_info(&req))
+        })
+        .await
+        .map_err(|_| "users.info: timed out".to_string())??;
         Ok(r.user.profile.and_then(|p| p.email).map(|e| e.to_string()))
     }
 
