@@ -524,6 +524,25 @@ mod tests {
     }
 
     #[test]
+    fn slack_settings_are_checked() {
+        let base = include_str!("../../examples/quickstart.toml");
+        let bad = format!("{base}\n[slack]\nteam_id = \"workspace\"\nsocket_mode = true\n");
+        let errs = Config::parse(&bad).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "slack.team_id",
+            "slack.bot_token_env",
+            "slack.app_token_env",
+        ] {
+            assert!(paths.contains(&want), "missing {want}: {errs:#?}");
+        }
+        let good = format!(
+            "{base}\n[slack]\nteam_id = \"T1\"\nsigning_secret_env = \"S\"\nbot_token_env = \"B\"\n"
+        );
+        assert!(Config::parse(&good).unwrap().slack.is_some());
+    }
+
+    #[test]
     fn every_periodic_job_schedule_parses() {
         let cfg = SchedulerConfig::default();
         assert_eq!(cfg.jobs().len(), 2);
