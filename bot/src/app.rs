@@ -11,7 +11,7 @@ use crate::{
 use anyhow::Context;
 use elevate_core::{
     Service,
-    ports::{GrantProvider, Notifier, Store},
+    ports::{ChatRefs, GrantProvider, Notifier, Store},
     time::{Clock, SystemClock},
 };
 use elevate_sql::{Dialect, SqlStore};
@@ -58,6 +58,8 @@ pub struct App {
     /// Providers supplied by the caller rather than built from the config (kept for restarts
     /// in tests).
     pub provider_overrides: BTreeMap<String, Arc<dyn GrantProvider>>,
+    /// The Slack adapter, when `[slack]` is configured.
+    pub slack: Option<elevate_slack::Slack>,
     notifiers: Vec<Arc<dyn Notifier>>,
     background: bool,
     ready: Arc<AtomicBool>,
@@ -107,6 +109,21 @@ impl App {
             metrics.clone(),
             &config.scheduler,
         ));
+        let mut notifiers = opts.notifiers;
+        let slack = match &config.slack {
+            Some(sc) => {
+                let settings = sc.settings().map_err(anyhow::Error::msg)?;
+                let refs: Arc<dyn ChatRefs> = Arc::new(store.clone());
+                let slack = elevate_slack::Slack::new(settings, service.clone(), refs).context("Slack client")?;
+                notifiers.push(Arc::new(elevate_slack::SlackNotifier(slack.clone())));
+                if slack.settings().audit_channel.is_some() {
+                    notifiers.push(Arc::new(elevate_slack::SlackFeed(slack.clone())));
+                }
+                info!(team = %slack.settings().team_id, socket_mode = slack.settings().app_token.is_some(), "Slack ready");
+                Some(slack)
+            }
+            None => None,
+        };
         let (shutdown_tx, _) = watch::channel(false);
         Ok(App {
             config,
@@ -117,7 +134,8 @@ impl App {
             wake,
             clock: opts.clock,
             provider_overrides: opts.provider_overrides,
-            notifiers: opts.notifiers,
+            slack,
+            notifiers,
             background: opts.background,
             ready: Arc::new(AtomicBool::new(false)),
             shutdown_tx,
@@ -132,6 +150,20 @@ impl App {
             metrics: self.metrics.clone(),
             ready: self.ready.clone(),
         }
+    }
+
+    /// The HTTP API plus the Slack endpoints when Slack is configured (HTTP mode).
+    pub fn router(&self) -> axum::Router {
+        let router = http::router(self.state());
+        match &self.slack {
+            Some(s) if s.settings().signing_secret.is_some() => router.merge(elevate_slack::routes(s.clone())),
+            _ => router,
+        }
+    }
+
+    /// Every notifier the audit feed delivers to (tests drain them synchronously).
+    pub fn notifiers(&self) -> &[Arc<dyn Notifier>] {
+        &self.notifiers
     }
 
     /// Starts the scheduler, cron and audit-feed loops (if enabled) and marks the app ready.
@@ -160,8 +192,15 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = http::router(self.state());
+        let router = self.router();
         self.start();
+        if let Some(slack) = self.slack.clone().filter(|s| s.settings().app_token.is_some()) {
+            self.tasks.push(tokio::spawn(async move {
+                if let Err(e) = slack.run_socket_mode().await {
+                    tracing::error!(error = %e, "Slack Socket Mode stopped");
+                }
+            }));
+        }
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks.drain(..) {

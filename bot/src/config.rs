@@ -21,7 +21,91 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub scheduler: SchedulerConfig,
+    /// `[slack]`: absent means no Slack.
+    pub slack: Option<SlackConfig>,
     pub policy: Policy,
+}
+
+/// `[slack]`: the workspace this installation serves and where its secrets are. HTTP mode needs
+/// the signing secret; Socket Mode (`socket_mode = true`) needs the app token instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The workspace id (`T…`); payloads from any other workspace are refused.
+    pub team_id: String,
+    pub signing_secret_env: Option<String>,
+    pub signing_secret_file: Option<String>,
+    pub bot_token_env: Option<String>,
+    pub bot_token_file: Option<String>,
+    /// Channel id (`C…`) for one line per audit event.
+    pub audit_channel: Option<String>,
+    #[serde(default)]
+    pub socket_mode: bool,
+    pub app_token_env: Option<String>,
+    pub app_token_file: Option<String>,
+    /// The Web API base; only tests change it.
+    #[serde(default = "default_slack_api")]
+    pub api_url: String,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".into()
+}
+
+impl SlackConfig {
+    fn secret(env: &Option<String>, file: &Option<String>) -> SecretRef {
+        SecretRef { secret_env: env.clone(), secret_file: file.clone() }
+    }
+
+    fn check(&self, errs: &mut Vec<ConfigError>) {
+        let pairs = [
+            ("signing_secret", &self.signing_secret_env, &self.signing_secret_file, !self.socket_mode),
+            ("bot_token", &self.bot_token_env, &self.bot_token_file, true),
+            ("app_token", &self.app_token_env, &self.app_token_file, self.socket_mode),
+        ];
+        for (name, env, file, needed) in pairs {
+            match (env, file) {
+                (Some(_), Some(_)) => errs.push(ConfigError::new(
+                    format!("slack.{name}_env"),
+                    format!("set either {name}_env or {name}_file, not both"),
+                )),
+                (None, None) if needed => errs.push(ConfigError::new(
+                    format!("slack.{name}_env"),
+                    format!("missing: set {name}_env (an environment variable) or {name}_file"),
+                )),
+                _ => {}
+            }
+        }
+        if !self.team_id.starts_with(['T', 'E']) {
+            errs.push(ConfigError::new(
+                "slack.team_id",
+                format!("`{}` is not a Slack workspace id (like T0123ABCD)", self.team_id),
+            ));
+        }
+    }
+
+    /// Resolves the secrets for the Slack adapter; errors name where a secret was looked for.
+    pub fn settings(&self) -> Result<elevate_slack::SlackSettings, String> {
+        let resolve = |name: &str, env: &Option<String>, file: &Option<String>| {
+            if env.is_none() && file.is_none() {
+                return Ok(None);
+            }
+            Self::secret(env, file).resolve(&format!("slack.{name}")).map(Some)
+        };
+        Ok(elevate_slack::SlackSettings {
+            team_id: self.team_id.clone(),
+            signing_secret: resolve("signing_secret", &self.signing_secret_env, &self.signing_secret_file)?,
+            bot_token: resolve("bot_token", &self.bot_token_env, &self.bot_token_file)?
+                .ok_or("slack.bot_token_env: no bot token configured")?,
+            audit_channel: self.audit_channel.clone(),
+            app_token: if self.socket_mode {
+                resolve("app_token", &self.app_token_env, &self.app_token_file)?
+            } else {
+                None
+            },
+            api_url: self.api_url.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,7 +233,7 @@ impl SchedulerConfig {
     }
 }
 
-const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler"];
+const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -209,6 +293,10 @@ impl Config {
         if scheduler.concurrency == 0 {
             errs.push(ConfigError::new("scheduler.concurrency", "must be at least 1"));
         }
+        let slack = root.get("slack").and_then(|v| de::<SlackConfig>("slack", v, &mut errs));
+        if let Some(s) = &slack {
+            s.check(&mut errs);
+        }
         let providers = parse_providers(&root, &mut errs);
         let names: Vec<String> = providers.keys().cloned().collect();
         let policy = match parse_policy(&root, &names) {
@@ -228,7 +316,7 @@ impl Config {
             }
         }
         match (errs.is_empty(), policy) {
-            (true, Some(policy)) => Ok(Config { server, database, providers, scheduler, policy }),
+            (true, Some(policy)) => Ok(Config { server, database, providers, scheduler, slack, policy }),
             _ => Err(errs),
         }
     }
@@ -374,6 +462,19 @@ mod tests {
         for want in ["sever", "server.listen", "scheduler.reconcile", "providers.hook.secret_env"] {
             assert!(paths.contains(&want), "missing {want}: {errs:#?}");
         }
+    }
+
+    #[test]
+    fn slack_settings_are_checked() {
+        let base = include_str!("../../examples/quickstart.toml");
+        let bad = format!("{base}\n[slack]\nteam_id = \"workspace\"\nsocket_mode = true\n");
+        let errs = Config::parse(&bad).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in ["slack.team_id", "slack.bot_token_env", "slack.app_token_env"] {
+            assert!(paths.contains(&want), "missing {want}: {errs:#?}");
+        }
+        let good = format!("{base}\n[slack]\nteam_id = \"T1\"\nsigning_secret_env = \"S\"\nbot_token_env = \"B\"\n");
+        assert!(Config::parse(&good).unwrap().slack.is_some());
     }
 
     #[test]

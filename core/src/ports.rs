@@ -312,3 +312,27 @@ pub struct NoWake;
 impl Wake for NoWake {
     fn wake(&self) {}
 }
+
+/// Where a chat platform put something about a request (the approval card's channel and message
+/// id; the requester's chat user id), so that later events update that message in place and
+/// reach that person even after a restart. A narrow port of its own, apart from `Store`, because
+/// only chat adapters need it.
+#[async_trait]
+pub trait ChatRefs: Send + Sync + 'static {
+    /// `(channel, message)` recorded under `name` for this request on `platform`.
+    async fn chat_ref(
+        &self,
+        platform: &str,
+        request: RequestId,
+        name: &str,
+    ) -> Result<Option<(String, String)>, StoreError>;
+    /// Records (or replaces) the reference.
+    async fn set_chat_ref(
+        &self,
+        platform: &str,
+        request: RequestId,
+        name: &str,
+        channel: &str,
+        message: &str,
+    ) -> Result<(), StoreError>;
+}

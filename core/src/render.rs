@@ -133,3 +133,112 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
         other => format!("{id} {other} by {who}"),
     }
 }
+
+/// What the requester is told about a change to their own request, in the second person, for
+/// chat DMs; `None` for events that are not news to them (their own request being created, a
+/// refused click by someone else, retries). `name` renders a person (a chat mention, or the
+/// plain id) and `text` makes free text (reasons, provider messages) safe for the platform;
+/// both are the adapter's.
+pub fn requester_line(
+    ev: &AuditEvent,
+    req: &Request,
+    name: &dyn Fn(&str) -> String,
+    text: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    let d = &ev.details;
+    let what = format!("your request {} for `{}`", req.id, req.role);
+    let who = || match ev.actor.strip_prefix("person:") {
+        Some(p) => name(p),
+        None => actor_name(&ev.actor),
+    };
+    let closer = || req.closed_by.as_deref().map(name).unwrap_or_else(who);
+    let why = || match req.note.as_deref() {
+        Some(n) if !n.is_empty() => format!(": {}", text(n)),
+        _ => String::new(),
+    };
+    let dry = dry_run_suffix(ev, Some(req));
+    let line = match ev.kind.as_str() {
+        "request.approval_added" => format!(
+            "{who} approved {what} ({} of {} approvals so far).",
+            n(d, "approvals"),
+            n(d, "required"),
+            who = who()
+        ),
+        "request.approved" => {
+            let by: Vec<String> = d
+                .get("approvers")
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str()).map(name).collect())
+                .unwrap_or_else(|| vec![who()]);
+            format!("Approved by {}: {what} is being applied.", by.join(", "))
+        }
+        "request.denied" => format!("Denied by {}: {what}. Reason: {}", who(), text(s(d, "reason"))),
+        "request.cancelled" => format!("Cancelled: {what}."),
+        "request.timed_out" => {
+            format!("Timed out: nobody decided on {what} in time. Ask again if you still need it.")
+        }
+        "grant.applied" => {
+            format!("Granted: you have `{}` until {} ({}).{dry}", req.role, when(d, "expires_at"), req.id)
+        }
+        "grant.failed" => format!(
+            "The grant of `{}` ({}) failed: {}: {}",
+            req.role,
+            req.id,
+            text(s(d, "code")),
+            text(s(d, "message"))
+        ),
+        "grant.expiry_warning" => {
+            format!("Your `{}` access ({}) expires in {} min.", req.role, req.id, n(d, "minutes_left"))
+        }
+        "grant.extended" => {
+            format!("Extended: your `{}` access ({}) now runs until {}.", req.role, req.id, when(d, "expires_at"))
+        }
+        "grant.expired" => format!("Expired: your `{}` access ({}) has been removed.{dry}", req.role, req.id),
+        "grant.released" => format!("Released: your `{}` access ({}) has been removed.{dry}", req.role, req.id),
+        "grant.revoked" => {
+            format!("Revoked by {}{}: your `{}` access ({}) has been removed.{dry}", closer(), why(), req.role, req.id)
+        }
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// Where a request stands, for the status line of an approval card that is updated in place:
+/// "1 of 2 approvals: dana", "Approved by dana, lee — active until 14:05 UTC", "Denied by bob:
+/// …". `name` and `text` as in [`requester_line`].
+pub fn card_status(
+    req: &Request,
+    required: u32,
+    name: &dyn Fn(&str) -> String,
+    text: &dyn Fn(&str) -> String,
+) -> String {
+    use crate::State;
+    let approvers: Vec<String> = req.approvals.iter().map(|a| name(a.approver.as_str())).collect();
+    let approved = || format!("Approved by {}", approvers.join(", "));
+    let closer = || req.closed_by.as_deref().map(name).unwrap_or_default();
+    let note = || match req.note.as_deref() {
+        Some(n) if !n.is_empty() => format!(": {}", text(n)),
+        _ => String::new(),
+    };
+    let until = || req.expires_at.map(time).unwrap_or_else(|| "?".into());
+    match req.state {
+        State::Pending if approvers.is_empty() => {
+            format!("Waiting for {required} approval{}", if required == 1 { "" } else { "s" })
+        }
+        State::Pending => format!("{} of {required} approvals: {}", approvers.len(), approvers.join(", ")),
+        State::Approved => format!("{} — being applied", approved()),
+        State::Active => format!("{} — active until {}", approved(), until()),
+        State::Revoking => format!("{} — access being removed", approved()),
+        State::Expired => format!("{} — expired at {}", approved(), until()),
+        State::Released => format!("{} — released by {}", approved(), closer()),
+        State::Revoked => format!("{} — revoked by {}{}", approved(), closer(), note()),
+        State::Denied => format!("Denied by {}{}", closer(), note()),
+        State::Cancelled => format!("Cancelled by {}", closer()),
+        State::TimedOut => "Timed out: nobody decided in time".to_string(),
+        State::GrantFailed => format!("{} — but the grant failed{}", approved(), note()),
+        State::Extended => match req.kind.parent() {
+            Some(p) => format!("{} — added to {p}", approved()),
+            None => approved(),
+        },
+    }
+}

@@ -1,12 +1,11 @@
 //! The test application: the real `App` (store, providers, service, scheduler, HTTP API) on a
 //! loopback port, with a `ManualClock` the test moves and a webhook receiver on loopback.
 
-use crate::{TestDb, policy, receiver::Receiver};
+use crate::{TestDb, fake_slack::FakeSlack, policy, receiver::Receiver};
 use chrono::{TimeZone, Utc};
 use elevate_bot::{
     app::{App, AppOptions},
     config::Config,
-    http,
 };
 use elevate_core::{
     ManualClock, RequestId,
@@ -24,6 +23,18 @@ pub struct TestAppBuilder {
     config: Option<String>,
     notifiers: Vec<Arc<dyn Notifier>>,
     providers: BTreeMap<String, Arc<dyn GrantProvider>>,
+    slack: bool,
+}
+
+/// What a test app is built from, kept across a simulated restart.
+struct Parts {
+    db: TestDb,
+    receiver: Receiver,
+    clock: Arc<ManualClock>,
+    background: bool,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    slack: Option<FakeSlack>,
+    providers: BTreeMap<String, Arc<dyn GrantProvider>>,
 }
 
 /// A running application under test.
@@ -33,6 +44,8 @@ pub struct TestApp {
     pub receiver: Receiver,
     pub base: String,
     pub db: TestDb,
+    /// The fake Slack Web API, when the app was built `.slack()`.
+    pub slack: Option<FakeSlack>,
     server: ServerTask,
 }
 
@@ -61,6 +74,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Configure `[slack]` against a fake Slack Web API (see `crate::slack`).
+    pub fn slack(mut self) -> Self {
+        self.slack = true;
+        self
+    }
+
     pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(n);
         self
@@ -71,17 +90,40 @@ impl TestAppBuilder {
         let receiver = Receiver::start(policy::WEBHOOK_SECRET).await;
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
         let db = self.db.unwrap_or_else(TestDb::sqlite);
-        let text = match &self.config {
+        let mut text = match &self.config {
             Some(t) => t.replace("{WEBHOOK_URL}", &receiver.url),
             None => policy::config(&receiver.url),
         };
-        TestApp::start(text, db, receiver, clock, self.background, self.notifiers, self.providers).await
+        let slack = if self.slack {
+            let fake = crate::slack::start_fake().await;
+            text = crate::slack::config(&text, &fake.url);
+            Some(fake)
+        } else {
+            None
+        };
+        let parts = Parts {
+            db,
+            receiver,
+            clock,
+            background: self.background,
+            notifiers: self.notifiers,
+            slack,
+            providers: self.providers,
+        };
+        TestApp::start(text, parts).await
     }
 }
 
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { db: None, background: false, config: None, notifiers: Vec::new(), providers: BTreeMap::new() }
+        TestAppBuilder {
+            db: None,
+            background: false,
+            config: None,
+            notifiers: Vec::new(),
+            slack: false,
+            providers: BTreeMap::new(),
+        }
     }
 
     /// SQLite, test policy, scheduler driven by the test.
@@ -89,57 +131,50 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
-    async fn start(
-        text: String,
-        db: TestDb,
-        receiver: Receiver,
-        clock: Arc<ManualClock>,
-        background: bool,
-        notifiers: Vec<Arc<dyn Notifier>>,
-        providers: BTreeMap<String, Arc<dyn GrantProvider>>,
-    ) -> TestApp {
+    async fn start(text: String, parts: Parts) -> TestApp {
         // SAFETY of set_var: tests set the same value every time, before any reader starts.
         unsafe { std::env::set_var("ELEVATE_TEST_WEBHOOK_SECRET", policy::WEBHOOK_SECRET) };
         let config = Config::parse(&text).unwrap_or_else(|e| panic!("test config invalid: {e:#?}"));
-        Self::launch(config, db, receiver, clock, background, notifiers, providers).await
+        Self::launch(config, parts).await
     }
 
     /// Simulates a crash: the server and every loop stop at once, nothing is flushed; then a new
     /// process starts on the same database with the clock where the test left it.
     pub async fn crash_and_restart(self, background: bool) -> TestApp {
-        let TestApp { app, clock, receiver, db, server, .. } = self;
+        let TestApp { app, clock, receiver, db, server, slack, .. } = self;
         server.0.abort();
         let config = app.config.clone();
         let providers = app.provider_overrides.clone();
         drop(app);
-        TestApp::launch(config, db, receiver, clock, background, Vec::new(), providers).await
+        let parts = Parts { db, receiver, clock, background, notifiers: Vec::new(), slack, providers };
+        TestApp::launch(config, parts).await
     }
 
-    async fn launch(
-        config: Config,
-        db: TestDb,
-        receiver: Receiver,
-        clock: Arc<ManualClock>,
-        background: bool,
-        notifiers: Vec<Arc<dyn Notifier>>,
-        providers: BTreeMap<String, Arc<dyn GrantProvider>>,
-    ) -> TestApp {
+    async fn launch(config: Config, p: Parts) -> TestApp {
         let opts = AppOptions {
-            clock: clock.clone(),
-            provider_overrides: providers,
-            notifiers,
-            background,
-            database_url: Some(db.url.clone()),
+            clock: p.clock.clone(),
+            provider_overrides: p.providers,
+            notifiers: p.notifiers,
+            background: p.background,
+            database_url: Some(p.db.url.clone()),
         };
-        let mut app = App::build(config, opts).await.expect("app rebuilds");
+        let mut app = App::build(config, opts).await.expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = http::router(app.state());
+        let router = app.router();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         app.start();
-        TestApp { app, clock, receiver, base, db, server: ServerTask(server) }
+        TestApp {
+            app,
+            clock: p.clock,
+            receiver: p.receiver,
+            base,
+            db: p.db,
+            slack: p.slack,
+            server: ServerTask(server),
+        }
     }
 
     pub fn person(&self, name: &str) -> Person {

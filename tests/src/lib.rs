@@ -11,9 +11,11 @@
 //! ```
 
 pub mod db;
+pub mod fake_slack;
 pub mod harness;
 pub mod policy;
 pub mod receiver;
+pub mod slack;
 
 pub use db::TestDb;
 pub use harness::{Answer, Person, TestApp, TestAppBuilder};

@@ -6,6 +6,7 @@
 //! which both SQLite and PostgreSQL read the same way; the few dialect-specific statements
 //! (row locks) are picked by `pg`.
 
+mod chat_refs;
 mod rows;
 mod store;
 

@@ -1,0 +1,247 @@
+//! `/elevate …`: one function per sub-command. Answers are ephemeral (only the caller sees
+//! them); every refusal names the problem and, through core's messages, the fix.
+
+use crate::{PLATFORM, Slack, blocks, text};
+use elevate_core::{
+    CoreError, RequestId, State, UserError, policy::Caller, ports::RequestQuery, request::Source, service::RequestInput,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A slash command as Slack posts it (form-encoded), reduced to what elevate reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandForm {
+    pub team_id: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub channel_id: String,
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub trigger_id: String,
+    #[serde(default)]
+    pub response_url: String,
+}
+
+const HELP: &str = "*elevate*: just-in-time access.\n\
+• `/elevate ROLE DURATION REASON…`: ask for a role, e.g. `/elevate prod-db 2h INC-4211 fix replication lag`\n\
+• `/elevate`: the same, in a form\n\
+• `/elevate status`: your pending requests and active grants\n\
+• `/elevate release [ID]`: give access back early\n\
+• `/elevate extend ID DURATION`: ask for more time\n\
+• `/elevate cancel ID`: withdraw a pending request";
+
+/// An ephemeral answer.
+pub(crate) fn ephemeral(text: impl Into<String>) -> Value {
+    json!({ "response_type": "ephemeral", "text": text.into() })
+}
+
+/// A refusal as the person sees it; internals are logged with a reference instead.
+pub(crate) fn refusal(e: CoreError) -> String {
+    match e {
+        CoreError::User(u) => format!(":warning: {}", text::escape(&u.message)),
+        other => {
+            let reference = format!("{:016x}", rand_ref());
+            tracing::error!(reference, error = %other, "Slack command failed");
+            format!(
+                ":warning: Something went wrong on elevate's side (reference {reference}); nothing you typed was at fault."
+            )
+        }
+    }
+}
+
+fn rand_ref() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+impl Slack {
+    /// Handles one slash command; the returned JSON is the immediate (ephemeral) answer, `None`
+    /// for an empty acknowledgement (a modal was opened).
+    pub async fn handle_command(&self, form: CommandForm) -> Option<Value> {
+        let caller = match self.caller(&form.team_id, &form.user_id).await {
+            Ok(c) => c,
+            Err(e) => return Some(ephemeral(refusal(e.into()))),
+        };
+        let text = form.text.trim();
+        let mut words = text.split_whitespace();
+        let first = words.next().unwrap_or("");
+        let rest: Vec<&str> = words.collect();
+        let result = match first {
+            "" => return self.open_request_modal(&caller, &form.trigger_id).await,
+            "help" => Ok(self.help(&caller)),
+            "status" => self.status(&caller).await,
+            "release" => self.release(&caller, rest.first().copied()).await,
+            "extend" => self.extend(&caller, &rest).await,
+            "cancel" => self.cancel(&caller, rest.first().copied()).await,
+            role => self.request(&caller, &form, role, &rest).await,
+        };
+        Some(ephemeral(result.unwrap_or_else(refusal)))
+    }
+
+    fn help(&self, caller: &Caller) -> String {
+        let policy = self.inner.service.policy();
+        let roles: Vec<String> = policy
+            .requestable_roles(caller)
+            .iter()
+            .map(|r| format!("`{}` (up to {})", r.name, r.max_duration))
+            .collect();
+        format!("{HELP}\nYou may request: {}", if roles.is_empty() { "nothing yet".into() } else { roles.join(", ") })
+    }
+
+    async fn open_request_modal(&self, caller: &Caller, trigger_id: &str) -> Option<Value> {
+        let policy = self.inner.service.policy();
+        let roles = policy.requestable_roles(caller);
+        if roles.is_empty() {
+            return Some(ephemeral(
+                ":warning: There is no role you may request. Ask an elevate admin to add you to a requester group.",
+            ));
+        }
+        match self.inner.api.open_view(trigger_id, blocks::request_modal(&roles)).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "views.open failed");
+                Some(ephemeral(
+                    ":warning: Slack did not open the form in time. Type it instead: `/elevate ROLE DURATION REASON…`",
+                ))
+            }
+        }
+    }
+
+    async fn request(
+        &self,
+        caller: &Caller,
+        form: &CommandForm,
+        role: &str,
+        rest: &[&str],
+    ) -> Result<String, CoreError> {
+        // The second word is the duration when it starts with a digit (`2h`); otherwise the
+        // role's default applies and everything after the role is the reason.
+        let (duration, reason) = match rest.split_first() {
+            Some((d, r)) if d.starts_with(|c: char| c.is_ascii_digit()) => (Some(d.to_string()), r.join(" ")),
+            _ => (None, rest.join(" ")),
+        };
+        let input = RequestInput {
+            role: role.to_string(),
+            duration,
+            reason,
+            ticket: None,
+            source: Source {
+                platform: PLATFORM.into(),
+                tenant: Some(form.team_id.clone()),
+                channel: Some(form.channel_id.clone()).filter(|c| !c.is_empty()),
+            },
+        };
+        let req = self.inner.service.request(caller, input).await?;
+        self.remember_requester(req.id, &form.user_id).await;
+        Ok(self.sent_message(&req))
+    }
+
+    /// Keeps the requester's Slack user with the request, so DMs reach them after a restart even
+    /// when the policy knows them only by email.
+    pub(crate) async fn remember_requester(&self, id: RequestId, user: &str) {
+        if let Err(e) = self.inner.refs.set_chat_ref(PLATFORM, id, "requester", user, "").await {
+            tracing::warn!(error = %e, "could not record the requester's Slack user");
+        }
+    }
+
+    pub(crate) fn sent_message(&self, req: &elevate_core::Request) -> String {
+        let policy = self.inner.service.policy();
+        let role = policy.roles.get(&req.role);
+        let required = role.map(|r| r.approvals_required).unwrap_or(1);
+        let to = match role.and_then(|r| r.slack_channel.as_deref()) {
+            Some(c) => format!("sent to {}", text::channel(c)),
+            None => "sent to the approvers".to_string(),
+        };
+        format!(
+            "Request {} for `{}` ({}) {to}; it needs {required} approval{}. I'll DM you when it changes.",
+            req.id,
+            req.role,
+            req.duration,
+            if required == 1 { "" } else { "s" }
+        )
+    }
+
+    async fn mine(&self, caller: &Caller, states: Vec<State>) -> Result<Vec<elevate_core::Request>, CoreError> {
+        let q = RequestQuery { states, requester: Some(caller.person.clone()), ..Default::default() };
+        self.inner.service.store().list_requests(&q).await.map_err(CoreError::store)
+    }
+
+    async fn status(&self, caller: &Caller) -> Result<String, CoreError> {
+        let now = self.inner.service.now();
+        let reqs = self.mine(caller, vec![State::Pending, State::Approved, State::Active, State::Revoking]).await?;
+        if reqs.is_empty() {
+            return Ok("You have no pending requests and no active grants.".into());
+        }
+        let lines: Vec<String> = reqs
+            .iter()
+            .map(|r| match (r.state, r.expires_at) {
+                (State::Active, Some(exp)) => {
+                    let left = (exp - now).num_minutes().max(0);
+                    format!(
+                        "• {} `{}` active, {}h{:02}m left (until {})",
+                        r.id,
+                        r.role,
+                        left / 60,
+                        left % 60,
+                        elevate_core::render::time(exp)
+                    )
+                }
+                (s, _) => format!("• {} `{}` for {}: {s}", r.id, r.role, r.duration),
+            })
+            .collect();
+        Ok(lines.join("\n"))
+    }
+
+    async fn release(&self, caller: &Caller, id: Option<&str>) -> Result<String, CoreError> {
+        let id = match id {
+            Some(s) => RequestId::parse(s).map_err(UserError::invalid)?,
+            None => {
+                let active = self.mine(caller, vec![State::Active]).await?;
+                match active.as_slice() {
+                    [one] => one.id,
+                    [] => {
+                        return Err(UserError::not_found("You have no active grant to release.").into());
+                    }
+                    many => {
+                        let ids: Vec<String> = many.iter().map(|r| format!("{} (`{}`)", r.id, r.role)).collect();
+                        return Err(UserError::invalid(format!(
+                            "You have several active grants: {}. Say which: `/elevate release ID`.",
+                            ids.join(", ")
+                        ))
+                        .into());
+                    }
+                }
+            }
+        };
+        let req = self.inner.service.release(caller, id).await?;
+        Ok(format!("Releasing {} (`{}`): access is being removed.", req.id, req.role))
+    }
+
+    async fn extend(&self, caller: &Caller, args: &[&str]) -> Result<String, CoreError> {
+        let [id, duration, reason @ ..] = args else {
+            return Err(UserError::invalid(
+                "Usage: `/elevate extend ID DURATION [REASON…]`, e.g. `/elevate extend 41 30m`.",
+            )
+            .into());
+        };
+        let id = RequestId::parse(id).map_err(UserError::invalid)?;
+        let reason = reason.join(" ");
+        let out = self.inner.service.extend(caller, id, duration, Some(&reason)).await?;
+        Ok(format!(
+            "Extension {} of {} by {}: {}",
+            out.extension.id,
+            out.parent.id,
+            out.extension.duration,
+            self.sent_message(&out.extension)
+        ))
+    }
+
+    async fn cancel(&self, caller: &Caller, id: Option<&str>) -> Result<String, CoreError> {
+        let id = RequestId::parse(id.unwrap_or("")).map_err(UserError::invalid)?;
+        let req = self.inner.service.cancel(caller, id).await?;
+        Ok(format!("Cancelled {}.", req.id))
+    }
+}

@@ -1,0 +1,249 @@
+//! A fake of the Slack Web API on loopback, for the real slack-morphism client to talk to. It is
+//! a small stateful model, not a stub: messages live in channels and must exist to be updated;
+//! DM channels are opened before they are posted to; users have profiles; tokens are checked.
+//! Errors come back the way Slack sends them (`200 {"ok": false, "error": …}`, or `429` with
+//! `Retry-After`), and a test can script a fault for the next call of a method.
+
+use axum::{
+    Json, Router,
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+/// One call as the fake received it: the method and its arguments (JSON body or query).
+#[derive(Debug, Clone)]
+pub struct SlackCall {
+    pub method: String,
+    pub args: Value,
+}
+
+/// A fault scripted for the next call of a method.
+#[derive(Debug, Clone)]
+pub enum SlackFault {
+    /// `429 Too Many Requests` with `Retry-After: secs`.
+    RateLimited(u64),
+    /// `{"ok": false, "error": code}`.
+    Error(&'static str),
+}
+
+/// A message as it stands in a channel.
+#[derive(Debug, Clone)]
+pub struct SlackMessage {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub blocks: Value,
+}
+
+impl SlackMessage {
+    /// All text of the message, blocks included, for assertions.
+    pub fn all_text(&self) -> String {
+        format!("{} {}", self.text, self.blocks)
+    }
+
+    /// `action_id`s of its buttons.
+    pub fn buttons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in self.blocks.as_array().into_iter().flatten() {
+            for e in b["elements"].as_array().into_iter().flatten() {
+                if e["type"] == "button" {
+                    out.push(e["action_id"].as_str().unwrap_or("").to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    calls: Vec<SlackCall>,
+    faults: BTreeMap<String, VecDeque<SlackFault>>,
+    channels: BTreeSet<String>,
+    messages: Vec<SlackMessage>,
+    /// user id → (team, email)
+    users: BTreeMap<String, (String, Option<String>)>,
+    next_ts: u64,
+}
+
+/// The running fake. Cheap to clone.
+#[derive(Clone)]
+pub struct FakeSlack {
+    pub url: String,
+    pub token: String,
+    model: Arc<Mutex<Model>>,
+}
+
+impl FakeSlack {
+    /// Starts the fake with these public channels; `url` is the Web API base (`…/api`).
+    pub async fn start(token: &str, channels: &[&str]) -> FakeSlack {
+        let model = Arc::new(Mutex::new(Model {
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+            next_ts: 1_700_000_000,
+            ..Model::default()
+        }));
+        let fake = FakeSlack { url: String::new(), token: token.to_string(), model };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/api", listener.local_addr().unwrap());
+        let router = Router::new().route("/api/{method}", any(handle)).with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeSlack { url, ..fake }
+    }
+
+    /// A workspace member, as `users.info` shows them.
+    pub fn add_user(&self, id: &str, team: &str, email: Option<&str>) {
+        self.model.lock().unwrap().users.insert(id.into(), (team.into(), email.map(String::from)));
+    }
+
+    pub fn fail_next(&self, method: &str, fault: SlackFault) {
+        self.model.lock().unwrap().faults.entry(method.into()).or_default().push_back(fault);
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<SlackCall> {
+        self.model.lock().unwrap().calls.iter().filter(|c| c.method == method).cloned().collect()
+    }
+
+    /// Messages in a channel, oldest first, as they stand now.
+    pub fn messages(&self, channel: &str) -> Vec<SlackMessage> {
+        self.model.lock().unwrap().messages.iter().filter(|m| m.channel == channel).cloned().collect()
+    }
+
+    /// Every text ever sent to Slack, for "never unescaped" checks.
+    pub fn everything_sent(&self) -> String {
+        self.model.lock().unwrap().calls.iter().map(|c| c.args.to_string()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// DMs to a user (their DM channel is `D` + user id).
+    pub fn dms(&self, user: &str) -> Vec<String> {
+        self.messages(&format!("D{user}")).into_iter().map(|m| m.all_text()).collect()
+    }
+
+    /// Ephemeral messages shown to a user.
+    pub fn ephemerals(&self, user: &str) -> Vec<String> {
+        self.calls("chat.postEphemeral")
+            .into_iter()
+            .filter(|c| c.args["user"] == user)
+            .map(|c| c.args["text"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+fn ok(body: Value) -> Response {
+    let mut body = body;
+    body["ok"] = json!(true);
+    Json(body).into_response()
+}
+
+fn error(code: &str) -> Response {
+    Json(json!({ "ok": false, "error": code })).into_response()
+}
+
+fn args_of(query: Option<String>, body: &str) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        return v;
+    }
+    let text = if body.is_empty() { query.unwrap_or_default() } else { body.to_string() };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&text).unwrap_or_default();
+    Value::Object(pairs.into_iter().map(|(k, v)| (k, json!(v))).collect())
+}
+
+async fn handle(
+    State(fake): State<FakeSlack>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let args = args_of(query, &body);
+    let mut m = fake.model.lock().unwrap();
+    m.calls.push(SlackCall { method: method.clone(), args: args.clone() });
+    if let Some(fault) = m.faults.get_mut(&method).and_then(|q| q.pop_front()) {
+        return match fault {
+            SlackFault::RateLimited(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", secs.to_string())],
+                Json(json!({ "ok": false, "error": "ratelimited" })),
+            )
+                .into_response(),
+            SlackFault::Error(code) => error(code),
+        };
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if auth != format!("Bearer {}", fake.token) {
+        return error("invalid_auth");
+    }
+    let s = |k: &str| args[k].as_str().unwrap_or("").to_string();
+    match method.as_str() {
+        "chat.postMessage" => {
+            let channel = s("channel");
+            if !m.channels.contains(&channel) {
+                return error("channel_not_found");
+            }
+            m.next_ts += 1;
+            let ts = format!("{}.000100", m.next_ts);
+            let msg = SlackMessage {
+                channel: channel.clone(),
+                ts: ts.clone(),
+                text: s("text"),
+                blocks: args["blocks"].clone(),
+            };
+            m.messages.push(msg);
+            ok(json!({ "channel": channel, "ts": ts, "message": { "type": "message", "ts": ts, "text": s("text") } }))
+        }
+        "chat.update" => {
+            let (channel, ts) = (s("channel"), s("ts"));
+            let Some(msg) = m.messages.iter_mut().find(|x| x.channel == channel && x.ts == ts) else {
+                return error("message_not_found");
+            };
+            msg.text = s("text");
+            msg.blocks = args["blocks"].clone();
+            ok(json!({ "channel": channel, "ts": ts, "text": s("text"), "message": { "text": s("text") } }))
+        }
+        "chat.postEphemeral" => {
+            if !m.channels.contains(&s("channel")) {
+                return error("channel_not_found");
+            }
+            ok(json!({ "message_ts": "1700000000.000001" }))
+        }
+        "views.open" => {
+            let trigger = s("trigger_id");
+            if trigger.is_empty() || trigger.starts_with("expired") {
+                return error("expired_trigger_id");
+            }
+            let mut view = args["view"].clone();
+            view["id"] = json!("V0001");
+            view["team_id"] = json!("T0ELEVATE");
+            view["hash"] = json!("h1");
+            view["state"] = json!({ "values": {} });
+            ok(json!({ "view": view }))
+        }
+        "users.info" => match m.users.get(&s("user")) {
+            Some((team, email)) => ok(json!({ "user": { "id": s("user"), "team_id": team,
+                "profile": { "email": email } } })),
+            None => error("user_not_found"),
+        },
+        "conversations.open" => {
+            let user = match &args["users"] {
+                Value::Array(a) => a.first().and_then(|u| u.as_str()).unwrap_or("").to_string(),
+                Value::String(u) => u.split(',').next().unwrap_or("").to_string(),
+                _ => String::new(),
+            };
+            if !m.users.contains_key(&user) {
+                return error("user_not_found");
+            }
+            let channel = format!("D{user}");
+            m.channels.insert(channel.clone());
+            ok(json!({ "channel": { "id": channel } }))
+        }
+        _ => error("unknown_method"),
+    }
+}

@@ -1,0 +1,266 @@
+//! Driving the app as Slack does: signed payloads in the shapes Slack documents, posted to the
+//! real endpoints, with the real Slack client talking to [`FakeSlack`]. People are Slack users:
+//! bob, carol, dave, erin and mallory have a `slack_id` in the policy; alice is found by the
+//! email on her Slack profile; `UNOBODY` is in the workspace but not in the policy.
+
+use crate::{TestApp, fake_slack::FakeSlack};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+pub const SIGNING_SECRET: &str = "test-slack-signing-secret-42";
+pub const BOT_TOKEN: &str = "xoxb-test-token";
+pub const TEAM: &str = "T0ELEVATE";
+pub const DB_CHANNEL: &str = "CDBAPPROVERS";
+pub const PROD_CHANNEL: &str = "CPRODAPPROVERS";
+pub const AUDIT_CHANNEL: &str = "CAUDIT";
+
+/// The Slack user of each test person.
+pub fn user(person: &str) -> String {
+    match person {
+        "nobody" => "UNOBODY".into(),
+        p => format!("U{}", p.to_uppercase()),
+    }
+}
+
+pub async fn start_fake() -> FakeSlack {
+    let fake = FakeSlack::start(BOT_TOKEN, &[DB_CHANNEL, PROD_CHANNEL, AUDIT_CHANNEL]).await;
+    for p in ["alice", "bob", "carol", "dave", "erin", "mallory"] {
+        fake.add_user(&user(p), TEAM, Some(&format!("{p}@example.com")));
+    }
+    fake.add_user("UNOBODY", TEAM, Some("nobody@example.com"));
+    fake
+}
+
+/// The test policy plus Slack identities, approver channels and a `[slack]` section.
+pub fn config(text: &str, slack_url: &str) -> String {
+    // SAFETY of set_var: the same values every time, before any reader starts.
+    unsafe {
+        std::env::set_var("ELEVATE_TEST_SLACK_SIGNING_SECRET", SIGNING_SECRET);
+        std::env::set_var("ELEVATE_TEST_SLACK_BOT_TOKEN", BOT_TOKEN);
+    }
+    let mut text = text.to_string();
+    for p in ["bob", "carol", "dave", "erin", "mallory"] {
+        let head = format!("[persons.{p}]\n");
+        text = text.replacen(&head, &format!("{head}slack_id = \"{}\"\n", user(p)), 1);
+    }
+    for (role, ch) in [("db", DB_CHANNEL), ("prod", PROD_CHANNEL), ("sandbox", DB_CHANNEL)] {
+        let head = format!("[roles.{role}]\n");
+        text = text.replacen(&head, &format!("{head}slack_channel = \"{ch}\"\n"), 1);
+    }
+    format!(
+        "{text}\n[slack]\nteam_id = \"{TEAM}\"\nsigning_secret_env = \"ELEVATE_TEST_SLACK_SIGNING_SECRET\"\n\
+         bot_token_env = \"ELEVATE_TEST_SLACK_BOT_TOKEN\"\naudit_channel = \"{AUDIT_CHANNEL}\"\napi_url = \"{slack_url}\"\n"
+    )
+}
+
+/// `v0=` + hex HMAC-SHA256 of `v0:{ts}:{body}`, as Slack signs.
+pub fn sign(secret: &str, ts: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn now_ts() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// How a payload is signed, for the forgery tests.
+#[derive(Clone, Copy)]
+pub enum Signing<'a> {
+    Good,
+    Secret(&'a str),
+    AgedSecs(i64),
+    Missing,
+}
+
+/// Slack's answer: HTTP status and body (JSON, or `Null` when empty).
+#[derive(Debug)]
+pub struct SlackAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl SlackAnswer {
+    /// The ephemeral text of a slash command answer.
+    pub fn text(&self) -> String {
+        assert_eq!(self.status, 200, "{:?}", self.body);
+        self.body["text"].as_str().unwrap_or("").to_string()
+    }
+}
+
+impl TestApp {
+    pub fn fake_slack(&self) -> &FakeSlack {
+        self.slack.as_ref().expect("built with .slack()")
+    }
+
+    pub async fn slack_post(&self, path: &str, content_type: &str, body: String, signing: Signing<'_>) -> SlackAnswer {
+        let (secret, age) = match signing {
+            Signing::Good | Signing::Missing => (SIGNING_SECRET, 0),
+            Signing::Secret(s) => (s, 0),
+            Signing::AgedSecs(a) => (SIGNING_SECRET, a),
+        };
+        let ts = (now_ts() - age).to_string();
+        let mut req = reqwest::Client::new().post(format!("{}{path}", self.base)).header("content-type", content_type);
+        if !matches!(signing, Signing::Missing) {
+            req = req.header("x-slack-request-timestamp", &ts).header("x-slack-signature", sign(secret, &ts, &body));
+        }
+        let resp = req.body(body).send().await.expect("app reachable");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        self.settle().await;
+        SlackAnswer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    }
+
+    /// `/elevate …` typed by `person` in the db approvers' channel of our workspace.
+    pub async fn slack_command(&self, person: &str, text: &str) -> SlackAnswer {
+        self.slack_command_in(TEAM, person, text, Signing::Good).await
+    }
+
+    pub async fn slack_command_in(&self, team: &str, person: &str, text: &str, signing: Signing<'_>) -> SlackAnswer {
+        let form = [
+            ("token", "gIkuvaNzQIHg97ATvDxqgjtO"),
+            ("team_id", team),
+            ("team_domain", "example"),
+            ("channel_id", "CGENERAL"),
+            ("channel_name", "general"),
+            ("user_id", &user(person)),
+            ("user_name", person),
+            ("command", "/elevate"),
+            ("text", text),
+            ("api_app_id", "A0ELEVATE"),
+            ("response_url", "https://hooks.slack.com/commands/T0ELEVATE/1/abc"),
+            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+        ];
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.slack_post("/slack/commands", "application/x-www-form-urlencoded", body, signing).await
+    }
+
+    /// Posts an interaction payload (`payload=<json>`).
+    pub async fn slack_interaction(&self, payload: Value, signing: Signing<'_>) -> SlackAnswer {
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        self.slack_post("/slack/interactions", "application/x-www-form-urlencoded", body, signing).await
+    }
+
+    /// `person` clicks the button `action` of request `id` on the message that carries it.
+    pub async fn slack_click(&self, person: &str, action: &str, id: i64) -> SlackAnswer {
+        self.slack_click_as(TEAM, person, action, id, Signing::Good).await
+    }
+
+    pub async fn slack_click_as(
+        &self,
+        team: &str,
+        person: &str,
+        action: &str,
+        id: i64,
+        signing: Signing<'_>,
+    ) -> SlackAnswer {
+        let (channel, ts) = self.message_with_button(action, id).unwrap_or((DB_CHANNEL.into(), "0".into()));
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": team, "domain": "example" },
+            "user": { "id": user(person), "username": person, "team_id": team },
+            "api_app_id": "A0ELEVATE",
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "trigger_id": "12466734323.1395872398.9f8d1b2c",
+            "container": { "type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false },
+            "channel": { "id": channel, "name": "approvers" },
+            "response_url": "https://hooks.slack.com/actions/T0ELEVATE/1/xyz",
+            "actions": [{ "action_id": action, "block_id": "decide", "type": "button", "value": id.to_string(),
+                          "text": { "type": "plain_text", "text": action }, "action_ts": "1548426417.840180" }],
+        });
+        self.slack_interaction(payload, signing).await
+    }
+
+    /// `person` submits a modal with these fields (`(block, value)`; `role` is a select).
+    pub async fn slack_submit(
+        &self,
+        person: &str,
+        callback: &str,
+        metadata: &str,
+        fields: &[(&str, &str)],
+    ) -> SlackAnswer {
+        let mut values = serde_json::Map::new();
+        for (block, value) in fields {
+            let v = if *block == "role" {
+                json!({ "type": "static_select", "selected_option": { "text": { "type": "plain_text", "text": value }, "value": value } })
+            } else {
+                json!({ "type": "plain_text_input", "value": value })
+            };
+            values.insert(block.to_string(), json!({ *block: v }));
+        }
+        let payload = json!({
+            "type": "view_submission",
+            "team": { "id": TEAM, "domain": "example" },
+            "user": { "id": user(person), "username": person, "team_id": TEAM },
+            "api_app_id": "A0ELEVATE",
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+            "view": { "id": "V0001", "team_id": TEAM, "type": "modal", "callback_id": callback,
+                      "private_metadata": metadata, "hash": "156663117.cd33ad1f",
+                      "title": { "type": "plain_text", "text": "elevate" }, "blocks": [],
+                      "state": { "values": values } },
+        });
+        self.slack_interaction(payload, Signing::Good).await
+    }
+
+    fn message_with_button(&self, action: &str, id: i64) -> Option<(String, String)> {
+        let fake = self.fake_slack();
+        let channels = [DB_CHANNEL.to_string(), PROD_CHANNEL.to_string(), "DUALICE".to_string()];
+        channels.iter().flat_map(|c| fake.messages(c)).rev().find_map(|m| {
+            let has = m.blocks.as_array().into_iter().flatten().any(|b| {
+                b["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["action_id"] == action && e["value"].as_str() == Some(id.to_string().as_str()))
+            });
+            has.then(|| (m.channel.clone(), m.ts.clone()))
+        })
+    }
+
+    /// The approval card of request `id`, as it stands now.
+    pub fn card(&self, id: i64) -> crate::fake_slack::SlackMessage {
+        let fake = self.fake_slack();
+        [DB_CHANNEL, PROD_CHANNEL]
+            .iter()
+            .flat_map(|c| fake.messages(c))
+            .find(|m| m.text.starts_with(&format!("Request #{id}:")))
+            .unwrap_or_else(|| panic!("no card for #{id}"))
+    }
+
+    /// Waits for follow-ups sent after an acknowledgement (ephemeral refusals, DMs).
+    pub async fn settle(&self) {
+        if let Some(s) = &self.app.slack {
+            s.settle().await;
+        }
+    }
+
+    /// Delivers every audit event so far to every notifier, as the feed loop would.
+    pub async fn deliver(&self) {
+        for n in self.app.notifiers() {
+            let cursor = format!("feed:{}", n.name());
+            let mut failures = 0;
+            for _ in 0..50 {
+                match elevate_bot::feed::deliver_batch(self.store(), n.as_ref(), &cursor, &mut failures).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "delivery failed; retrying"),
+                }
+            }
+        }
+        self.settle().await;
+    }
+
+    /// Runs due work, then delivers what it caused.
+    pub async fn tick(&self) {
+        self.run_due().await;
+        self.deliver().await;
+    }
+
+    /// The request number in an answer like "Request #3 for …".
+    pub fn id_in(text: &str) -> i64 {
+        let at = text.find('#').unwrap_or_else(|| panic!("no request number in {text:?}"));
+        text[at + 1..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+    }
+}
