@@ -85,6 +85,16 @@ event_kinds! {
     /// The chain head as it was, posted to the audit feed (and signed when a key is configured)
     /// so that a copy of it lives outside the database.
     AuditCheckpoint = "audit.checkpoint",
+    /// Approvers of the escalation groups may now approve a request that waited too long.
+    RequestEscalated = "request.escalated",
+    /// Something the security team must look at now: a flagged person, repeated refused
+    /// attempts, a break-glass grant.
+    SecurityAlert = "security.alert",
+    SecurityLockdown = "security.lockdown",
+    SecurityUnlock = "security.unlock",
+    /// A break-glass grant's review is still open.
+    BreakglassReviewPending = "breakglass.review_pending",
+    BreakglassReviewed = "breakglass.reviewed",
 }
 
 impl fmt::Display for EventKind {

@@ -43,10 +43,14 @@ pub enum DueKind {
     Reminder,
     /// Tell the requester their grant ends soon.
     ExpiryWarning,
+    /// Open the request to the role's escalation approvers.
+    Escalate,
+    /// Remind the security team of an open break-glass review.
+    ReviewReminder,
 }
 
 impl DueKind {
-    pub const ALL: [DueKind; 8] = [
+    pub const ALL: [DueKind; 10] = [
         DueKind::Apply,
         DueKind::Expire,
         DueKind::Revoke,
@@ -55,6 +59,8 @@ impl DueKind {
         DueKind::PendingTimeout,
         DueKind::Reminder,
         DueKind::ExpiryWarning,
+        DueKind::Escalate,
+        DueKind::ReviewReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +73,8 @@ impl DueKind {
             DueKind::PendingTimeout => "pending_timeout",
             DueKind::Reminder => "reminder",
             DueKind::ExpiryWarning => "expiry_warning",
+            DueKind::Escalate => "escalate",
+            DueKind::ReviewReminder => "review_reminder",
         }
     }
 
@@ -113,6 +121,7 @@ pub struct Patch {
     pub closed_by: Option<String>,
     pub note: Option<String>,
     pub grant_handle: Option<Value>,
+    pub review: Option<Value>,
 }
 
 /// A second request moved in the same transaction (an extension request becoming `Extended`
@@ -170,6 +179,23 @@ pub enum Decided {
     LinkedConflict,
 }
 
+/// A kill switch on one role or (`scope = "*"`) all of them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Lockdown {
+    pub scope: String,
+    pub reason: String,
+    pub locked_by: String,
+    pub locked_at: DateTime<Utc>,
+    /// Whether break-glass is refused too (by default it still works: it exists for emergencies).
+    pub blocks_breakglass: bool,
+}
+
+impl Lockdown {
+    pub fn covers(&self, role: &RoleName) -> bool {
+        self.scope == "*" || self.scope == role.as_str()
+    }
+}
+
 /// Filters for listing requests.
 #[derive(Debug, Clone, Default)]
 pub struct RequestQuery {
@@ -223,6 +249,12 @@ pub trait Store: Send + Sync + 'static {
     async fn count_by_state(&self) -> Result<Vec<(State, i64)>, StoreError>;
     /// Sum of due items' lateness, for metrics: `(count due now, oldest due_at)`.
     async fn overdue(&self, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
+
+    async fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError>;
+    /// Sets (or replaces) a lockdown and records its event, in one transaction.
+    async fn set_lockdown(&self, l: Lockdown, event: NewEvent) -> Result<(), StoreError>;
+    /// Lifts a lockdown; false (and no event) when there was none.
+    async fn clear_lockdown(&self, scope: &str, event: NewEvent) -> Result<bool, StoreError>;
 }
 
 /// Everything a provider needs to apply or remove one grant.

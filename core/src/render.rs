@@ -72,7 +72,13 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 .and_then(|a| a.as_array())
                 .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                 .unwrap_or_else(|| vec![who.clone()]);
-            format!("{id} approved by {}", by.join(", "))
+            if d.get("breakglass").is_some() {
+                format!("{id} BREAK-GLASS: {person} has {role} without approval; the security team must review it")
+            } else if d.get("auto_approved").is_some() {
+                format!("{id} auto-approved ({})", s(d, "why"))
+            } else {
+                format!("{id} approved by {}", by.join(", "))
+            }
         }
         "request.approval_refused" => format!("{id} approval by {who} refused: {}", s(d, "why")),
         "request.denied" => format!("{id} denied by {who}: {}", s(d, "reason")),
@@ -130,7 +136,46 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             s(d, "hash"),
             if d.get("signature").is_some() { " (signed)" } else { "" }
         ),
+        "request.escalated" => format!(
+            "{id} still waiting for approval; members of {} may now approve it",
+            d.get("to")
+                .and_then(|t| t.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        ),
+        "security.alert" => format!("SECURITY ALERT {id}: {}", s(d, "message")),
+        "security.lockdown" => format!(
+            "LOCKDOWN of {} by {who}: {}{}",
+            match s(d, "scope") {
+                "*" => "every role".to_string(),
+                r => format!("role {r}"),
+            },
+            s(d, "reason"),
+            if d.get("blocks_breakglass").and_then(|b| b.as_bool()) == Some(true) {
+                " (break-glass blocked too)"
+            } else {
+                ""
+            }
+        ),
+        "security.unlock" => format!(
+            "lockdown of {} lifted by {who}",
+            match s(d, "scope") {
+                "*" => "every role".to_string(),
+                r => format!("role {r}"),
+            }
+        ),
+        "breakglass.review_pending" => format!("{id} break-glass use by {person} of {role} still needs a review"),
+        "breakglass.reviewed" => format!("{id} break-glass use reviewed by {who}: {}", s(d, "note")),
         other => format!("{id} {other} by {who}"),
+    }
+}
+
+/// Who closed a request: a person (rendered by the platform) or a rule (`rule lockdown`).
+fn closer_name(closed_by: &str, name: &dyn Fn(&str) -> String) -> String {
+    match closed_by.strip_prefix("rule:") {
+        Some(rule) => format!("rule {rule}"),
+        None if closed_by == "system" => "elevate".to_string(),
+        None => name(closed_by),
     }
 }
 
@@ -151,7 +196,7 @@ pub fn requester_line(
         Some(p) => name(p),
         None => actor_name(&ev.actor),
     };
-    let closer = || req.closed_by.as_deref().map(name).unwrap_or_else(who);
+    let closer = || req.closed_by.as_deref().map(|c| closer_name(c, name)).unwrap_or_else(who);
     let why = || match req.note.as_deref() {
         Some(n) if !n.is_empty() => format!(": {}", text(n)),
         _ => String::new(),
@@ -170,7 +215,15 @@ pub fn requester_line(
                 .and_then(|a| a.as_array())
                 .map(|a| a.iter().filter_map(|x| x.as_str()).map(name).collect())
                 .unwrap_or_else(|| vec![who()]);
-            format!("Approved by {}: {what} is being applied.", by.join(", "))
+            if d.get("breakglass").is_some() {
+                format!(
+                    "Break-glass: {what} is being applied now. The security team has been alerted and will review it."
+                )
+            } else if d.get("auto_approved").is_some() {
+                format!("Auto-approved ({}): {what} is being applied.", text(s(d, "why")))
+            } else {
+                format!("Approved by {}: {what} is being applied.", by.join(", "))
+            }
         }
         "request.denied" => format!("Denied by {}: {what}. Reason: {}", who(), text(s(d, "reason"))),
         "request.cancelled" => format!("Cancelled: {what}."),
@@ -214,8 +267,12 @@ pub fn card_status(
 ) -> String {
     use crate::State;
     let approvers: Vec<String> = req.approvals.iter().map(|a| name(a.approver.as_str())).collect();
-    let approved = || format!("Approved by {}", approvers.join(", "));
-    let closer = || req.closed_by.as_deref().map(name).unwrap_or_default();
+    let approved = || match req.kind {
+        crate::request::RequestKind::BreakGlass => "Break-glass (no approval)".to_string(),
+        _ if approvers.is_empty() => "Auto-approved".to_string(),
+        _ => format!("Approved by {}", approvers.join(", ")),
+    };
+    let closer = || req.closed_by.as_deref().map(|c| closer_name(c, name)).unwrap_or_default();
     let note = || match req.note.as_deref() {
         Some(n) if !n.is_empty() => format!(": {}", text(n)),
         _ => String::new(),

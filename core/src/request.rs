@@ -1,6 +1,6 @@
 //! Requests, grants and approvals as the rest of core sees them.
 
-use crate::{EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State};
+use crate::{EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State, policy::rules::FiredRule};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,13 @@ pub struct Request {
     /// What the provider returned when applying, kept so that revoke can undo exactly that.
     pub grant_handle: Option<serde_json::Value>,
     pub approvals: Vec<Approval>,
+    /// Approvals a rule added on top of the role's (e.g. outside working hours).
+    pub extra_approvals: u32,
+    /// The rules that fired when it was requested.
+    pub rules: Vec<FiredRule>,
+    /// The post-incident review of a break-glass grant: `{"state": "open"}` until the security
+    /// team marks it `{"state": "done", "by", "at", "note"}`.
+    pub review: Option<serde_json::Value>,
 }
 
 impl Request {
@@ -101,6 +108,10 @@ impl Request {
 
     pub fn approvers(&self) -> Vec<PersonId> {
         self.approvals.iter().map(|a| a.approver.clone()).collect()
+    }
+
+    pub fn review_open(&self) -> bool {
+        self.review.as_ref().and_then(|r| r.get("state")).and_then(|s| s.as_str()) == Some("open")
     }
 
     pub fn is_dry_run(&self) -> bool {
@@ -127,4 +138,9 @@ pub struct NewRequest {
     pub source: Source,
     pub state: State,
     pub created_at: DateTime<Utc>,
+    pub extra_approvals: u32,
+    pub rules: Vec<FiredRule>,
+    /// For requests refused by a rule at creation: who refused and why.
+    pub closed_by: Option<String>,
+    pub note: Option<String>,
 }

@@ -49,6 +49,8 @@ members = ["alice", "bob", "carol", "erin"]
 members = ["bob", "carol"]
 [groups.security]
 members = ["dave"]
+[groups.oncall]
+members = ["erin"]
 [groups.crowd]
 members = [{crowd_members}]
 
@@ -66,6 +68,8 @@ approvers = ["approvers"]
 ticket_pattern = "INC-[0-9]+"
 pending_timeout = "1h"
 reminder_interval = "20m"
+breakglass_groups = ["oncall"]
+breakglass_max_duration = "30m"
 
 [roles.db-ro]
 provider = "hook"
@@ -91,6 +95,34 @@ max_duration = "8h"
 requesters = ["engineers"]
 approvers = ["engineers"]
 self_approval = true
+
+[roles.logs]
+description = "read the application logs: low risk"
+provider = "dry"
+default_duration = "1h"
+max_duration = "8h"
+requesters = ["engineers"]
+approvers = ["approvers"]
+auto_approve = true
+
+[roles.oncall-db]
+provider = "hook"
+target = {{ database = "orders", grant = "read" }}
+default_duration = "1h"
+max_duration = "4h"
+requesters = ["engineers"]
+approvers = ["approvers"]
+auto_approve_groups = ["oncall"]
+
+[roles.esc]
+provider = "hook"
+target = {{ database = "esc" }}
+default_duration = "1h"
+max_duration = "4h"
+requesters = ["engineers"]
+approvers = ["approvers"]
+escalate_after = "30m"
+escalate_to = ["security"]
 
 [roles.busy]
 provider = "hook"

@@ -29,6 +29,10 @@ fn new_request(kind: RequestKind) -> NewRequest {
         source: Source::api("t"),
         state: State::Pending,
         created_at: t0(),
+        extra_approvals: 0,
+        rules: Vec::new(),
+        closed_by: None,
+        note: None,
     }
 }
 
@@ -185,6 +189,25 @@ on_both_dbs!(claims_are_leases_and_due_order_is_kept, |db| async move {
     let before = store.events(0, 100).await.unwrap().len();
     store.retry_due(claimed[1].id, later, 1, Some(event(EventKind::GrantApplyRetry))).await.unwrap();
     assert_eq!(store.events(0, 100).await.unwrap().len(), before);
+});
+
+on_both_dbs!(lockdowns_are_kept_replaced_and_lifted_with_their_events, |db| async move {
+    use elevate_core::ports::Lockdown;
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let l = |reason: &str| Lockdown {
+        scope: "db".into(),
+        reason: reason.into(),
+        locked_by: "dave".into(),
+        locked_at: t0(),
+        blocks_breakglass: false,
+    };
+    store.set_lockdown(l("leak"), event(EventKind::SecurityLockdown)).await.unwrap();
+    store.set_lockdown(l("leak, worse"), event(EventKind::SecurityLockdown)).await.unwrap();
+    assert_eq!(store.lockdowns().await.unwrap(), [l("leak, worse")]);
+    assert!(store.clear_lockdown("db", event(EventKind::SecurityUnlock)).await.unwrap());
+    assert!(!store.clear_lockdown("db", event(EventKind::SecurityUnlock)).await.unwrap());
+    assert!(store.lockdowns().await.unwrap().is_empty());
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 3, "no event for lifting what was not there");
 });
 
 on_both_dbs!(a_cron_firing_is_claimed_once_and_cursors_only_move_forward, |db| async move {

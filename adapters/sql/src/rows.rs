@@ -29,6 +29,9 @@ pub struct RequestRow {
     pub closed_by: Option<String>,
     pub note: Option<String>,
     pub grant_handle: Option<String>,
+    pub extra_approvals: i64,
+    pub rules: String,
+    pub review: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -94,6 +97,9 @@ impl RequestRow {
                 .filter(|a| a.request_id == id)
                 .filter_map(|a| Some(Approval { approver: PersonId::parse(&a.approver).ok()?, at: from_millis(a.at) }))
                 .collect(),
+            extra_approvals: self.extra_approvals.clamp(0, 100) as u32,
+            rules: serde_json::from_str(&self.rules).unwrap_or_default(),
+            review: self.review.and_then(|r| serde_json::from_str(&r).ok()),
         })
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use elevate_core::{
     RequestId, State,
     audit::{AuditEvent, NewEvent},
-    ports::{Change, DecideFn, Decided, Decision, DueItem, NewDue, RequestQuery, Store, StoreError},
+    ports::{Change, DecideFn, Decided, Decision, DueItem, Lockdown, NewDue, RequestQuery, Store, StoreError},
     request::{NewRequest, Request},
     time::{from_millis, to_millis},
 };
@@ -35,9 +35,9 @@ macro_rules! with_pool {
 }
 
 const SELECT_REQUEST: &str = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-     created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests WHERE id = $1";
+     created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests WHERE id = $1";
 const SELECT_REQUEST_FOR_UPDATE: &str = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-     created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests WHERE id = $1 FOR UPDATE";
+     created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests WHERE id = $1 FOR UPDATE";
 const SELECT_APPROVALS: &str =
     "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
 const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
@@ -115,7 +115,8 @@ impl Store for SqlStore {
             let now = to_millis(new.created_at);
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                 created_at, updated_at, extra_approvals, rules, closed_by, note) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
             )
             .bind(new.kind.as_str())
             .bind(new.kind.parent().map(|p| p.0))
@@ -128,6 +129,10 @@ impl Store for SqlStore {
             .bind(new.state.as_str())
             .bind(now)
             .bind(now)
+            .bind(new.extra_approvals as i64)
+            .bind(serde_json::to_string(&new.rules).map_err(err)?)
+            .bind(new.closed_by.as_deref())
+            .bind(new.note.as_deref())
             .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
@@ -156,14 +161,14 @@ impl Store for SqlStore {
             Some(q.states.iter().map(|s| format!(",{},", s.as_str())).collect())
         };
         let sql = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-             created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests \
+             created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests \
              WHERE ($1 IS NULL OR $1 LIKE '%,' || state || ',%') \
                AND ($2 IS NULL OR requester = $2) \
                AND ($3 IS NULL OR role = $3) \
                AND ($4 IS NULL OR created_at >= $4) \
              ORDER BY id DESC LIMIT $5";
         let sql_pg = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-             created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle FROM requests \
+             created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests \
              WHERE ($1::TEXT IS NULL OR $1::TEXT LIKE '%,' || state || ',%') \
                AND ($2::TEXT IS NULL OR requester = $2::TEXT) \
                AND ($3::TEXT IS NULL OR role = $3::TEXT) \
@@ -225,7 +230,8 @@ impl Store for SqlStore {
                         "UPDATE requests SET state = COALESCE($1, state), granted_at = COALESCE($2, granted_at), \
                          expires_at = COALESCE($3, expires_at), ending = COALESCE($4, ending), \
                          closed_by = COALESCE($5, closed_by), note = COALESCE($6, note), \
-                         grant_handle = COALESCE($7, grant_handle), updated_at = $8 WHERE id = $9 AND state = $10",
+                         grant_handle = COALESCE($7, grant_handle), updated_at = $8, review = COALESCE($9, review) \
+                         WHERE id = $10 AND state = $11",
                     )
                     .bind(to.map(|s| s.as_str()))
                     .bind(patch.granted_at.map(to_millis))
@@ -235,6 +241,7 @@ impl Store for SqlStore {
                     .bind(patch.note)
                     .bind(patch.grant_handle.map(|h| h.to_string()))
                     .bind(now)
+                    .bind(patch.review.map(|r| r.to_string()))
                     .bind(id.0)
                     .bind(req.state.as_str())
                     .execute(&mut *tx)
@@ -478,6 +485,67 @@ impl Store for SqlStore {
                     .await
                     .map_err(err)?;
             Ok((n, oldest.map(from_millis)))
+        })
+    }
+
+    async fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError> {
+        with_pool!(self, |_w, r, _pg| {
+            let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+                "SELECT scope, reason, locked_by, locked_at, blocks_breakglass FROM lockdowns ORDER BY scope",
+            )
+            .fetch_all(r)
+            .await
+            .map_err(err)?;
+            Ok(rows
+                .into_iter()
+                .map(|(scope, reason, locked_by, at, bg)| Lockdown {
+                    scope,
+                    reason,
+                    locked_by,
+                    locked_at: from_millis(at),
+                    blocks_breakglass: bg != 0,
+                })
+                .collect())
+        })
+    }
+
+    async fn set_lockdown(&self, l: Lockdown, event: NewEvent) -> Result<(), StoreError> {
+        with_pool!(self, |w, _r, pg| {
+            let mut tx = w.begin().await.map_err(err)?;
+            sqlx::query(
+                "INSERT INTO lockdowns (scope, reason, locked_by, locked_at, blocks_breakglass) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason, locked_by = excluded.locked_by, \
+                 locked_at = excluded.locked_at, blocks_breakglass = excluded.blocks_breakglass",
+            )
+            .bind(&l.scope)
+            .bind(&l.reason)
+            .bind(&l.locked_by)
+            .bind(to_millis(l.locked_at))
+            .bind(l.blocks_breakglass as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            append_event!(tx, pg, event);
+            tx.commit().await.map_err(err)?;
+            Ok(())
+        })
+    }
+
+    async fn clear_lockdown(&self, scope: &str, event: NewEvent) -> Result<bool, StoreError> {
+        with_pool!(self, |w, _r, pg| {
+            let mut tx = w.begin().await.map_err(err)?;
+            let gone = sqlx::query("DELETE FROM lockdowns WHERE scope = $1")
+                .bind(scope)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            if gone.rows_affected() == 0 {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            append_event!(tx, pg, event);
+            tx.commit().await.map_err(err)?;
+            Ok(true)
         })
     }
 }

@@ -106,23 +106,13 @@ pub async fn act(server: &ServerArgs, id: &str, action: &str, body: Value) -> i3
 
 pub async fn revoke(server: &ServerArgs, id: &str, reason: &str, yes: bool) -> i32 {
     if !yes {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            eprintln!("error: revoking takes access away at once; confirm with --yes when not at a terminal");
-            return 2;
-        }
         let shown = id.trim_start_matches('#');
         let summary = match call(server, reqwest::Method::GET, &format!("/api/v1/requests/{shown}"), None).await {
             Ok(v) => describe(&v),
             Err(code) => return code,
         };
-        print!("Revoke {summary}? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = stdin.lock().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            eprintln!("not revoked");
-            return 1;
+        if let Err(code) = confirm(&format!("Revoke {summary}?"), false) {
+            return code;
         }
     }
     act(server, id, "revoke", json!({ "reason": reason })).await
@@ -151,6 +141,110 @@ pub async fn status(server: &ServerArgs, id: Option<&str>, all: bool) -> i32 {
             } else {
                 for r in &list {
                     println!("{}", describe(r));
+                }
+            }
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn breakglass(server: &ServerArgs, role: &str, duration: &str, justification: &str) -> i32 {
+    let body = json!({ "role": role, "duration": duration, "justification": justification });
+    match call(server, reqwest::Method::POST, "/api/v1/breakglass", Some(body)).await {
+        Ok(v) => {
+            print(server, &v);
+            if !server.json {
+                println!("Break-glass recorded; the security team has been alerted and will review it.");
+            }
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// Asks "really?" at a terminal; refuses without one unless `yes`.
+fn confirm(question: &str, yes: bool) -> Result<(), i32> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!("error: this takes access away at once; confirm with --yes when not at a terminal");
+        return Err(2);
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = stdin.lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        eprintln!("nothing done");
+        Err(1)
+    }
+}
+
+pub async fn lockdown(server: &ServerArgs, scope: &str, reason: &str, block_breakglass: bool, yes: bool) -> i32 {
+    let what = if scope == "all" { "every role".to_string() } else { format!("`{scope}`") };
+    if let Err(code) = confirm(&format!("Lock down {what}: refuse new requests and revoke every grant of it now?"), yes)
+    {
+        return code;
+    }
+    let body = json!({ "scope": scope, "reason": reason, "blocks_breakglass": block_breakglass });
+    match call(server, reqwest::Method::POST, "/api/v1/lockdowns", Some(body)).await {
+        Ok(v) => {
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                let n = |k: &str| v[k].as_array().map(|a| a.len()).unwrap_or(0);
+                println!(
+                    "Locked down {what}: {} grant(s) being revoked, {} pending request(s) denied.",
+                    n("revoked"),
+                    n("denied")
+                );
+                for f in v["failed"].as_array().into_iter().flatten() {
+                    println!("  could not end #{}: {}", f[0], f[1].as_str().unwrap_or(""));
+                }
+            }
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn unlock(server: &ServerArgs, scope: &str) -> i32 {
+    match call(server, reqwest::Method::DELETE, &format!("/api/v1/lockdowns/{scope}"), None).await {
+        Ok(_) => {
+            println!("Unlocked {scope}.");
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn lockdowns(server: &ServerArgs) -> i32 {
+    match call(server, reqwest::Method::GET, "/api/v1/lockdowns", None).await {
+        Ok(v) => {
+            let list = v["lockdowns"].as_array().cloned().unwrap_or_default();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else if list.is_empty() {
+                println!("No lockdowns.");
+            } else {
+                for l in list {
+                    let scope = if l["scope"] == "*" {
+                        "all".to_string()
+                    } else {
+                        l["scope"].as_str().unwrap_or("?").to_string()
+                    };
+                    println!(
+                        "{scope}: by {} since {}: {}{}",
+                        l["locked_by"].as_str().unwrap_or("?"),
+                        l["locked_at"].as_str().unwrap_or("?"),
+                        l["reason"].as_str().unwrap_or(""),
+                        if l["blocks_breakglass"] == true { " (break-glass blocked)" } else { "" }
+                    );
                 }
             }
             0

@@ -104,6 +104,49 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Emergency access without approval (for persons the role allows); alerts the security team.
+    Breakglass {
+        role: String,
+        duration: String,
+        /// Why, in words: it is shown to the security team and kept for the review.
+        #[arg(required = true, num_args = 1..)]
+        justification: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Mark a break-glass grant reviewed (security team).
+    Review {
+        id: String,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Kill switch (security team): refuse new requests for ROLE (or `all`) and revoke its grants now.
+    Lockdown {
+        scope: String,
+        #[arg(long)]
+        reason: String,
+        /// Refuse break-glass too.
+        #[arg(long)]
+        block_breakglass: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Lift a lockdown (security team).
+    Unlock {
+        scope: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List lockdowns in force.
+    Lockdowns {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Show one request, or your pending requests and active grants.
     Status {
         id: Option<String>,
@@ -176,5 +219,16 @@ pub async fn run() -> i32 {
             client::act(&server, &id, "extend", serde_json::json!({ "duration": duration, "reason": reason })).await
         }
         Command::Status { id, all, server } => client::status(&server, id.as_deref(), all).await,
+        Command::Breakglass { role, duration, justification, server } => {
+            client::breakglass(&server, &role, &duration, &justification.join(" ")).await
+        }
+        Command::Review { id, note, server } => {
+            client::act(&server, &id, "review", serde_json::json!({ "note": note })).await
+        }
+        Command::Lockdown { scope, reason, block_breakglass, yes, server } => {
+            client::lockdown(&server, &scope, &reason, block_breakglass, yes).await
+        }
+        Command::Unlock { scope, server } => client::unlock(&server, &scope).await,
+        Command::Lockdowns { server } => client::lockdowns(&server).await,
     }
 }

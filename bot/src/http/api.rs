@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// Parses a JSON body with a message that names the problem.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) { b"{}" } else { bytes };
     serde_json::from_slice(bytes).map_err(|e| UserError::invalid(format!("Invalid JSON body: {e}")).into())
 }
@@ -31,7 +31,7 @@ fn request_id(s: &str) -> Result<RequestId, ApiError> {
 
 /// The JSON shape of a request, shared by every endpoint that returns one.
 pub fn view(req: &Request, policy: &Policy) -> Value {
-    let required = policy.roles.get(&req.role).map(|r| r.approvals_required);
+    let required = policy.roles.get(&req.role).map(|r| r.approvals_required + req.extra_approvals);
     json!({
         "id": req.id.0,
         "kind": req.kind.as_str(),
@@ -52,6 +52,9 @@ pub fn view(req: &Request, policy: &Policy) -> Value {
         "closed_by": req.closed_by,
         "note": req.note,
         "dry_run": req.is_dry_run(),
+        "extra_approvals": req.extra_approvals,
+        "rules": req.rules,
+        "review": req.review,
     })
 }
 
@@ -92,6 +95,7 @@ pub async fn show(
 struct ActBody {
     reason: Option<String>,
     duration: Option<String>,
+    note: Option<String>,
 }
 
 pub async fn act(
@@ -114,6 +118,7 @@ pub async fn act(
         }
         "deny" => view(&svc.deny(c, id, &reason()).await?, &svc.policy()),
         "cancel" => view(&svc.cancel(c, id).await?, &svc.policy()),
+        "review" => view(&svc.review(c, id, b.note.as_deref().unwrap_or("")).await?, &svc.policy()),
         "revoke" => view(&svc.revoke(c, id, &reason()).await?, &svc.policy()),
         "release" => view(&svc.release(c, id).await?, &svc.policy()),
         "extend" => {
@@ -123,7 +128,7 @@ pub async fn act(
         }
         other => {
             return Err(UserError::not_found(format!(
-                "Unknown action `{}`: use approve, deny, cancel, revoke, release or extend.",
+                "Unknown action `{}`: use approve, deny, cancel, revoke, release, extend or review.",
                 other.chars().take(40).collect::<String>()
             ))
             .into());

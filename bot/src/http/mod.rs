@@ -1,7 +1,8 @@
 //! The HTTP server: the REST API, health and metrics. Chat platforms' endpoints are merged in by
 //! their adapters.
 
-mod api;
+pub mod api;
+mod controls;
 mod error;
 mod ops;
 
@@ -43,6 +44,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/{action}", post(api::act))
         .route("/api/v1/grants", get(api::grants))
         .route("/api/v1/whoami", get(api::whoami))
+        .route("/api/v1/breakglass", post(controls::breakglass))
+        .route("/api/v1/lockdowns", post(controls::lockdown).get(controls::lockdowns))
+        .route("/api/v1/lockdowns/{scope}", axum::routing::delete(controls::unlock))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

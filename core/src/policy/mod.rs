@@ -4,6 +4,8 @@
 //! moment: approval authority is checked when the click arrives, not when the card was posted.
 
 mod parse;
+pub mod rules;
+mod rules_parse;
 
 pub use parse::{ConfigError, POLICY_SECTIONS, de as deserialize_at, parse_policy};
 
@@ -20,6 +22,7 @@ pub struct Policy {
     pub tokens: Vec<ApiToken>,
     pub security: Security,
     pub settings: Settings,
+    pub rules: Vec<rules::Rule>,
 }
 
 /// A human known to the policy.
@@ -71,6 +74,16 @@ pub struct Role {
     /// Where the approval card goes, per platform.
     pub slack_channel: Option<String>,
     pub discord_channel: Option<String>,
+    /// Approve without a human: for low-risk roles (`auto_approve`), or when the requester is in
+    /// one of `auto_approve_groups` (on-call). Every deny rule still applies.
+    pub auto_approve: bool,
+    pub auto_approve_groups: Vec<GroupName>,
+    /// Who may use break-glass for this role (none: nobody), and for how long at most.
+    pub breakglass_groups: Vec<GroupName>,
+    pub breakglass_max_duration: GrantDuration,
+    /// After this long pending, members of `escalate_to` may approve too (and are reminded).
+    pub escalate_after: Option<GrantDuration>,
+    pub escalate_to: Vec<GroupName>,
 }
 
 /// An API token, stored as the SHA-256 of the secret so the config file is not itself a secret.
@@ -81,12 +94,26 @@ pub struct ApiToken {
     pub sha256: String,
 }
 
-/// The security team: may revoke any grant and veto any request.
-#[derive(Debug, Clone, Default)]
+/// The security team: may revoke any grant, veto any request, lock roles down and review
+/// break-glass use.
+#[derive(Debug, Clone)]
 pub struct Security {
     pub group: Option<GroupName>,
     pub slack_channel: Option<String>,
     pub discord_channel: Option<String>,
+    /// How often an open break-glass review reminds the security team.
+    pub review_reminder: GrantDuration,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            group: None,
+            slack_channel: None,
+            discord_channel: None,
+            review_reminder: GrantDuration::from_secs(4 * 3600).expect("constant"),
+        }
+    }
 }
 
 /// Timings that are not per role.
@@ -163,6 +190,25 @@ impl Policy {
 
     pub fn is_approver(&self, caller: &Caller, role: &Role) -> bool {
         role.approvers.iter().any(|g| self.is_member(g, caller))
+    }
+
+    /// May approve now: an approver of the role, or, once the request has waited
+    /// `escalate_after`, a member of the escalation groups.
+    pub fn may_approve(&self, caller: &Caller, role: &Role, waited: chrono::Duration) -> bool {
+        self.is_approver(caller, role)
+            || (role.escalate_after.is_some_and(|d| waited >= d.as_chrono())
+                && role.escalate_to.iter().any(|g| self.is_member(g, caller)))
+    }
+
+    pub fn may_breakglass(&self, caller: &Caller, role: &Role) -> bool {
+        role.breakglass_groups.iter().any(|g| self.is_member(g, caller))
+    }
+
+    pub fn auto_approves(&self, caller: &Caller, role: &Role) -> Option<String> {
+        if role.auto_approve {
+            return Some("low-risk role".into());
+        }
+        role.auto_approve_groups.iter().find(|g| self.is_member(g, caller)).map(|g| format!("requester is in `{g}`"))
     }
 
     pub fn is_security(&self, caller: &Caller) -> bool {

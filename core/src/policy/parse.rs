@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::fmt;
 
 /// Top-level keys that hold the policy. The bot owns the other sections of the file.
-pub const POLICY_SECTIONS: &[&str] = &["persons", "groups", "roles", "tokens", "security", "settings"];
+pub const POLICY_SECTIONS: &[&str] = &["persons", "groups", "roles", "tokens", "security", "settings", "rules"];
 
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,16 @@ struct RawRole {
     reminder_interval: Option<String>,
     slack_channel: Option<String>,
     discord_channel: Option<String>,
+    #[serde(default)]
+    auto_approve: bool,
+    #[serde(default)]
+    auto_approve_groups: Vec<String>,
+    #[serde(default)]
+    breakglass_groups: Vec<String>,
+    breakglass_max_duration: Option<String>,
+    escalate_after: Option<String>,
+    #[serde(default)]
+    escalate_to: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +97,7 @@ struct RawSecurity {
     group: Option<String>,
     slack_channel: Option<String>,
     discord_channel: Option<String>,
+    review_reminder: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,11 +129,11 @@ pub fn de<T: serde::de::DeserializeOwned>(path: &str, v: &toml::Value, errs: &mu
     }
 }
 
-fn duration(path: &str, s: &str, errs: &mut Vec<ConfigError>) -> Option<GrantDuration> {
+pub(super) fn duration(path: &str, s: &str, errs: &mut Vec<ConfigError>) -> Option<GrantDuration> {
     GrantDuration::parse(s).map_err(|e| errs.push(ConfigError::new(path, e))).ok()
 }
 
-fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
+pub(super) fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
     match root.get(key) {
         None => None,
         Some(toml::Value::Table(t)) => Some(t),
@@ -294,10 +305,34 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         if raw.ticket_required && raw.ticket_pattern.is_none() {
             errs.push(ConfigError::new(format!("{path}.ticket_required"), "needs a ticket_pattern"));
         }
+        let groups_at = |key: &str, list: &[String], errs: &mut Vec<ConfigError>| -> Vec<GroupName> {
+            list.iter().enumerate().filter_map(|(i, g)| group_ref(format!("{path}.{key}[{i}]"), g, errs)).collect()
+        };
+        let auto_approve_groups = groups_at("auto_approve_groups", &raw.auto_approve_groups, &mut errs);
+        let breakglass_groups = groups_at("breakglass_groups", &raw.breakglass_groups, &mut errs);
+        let escalate_to = groups_at("escalate_to", &raw.escalate_to, &mut errs);
+        let breakglass_max = match &raw.breakglass_max_duration {
+            Some(s) => duration(&format!("{path}.breakglass_max_duration"), s, &mut errs),
+            None => max_duration,
+        };
+        let escalate_after = match &raw.escalate_after {
+            Some(s) => duration(&format!("{path}.escalate_after"), s, &mut errs).map(Some),
+            None => Some(None),
+        };
+        if raw.escalate_after.is_some() == raw.escalate_to.is_empty() {
+            errs.push(ConfigError::new(format!("{path}.escalate_to"), "escalate_after and escalate_to go together"));
+        }
         let target = serde_json::to_value(&raw.target).unwrap_or_default();
-        if let (Some(name), Some(dd), Some(md), Some(mt), Some(pt), Some(ri)) =
-            (name, default_duration, max_duration, max_total, pending_timeout, reminder_interval)
-        {
+        if let (Some(name), Some(dd), Some(md), Some(mt), Some(pt), Some(ri), Some(bg), Some(ea)) = (
+            name,
+            default_duration,
+            max_duration,
+            max_total,
+            pending_timeout,
+            reminder_interval,
+            breakglass_max,
+            escalate_after,
+        ) {
             roles.insert(
                 name.clone(),
                 Role {
@@ -319,6 +354,12 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
                     reminder_interval: ri,
                     slack_channel: raw.slack_channel,
                     discord_channel: raw.discord_channel,
+                    auto_approve: raw.auto_approve,
+                    auto_approve_groups,
+                    breakglass_groups,
+                    breakglass_max_duration: bg,
+                    escalate_after: ea,
+                    escalate_to,
                 },
             );
         }
@@ -353,11 +394,17 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         Some(v) => de::<RawSecurity>("security", v, &mut errs).unwrap_or_default(),
         None => RawSecurity::default(),
     };
+    let review_reminder = match &security.review_reminder {
+        Some(s) => duration("security.review_reminder", s, &mut errs),
+        None => None,
+    };
     let security = Security {
         group: security.group.and_then(|g| group_ref("security.group".into(), &g, &mut errs)),
         slack_channel: security.slack_channel,
         discord_channel: security.discord_channel,
+        review_reminder: review_reminder.unwrap_or(Security::default().review_reminder),
     };
+    let rules = super::rules_parse::parse_rules(root, &persons, &roles, &mut errs);
 
     let raw_settings = match root.get("settings") {
         Some(v) => de::<RawSettings>("settings", v, &mut errs).unwrap_or_default(),
@@ -374,7 +421,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         settings.apply_max_attempts = n.max(1);
     }
 
-    if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings }) } else { Err(errs) }
+    if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings, rules }) } else { Err(errs) }
 }
 
 /// Two persons with the same chat id would let one act as the other.

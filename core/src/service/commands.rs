@@ -5,7 +5,7 @@
 use super::{Service, role_groups};
 use crate::{
     EndReason, GrantDuration, Reason, RequestId, State, UserError,
-    audit::{Actor, EventKind, NewEvent, details},
+    audit::{Actor, EventKind, NewEvent},
     error::{CoreError, CoreResult, ErrorCode},
     policy::Caller,
     ports::{Change, Decision, DueKind, NewDue, Patch},
@@ -14,7 +14,7 @@ use crate::{
 use serde_json::json;
 
 /// Who may end a grant: decided per command, checked under the row lock.
-type Authority = Box<dyn Fn(&Caller, &Request) -> bool + Send>;
+type Authority = Box<dyn Fn(&Request) -> bool + Send>;
 
 /// A new request as an adapter parsed it. Strings are validated here, not in adapters.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +58,7 @@ fn final_state_message(req: &Request) -> String {
 }
 
 impl Service {
-    fn known_caller(&self, caller: &Caller) -> CoreResult<()> {
+    pub(super) fn known_caller(&self, caller: &Caller) -> CoreResult<()> {
         if self.policy().person(&caller.person).is_none() {
             return Err(UserError::unauthenticated(format!(
                 "`{}` is not a person in elevate's policy; ask an admin to add you.",
@@ -67,87 +67,6 @@ impl Service {
             .into());
         }
         Ok(())
-    }
-
-    /// `/elevate ROLE DURATION REASON`: validates everything, then writes the request, its event
-    /// and its timeout and reminder items in one transaction.
-    pub async fn request(&self, caller: &Caller, input: RequestInput) -> CoreResult<Request> {
-        self.known_caller(caller)?;
-        let policy = self.policy();
-        let role = policy.role(&input.role)?;
-        if !policy.may_request(caller, role) {
-            return Err(UserError::forbidden(format!(
-                "You may not request `{}`: it is open to members of {}.",
-                role.name,
-                role_groups(role, false)
-            ))
-            .into());
-        }
-        let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => role.default_duration,
-            Some(s) => GrantDuration::parse(s).map_err(UserError::invalid)?,
-        };
-        if duration > role.max_duration {
-            return Err(UserError::invalid(format!(
-                "`{}` can be held for at most {}; ask for {} or less.",
-                role.name, role.max_duration, role.max_duration
-            ))
-            .into());
-        }
-        let reason = match Reason::parse(&input.reason) {
-            Ok(r) => r,
-            Err(_) if !role.reason_required && input.reason.trim().is_empty() => {
-                Reason::parse("(no reason given)").expect("constant")
-            }
-            Err(e) => return Err(UserError::invalid(e).into()),
-        };
-        let ticket = role.ticket(input.ticket.as_deref(), reason.as_str())?;
-        let now = self.now();
-        let required = role.approvals_required;
-        let new = NewRequest {
-            kind: RequestKind::Normal,
-            role: role.name.clone(),
-            requester: caller.person.clone(),
-            duration,
-            reason: reason.clone(),
-            ticket: ticket.clone(),
-            source: input.source.clone(),
-            state: State::Pending,
-            created_at: now,
-        };
-        let event = NewEvent::new(
-            now,
-            Actor::Person(caller.person.clone()),
-            EventKind::RequestCreated,
-            None,
-            details([
-                ("role", Some(json!(role.name))),
-                ("duration", Some(json!(duration.to_string()))),
-                ("reason", Some(json!(reason))),
-                ("ticket", ticket.as_ref().map(|t| json!(t))),
-                ("source", Some(json!(input.source))),
-                ("approvals_required", Some(json!(required))),
-            ]),
-        );
-        let mut due = vec![NewDue {
-            kind: DueKind::PendingTimeout,
-            request: None,
-            due_at: now + role.pending_timeout.as_chrono(),
-            payload: serde_json::Value::Null,
-        }];
-        if let Some(every) = role.reminder_interval
-            && every < role.pending_timeout
-        {
-            due.push(NewDue {
-                kind: DueKind::Reminder,
-                request: None,
-                due_at: now + every.as_chrono(),
-                payload: serde_json::Value::Null,
-            });
-        }
-        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
-        self.wake.wake();
-        Ok(req)
     }
 
     /// An approver's yes. Authority is checked now, from the policy as it is now, inside the
@@ -176,7 +95,7 @@ impl Service {
             let Some(role) = policy.roles.get(&req.role) else {
                 return refuse(UserError::conflict(format!("Role `{}` no longer exists.", req.role)));
             };
-            if !policy.is_approver(&caller_c, role) {
+            if !policy.may_approve(&caller_c, role, now - req.created_at) {
                 return refuse(UserError::forbidden(format!(
                     "You are not an approver for `{}` (approvers: {}).",
                     role.name,
@@ -192,20 +111,22 @@ impl Service {
             if req.approvals.iter().any(|a| a.approver == caller_c.person) {
                 return refuse(UserError::conflict(format!(
                     "You have already approved {}; it needs {} approvals from different people.",
-                    req.id, role.approvals_required
+                    req.id,
+                    role.approvals_required + req.extra_approvals
                 )));
             }
             let count = req.approvals.len() as u32 + 1;
             let mut approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.to_string()).collect();
             approvers.push(caller_c.person.to_string());
-            let body = json!({ "approvals": count, "required": role.approvals_required, "approvers": approvers });
-            if count >= role.approvals_required {
+            let required = role.approvals_required + req.extra_approvals;
+            let body = json!({ "approvals": count, "required": required, "approvers": approvers });
+            if count >= required {
                 Decision::from(Change {
                     to: Some(State::Approved),
                     approval: Some(caller_c.person.clone()),
                     event: Some(NewEvent::new(now, actor.clone(), EventKind::RequestApproved, Some(req.id), body)),
                     schedule: vec![NewDue::new(DueKind::Apply, req.id, now)],
-                    cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
+                    cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
                     ..Change::default()
                 })
             } else {
@@ -217,7 +138,8 @@ impl Service {
             }
         });
         let req = self.decide(id, f).await?;
-        let required = self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        let required =
+            self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1) + req.extra_approvals;
         if req.state == State::Approved {
             self.wake.wake();
         }
@@ -305,32 +227,38 @@ impl Service {
         self.known_caller(caller)?;
         let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A revoke needs a reason: {e}")))?;
         let policy = self.policy();
-        let allowed = move |caller: &Caller, req: &Request| {
-            policy.is_security(caller) || policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(caller, r))
+        let c = caller.clone();
+        let allowed = move |req: &Request| {
+            policy.is_security(&c) || policy.roles.get(&req.role).is_some_and(|r| policy.is_approver(&c, r))
         };
-        self.end(caller, id, EndReason::Revoked, Some(reason), Box::new(allowed)).await
+        self.end(Actor::Person(caller.person.clone()), id, EndReason::Revoked, Some(reason), Box::new(allowed)).await
     }
 
     /// "I'm done": the requester gives access back early.
     pub async fn release(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let allowed = |caller: &Caller, req: &Request| req.requester == caller.person;
-        self.end(caller, id, EndReason::Released, None, Box::new(allowed)).await
+        let person = caller.person.clone();
+        let allowed = move |req: &Request| req.requester == person;
+        self.end(Actor::Person(caller.person.clone()), id, EndReason::Released, None, Box::new(allowed)).await
     }
 
-    async fn end(
+    /// Moves an active grant to `revoking` (or an approved one straight to `revoked`), as `by`.
+    pub(super) async fn end(
         &self,
-        caller: &Caller,
+        by: Actor,
         id: RequestId,
         ending: EndReason,
         reason: Option<Reason>,
         allowed: Authority,
     ) -> CoreResult<Request> {
-        let caller_c = caller.clone();
         let now = self.now();
+        let closed_by = match &by {
+            Actor::Person(p) => p.to_string(),
+            other => other.to_string(),
+        };
         let f = Box::new(move |req: &Request| -> Decision {
             let verb = if ending == EndReason::Released { "release" } else { "revoke" };
-            if !allowed(&caller_c, req) {
+            if !allowed(req) {
                 let who = if ending == EndReason::Released {
                     format!("Only {} can release {}.", req.requester, req.id)
                 } else {
@@ -338,11 +266,11 @@ impl Service {
                 };
                 return Decision::Refuse(UserError::forbidden(who), None);
             }
-            let actor = Actor::Person(caller_c.person.clone());
+            let actor = by.clone();
             let body = json!({ "ending": ending.as_str(), "reason": reason });
             let patch = Patch {
                 ending: Some(ending),
-                closed_by: Some(caller_c.person.to_string()),
+                closed_by: Some(closed_by.clone()),
                 note: reason.as_ref().map(|r| r.to_string()),
                 ..Patch::default()
             };
@@ -448,6 +376,10 @@ impl Service {
             source: parent.source.clone(),
             state: State::Pending,
             created_at: now,
+            extra_approvals: parent.extra_approvals,
+            rules: parent.rules.clone(),
+            closed_by: None,
+            note: None,
         };
         let event = NewEvent::new(
             now,

@@ -31,10 +31,12 @@ impl Service {
             DueKind::PendingTimeout => self.run_pending_timeout(item, req).await,
             DueKind::Reminder => self.run_reminder(item, req).await,
             DueKind::ExpiryWarning => self.run_expiry_warning(item, req).await,
+            DueKind::Escalate => self.run_escalate(item, req).await,
+            DueKind::ReviewReminder => self.run_review_reminder(item, req).await,
         }
     }
 
-    async fn finish(&self, item: &DueItem) -> CoreResult<()> {
+    pub(super) async fn finish(&self, item: &DueItem) -> CoreResult<()> {
         self.store.finish_due(item.id).await.map_err(CoreError::store)
     }
 
@@ -448,65 +450,6 @@ impl Service {
                     json!({ "approvals": r.approvals.len() }),
                 )),
                 cancel: vec![DueKind::Reminder],
-                finish: Some(item_id),
-                ..Change::default()
-            })
-        });
-        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
-            Decided::Changed(_) => Ok(()),
-            _ => self.finish(&item).await,
-        }
-    }
-
-    async fn run_reminder(&self, item: DueItem, req: Request) -> CoreResult<()> {
-        let policy = self.policy();
-        let every = policy.roles.get(&req.role).and_then(|r| r.reminder_interval);
-        let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
-        let timeout = policy.roles.get(&req.role).map(|r| r.pending_timeout.as_chrono());
-        let now = self.now();
-        let item_id = item.id;
-        // Decided under the row lock: a timeout or approval that lands at the same moment wins,
-        // and no reminder is sent for a request that is no longer pending.
-        let f = Box::new(move |r: &Request| -> Decision {
-            let Some(every) = every.filter(|_| r.state == State::Pending) else {
-                return Decision::Refuse(UserError::conflict("not pending"), None);
-            };
-            let ev = NewEvent::new(
-                now,
-                Actor::System,
-                EventKind::RequestReminder,
-                Some(r.id),
-                json!({ "approvals": r.approvals.len(), "required": required, "waiting_secs": (now - r.created_at).num_seconds() }),
-            );
-            // No reminder at or after the moment the request times out.
-            let next = now + every.as_chrono();
-            let schedule = match timeout {
-                Some(t) if next < r.created_at + t => vec![NewDue::new(DueKind::Reminder, r.id, next)],
-                _ => Vec::new(),
-            };
-            Decision::from(Change { event: Some(ev), schedule, finish: Some(item_id), ..Change::default() })
-        });
-        match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
-            Decided::Changed(_) => Ok(()),
-            _ => self.finish(&item).await,
-        }
-    }
-
-    async fn run_expiry_warning(&self, item: DueItem, req: Request) -> CoreResult<()> {
-        let now = self.now();
-        let item_id = item.id;
-        let f = Box::new(move |r: &Request| -> Decision {
-            let Some(exp) = r.expires_at.filter(|e| *e > now && r.state == State::Active) else {
-                return Decision::Refuse(UserError::conflict("not active"), None);
-            };
-            Decision::from(Change {
-                event: Some(NewEvent::new(
-                    now,
-                    Actor::System,
-                    EventKind::ExpiryWarning,
-                    Some(r.id),
-                    json!({ "expires_at": exp.to_rfc3339(), "minutes_left": ((exp - now).num_seconds() + 59) / 60 }),
-                )),
                 finish: Some(item_id),
                 ..Change::default()
             })

@@ -3,10 +3,14 @@
 //! it is at that moment and asks the store to apply what it decided.
 
 mod commands;
+mod controls;
 mod due;
+mod due_notices;
 mod periodic;
+mod request;
 
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
+pub use controls::LockdownReport;
 pub use periodic::{ReconcileReport, VerifyReport, verify_store};
 
 use crate::{

@@ -69,7 +69,7 @@ async fn the_modal_path_lists_only_requestable_roles_and_reports_field_errors() 
         .iter()
         .map(|o| o["value"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(options, ["busy", "db", "db-ro", "prod", "sandbox"]);
+    assert_eq!(options, ["busy", "db", "db-ro", "esc", "logs", "oncall-db", "prod", "sandbox"]);
 
     let mallory = app.slack_command("mallory", "").await.text();
     assert!(mallory.contains("no role you may request"), "{mallory}");

@@ -1,0 +1,63 @@
+//! `/api/v1/breakglass` and `/api/v1/lockdowns`: the emergency path and the kill switch.
+
+use super::{ApiError, AppState, Authenticated, api::view};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use elevate_core::request::Source;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakglassBody {
+    role: String,
+    duration: String,
+    justification: String,
+}
+
+pub async fn breakglass(
+    State(st): State<AppState>,
+    who: Authenticated,
+    raw: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let b: BreakglassBody = super::api::body(&raw)?;
+    let req = st
+        .service
+        .breakglass(&who.caller, &b.role, &b.duration, &b.justification, Source::api(&who.token_name))
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&req, &st.service.policy()))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockdownBody {
+    /// A role name or `all`.
+    scope: String,
+    reason: String,
+    #[serde(default)]
+    blocks_breakglass: bool,
+}
+
+pub async fn lockdown(State(st): State<AppState>, who: Authenticated, raw: Bytes) -> Result<Json<Value>, ApiError> {
+    let b: LockdownBody = super::api::body(&raw)?;
+    let report = st.service.lockdown(&who.caller, &b.scope, &b.reason, b.blocks_breakglass).await?;
+    Ok(Json(json!(report)))
+}
+
+pub async fn unlock(
+    State(st): State<AppState>,
+    who: Authenticated,
+    Path(scope): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    st.service.unlock(&who.caller, &scope).await?;
+    Ok(Json(json!({ "unlocked": scope })))
+}
+
+pub async fn lockdowns(State(st): State<AppState>, _who: Authenticated) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "lockdowns": st.service.lockdowns().await? })))
+}

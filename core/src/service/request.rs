@@ -1,0 +1,355 @@
+//! Creating requests: the ordinary `/elevate ROLE DURATION REASON` and break-glass. Both check
+//! lockdowns and decision rules first; a refusal by a rule is itself a decision, recorded as a
+//! request denied by that rule (so rate limits can count refused attempts), and the person is
+//! told which rule refused them and what to do instead.
+
+use super::{RequestInput, Service, role_groups};
+use crate::{
+    EndReason, GrantDuration, Reason, State, UserError,
+    audit::{Actor, EventKind, NewEvent, details},
+    error::{CoreError, CoreResult, ErrorCode},
+    policy::{
+        Caller, Role,
+        rules::{self, Refusal, RuleInput, Verdict},
+    },
+    ports::{Change, Decision, DueKind, NewDue, Patch, RequestQuery},
+    request::{NewRequest, Request, RequestKind, Source},
+};
+use serde_json::json;
+
+/// A request validated and ready to be written.
+struct Draft {
+    kind: RequestKind,
+    duration: GrantDuration,
+    reason: Reason,
+    ticket: Option<String>,
+    source: Source,
+}
+
+impl Service {
+    /// `/elevate ROLE DURATION REASON`.
+    pub async fn request(&self, caller: &Caller, input: RequestInput) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let policy = self.policy();
+        let role = policy.role(&input.role)?;
+        if !policy.may_request(caller, role) {
+            return Err(UserError::forbidden(format!(
+                "You may not request `{}`: it is open to members of {}.",
+                role.name,
+                role_groups(role, false)
+            ))
+            .into());
+        }
+        let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => role.default_duration,
+            Some(s) => GrantDuration::parse(s).map_err(UserError::invalid)?,
+        };
+        if duration > role.max_duration {
+            return Err(UserError::invalid(format!(
+                "`{}` can be held for at most {}; ask for {} or less.",
+                role.name, role.max_duration, role.max_duration
+            ))
+            .into());
+        }
+        let reason = match Reason::parse(&input.reason) {
+            Ok(r) => r,
+            Err(_) if !role.reason_required && input.reason.trim().is_empty() => {
+                Reason::parse("(no reason given)").expect("constant")
+            }
+            Err(e) => return Err(UserError::invalid(e).into()),
+        };
+        let ticket = role.ticket(input.ticket.as_deref(), reason.as_str())?;
+        let draft = Draft { kind: RequestKind::Normal, duration, reason, ticket, source: input.source };
+
+        if let Some(l) = self.lockdown_for(role, false).await? {
+            let message = format!(
+                "`{}` is locked down by {} since {}: {}. Ask the security team to unlock it{}.",
+                role.name,
+                l.locked_by,
+                crate::render::time(l.locked_at),
+                l.reason,
+                if policy.may_breakglass(caller, role) { ", or use break-glass in an emergency" } else { "" }
+            );
+            let refusal = Refusal { rule: "lockdown".into(), message, alert: false, revoke_grants: false };
+            return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
+        }
+        let verdict = self.rules_for(caller, role, &draft.source, false).await?;
+        if let Some(refusal) = verdict.refusal.clone() {
+            return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
+        }
+        let req = self.create_pending(caller, role, draft, &verdict).await?;
+        match policy.auto_approves(caller, role) {
+            Some(why) if !verdict.no_auto_approve && verdict.extra_approvals == 0 => self.auto_approve(req, &why).await,
+            _ => Ok(req),
+        }
+    }
+
+    /// Emergency access: applied at once without approval, for persons allowed per role, with
+    /// the role's break-glass maximum, a loud alert, and a review item that reminds the security
+    /// team until someone marks it reviewed.
+    pub async fn breakglass(
+        &self,
+        caller: &Caller,
+        role: &str,
+        duration: &str,
+        justification: &str,
+        source: Source,
+    ) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        let policy = self.policy();
+        let role = policy.role(role)?;
+        if !policy.may_breakglass(caller, role) {
+            let who = if role.breakglass_groups.is_empty() {
+                "nobody: the role has no breakglass_groups".to_string()
+            } else {
+                format!(
+                    "members of {}",
+                    role.breakglass_groups.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            return Err(UserError::forbidden(format!(
+                "You may not use break-glass for `{}`: it is open to {who}.",
+                role.name
+            ))
+            .into());
+        }
+        let duration = GrantDuration::parse(duration).map_err(UserError::invalid)?;
+        if duration > role.breakglass_max_duration {
+            return Err(UserError::invalid(format!(
+                "Break-glass for `{}` lasts at most {}; ask for {} or less.",
+                role.name, role.breakglass_max_duration, role.breakglass_max_duration
+            ))
+            .into());
+        }
+        let reason = Reason::parse(justification)
+            .map_err(|e| UserError::invalid(format!("Break-glass needs a justification: {e}")))?;
+        let draft = Draft { kind: RequestKind::BreakGlass, duration, reason, ticket: None, source };
+        if let Some(l) = self.lockdown_for(role, true).await? {
+            let message = format!(
+                "`{}` is locked down by {}, break-glass included: {}. Call the security team.",
+                role.name, l.locked_by, l.reason
+            );
+            let refusal = Refusal { rule: "lockdown".into(), message, alert: true, revoke_grants: false };
+            return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
+        }
+        let verdict = self.rules_for(caller, role, &draft.source, true).await?;
+        if let Some(refusal) = verdict.refusal.clone() {
+            return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
+        }
+        let justification = draft.reason.to_string();
+        let req = self.create_pending(caller, role, draft, &verdict).await?;
+        let now = self.now();
+        let review_every = policy.security.review_reminder;
+        let f = Box::new(move |r: &Request| -> Decision {
+            if r.state != State::Pending {
+                return Decision::Refuse(UserError::conflict("decided"), None);
+            }
+            Decision::from(Change {
+                to: Some(State::Approved),
+                patch: Patch { review: Some(json!({ "state": "open" })), ..Patch::default() },
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::Rule("break-glass".into()),
+                    EventKind::RequestApproved,
+                    Some(r.id),
+                    json!({ "breakglass": true, "approvals": 0, "required": 0, "approvers": [] }),
+                )),
+                schedule: vec![
+                    NewDue::new(DueKind::Apply, r.id, now),
+                    NewDue::new(DueKind::ReviewReminder, r.id, now + review_every.as_chrono()),
+                ],
+                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
+                ..Change::default()
+            })
+        });
+        let req = self.decide(req.id, f).await?;
+        let alert = NewEvent::new(
+            now,
+            Actor::Person(caller.person.clone()),
+            EventKind::SecurityAlert,
+            Some(req.id),
+            json!({ "alert": "breakglass", "role": role.name, "duration": duration.to_string(), "justification": justification,
+                    "message": format!("BREAK-GLASS: {} took `{}` for {} without approval", caller.person, role.name, duration) }),
+        );
+        self.store.append_event(alert).await.map_err(CoreError::store)?;
+        self.wake.wake();
+        Ok(req)
+    }
+
+    async fn lockdown_for(&self, role: &Role, breakglass: bool) -> CoreResult<Option<crate::ports::Lockdown>> {
+        let all = self.store.lockdowns().await.map_err(CoreError::store)?;
+        Ok(all.into_iter().find(|l| l.covers(&role.name) && (!breakglass || l.blocks_breakglass)))
+    }
+
+    async fn rules_for(&self, caller: &Caller, role: &Role, source: &Source, breakglass: bool) -> CoreResult<Verdict> {
+        let policy = self.policy();
+        let now = self.now();
+        let history = match rules::history_window(&policy, &role.name) {
+            Some(w) => {
+                let q = RequestQuery {
+                    requester: Some(caller.person.clone()),
+                    role: Some(role.name.clone()),
+                    created_since: Some(now - w.as_chrono()),
+                    limit: Some(1000),
+                    ..RequestQuery::default()
+                };
+                self.store.list_requests(&q).await.map_err(CoreError::store)?
+            }
+            None => Vec::new(),
+        };
+        let input = RuleInput { caller, role, source, now, history: &history, breakglass };
+        Ok(rules::evaluate(&policy, &input))
+    }
+
+    async fn create_pending(&self, caller: &Caller, role: &Role, d: Draft, verdict: &Verdict) -> CoreResult<Request> {
+        let now = self.now();
+        let required = role.approvals_required + verdict.extra_approvals;
+        let breakglass = d.kind == RequestKind::BreakGlass;
+        let new = NewRequest {
+            kind: d.kind,
+            role: role.name.clone(),
+            requester: caller.person.clone(),
+            duration: d.duration,
+            reason: d.reason.clone(),
+            ticket: d.ticket.clone(),
+            source: d.source.clone(),
+            state: State::Pending,
+            created_at: now,
+            extra_approvals: verdict.extra_approvals,
+            rules: verdict.fired.clone(),
+            closed_by: None,
+            note: None,
+        };
+        let event = NewEvent::new(
+            now,
+            Actor::Person(caller.person.clone()),
+            EventKind::RequestCreated,
+            None,
+            details([
+                ("role", Some(json!(role.name))),
+                ("duration", Some(json!(d.duration.to_string()))),
+                ("reason", Some(json!(d.reason))),
+                ("ticket", d.ticket.as_ref().map(|t| json!(t))),
+                ("source", Some(json!(d.source))),
+                ("approvals_required", Some(json!(if breakglass { 0 } else { required }))),
+                ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
+                ("breakglass", breakglass.then_some(json!(true))),
+            ]),
+        );
+        let at = |d: GrantDuration| now + d.as_chrono();
+        let mut due = vec![NewDue {
+            kind: DueKind::PendingTimeout,
+            request: None,
+            due_at: at(role.pending_timeout),
+            payload: json!(null),
+        }];
+        if let Some(every) = role.reminder_interval.filter(|e| *e < role.pending_timeout) {
+            due.push(NewDue { kind: DueKind::Reminder, request: None, due_at: at(every), payload: json!(null) });
+        }
+        if let Some(after) = role.escalate_after.filter(|e| *e < role.pending_timeout) {
+            due.push(NewDue { kind: DueKind::Escalate, request: None, due_at: at(after), payload: json!(null) });
+        }
+        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        self.wake.wake();
+        Ok(req)
+    }
+
+    async fn auto_approve(&self, req: Request, why: &str) -> CoreResult<Request> {
+        let now = self.now();
+        let why = why.to_string();
+        let f = Box::new(move |r: &Request| -> Decision {
+            if r.state != State::Pending {
+                return Decision::Refuse(UserError::conflict("decided"), None);
+            }
+            Decision::from(Change {
+                to: Some(State::Approved),
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::Rule("auto-approve".into()),
+                    EventKind::RequestApproved,
+                    Some(r.id),
+                    json!({ "auto_approved": true, "why": why, "approvals": 0, "required": 0, "approvers": [] }),
+                )),
+                schedule: vec![NewDue::new(DueKind::Apply, r.id, now)],
+                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
+                ..Change::default()
+            })
+        });
+        let req = self.decide(req.id, f).await?;
+        self.wake.wake();
+        Ok(req)
+    }
+
+    /// Records a request refused by a rule, alerts and revokes when the rule says so, and
+    /// returns the refusal to show.
+    async fn refuse(&self, caller: &Caller, role: &Role, d: Draft, refusal: &Refusal, verdict: &Verdict) -> CoreError {
+        match self.record_refusal(caller, role, d, refusal, verdict).await {
+            Ok(()) => UserError::new(ErrorCode::RuleDenied, refusal.message.clone()).into(),
+            Err(e) => e,
+        }
+    }
+
+    async fn record_refusal(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        d: Draft,
+        refusal: &Refusal,
+        verdict: &Verdict,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let rule_actor = Actor::Rule(refusal.rule.clone());
+        let new = NewRequest {
+            kind: d.kind,
+            role: role.name.clone(),
+            requester: caller.person.clone(),
+            duration: d.duration,
+            reason: d.reason.clone(),
+            ticket: d.ticket,
+            source: d.source.clone(),
+            state: State::Denied,
+            created_at: now,
+            extra_approvals: 0,
+            rules: verdict.fired.clone(),
+            closed_by: Some(rule_actor.to_string()),
+            note: Some(refusal.message.clone()),
+        };
+        let event = NewEvent::new(
+            now,
+            rule_actor.clone(),
+            EventKind::RequestDenied,
+            None,
+            json!({ "rule": refusal.rule, "reason": refusal.message, "requester": caller.person, "role": role.name,
+                    "duration": d.duration.to_string(), "request_reason": d.reason, "source": d.source,
+                    "breakglass": d.kind == RequestKind::BreakGlass }),
+        );
+        let req = self.store.create_request(new, event, Vec::new()).await.map_err(CoreError::store)?;
+        if refusal.alert || refusal.revoke_grants {
+            let alert = NewEvent::new(
+                now,
+                rule_actor.clone(),
+                EventKind::SecurityAlert,
+                Some(req.id),
+                json!({ "alert": refusal.rule, "person": caller.person, "role": role.name,
+                        "message": format!("{} was refused `{}` by rule `{}`{}", caller.person, role.name, refusal.rule,
+                            if refusal.revoke_grants { " again; their active grants of it are being revoked" } else { "" }) }),
+            );
+            self.store.append_event(alert).await.map_err(CoreError::store)?;
+        }
+        if refusal.revoke_grants {
+            let q = RequestQuery {
+                requester: Some(caller.person.clone()),
+                role: Some(role.name.clone()),
+                states: vec![State::Active, State::Approved],
+                ..RequestQuery::default()
+            };
+            let reason = Reason::parse(&format!("repeated refused attempts (rule {})", refusal.rule)).expect("short");
+            for g in self.store.list_requests(&q).await.map_err(CoreError::store)? {
+                let _ = self
+                    .end(rule_actor.clone(), g.id, EndReason::Revoked, Some(reason.clone()), Box::new(|_| true))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
