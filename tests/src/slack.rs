@@ -172,6 +172,24 @@ impl TestApp {
         self.slack_interaction(payload, signing).await
     }
 
+    /// `person` clicks a button whose value is `value` (a confirm button of an ephemeral answer).
+    pub async fn slack_button(&self, person: &str, action: &str, value: &str) -> SlackAnswer {
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": TEAM, "domain": "example" },
+            "user": { "id": user(person), "username": person, "team_id": TEAM },
+            "api_app_id": "A0ELEVATE",
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "trigger_id": "12466734323.1395872398.9f8d1b2c",
+            "container": { "type": "message", "message_ts": "1548426417.000100", "channel_id": "CGENERAL", "is_ephemeral": true },
+            "channel": { "id": "CGENERAL", "name": "general" },
+            "response_url": "https://hooks.slack.com/actions/T0ELEVATE/1/xyz",
+            "actions": [{ "action_id": action, "block_id": "confirm", "type": "button", "value": value,
+                          "text": { "type": "plain_text", "text": action }, "action_ts": "1548426417.840180" }],
+        });
+        self.slack_interaction(payload, Signing::Good).await
+    }
+
     /// `person` submits a modal with these fields (`(block, value)`; `role` is a select).
     pub async fn slack_submit(
         &self,

@@ -76,6 +76,14 @@ impl Slack {
             "release" => self.release(&caller, rest.first().copied()).await,
             "extend" => self.extend(&caller, &rest).await,
             "cancel" => self.cancel(&caller, rest.first().copied()).await,
+            control @ ("breakglass" | "review" | "lockdown" | "unlock" | "revoke") => {
+                let answer = self.control_command(&caller, &form.team_id, &form.channel_id, control, &rest).await;
+                return Some(match answer {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => ephemeral(refusal(e)),
+                    None => ephemeral(refusal(UserError::invalid("Unknown command.").into())),
+                });
+            }
             role => self.request(&caller, &form, role, &rest).await,
         };
         Some(ephemeral(result.unwrap_or_else(refusal)))
@@ -88,7 +96,11 @@ impl Slack {
             .iter()
             .map(|r| format!("`{}` (up to {})", r.name, r.max_duration))
             .collect();
-        format!("{HELP}\nYou may request: {}", if roles.is_empty() { "nothing yet".into() } else { roles.join(", ") })
+        format!(
+            "{HELP}{}\nYou may request: {}",
+            crate::controls::HELP,
+            if roles.is_empty() { "nothing yet".into() } else { roles.join(", ") }
+        )
     }
 
     async fn open_request_modal(&self, caller: &Caller, trigger_id: &str) -> Option<Value> {

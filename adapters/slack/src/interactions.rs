@@ -54,6 +54,21 @@ impl Slack {
         let channel = str_at(p, &["channel", "id"]).to_string();
         let action = &p["actions"][0];
         let action_id = str_at(action, &["action_id"]);
+        if matches!(action_id, crate::controls::CONFIRM_LOCKDOWN | crate::controls::CONFIRM_REVOKE) {
+            let answer = match self.caller(team, &user).await {
+                Ok(caller) => {
+                    self.confirmed(&caller, action_id, str_at(action, &["value"])).await.unwrap_or_else(refusal)
+                }
+                Err(e) => refusal(e.into()),
+            };
+            let slack = self.clone();
+            self.later(async move {
+                if let Err(e) = slack.inner.api.ephemeral(&channel, &user, &answer).await {
+                    tracing::warn!(error = %e, "could not answer a confirmed action");
+                }
+            });
+            return;
+        }
         let id = match RequestId::parse(str_at(action, &["value"])) {
             Ok(id) => id,
             Err(_) => return,

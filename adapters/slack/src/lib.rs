@@ -11,6 +11,7 @@
 mod api;
 mod blocks;
 mod commands;
+mod controls;
 mod identity;
 mod ingress;
 mod interactions;
