@@ -88,8 +88,8 @@ impl Slack {
                     let policy = svc.policy();
                     if !policy.is_security(caller) {
                         Err(UserError::forbidden("Only the security team can lock roles down.").into())
-                    } else if *scope != "all" && policy.role(scope).is_err() {
-                        Err(policy.role(scope).err().expect("checked").into())
+                    } else if let (false, Err(e)) = (*scope == "all", policy.role(scope)) {
+                        Err(e.into())
                     } else {
                         let what = if *scope == "all" {
                             "*every role*".to_string()
