@@ -191,6 +191,11 @@ pub struct SchedulerConfig {
     pub reconcile: String,
     #[serde(default = "default_checkpoint")]
     pub audit_checkpoint: String,
+    /// When to post the usage report to the audit feed, and the period it covers.
+    #[serde(default = "default_report")]
+    pub report: String,
+    #[serde(default = "default_report_period")]
+    pub report_period: GrantDuration,
     /// How long a claimed item is reserved before another replica may run it.
     #[serde(default = "default_lease")]
     pub lease: GrantDuration,
@@ -205,6 +210,12 @@ fn default_reconcile() -> String {
 fn default_checkpoint() -> String {
     "0 0 * * * *".into()
 }
+fn default_report() -> String {
+    "0 0 9 * * Mon".into()
+}
+fn default_report_period() -> GrantDuration {
+    GrantDuration::from_secs(7 * 86_400).expect("constant")
+}
 fn default_lease() -> GrantDuration {
     GrantDuration::from_secs(300).expect("constant")
 }
@@ -217,6 +228,8 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             reconcile: default_reconcile(),
             audit_checkpoint: default_checkpoint(),
+            report: default_report(),
+            report_period: default_report_period(),
             lease: default_lease(),
             concurrency: default_concurrency(),
         }
@@ -226,7 +239,7 @@ impl Default for SchedulerConfig {
 impl SchedulerConfig {
     /// `(name, schedule)` of each periodic job.
     pub fn jobs(&self) -> Vec<(&'static str, cron::Schedule)> {
-        [("reconcile", &self.reconcile), ("audit_checkpoint", &self.audit_checkpoint)]
+        [("reconcile", &self.reconcile), ("audit_checkpoint", &self.audit_checkpoint), ("report", &self.report)]
             .into_iter()
             .filter_map(|(n, e)| Some((n, cron::Schedule::from_str(e).ok()?)))
             .collect()
@@ -280,9 +293,11 @@ impl Config {
         }
         let scheduler =
             root.get("scheduler").and_then(|v| de::<SchedulerConfig>("scheduler", v, &mut errs)).unwrap_or_default();
-        for (key, expr) in
-            [("scheduler.reconcile", &scheduler.reconcile), ("scheduler.audit_checkpoint", &scheduler.audit_checkpoint)]
-        {
+        for (key, expr) in [
+            ("scheduler.reconcile", &scheduler.reconcile),
+            ("scheduler.audit_checkpoint", &scheduler.audit_checkpoint),
+            ("scheduler.report", &scheduler.report),
+        ] {
             if let Err(e) = cron::Schedule::from_str(expr) {
                 errs.push(ConfigError::new(
                     key,
@@ -480,6 +495,6 @@ mod tests {
     #[test]
     fn every_periodic_job_schedule_parses() {
         let cfg = SchedulerConfig::default();
-        assert_eq!(cfg.jobs().len(), 2);
+        assert_eq!(cfg.jobs().len(), 3);
     }
 }

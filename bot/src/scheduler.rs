@@ -174,7 +174,7 @@ pub async fn run_cron(
         }
         match store.claim_cron(name, at).await {
             Ok(true) => {
-                if let Err(e) = run_job(&service, store.as_ref(), name).await {
+                if let Err(e) = run_job_with(&service, store.as_ref(), name, &cfg).await {
                     error!(job = name, error = %e, "periodic job failed");
                 }
             }
@@ -186,6 +186,16 @@ pub async fn run_cron(
 
 /// One periodic job by name.
 pub async fn run_job(service: &Service, store: &dyn Store, name: &str) -> anyhow::Result<()> {
+    run_job_with(service, store, name, &SchedulerConfig::default()).await
+}
+
+/// One periodic job by name, with the scheduler's settings (the report's period).
+pub async fn run_job_with(
+    service: &Service,
+    store: &dyn Store,
+    name: &str,
+    cfg: &SchedulerConfig,
+) -> anyhow::Result<()> {
     match name {
         "reconcile" => {
             let r = service.reconcile().await?;
@@ -204,6 +214,10 @@ pub async fn run_job(service: &Service, store: &dyn Store, name: &str) -> anyhow
             store
                 .append_event(NewEvent::new(service.now(), Actor::System, EventKind::AuditCheckpoint, None, details))
                 .await?;
+        }
+        "report" => {
+            let r = service.post_report(cfg.report_period).await?;
+            info!(roles = r.by_role.len(), breakglass = r.breakglass.len(), "usage report posted");
         }
         other => anyhow::bail!("unknown job {other}"),
     }

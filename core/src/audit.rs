@@ -95,6 +95,8 @@ event_kinds! {
     /// A break-glass grant's review is still open.
     BreakglassReviewPending = "breakglass.review_pending",
     BreakglassReviewed = "breakglass.reviewed",
+    /// The periodic usage report, posted to the audit feed.
+    Report = "report.posted",
 }
 
 impl fmt::Display for EventKind {

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod ports;
 pub mod reason;
 pub mod render;
+pub mod report;
 pub mod request;
 pub mod service;
 pub mod time;

@@ -164,6 +164,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 r => format!("role {r}"),
             }
         ),
+        "report.posted" => format!("{}\n```\n{}```", s(d, "title"), s(d, "table")),
         "breakglass.review_pending" => format!("{id} break-glass use by {person} of {role} still needs a review"),
         "breakglass.reviewed" => format!("{id} break-glass use reviewed by {who}: {}", s(d, "note")),
         other => format!("{id} {other} by {who}"),

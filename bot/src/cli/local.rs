@@ -233,3 +233,39 @@ pub fn token_new(person: &str, name: &str) -> i32 {
     println!("sha256 = \"{}\"", token_hash(&token));
     0
 }
+
+pub async fn report(path: &Path, since: &str, format: &str) -> i32 {
+    if !matches!(format, "table" | "csv" | "json") {
+        eprintln!("error: --format must be table, csv or json, not `{format}`");
+        return 2;
+    }
+    let now = Utc::now();
+    let since = match parse_since(since, now) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let Ok(config) = load(path) else { return 2 };
+    let Ok(store) = open_store(&config).await else { return 2 };
+    let report = match elevate_core::service::report_from_store(&store, since, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        "csv" => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            for row in report.csv_rows() {
+                let _ = w.write_record(row);
+            }
+            let _ = w.flush();
+        }
+        _ => print!("{}", report.table()),
+    }
+    0
+}

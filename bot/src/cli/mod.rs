@@ -156,6 +156,16 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Usage report: elevations per role and person, approvals, denials, break-glass, revoke failures.
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The period: an age like 30d, or a time (RFC 3339).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -207,6 +217,7 @@ pub async fn run() -> i32 {
             local::audit_export(&config.config, &format, since.as_deref()).await
         }
         Command::Token { command: TokenCommand::New { person, name } } => local::token_new(&person, &name),
+        Command::Report { config, since, format } => local::report(&config.config, &since, &format).await,
         Command::Request { role, words, ticket, server } => client::request(&server, &role, &words, ticket).await,
         Command::Approve { id, server } => client::act(&server, &id, "approve", serde_json::json!({})).await,
         Command::Deny { id, reason, server } => {

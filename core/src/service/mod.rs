@@ -11,7 +11,7 @@ mod request;
 
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
 pub use controls::LockdownReport;
-pub use periodic::{ReconcileReport, VerifyReport, verify_store};
+pub use periodic::{ReconcileReport, VerifyReport, report_from_store, verify_store};
 
 use crate::{
     RequestId, UserError,

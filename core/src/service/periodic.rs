@@ -119,3 +119,42 @@ pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyR
     }
     Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: None })
 }
+
+/// The usage report for `since..until`, straight from the store (no running service needed).
+pub async fn report_from_store(
+    store: &dyn crate::ports::Store,
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<crate::report::Report> {
+    let q = crate::ports::RequestQuery { created_since: Some(since), limit: Some(10_000), ..Default::default() };
+    let requests = store.list_requests(&q).await.map_err(CoreError::store)?;
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.events(after, 1000).await.map_err(CoreError::store)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        events.extend(page.into_iter().filter(|e| e.at >= since && e.kind == "grant.revoke_failed"));
+    }
+    Ok(crate::report::build(&requests, &events, since, until))
+}
+
+impl Service {
+    /// Posts the report for the last `period` to the audit feed (the chat notifiers render it
+    /// as a table), as an audit event so it is delivered even across restarts.
+    pub async fn post_report(&self, period: crate::GrantDuration) -> CoreResult<crate::report::Report> {
+        let until = self.now();
+        let since = until - period.as_chrono();
+        let report = report_from_store(self.store.as_ref(), since, until).await?;
+        let ev = NewEvent::new(
+            until,
+            Actor::System,
+            EventKind::Report,
+            None,
+            json!({ "title": format!("elevate usage report, last {period}"), "table": report.table(),
+                    "since": since.to_rfc3339(), "until": until.to_rfc3339() }),
+        );
+        self.store.append_event(ev).await.map_err(CoreError::store)?;
+        Ok(report)
+    }
+}
