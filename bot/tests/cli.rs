@@ -256,3 +256,22 @@ fn token_new_prints_a_token_and_its_hash_once() {
     assert!(out.contains(&format!("sha256 = \"{hash}\"")), "{out}");
     assert!(out.contains("[tokens.laptop]"));
 }
+
+#[test]
+fn a_drill_from_the_cli_reports_each_step_and_verifies_removal() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    let o = s.run("example-token-alice", &["drill", "demo-db", "--hold", "1s"]);
+    assert_eq!(o.status.code(), Some(1), "alice may not drill: {}", stderr(&o));
+    let o = s.run("example-token-carol", &["drill", "demo-db", "--hold", "1s"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    for needle in [
+        "granted by the provider",
+        "revoked by the provider",
+        "visible in the provider's list while active: yes",
+        "access really removed (provider no longer lists it): yes",
+    ] {
+        assert!(out.contains(needle), "missing {needle} in:\n{out}");
+    }
+}

@@ -239,6 +239,8 @@ pub trait Store: Send + Sync + 'static {
     /// Makes claims of dead processes runnable at once (single-instance start-up).
     async fn release_claims(&self) -> Result<u64, StoreError>;
 
+    /// Every audit event about one request, in order.
+    async fn events_for(&self, subject: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
     /// Audit events with `seq > after`, in order.
     async fn events(&self, after: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
     /// Inserts the firing of a periodic job; true for the one replica that gets to run it.

@@ -72,7 +72,11 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 .and_then(|a| a.as_array())
                 .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                 .unwrap_or_else(|| vec![who.clone()]);
-            if d.get("breakglass").is_some() {
+            if d.get("drill").is_some() {
+                format!(
+                    "{id} break-glass DRILL of {role} by {person}: granted without approval, revokes itself shortly"
+                )
+            } else if d.get("breakglass").is_some() {
                 format!("{id} BREAK-GLASS: {person} has {role} without approval; the security team must review it")
             } else if d.get("auto_approved").is_some() {
                 format!("{id} auto-approved ({})", s(d, "why"))

@@ -52,6 +52,7 @@ default_duration = "1h"
 max_duration = "4h"
 requesters = ["engineers"]
 approvers = ["approvers"]
+breakglass_groups = ["engineers"]
 
 [roles.readonly]
 provider = "aws"
@@ -223,4 +224,24 @@ async fn reconciliation_removes_an_elevate_policy_made_behind_elevates_back() {
     assert!(
         app.events().await.iter().any(|e| e.kind == "grant.drift_revoked" && e.details["grant_id"] == "elevate-424242")
     );
+}
+
+#[tokio::test]
+async fn a_drill_against_aws_revokes_itself_and_the_policy_is_gone() {
+    let Some((app, admin, s)) = spawn().await else { return };
+    let id = app
+        .alice()
+        .call(reqwest::Method::POST, "/api/v1/drills", Some(json!({ "role": "inline", "hold": "1m" })))
+        .await
+        .id();
+    app.run_due().await;
+    let user = IamPrincipal::User(format!("alice-{s}"));
+    let name = format!("elevate-grant-elevate-{id}");
+    assert!(admin.client().get_inline_policy(&user, &name).await.unwrap().is_some());
+    let during = app.alice().call(reqwest::Method::GET, &format!("/api/v1/drills/{id}"), None).await.ok();
+    assert_eq!(during["listed_now"], true, "AWS lists elevate's inline policies");
+    app.after(Duration::minutes(1)).await;
+    let after = app.alice().call(reqwest::Method::GET, &format!("/api/v1/drills/{id}"), None).await.ok();
+    assert_eq!((after["state"].as_str(), after["removed"].as_bool()), (Some("expired"), Some(true)));
+    assert_eq!(admin.client().get_inline_policy(&user, &name).await.unwrap(), None);
 }

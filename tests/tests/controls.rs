@@ -114,3 +114,34 @@ async fn lockdown_blocks_breakglass_only_when_it_says_so() {
     let msg = breakglass(&app, "erin", "10m").await.refused(403);
     assert!(msg.contains("break-glass included"), "{msg}");
 }
+
+#[tokio::test]
+async fn a_drill_runs_the_emergency_path_and_proves_access_was_removed() {
+    let app = TestApp::spawn().await;
+    let body = json!({ "role": "db", "hold": "1m" });
+    app.alice().call(Method::POST, "/api/v1/drills", Some(body.clone())).await.refused(403);
+    let id = app.dave().call(Method::POST, "/api/v1/drills", Some(body)).await.id();
+    app.run_due().await;
+    let during = app.dave().call(Method::GET, &format!("/api/v1/drills/{id}"), None).await.ok();
+    assert_eq!((during["state"].as_str(), during["listed_now"].as_bool()), (Some("active"), Some(true)));
+    assert!(app.receiver.holds(&TestApp::grant_id(id)));
+    app.after(Duration::minutes(1)).await;
+    let after = app.dave().call(Method::GET, &format!("/api/v1/drills/{id}"), None).await.ok();
+    assert_eq!(after["state"], "expired");
+    assert_eq!(after["removed"], true);
+    let steps: Vec<&str> = after["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        [
+            "requested",
+            "approved (break-glass, no human)",
+            "granted by the provider",
+            "expiry reached, revoking",
+            "revoked by the provider"
+        ]
+    );
+    assert_eq!(after["steps"][4]["after_secs"], 60.0);
+    let line = app.events().await.into_iter().find(|e| e.kind == "request.approved").unwrap();
+    assert_eq!(line.details["drill"], true);
+    app.dave().call(Method::GET, "/api/v1/drills/999", None).await.refused(404);
+}

@@ -428,6 +428,19 @@ impl Store for SqlStore {
         })
     }
 
+    async fn events_for(&self, subject: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        with_pool!(self, |_w, r, _pg| {
+            let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT seq, at, actor, kind, subject, details, prev_hash, hash FROM audit_events WHERE subject = $1 ORDER BY seq",
+            )
+            .bind(subject.0)
+            .fetch_all(r)
+            .await
+            .map_err(err)?;
+            Ok(rows.into_iter().map(EventRow::into_event).collect())
+        })
+    }
+
     async fn claim_cron(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
         with_pool!(self, |w, _r, _pg| {
             let r = sqlx::query("INSERT INTO cron_runs (job, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")

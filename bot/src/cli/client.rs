@@ -252,3 +252,61 @@ pub async fn lockdowns(server: &ServerArgs) -> i32 {
         Err(code) => code,
     }
 }
+
+/// Starts a drill, follows it to the end, prints each step's timing and whether the provider
+/// really stopped listing the access. Exit 0 only when removal was verified.
+pub async fn drill(server: &ServerArgs, role: &str, hold: &str) -> i32 {
+    let started = match call(
+        server,
+        reqwest::Method::POST,
+        "/api/v1/drills",
+        Some(json!({ "role": role, "hold": hold })),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let id = started["id"].as_i64().unwrap_or(0);
+    let hold_secs = elevate_core::GrantDuration::parse(hold).map(|d| d.secs()).unwrap_or(60) as u64;
+    println!("Drill #{id} of `{role}` started; it holds access for {hold} and then revokes itself.");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(hold_secs + 180);
+    let mut listed_while_active = None;
+    let report = loop {
+        let r = match call(server, reqwest::Method::GET, &format!("/api/v1/drills/{id}"), None).await {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        if r["state"] == "active" && listed_while_active.is_none() {
+            listed_while_active = r["listed_now"].as_bool();
+        }
+        let over = !matches!(r["state"].as_str(), Some("pending" | "approved" | "active" | "revoking"));
+        if over || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    if server.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        println!("{:>9}  step", "seconds");
+        for s in report["steps"].as_array().into_iter().flatten() {
+            println!("{:>9.1}  {}", s["after_secs"].as_f64().unwrap_or(0.0), s["step"].as_str().unwrap_or(""));
+        }
+        let yn = |b: Option<bool>| match b {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown (the provider cannot list this kind of grant)",
+        };
+        println!("visible in the provider's list while active: {}", yn(listed_while_active));
+        println!("final state: {}", report["state"].as_str().unwrap_or("?"));
+        println!("access really removed (provider no longer lists it): {}", yn(report["removed"].as_bool()));
+    }
+    match report["removed"].as_bool() {
+        Some(true) => 0,
+        _ => {
+            eprintln!("error: the drill could not verify that access was removed");
+            1
+        }
+    }
+}

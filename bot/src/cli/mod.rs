@@ -114,6 +114,16 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Run a break-glass drill: a real grant through the emergency path that revokes itself,
+    /// with each step's timing and a check that the provider no longer lists it.
+    Drill {
+        role: String,
+        /// How long the drill grant lasts.
+        #[arg(long, default_value = "1m")]
+        hold: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Mark a break-glass grant reviewed (security team).
     Review {
         id: String,
@@ -233,6 +243,7 @@ pub async fn run() -> i32 {
         Command::Breakglass { role, duration, justification, server } => {
             client::breakglass(&server, &role, &duration, &justification.join(" ")).await
         }
+        Command::Drill { role, hold, server } => client::drill(&server, &role, &hold).await,
         Command::Review { id, note, server } => {
             client::act(&server, &id, "review", serde_json::json!({ "note": note })).await
         }

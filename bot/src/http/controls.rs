@@ -61,3 +61,25 @@ pub async fn unlock(
 pub async fn lockdowns(State(st): State<AppState>, _who: Authenticated) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "lockdowns": st.service.lockdowns().await? })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillBody {
+    role: String,
+    hold: Option<String>,
+}
+
+pub async fn drill(State(st): State<AppState>, who: Authenticated, raw: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let b: DrillBody = super::api::body(&raw)?;
+    let req = st.service.drill(&who.caller, &b.role, b.hold.as_deref(), Source::api(&who.token_name)).await?;
+    Ok((StatusCode::CREATED, Json(view(&req, &st.service.policy()))))
+}
+
+pub async fn drill_report(
+    State(st): State<AppState>,
+    _who: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = elevate_core::RequestId::parse(&id).map_err(elevate_core::UserError::invalid)?;
+    Ok(Json(json!(st.service.drill_report(id).await?)))
+}

@@ -45,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/grants", get(api::grants))
         .route("/api/v1/whoami", get(api::whoami))
         .route("/api/v1/breakglass", post(controls::breakglass))
+        .route("/api/v1/drills", post(controls::drill))
+        .route("/api/v1/drills/{id}", get(controls::drill_report))
         .route("/api/v1/lockdowns", post(controls::lockdown).get(controls::lockdowns))
         .route("/api/v1/lockdowns/{scope}", axum::routing::delete(controls::unlock))
         .route("/healthz", get(ops::healthz))

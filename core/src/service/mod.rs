@@ -4,6 +4,7 @@
 
 mod commands;
 mod controls;
+mod drill;
 mod due;
 mod due_notices;
 mod periodic;
@@ -11,6 +12,7 @@ mod request;
 
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
 pub use controls::LockdownReport;
+pub use drill::{DrillReport, DrillStep};
 pub use periodic::{ReconcileReport, VerifyReport, report_from_store, verify_store};
 
 use crate::{
