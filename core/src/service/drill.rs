@@ -8,7 +8,6 @@ use crate::{
     audit::{Actor, EventKind, NewEvent},
     error::{CoreError, CoreResult},
     policy::Caller,
-    ports::{Change, Decision, DueKind, NewDue},
     request::{Request, RequestKind, Source},
 };
 use chrono::{DateTime, Utc};
@@ -84,26 +83,8 @@ impl Service {
             json!({ "role": role.name, "duration": hold.to_string(), "reason": "break-glass drill", "drill": true, "approvals_required": 0 }),
         );
         let req = self.store.create_request(new, ev, Vec::new()).await.map_err(CoreError::store)?;
-        let f = Box::new(move |r: &Request| -> Decision {
-            if r.state != State::Pending {
-                return Decision::Refuse(UserError::conflict("decided"), None);
-            }
-            Decision::from(Change {
-                to: Some(State::Approved),
-                event: Some(NewEvent::new(
-                    now,
-                    Actor::Rule("drill".into()),
-                    EventKind::RequestApproved,
-                    Some(r.id),
-                    json!({ "drill": true, "breakglass": true, "approvals": 0, "required": 0, "approvers": [] }),
-                )),
-                schedule: vec![NewDue::new(DueKind::Apply, r.id, now)],
-                ..Change::default()
-            })
-        });
-        let req = self.decide(req.id, f).await?;
-        self.wake.wake();
-        Ok(req)
+        let details = json!({ "drill": true, "breakglass": true });
+        self.approve_by_rule(req.id, "drill", details, Default::default(), Vec::new()).await
     }
 
     /// The drill's steps so far, and what the provider lists now.

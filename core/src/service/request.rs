@@ -139,30 +139,11 @@ impl Service {
         let justification = draft.reason.to_string();
         let req = self.create_pending(caller, role, draft, &verdict).await?;
         let now = self.now();
-        let review_every = policy.security.review_reminder;
-        let f = Box::new(move |r: &Request| -> Decision {
-            if r.state != State::Pending {
-                return Decision::Refuse(UserError::conflict("decided"), None);
-            }
-            Decision::from(Change {
-                to: Some(State::Approved),
-                patch: Patch { review: Some(json!({ "state": "open" })), ..Patch::default() },
-                event: Some(NewEvent::new(
-                    now,
-                    Actor::Rule("break-glass".into()),
-                    EventKind::RequestApproved,
-                    Some(r.id),
-                    json!({ "breakglass": true, "approvals": 0, "required": 0, "approvers": [] }),
-                )),
-                schedule: vec![
-                    NewDue::new(DueKind::Apply, r.id, now),
-                    NewDue::new(DueKind::ReviewReminder, r.id, now + review_every.as_chrono()),
-                ],
-                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
-                ..Change::default()
-            })
-        });
-        let req = self.decide(req.id, f).await?;
+        let review_at = now + policy.security.review_reminder.as_chrono();
+        let reminder = NewDue { kind: DueKind::ReviewReminder, request: None, due_at: review_at, payload: json!(null) };
+        let review = Patch { review: Some(json!({ "state": "open" })), ..Patch::default() };
+        let req =
+            self.approve_by_rule(req.id, "break-glass", json!({ "breakglass": true }), review, vec![reminder]).await?;
         let alert = NewEvent::new(
             now,
             Actor::Person(caller.person.clone()),
@@ -255,27 +236,41 @@ impl Service {
     }
 
     async fn auto_approve(&self, req: Request, why: &str) -> CoreResult<Request> {
+        let details = json!({ "auto_approved": true, "why": why });
+        self.approve_by_rule(req.id, "auto-approve", details, Patch::default(), Vec::new()).await
+    }
+
+    /// Approves a pending request without a human (auto-approval, break-glass, drills), as
+    /// `rule`, queueing the apply (and `more` due items) in the same transaction.
+    pub(super) async fn approve_by_rule(
+        &self,
+        id: crate::RequestId,
+        rule: &str,
+        mut details: serde_json::Value,
+        patch: Patch,
+        more: Vec<NewDue>,
+    ) -> CoreResult<Request> {
         let now = self.now();
-        let why = why.to_string();
+        let rule = rule.to_string();
+        details["approvals"] = json!(0);
+        details["required"] = json!(0);
+        details["approvers"] = json!([]);
         let f = Box::new(move |r: &Request| -> Decision {
             if r.state != State::Pending {
                 return Decision::Refuse(UserError::conflict("decided"), None);
             }
+            let mut schedule = vec![NewDue::new(DueKind::Apply, r.id, now)];
+            schedule.extend(more.into_iter().map(|d| NewDue { request: Some(r.id), ..d }));
             Decision::from(Change {
                 to: Some(State::Approved),
-                event: Some(NewEvent::new(
-                    now,
-                    Actor::Rule("auto-approve".into()),
-                    EventKind::RequestApproved,
-                    Some(r.id),
-                    json!({ "auto_approved": true, "why": why, "approvals": 0, "required": 0, "approvers": [] }),
-                )),
-                schedule: vec![NewDue::new(DueKind::Apply, r.id, now)],
+                patch,
+                event: Some(NewEvent::new(now, Actor::Rule(rule), EventKind::RequestApproved, Some(r.id), details)),
+                schedule,
                 cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
                 ..Change::default()
             })
         });
-        let req = self.decide(req.id, f).await?;
+        let req = self.decide(id, f).await?;
         self.wake.wake();
         Ok(req)
     }
