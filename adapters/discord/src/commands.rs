@@ -76,9 +76,11 @@ fn id_of(options: &[Value]) -> Result<Option<RequestId>, CoreError> {
     opt(options, "id").map(|s| RequestId::parse(&s).map_err(|e| UserError::invalid(e).into())).transpose()
 }
 
-/// A refusal as the caller sees it.
+/// A refusal as the caller sees it. Core's wording is kept as written (its backticks are
+/// formatting): a refusal is ephemeral, shown only to the person whose input it quotes, and like
+/// every message it goes out with mentions disabled.
 pub(crate) fn refusal(e: CoreError) -> String {
-    format!(":warning: {}", text::escape(&chat::refusal(e, PLATFORM)))
+    format!(":warning: {}", chat::refusal(e, PLATFORM))
 }
 
 impl Discord {
@@ -164,7 +166,8 @@ impl Discord {
     }
 
     async fn extend(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {
-        let id = id_of(options)?.ok_or_else(|| UserError::invalid("Say which request: `/elevate extend id duration`."))?;
+        let id =
+            id_of(options)?.ok_or_else(|| UserError::invalid("Say which request: `/elevate extend id duration`."))?;
         let duration = opt(options, "duration").unwrap_or_default();
         self.extend_by(caller, id, &duration, opt(options, "reason").as_deref()).await
     }

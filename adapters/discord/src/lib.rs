@@ -113,7 +113,8 @@ impl Discord {
         &self.inner.settings
     }
 
-    /// Changes how long a handler may run before its answer is deferred (tests).
+    /// Changes how long a handler may run before its answer is deferred; zero defers every
+    /// answer (tests use it to exercise the follow-up path).
     pub fn set_ack_budget(&self, budget: Duration) {
         self.inner.ack_budget_ms.store(budget.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }

@@ -114,8 +114,13 @@ fn field(style: InputTextStyle, label: &str, id: &str, placeholder: &str, requir
 
 /// Deny asks for a reason; the modal's custom_id carries the request number.
 pub(crate) fn deny_modal(id: RequestId) -> CreateModal {
-    CreateModal::new(custom_id(DENY, id), format!("Deny request {id}"))
-        .components(vec![field(InputTextStyle::Paragraph, "Reason", "reason", "Why is this denied?", true)])
+    CreateModal::new(custom_id(DENY, id), format!("Deny request {id}")).components(vec![field(
+        InputTextStyle::Paragraph,
+        "Reason",
+        "reason",
+        "Why is this denied?",
+        true,
+    )])
 }
 
 /// Extend asks for how much longer, and why.

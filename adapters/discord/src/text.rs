@@ -6,7 +6,7 @@
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '@' | '#' | ':') {
+        if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '@') {
             out.push('\\');
         }
         out.push(c);
@@ -43,7 +43,7 @@ mod tests {
 
     #[test]
     fn pings_links_and_formatting_become_literal_text() {
-        assert_eq!(escape("@everyone <@&1> [x](https://e)"), "\\@everyone \\<\\@&1> \\[x\\](https\\://e)");
+        assert_eq!(escape("@everyone <@&1> [x](https://e)"), "\\@everyone \\<\\@&1> \\[x\\](https://e)");
         assert_eq!(mention("123"), "<@123>");
         assert_eq!(mention("<@&1>"), "\\<\\@&1>");
     }
