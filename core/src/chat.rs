@@ -5,11 +5,12 @@
 //! so Slack and Discord cannot drift apart.
 
 use crate::{
-    CoreError, RequestId, State, UserError,
+    CoreError, RequestId, Service, State, UserError,
     policy::{Caller, Policy},
-    ports::ChatRefs,
+    ports::{ChatRefs, RequestQuery},
     render,
     request::Request,
+    service::ExtendOutcome,
 };
 use chrono::{DateTime, Utc};
 
@@ -77,6 +78,40 @@ pub fn status_lines(reqs: &[Request], now: DateTime<Utc>) -> String {
         })
         .collect();
     lines.join("\n")
+}
+
+/// The caller's own requests in these states.
+pub async fn requests_of(service: &Service, caller: &Caller, states: Vec<State>) -> Result<Vec<Request>, CoreError> {
+    let q = RequestQuery { states, requester: Some(caller.person.clone()), ..Default::default() };
+    service.store().list_requests(&q).await.map_err(CoreError::store)
+}
+
+/// `status`: the caller's open requests and active grants.
+pub async fn status(service: &Service, caller: &Caller) -> Result<String, CoreError> {
+    let reqs = requests_of(service, caller, OPEN_STATES.to_vec()).await?;
+    Ok(status_lines(&reqs, service.now()))
+}
+
+/// `release [id]`: gives a grant back early; without a number, the caller's only active one.
+/// `usage` as in [`pick_release`].
+pub async fn release(
+    service: &Service,
+    caller: &Caller,
+    id: Option<RequestId>,
+    usage: &str,
+) -> Result<String, CoreError> {
+    let id = match id {
+        Some(id) => id,
+        None => pick_release(&requests_of(service, caller, vec![State::Active]).await?, usage)?,
+    };
+    let req = service.release(caller, id).await?;
+    Ok(format!("Releasing {} (`{}`): access is being removed.", req.id, req.role))
+}
+
+/// The answer to an extension: "Extension #42 of #41 by 30m: Request #42 … sent to …". `sent`
+/// is [`request_sent`] for the extension, as the platform words its channel.
+pub fn extension_sent(out: &ExtendOutcome, sent: String) -> String {
+    format!("Extension {} of {} by {}: {sent}", out.extension.id, out.parent.id, out.extension.duration)
 }
 
 /// Which grant "release" without a number means: the caller's only active one; with none or

@@ -3,10 +3,7 @@
 //! every refusal names the problem and, through core's messages, the fix.
 
 use crate::{Discord, PLATFORM, identity::user_id, messages::Reply, text};
-use elevate_core::{
-    CoreError, RequestId, State, UserError, chat, policy::Caller, ports::RequestQuery, request::Source,
-    service::RequestInput,
-};
+use elevate_core::{CoreError, RequestId, UserError, chat, policy::Caller, request::Source, service::RequestInput};
 use serde_json::Value;
 use serenity::{
     builder::{CreateCommand, CreateCommandOption},
@@ -93,7 +90,7 @@ impl Discord {
         let (name, options) = subcommand(p);
         let result = match name {
             "request" => self.request(&caller, p, options).await,
-            "status" => self.status(&caller).await,
+            "status" => chat::status(&self.inner.service, &caller).await,
             "release" => self.release(&caller, options).await,
             "extend" => self.extend(&caller, options).await,
             "cancel" => self.cancel(&caller, options).await,
@@ -146,23 +143,8 @@ impl Discord {
         chat::request_sent(&policy, req, to)
     }
 
-    async fn mine(&self, caller: &Caller, states: Vec<State>) -> Result<Vec<elevate_core::Request>, CoreError> {
-        let q = RequestQuery { states, requester: Some(caller.person.clone()), ..Default::default() };
-        self.inner.service.store().list_requests(&q).await.map_err(CoreError::store)
-    }
-
-    async fn status(&self, caller: &Caller) -> Result<String, CoreError> {
-        let reqs = self.mine(caller, chat::OPEN_STATES.to_vec()).await?;
-        Ok(chat::status_lines(&reqs, self.inner.service.now()))
-    }
-
     async fn release(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {
-        let id = match id_of(options)? {
-            Some(id) => id,
-            None => chat::pick_release(&self.mine(caller, vec![State::Active]).await?, "`/elevate release id`")?,
-        };
-        let req = self.inner.service.release(caller, id).await?;
-        Ok(format!("Releasing {} (`{}`): access is being removed.", req.id, req.role))
+        chat::release(&self.inner.service, caller, id_of(options)?, "`/elevate release id`").await
     }
 
     async fn extend(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {
@@ -181,13 +163,7 @@ impl Discord {
         reason: Option<&str>,
     ) -> Result<String, CoreError> {
         let out = self.inner.service.extend(caller, id, duration, reason).await?;
-        Ok(format!(
-            "Extension {} of {} by {}: {}",
-            out.extension.id,
-            out.parent.id,
-            out.extension.duration,
-            self.sent_message(&out.extension)
-        ))
+        Ok(chat::extension_sent(&out, self.sent_message(&out.extension)))
     }
 
     async fn cancel(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {

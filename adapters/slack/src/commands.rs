@@ -2,10 +2,7 @@
 //! them); every refusal names the problem and, through core's messages, the fix.
 
 use crate::{PLATFORM, Slack, blocks, text};
-use elevate_core::{
-    CoreError, RequestId, State, UserError, chat, policy::Caller, ports::RequestQuery, request::Source,
-    service::RequestInput,
-};
+use elevate_core::{CoreError, RequestId, UserError, chat, policy::Caller, request::Source, service::RequestInput};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -59,7 +56,7 @@ impl Slack {
         let result = match first {
             "" => return self.open_request_modal(&caller, &form.trigger_id).await,
             "help" => Ok(self.help(&caller)),
-            "status" => self.status(&caller).await,
+            "status" => chat::status(&self.inner.service, &caller).await,
             "release" => self.release(&caller, rest.first().copied()).await,
             "extend" => self.extend(&caller, &rest).await,
             "cancel" => self.cancel(&caller, rest.first().copied()).await,
@@ -132,23 +129,9 @@ impl Slack {
         chat::request_sent(&policy, req, to)
     }
 
-    async fn mine(&self, caller: &Caller, states: Vec<State>) -> Result<Vec<elevate_core::Request>, CoreError> {
-        let q = RequestQuery { states, requester: Some(caller.person.clone()), ..Default::default() };
-        self.inner.service.store().list_requests(&q).await.map_err(CoreError::store)
-    }
-
-    async fn status(&self, caller: &Caller) -> Result<String, CoreError> {
-        let reqs = self.mine(caller, chat::OPEN_STATES.to_vec()).await?;
-        Ok(chat::status_lines(&reqs, self.inner.service.now()))
-    }
-
     async fn release(&self, caller: &Caller, id: Option<&str>) -> Result<String, CoreError> {
-        let id = match id {
-            Some(s) => RequestId::parse(s).map_err(UserError::invalid)?,
-            None => chat::pick_release(&self.mine(caller, vec![State::Active]).await?, "`/elevate release ID`")?,
-        };
-        let req = self.inner.service.release(caller, id).await?;
-        Ok(format!("Releasing {} (`{}`): access is being removed.", req.id, req.role))
+        let id = id.map(RequestId::parse).transpose().map_err(UserError::invalid)?;
+        chat::release(&self.inner.service, caller, id, "`/elevate release ID`").await
     }
 
     async fn extend(&self, caller: &Caller, args: &[&str]) -> Result<String, CoreError> {
@@ -161,13 +144,7 @@ impl Slack {
         let id = RequestId::parse(id).map_err(UserError::invalid)?;
         let reason = reason.join(" ");
         let out = self.inner.service.extend(caller, id, duration, Some(&reason)).await?;
-        Ok(format!(
-            "Extension {} of {} by {}: {}",
-            out.extension.id,
-            out.parent.id,
-            out.extension.duration,
-            self.sent_message(&out.extension)
-        ))
+        Ok(chat::extension_sent(&out, self.sent_message(&out.extension)))
     }
 
     async fn cancel(&self, caller: &Caller, id: Option<&str>) -> Result<String, CoreError> {

@@ -134,12 +134,7 @@ impl Slack {
                 match service.extend(&caller, id, &field(view, "duration"), Some(&reason)).await {
                     Ok(out) => {
                         let slack = self.clone();
-                        let line = format!(
-                            "Extension {} of {}: {}",
-                            out.extension.id,
-                            out.parent.id,
-                            self.sent_message(&out.extension)
-                        );
+                        let line = chat::extension_sent(&out, self.sent_message(&out.extension));
                         self.later(async move {
                             slack.dm(&user, &line, None).await.ok();
                         });
