@@ -68,6 +68,8 @@ struct Model {
     channels: BTreeSet<String>,
     messages: Vec<FakeMessage>,
     users: BTreeSet<String>,
+    /// Users whose privacy settings refuse DMs from the bot.
+    closed_dms: BTreeSet<String>,
     /// user → DM channel
     dms: BTreeMap<String, String>,
     /// guild id (or `global`) → registered commands
@@ -115,6 +117,12 @@ impl FakeDiscord {
     /// A Discord user the bot can open a DM with.
     pub fn add_user(&self, id: &str) {
         self.model.lock().unwrap().users.insert(id.into());
+    }
+
+    /// The user has turned off DMs from server members: their DM channel opens, but posting to
+    /// it is refused (403, code 50007), as Discord does.
+    pub fn refuse_dms(&self, user: &str) {
+        self.model.lock().unwrap().closed_dms.insert(user.into());
     }
 
     pub fn fail_next(&self, kind: &str, fault: DiscordFault) {
@@ -227,6 +235,9 @@ async fn handle(
         ("create_message", [_, channel, _]) => {
             if !m.channels.contains(*channel) {
                 return error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            if m.dms.iter().any(|(u, c)| c == channel && m.closed_dms.contains(u)) {
+                return error(StatusCode::FORBIDDEN, 50007, "Cannot send messages to this user");
             }
             let id = m.snowflake();
             let msg = FakeMessage {

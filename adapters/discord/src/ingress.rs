@@ -10,6 +10,7 @@
 
 use crate::{
     Discord,
+    api::ApiError,
     identity::user_id,
     messages::{Reply, clip, quiet},
 };
@@ -136,12 +137,12 @@ impl Discord {
                 .await
         };
         if let Err(e) = sent {
-            tracing::warn!(error = %e, "could not deliver a deferred Discord answer");
+            tracing::warn!(error = %e.message, "could not deliver a deferred Discord answer");
         }
     }
 
     /// Sends a DM through the bot API.
-    pub(crate) async fn dm(&self, user: &str, msg: CreateMessage) -> Result<(), String> {
+    pub(crate) async fn dm(&self, user: &str, msg: CreateMessage) -> Result<(), ApiError> {
         let channel = self.inner.api.open_dm(user).await?;
         self.inner.api.post(&channel, msg).await.map(|_| ())
     }

@@ -147,6 +147,6 @@ impl Discord {
     /// Registers `/elevate` by bulk overwrite (`PUT …/commands`): the command set afterwards is
     /// exactly this one, however often it runs.
     pub async fn register_commands(&self) -> Result<(), String> {
-        self.inner.api.register(elevate_command()).await
+        Ok(self.inner.api.register(elevate_command()).await?)
     }
 }

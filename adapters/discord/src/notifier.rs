@@ -39,7 +39,8 @@ impl Notifier for DiscordFeed {
             return Ok(());
         };
         let line = clip(&escape(&render::feed_line(event, request)));
-        self.0.inner.api.post(channel, CreateMessage::new().content(line).allowed_mentions(quiet())).await.map(|_| ())
+        let msg = CreateMessage::new().content(line).allowed_mentions(quiet());
+        Ok(self.0.inner.api.post(channel, msg).await.map(|_| ())?)
     }
 }
 
@@ -64,7 +65,13 @@ impl Notifier for DiscordNotifier {
             if chat::offers_extend(&event.kind) {
                 msg = msg.components(extend_buttons(req.id));
             }
-            discord.dm(&user, msg).await?;
+            match discord.dm(&user, msg).await {
+                Ok(()) => {}
+                // A person who does not accept DMs would otherwise hold up every later card edit
+                // while the feed retries; the audit channel and the card still say it all.
+                Err(e) if e.refused => tracing::warn!(error = %e.message, "Discord refused a DM; not retrying"),
+                Err(e) => return Err(e.message),
+            }
         }
         Ok(())
     }
@@ -81,7 +88,7 @@ impl Discord {
         match chat::card_action(refs, PLATFORM, &policy, req, created, |r| r.discord_channel.as_ref()).await? {
             CardAction::Update(channel, message) => {
                 let msg = EditMessage::new().content(content).components(buttons).allowed_mentions(quiet());
-                self.inner.api.edit(&channel, &message, msg).await
+                Ok(self.inner.api.edit(&channel, &message, msg).await?)
             }
             CardAction::Post(channel) => {
                 let msg = CreateMessage::new().content(content).components(buttons).allowed_mentions(quiet());

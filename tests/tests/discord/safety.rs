@@ -181,3 +181,21 @@ async fn discord_rate_limits_and_errors_delay_messages_but_lose_none() {
     assert!(app.discord_card(id).content.contains("Approved by"), "edited after the 502");
     assert_eq!(discord.calls("edit_message").len(), 2, "the failed edit was delivered again");
 }
+
+#[tokio::test]
+async fn a_requester_who_refuses_dms_does_not_hold_up_the_approval_message() {
+    let app = discord_app().await;
+    let discord = app.fake_discord().clone();
+    discord.refuse_dms(&user("alice"));
+    let id = app.discord_request("alice", "db", "1h", "INC-1 quiet please").await;
+    app.deliver().await;
+    app.discord_click("bob", &format!("approve:{id}")).await;
+    app.deliver().await;
+    assert!(app.discord_card(id).content.contains("Approved by"), "{}", app.discord_card(id).content);
+    assert!(app.discord_dms("alice").is_empty());
+    let dm_posts = discord
+        .calls("create_message")
+        .into_iter()
+        .filter(|c| !c.path.contains(DB_CHANNEL) && !c.path.contains(elevate_tests::discord::AUDIT_CHANNEL));
+    assert_eq!(dm_posts.count(), 1, "Discord's refusal is taken as final, not retried");
+}
