@@ -43,8 +43,8 @@ mod tests {
 
     #[test]
     fn pings_links_and_formatting_become_literal_text() {
-        assert_eq!(escape("@everyone <@&1> [x](https://e)"), "\\@everyone \\<\\@&1> \\[x\\](https://e)");
+        assert_eq!(escape("@everyone <@&1> [x](https://e)"), "\\@everyone \\<\\@&1\\> \\[x\\](https://e)");
         assert_eq!(mention("123"), "<@123>");
-        assert_eq!(mention("<@&1>"), "\\<\\@&1>");
+        assert_eq!(mention("<@&1>"), "\\<\\@&1\\>");
     }
 }
