@@ -60,6 +60,8 @@ pub struct App {
     pub provider_overrides: BTreeMap<String, Arc<dyn GrantProvider>>,
     /// The Slack adapter, when `[slack]` is configured.
     pub slack: Option<elevate_slack::Slack>,
+    /// The Discord adapter, when `[discord]` is configured.
+    pub discord: Option<elevate_discord::Discord>,
     notifiers: Vec<Arc<dyn Notifier>>,
     background: bool,
     ready: Arc<AtomicBool>,
@@ -124,6 +126,21 @@ impl App {
             }
             None => None,
         };
+        let discord = match &config.discord {
+            Some(dc) => {
+                let settings = dc.settings().map_err(anyhow::Error::msg)?;
+                let refs: Arc<dyn ChatRefs> = Arc::new(store.clone());
+                let discord =
+                    elevate_discord::Discord::new(settings, service.clone(), refs).context("Discord adapter")?;
+                notifiers.push(Arc::new(elevate_discord::DiscordNotifier(discord.clone())));
+                if discord.settings().audit_channel.is_some() {
+                    notifiers.push(Arc::new(elevate_discord::DiscordFeed(discord.clone())));
+                }
+                info!(guild = discord.settings().guild_id, "Discord ready");
+                Some(discord)
+            }
+            None => None,
+        };
         let (shutdown_tx, _) = watch::channel(false);
         Ok(App {
             config,
@@ -135,6 +152,7 @@ impl App {
             clock: opts.clock,
             provider_overrides: opts.provider_overrides,
             slack,
+            discord,
             notifiers,
             background: opts.background,
             ready: Arc::new(AtomicBool::new(false)),
@@ -152,13 +170,17 @@ impl App {
         }
     }
 
-    /// The HTTP API plus the Slack endpoints when Slack is configured (HTTP mode).
+    /// The HTTP API plus the Slack endpoints when Slack is configured (HTTP mode) and the
+    /// Discord interactions endpoint when Discord is.
     pub fn router(&self) -> axum::Router {
-        let router = http::router(self.state());
-        match &self.slack {
-            Some(s) if s.settings().signing_secret.is_some() => router.merge(elevate_slack::routes(s.clone())),
-            _ => router,
+        let mut router = http::router(self.state());
+        if let Some(s) = self.slack.as_ref().filter(|s| s.settings().signing_secret.is_some()) {
+            router = router.merge(elevate_slack::routes(s.clone()));
         }
+        if let Some(d) = &self.discord {
+            router = router.merge(elevate_discord::routes(d.clone()));
+        }
+        router
     }
 
     /// Every notifier the audit feed delivers to (tests drain them synchronously).
@@ -201,6 +223,9 @@ impl App {
                 }
             }));
         }
+        if let Some(discord) = self.discord.clone() {
+            self.tasks.push(tokio::spawn(register_discord_commands(discord)));
+        }
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks.drain(..) {
@@ -215,6 +240,23 @@ impl App {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+    }
+}
+
+/// Registers `/elevate` with Discord, retrying with capped backoff while Discord cannot be
+/// reached: the endpoint serves meanwhile, and the commands registered last time still work.
+async fn register_discord_commands(discord: elevate_discord::Discord) {
+    let mut wait = std::time::Duration::from_secs(5);
+    loop {
+        match discord.register_commands().await {
+            Ok(()) => {
+                info!("Discord commands registered");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, ?wait, "registering Discord commands failed; retrying"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(300));
     }
 }
 

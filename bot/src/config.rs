@@ -23,6 +23,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// `[slack]`: absent means no Slack.
     pub slack: Option<SlackConfig>,
+    /// `[discord]`: absent means no Discord.
+    pub discord: Option<DiscordConfig>,
     pub policy: Policy,
 }
 
@@ -103,6 +105,95 @@ impl SlackConfig {
             } else {
                 None
             },
+            api_url: self.api_url.clone(),
+        })
+    }
+}
+
+/// `[discord]`: the application, the server it serves and where its bot token is. The public
+/// key verifies interactions; it is not a secret, so it may sit in the file (`public_key`) or
+/// come from the environment (`public_key_env`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The application (client) id from the Developer Portal.
+    pub application_id: String,
+    pub public_key: Option<String>,
+    pub public_key_env: Option<String>,
+    pub bot_token_env: Option<String>,
+    pub bot_token_file: Option<String>,
+    /// The server (guild) id; interactions from any other server are refused.
+    pub guild_id: String,
+    /// Register `/elevate` for every server the bot is in instead of `guild_id` only.
+    #[serde(default)]
+    pub global_commands: bool,
+    /// Channel id for one line per audit event.
+    pub audit_channel: Option<String>,
+    /// Send REST calls here instead of `https://discord.com`; only tests change it.
+    pub api_url: Option<String>,
+}
+
+fn is_snowflake(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok_and(|n| n > 0)
+}
+
+impl DiscordConfig {
+    fn check(&self, errs: &mut Vec<ConfigError>) {
+        for (key, value) in [("application_id", &self.application_id), ("guild_id", &self.guild_id)] {
+            if !is_snowflake(value) {
+                errs.push(ConfigError::new(
+                    format!("discord.{key}"),
+                    format!("`{value}` is not a Discord id (a number like 1234567890123456789)"),
+                ));
+            }
+        }
+        if let Some(c) = &self.audit_channel
+            && !is_snowflake(c)
+        {
+            errs.push(ConfigError::new("discord.audit_channel", format!("`{c}` is not a Discord channel id")));
+        }
+        match (&self.public_key, &self.public_key_env) {
+            (Some(_), Some(_)) => {
+                errs.push(ConfigError::new("discord.public_key", "set either public_key or public_key_env, not both"))
+            }
+            (None, None) => errs.push(ConfigError::new(
+                "discord.public_key",
+                "missing: the application's public key (64 hex digits), or public_key_env naming a variable",
+            )),
+            (Some(k), None) if !(k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit())) => {
+                errs.push(ConfigError::new("discord.public_key", "expected 64 hex digits"))
+            }
+            _ => {}
+        }
+        match (&self.bot_token_env, &self.bot_token_file) {
+            (Some(_), Some(_)) => errs.push(ConfigError::new(
+                "discord.bot_token_env",
+                "set either bot_token_env or bot_token_file, not both",
+            )),
+            (None, None) => errs.push(ConfigError::new(
+                "discord.bot_token_env",
+                "missing: set bot_token_env (an environment variable) or bot_token_file",
+            )),
+            _ => {}
+        }
+    }
+
+    /// Resolves the token (and the key, when it comes from the environment) for the adapter;
+    /// errors name where a value was looked for.
+    pub fn settings(&self) -> Result<elevate_discord::DiscordSettings, String> {
+        let public_key = match (&self.public_key, &self.public_key_env) {
+            (Some(k), _) => k.clone(),
+            (None, env) => SecretRef { secret_env: env.clone(), secret_file: None }.resolve("discord.public_key")?,
+        };
+        let bot_token = SecretRef { secret_env: self.bot_token_env.clone(), secret_file: self.bot_token_file.clone() }
+            .resolve("discord.bot_token")?;
+        Ok(elevate_discord::DiscordSettings {
+            application_id: self.application_id.parse().map_err(|_| "discord.application_id: not a Discord id")?,
+            public_key: public_key.trim().to_string(),
+            bot_token,
+            guild_id: self.guild_id.parse().map_err(|_| "discord.guild_id: not a Discord id")?,
+            global_commands: self.global_commands,
+            audit_channel: self.audit_channel.clone(),
             api_url: self.api_url.clone(),
         })
     }
@@ -246,7 +337,7 @@ impl SchedulerConfig {
     }
 }
 
-const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack"];
+const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -312,6 +403,10 @@ impl Config {
         if let Some(s) = &slack {
             s.check(&mut errs);
         }
+        let discord = root.get("discord").and_then(|v| de::<DiscordConfig>("discord", v, &mut errs));
+        if let Some(d) = &discord {
+            d.check(&mut errs);
+        }
         let providers = parse_providers(&root, &mut errs);
         let names: Vec<String> = providers.keys().cloned().collect();
         let policy = match parse_policy(&root, &names) {
@@ -331,7 +426,7 @@ impl Config {
             }
         }
         match (errs.is_empty(), policy) {
-            (true, Some(policy)) => Ok(Config { server, database, providers, scheduler, slack, policy }),
+            (true, Some(policy)) => Ok(Config { server, database, providers, scheduler, slack, discord, policy }),
             _ => Err(errs),
         }
     }
@@ -477,6 +572,22 @@ mod tests {
         for want in ["sever", "server.listen", "scheduler.reconcile", "providers.hook.secret_env"] {
             assert!(paths.contains(&want), "missing {want}: {errs:#?}");
         }
+    }
+
+    #[test]
+    fn discord_settings_are_checked() {
+        let base = include_str!("../../examples/quickstart.toml");
+        let bad = format!("{base}\n[discord]\napplication_id = \"app\"\nguild_id = \"0\"\npublic_key = \"abc\"\n");
+        let errs = Config::parse(&bad).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in ["discord.application_id", "discord.guild_id", "discord.public_key", "discord.bot_token_env"] {
+            assert!(paths.contains(&want), "missing {want}: {errs:#?}");
+        }
+        let key = "ab".repeat(32);
+        let good = format!(
+            "{base}\n[discord]\napplication_id = \"11\"\nguild_id = \"22\"\npublic_key = \"{key}\"\nbot_token_env = \"B\"\n"
+        );
+        assert!(Config::parse(&good).unwrap().discord.is_some());
     }
 
     #[test]

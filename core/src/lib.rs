@@ -7,6 +7,7 @@
 //! the adapter crates. Adapters translate; core decides.
 
 pub mod audit;
+pub mod chat;
 pub mod duration;
 pub mod error;
 pub mod explain;

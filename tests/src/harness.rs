@@ -1,7 +1,7 @@
 //! The test application: the real `App` (store, providers, service, scheduler, HTTP API) on a
 //! loopback port, with a `ManualClock` the test moves and a webhook receiver on loopback.
 
-use crate::{TestDb, fake_slack::FakeSlack, policy, receiver::Receiver};
+use crate::{TestDb, fake_discord::FakeDiscord, fake_slack::FakeSlack, policy, receiver::Receiver};
 use chrono::{TimeZone, Utc};
 use elevate_bot::{
     app::{App, AppOptions},
@@ -24,6 +24,7 @@ pub struct TestAppBuilder {
     notifiers: Vec<Arc<dyn Notifier>>,
     providers: BTreeMap<String, Arc<dyn GrantProvider>>,
     slack: bool,
+    discord: bool,
 }
 
 /// What a test app is built from, kept across a simulated restart.
@@ -34,6 +35,7 @@ struct Parts {
     background: bool,
     notifiers: Vec<Arc<dyn Notifier>>,
     slack: Option<FakeSlack>,
+    discord: Option<FakeDiscord>,
     providers: BTreeMap<String, Arc<dyn GrantProvider>>,
 }
 
@@ -46,6 +48,8 @@ pub struct TestApp {
     pub db: TestDb,
     /// The fake Slack Web API, when the app was built `.slack()`.
     pub slack: Option<FakeSlack>,
+    /// The fake Discord REST API, when the app was built `.discord()`.
+    pub discord: Option<FakeDiscord>,
     server: ServerTask,
 }
 
@@ -80,6 +84,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Configure `[discord]` against a fake Discord REST API (see `crate::discord`); `/elevate`
+    /// is registered at start, as `elevate serve` does.
+    pub fn discord(mut self) -> Self {
+        self.discord = true;
+        self
+    }
+
     pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(n);
         self
@@ -101,6 +112,13 @@ impl TestAppBuilder {
         } else {
             None
         };
+        let discord = if self.discord {
+            let fake = crate::discord::start_fake().await;
+            text = crate::discord::config(&text, &fake.url);
+            Some(fake)
+        } else {
+            None
+        };
         let parts = Parts {
             db,
             receiver,
@@ -108,6 +126,7 @@ impl TestAppBuilder {
             background: self.background,
             notifiers: self.notifiers,
             slack,
+            discord,
             providers: self.providers,
         };
         TestApp::start(text, parts).await
@@ -122,6 +141,7 @@ impl TestApp {
             config: None,
             notifiers: Vec::new(),
             slack: false,
+            discord: false,
             providers: BTreeMap::new(),
         }
     }
@@ -141,12 +161,12 @@ impl TestApp {
     /// Simulates a crash: the server and every loop stop at once, nothing is flushed; then a new
     /// process starts on the same database with the clock where the test left it.
     pub async fn crash_and_restart(self, background: bool) -> TestApp {
-        let TestApp { app, clock, receiver, db, server, slack, .. } = self;
+        let TestApp { app, clock, receiver, db, server, slack, discord, .. } = self;
         server.0.abort();
         let config = app.config.clone();
         let providers = app.provider_overrides.clone();
         drop(app);
-        let parts = Parts { db, receiver, clock, background, notifiers: Vec::new(), slack, providers };
+        let parts = Parts { db, receiver, clock, background, notifiers: Vec::new(), slack, discord, providers };
         TestApp::launch(config, parts).await
     }
 
@@ -159,6 +179,9 @@ impl TestApp {
             database_url: Some(p.db.url.clone()),
         };
         let mut app = App::build(config, opts).await.expect("app builds");
+        if let Some(d) = &app.discord {
+            d.register_commands().await.expect("/elevate registers with the fake Discord");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router();
@@ -173,6 +196,7 @@ impl TestApp {
             base,
             db: p.db,
             slack: p.slack,
+            discord: p.discord,
             server: ServerTask(server),
         }
     }

@@ -11,6 +11,8 @@
 //! ```
 
 pub mod db;
+pub mod discord;
+pub mod fake_discord;
 pub mod fake_slack;
 pub mod harness;
 pub mod policy;

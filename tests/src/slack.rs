@@ -247,10 +247,14 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no card for #{id}"))
     }
 
-    /// Waits for follow-ups sent after an acknowledgement (ephemeral refusals, DMs).
+    /// Waits for follow-ups sent after an acknowledgement (ephemeral refusals, DMs, deferred
+    /// Discord answers).
     pub async fn settle(&self) {
         if let Some(s) = &self.app.slack {
             s.settle().await;
+        }
+        if let Some(d) = &self.app.discord {
+            d.settle().await;
         }
     }
 

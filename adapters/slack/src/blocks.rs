@@ -3,7 +3,7 @@
 //! the request number: who may press them is decided by core when the click arrives.
 
 use crate::{Slack, text::escape};
-use elevate_core::{Request, State, policy::Role, render};
+use elevate_core::{Request, State, chat, policy::Role, render};
 use serde_json::{Value, json};
 
 pub(crate) const APPROVE: &str = "elevate_approve";
@@ -36,10 +36,7 @@ impl Slack {
         let policy = self.inner.service.policy();
         let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
         let who = self.name(req.requester.as_str());
-        let asks = match req.kind.parent() {
-            Some(p) => format!("*Request {}*: {who} asks to extend {p} (`{}`) by {}", req.id, req.role, req.duration),
-            None => format!("*Request {}*: {who} asks for `{}` for {}", req.id, req.role, req.duration),
-        };
+        let asks = chat::card_title(req, &who);
         let mut fields =
             vec![json!({ "type": "mrkdwn", "text": format!("*Reason*\n{}", escape(req.reason.as_str())) })];
         if let Some(t) = &req.ticket {

@@ -2,9 +2,7 @@
 //! them); every refusal names the problem and, through core's messages, the fix.
 
 use crate::{PLATFORM, Slack, blocks, text};
-use elevate_core::{
-    CoreError, RequestId, State, UserError, policy::Caller, ports::RequestQuery, request::Source, service::RequestInput,
-};
+use elevate_core::{CoreError, RequestId, UserError, chat, policy::Caller, request::Source, service::RequestInput};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,21 +38,7 @@ pub(crate) fn ephemeral(text: impl Into<String>) -> Value {
 
 /// A refusal as the person sees it; internals are logged with a reference instead.
 pub(crate) fn refusal(e: CoreError) -> String {
-    match e {
-        CoreError::User(u) => format!(":warning: {}", text::escape(&u.message)),
-        other => {
-            let reference = format!("{:016x}", rand_ref());
-            tracing::error!(reference, error = %other, "Slack command failed");
-            format!(
-                ":warning: Something went wrong on elevate's side (reference {reference}); nothing you typed was at fault."
-            )
-        }
-    }
-}
-
-fn rand_ref() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+    format!(":warning: {}", text::escape(&chat::refusal(e, PLATFORM)))
 }
 
 impl Slack {
@@ -72,7 +56,7 @@ impl Slack {
         let result = match first {
             "" => return self.open_request_modal(&caller, &form.trigger_id).await,
             "help" => Ok(self.help(&caller)),
-            "status" => self.status(&caller).await,
+            "status" => chat::status(&self.inner.service, &caller).await,
             "release" => self.release(&caller, rest.first().copied()).await,
             "extend" => self.extend(&caller, &rest).await,
             "cancel" => self.cancel(&caller, rest.first().copied()).await,
@@ -90,17 +74,7 @@ impl Slack {
     }
 
     fn help(&self, caller: &Caller) -> String {
-        let policy = self.inner.service.policy();
-        let roles: Vec<String> = policy
-            .requestable_roles(caller)
-            .iter()
-            .map(|r| format!("`{}` (up to {})", r.name, r.max_duration))
-            .collect();
-        format!(
-            "{HELP}{}\nYou may request: {}",
-            crate::controls::HELP,
-            if roles.is_empty() { "nothing yet".into() } else { roles.join(", ") }
-        )
+        format!("{HELP}{}\n{}", crate::controls::HELP, chat::requestable(&self.inner.service.policy(), caller))
     }
 
     async fn open_request_modal(&self, caller: &Caller, trigger_id: &str) -> Option<Value> {
@@ -154,82 +128,18 @@ impl Slack {
     /// Keeps the requester's Slack user with the request, so DMs reach them after a restart even
     /// when the policy knows them only by email.
     pub(crate) async fn remember_requester(&self, id: RequestId, user: &str) {
-        if let Err(e) = self.inner.refs.set_chat_ref(PLATFORM, id, "requester", user, "").await {
-            tracing::warn!(error = %e, "could not record the requester's Slack user");
-        }
+        chat::remember_requester(self.inner.refs.as_ref(), PLATFORM, id, user).await;
     }
 
     pub(crate) fn sent_message(&self, req: &elevate_core::Request) -> String {
         let policy = self.inner.service.policy();
-        let role = policy.roles.get(&req.role);
-        let required = role.map(|r| r.approvals_required).unwrap_or(1);
-        let to = match role.and_then(|r| r.slack_channel.as_deref()) {
-            Some(c) => format!("sent to {}", text::channel(c)),
-            None => "sent to the approvers".to_string(),
-        };
-        format!(
-            "Request {} for `{}` ({}) {to}; it needs {required} approval{}. I'll DM you when it changes.",
-            req.id,
-            req.role,
-            req.duration,
-            if required == 1 { "" } else { "s" }
-        )
-    }
-
-    async fn mine(&self, caller: &Caller, states: Vec<State>) -> Result<Vec<elevate_core::Request>, CoreError> {
-        let q = RequestQuery { states, requester: Some(caller.person.clone()), ..Default::default() };
-        self.inner.service.store().list_requests(&q).await.map_err(CoreError::store)
-    }
-
-    async fn status(&self, caller: &Caller) -> Result<String, CoreError> {
-        let now = self.inner.service.now();
-        let reqs = self.mine(caller, vec![State::Pending, State::Approved, State::Active, State::Revoking]).await?;
-        if reqs.is_empty() {
-            return Ok("You have no pending requests and no active grants.".into());
-        }
-        let lines: Vec<String> = reqs
-            .iter()
-            .map(|r| match (r.state, r.expires_at) {
-                (State::Active, Some(exp)) => {
-                    let left = (exp - now).num_minutes().max(0);
-                    format!(
-                        "• {} `{}` active, {}h{:02}m left (until {})",
-                        r.id,
-                        r.role,
-                        left / 60,
-                        left % 60,
-                        elevate_core::render::time(exp)
-                    )
-                }
-                (s, _) => format!("• {} `{}` for {}: {s}", r.id, r.role, r.duration),
-            })
-            .collect();
-        Ok(lines.join("\n"))
+        let to = policy.roles.get(&req.role).and_then(|r| r.slack_channel.as_deref()).map(text::channel);
+        chat::request_sent(&policy, req, to)
     }
 
     async fn release(&self, caller: &Caller, id: Option<&str>) -> Result<String, CoreError> {
-        let id = match id {
-            Some(s) => RequestId::parse(s).map_err(UserError::invalid)?,
-            None => {
-                let active = self.mine(caller, vec![State::Active]).await?;
-                match active.as_slice() {
-                    [one] => one.id,
-                    [] => {
-                        return Err(UserError::not_found("You have no active grant to release.").into());
-                    }
-                    many => {
-                        let ids: Vec<String> = many.iter().map(|r| format!("{} (`{}`)", r.id, r.role)).collect();
-                        return Err(UserError::invalid(format!(
-                            "You have several active grants: {}. Say which: `/elevate release ID`.",
-                            ids.join(", ")
-                        ))
-                        .into());
-                    }
-                }
-            }
-        };
-        let req = self.inner.service.release(caller, id).await?;
-        Ok(format!("Releasing {} (`{}`): access is being removed.", req.id, req.role))
+        let id = id.map(RequestId::parse).transpose().map_err(UserError::invalid)?;
+        chat::release(&self.inner.service, caller, id, "`/elevate release ID`").await
     }
 
     async fn extend(&self, caller: &Caller, args: &[&str]) -> Result<String, CoreError> {
@@ -242,13 +152,7 @@ impl Slack {
         let id = RequestId::parse(id).map_err(UserError::invalid)?;
         let reason = reason.join(" ");
         let out = self.inner.service.extend(caller, id, duration, Some(&reason)).await?;
-        Ok(format!(
-            "Extension {} of {} by {}: {}",
-            out.extension.id,
-            out.parent.id,
-            out.extension.duration,
-            self.sent_message(&out.extension)
-        ))
+        Ok(chat::extension_sent(&out, self.sent_message(&out.extension)))
     }
 
     async fn cancel(&self, caller: &Caller, id: Option<&str>) -> Result<String, CoreError> {

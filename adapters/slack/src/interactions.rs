@@ -4,7 +4,7 @@
 //! answer itself (`response_action: errors`), which keeps the modal open.
 
 use crate::{Slack, blocks, commands::refusal};
-use elevate_core::{CoreError, RequestId, UserError, request::Source, service::RequestInput};
+use elevate_core::{CoreError, RequestId, UserError, chat, request::Source, service::RequestInput};
 use serde_json::{Value, json};
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
@@ -136,7 +136,7 @@ impl Slack {
                         });
                         None
                     }
-                    Err(e) => Some(field_errors(request_field(&e), e)),
+                    Err(e) => Some(field_errors(chat::request_field(&e), e)),
                 }
             }
             blocks::DENY_MODAL => {
@@ -149,12 +149,7 @@ impl Slack {
                 match service.extend(&caller, id, &field(view, "duration"), Some(&reason)).await {
                     Ok(out) => {
                         let slack = self.clone();
-                        let line = format!(
-                            "Extension {} of {}: {}",
-                            out.extension.id,
-                            out.parent.id,
-                            self.sent_message(&out.extension)
-                        );
+                        let line = chat::extension_sent(&out, self.sent_message(&out.extension));
                         self.later(async move {
                             slack.dm(&user, &line, None).await.ok();
                         });
@@ -171,20 +166,5 @@ impl Slack {
     pub(crate) async fn dm(&self, user: &str, line: &str, blocks: Option<Value>) -> Result<(), String> {
         let channel = self.inner.api.open_dm(user).await?;
         self.inner.api.post(&channel, line, blocks).await.map(|_| ())
-    }
-}
-
-/// Which field of the request modal a refusal is about, from core's wording.
-fn request_field(e: &CoreError) -> &'static str {
-    let CoreError::User(u) = e else { return "role" };
-    let m = u.message.to_lowercase();
-    if m.contains("ticket") {
-        "ticket"
-    } else if m.contains("duration") || m.contains("at most") {
-        "duration"
-    } else if m.contains("reason") {
-        "reason"
-    } else {
-        "role"
     }
 }

@@ -8,7 +8,13 @@
 
 use crate::{PLATFORM, Slack, text::escape};
 use async_trait::async_trait;
-use elevate_core::{Request, audit::AuditEvent, ports::Notifier, render};
+use elevate_core::{
+    Request,
+    audit::AuditEvent,
+    chat::{self, CardAction},
+    ports::Notifier,
+    render,
+};
 
 /// Approval cards and requester DMs.
 pub struct SlackNotifier(pub Slack);
@@ -40,14 +46,14 @@ impl Notifier for SlackNotifier {
     async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
         let Some(req) = request else { return Ok(()) };
         let slack = &self.0;
-        if event.kind != "request.approval_refused" && event.kind != "request.reminder" {
+        if chat::updates_card(&event.kind) {
             slack.update_card(req, event.kind == "request.created").await?;
         }
         let line = render::requester_line(event, req, &|p| slack.name(p), &escape);
         if let Some(line) = line
             && let Some(user) = slack.requester_user(req).await?
         {
-            let extend = (event.kind == "grant.expiry_warning").then_some(req.id.0);
+            let extend = chat::offers_extend(&event.kind).then_some(req.id.0);
             let blocks = slack.dm_blocks(&line, extend);
             slack.dm(&user, &line, blocks).await?;
         }
@@ -59,38 +65,22 @@ impl Slack {
     /// Posts the card when a request is created (in the role's `slack_channel`, if it has one),
     /// and updates it in place afterwards.
     async fn update_card(&self, req: &Request, create: bool) -> Result<(), String> {
-        let refs = &self.inner.refs;
-        let existing = refs.chat_ref(PLATFORM, req.id, "card").await.map_err(|e| e.to_string())?;
+        let refs = self.inner.refs.as_ref();
+        let policy = self.inner.service.policy();
         let (fallback, blocks) = self.card(req);
-        match existing {
-            Some((channel, ts)) => self.inner.api.update(&channel, &ts, &fallback, Some(blocks)).await,
-            None if create => {
-                let policy = self.inner.service.policy();
-                let Some(channel) = policy.roles.get(&req.role).and_then(|r| r.slack_channel.clone()) else {
-                    return Ok(());
-                };
+        match chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref()).await? {
+            CardAction::Update(channel, ts) => self.inner.api.update(&channel, &ts, &fallback, Some(blocks)).await,
+            CardAction::Post(channel) => {
                 let (channel, ts) = self.inner.api.post(&channel, &fallback, Some(blocks)).await?;
-                refs.set_chat_ref(PLATFORM, req.id, "card", &channel, &ts).await.map_err(|e| e.to_string())
+                refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts).await.map_err(|e| e.to_string())
             }
-            None => Ok(()),
+            CardAction::Nothing => Ok(()),
         }
     }
 
     /// The requester's Slack user: the policy's, else the one who made the request from Slack.
     async fn requester_user(&self, req: &Request) -> Result<Option<String>, String> {
-        if let Some(u) = self.slack_user(req.requester.as_str()) {
-            return Ok(Some(u));
-        }
-        let stored = self.inner.refs.chat_ref(PLATFORM, req.id, "requester").await.map_err(|e| e.to_string())?;
-        if stored.is_some() {
-            return Ok(stored.map(|(u, _)| u));
-        }
-        // An extension carries its parent's requester.
-        match req.kind.parent() {
-            Some(p) => {
-                Ok(self.inner.refs.chat_ref(PLATFORM, p, "requester").await.map_err(|e| e.to_string())?.map(|(u, _)| u))
-            }
-            None => Ok(None),
-        }
+        let from_policy = self.slack_user(req.requester.as_str());
+        chat::requester_user(self.inner.refs.as_ref(), PLATFORM, req, from_policy).await
     }
 }

@@ -1,0 +1,60 @@
+//! Who is acting: a Discord user becomes a person of the policy by the `discord_id` the policy
+//! gives them (Discord does not show bots anyone's email). The Discord roles the member holds
+//! *in this interaction* (`member.roles`) go into `Caller.chat_roles`, so a group backed by a
+//! Discord role counts whoever holds that role at the moment of the click. An interaction from
+//! another server is refused before anything else; one from a DM (an Extend button under a
+//! warning) carries no server and no roles, only the user.
+
+use crate::{Discord, text};
+use elevate_core::{PersonId, UserError, policy::Caller};
+use serde_json::Value;
+
+/// The user who sent an interaction: `member.user` in a server, `user` in a DM.
+pub(crate) fn user_id(p: &Value) -> &str {
+    p["member"]["user"]["id"].as_str().or_else(|| p["user"]["id"].as_str()).unwrap_or("")
+}
+
+impl Discord {
+    /// The caller behind an interaction, or the refusal to show them.
+    pub(crate) fn caller(&self, p: &Value) -> Result<Caller, UserError> {
+        let ours = self.settings().guild_id.to_string();
+        let roles = match p["guild_id"].as_str() {
+            Some(g) if g != ours => {
+                return Err(UserError::forbidden(format!(
+                    "This elevate serves only the Discord server `{ours}`; requests from server `{}` are refused.",
+                    text::escape(g)
+                )));
+            }
+            Some(_) => p["member"]["roles"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r.as_str().map(String::from)).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let user = user_id(p);
+        let policy = self.inner.service.policy();
+        match policy.person_by_discord_id(user) {
+            Some(person) if !user.is_empty() => Ok(Caller { person: person.id.clone(), chat_roles: roles }),
+            _ => Err(UserError::unauthenticated(format!(
+                "Your Discord account ({}) is not linked to anyone in elevate's policy. Ask an elevate admin to add `discord_id = \"{}\"` to your `[persons.…]` entry.",
+                text::mention(user),
+                text::escape(user)
+            ))),
+        }
+    }
+
+    /// The Discord user of a person, from the policy.
+    pub(crate) fn discord_user(&self, person: &str) -> Option<String> {
+        let id = PersonId::parse(person).ok()?;
+        self.inner.service.policy().person(&id).and_then(|p| p.discord_id.clone())
+    }
+
+    /// A person as shown in Discord: a mention (which pings nobody: see `messages::quiet`)
+    /// when the policy knows their Discord user, else their name.
+    pub(crate) fn name(&self, person: &str) -> String {
+        match self.discord_user(person) {
+            Some(u) => text::mention(&u),
+            None => text::escape(person),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! A fake of Discord's REST API (v10) on loopback, for serenity's real `Http` client to talk
+//! to. A small stateful model, not a stub: messages live in channels and must exist to be
+//! edited; a DM channel is created per user by `POST /users/@me/channels` (the same one every
+//! time) and only for users the fake knows; the bot token is checked on bot routes; commands are
+//! a set per guild that `PUT` replaces whole. Errors come back as Discord sends them (JSON
+//! `{"message", "code"}`; 429 with `retry_after` in the body and a `Retry-After` header), and a
+//! test can script a fault for the next call of a kind.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+/// One call as the fake received it.
+#[derive(Debug, Clone)]
+pub struct DiscordCall {
+    /// `create_message`, `edit_message`, `open_dm`, `register_commands`, `edit_original`,
+    /// `followup`, or `unknown`.
+    pub kind: String,
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+/// A fault scripted for the next call of a kind.
+#[derive(Debug, Clone, Copy)]
+pub enum DiscordFault {
+    /// 429 with this `retry_after` (seconds), in the body and the `Retry-After` header.
+    RateLimited(f64),
+    /// 502 Bad Gateway.
+    ServerError,
+}
+
+/// A message as it stands in a channel.
+#[derive(Debug, Clone)]
+pub struct FakeMessage {
+    pub id: String,
+    pub channel: String,
+    pub content: String,
+    pub components: Value,
+    pub allowed_mentions: Value,
+}
+
+impl FakeMessage {
+    /// custom_ids of its buttons.
+    pub fn buttons(&self) -> Vec<String> {
+        let rows = self.components.as_array().cloned().unwrap_or_default();
+        rows.iter()
+            .flat_map(|r| r["components"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["type"] == 2)
+            .filter_map(|c| c["custom_id"].as_str().map(String::from))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    calls: Vec<DiscordCall>,
+    faults: BTreeMap<String, VecDeque<DiscordFault>>,
+    channels: BTreeSet<String>,
+    messages: Vec<FakeMessage>,
+    users: BTreeSet<String>,
+    /// Users whose privacy settings refuse DMs from the bot.
+    closed_dms: BTreeSet<String>,
+    /// user → DM channel
+    dms: BTreeMap<String, String>,
+    /// guild id (or `global`) → registered commands
+    commands: BTreeMap<String, Vec<Value>>,
+    next_id: u64,
+}
+
+impl Model {
+    fn snowflake(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+}
+
+/// The running fake. Cheap to clone. `url` is what serenity's `proxy` takes (it stands in
+/// for `https://discord.com`).
+#[derive(Clone)]
+pub struct FakeDiscord {
+    pub url: String,
+    pub token: String,
+    pub application_id: String,
+    model: Arc<Mutex<Model>>,
+}
+
+const BOT_USER: &str = "1099999999999999999";
+
+impl FakeDiscord {
+    pub async fn start(token: &str, application_id: &str, channels: &[&str]) -> FakeDiscord {
+        let model = Arc::new(Mutex::new(Model {
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+            next_id: 1_800_000_000_000_000_000,
+            ..Model::default()
+        }));
+        let mut fake =
+            FakeDiscord { url: String::new(), token: token.into(), application_id: application_id.into(), model };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        fake.url = format!("http://{}", listener.local_addr().unwrap());
+        let router = Router::new().route("/api/v10/{*path}", any(handle)).with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        fake
+    }
+
+    /// A Discord user the bot can open a DM with.
+    pub fn add_user(&self, id: &str) {
+        self.model.lock().unwrap().users.insert(id.into());
+    }
+
+    /// The user has turned off DMs from server members: their DM channel opens, but posting to
+    /// it is refused (403, code 50007), as Discord does.
+    pub fn refuse_dms(&self, user: &str) {
+        self.model.lock().unwrap().closed_dms.insert(user.into());
+    }
+
+    pub fn fail_next(&self, kind: &str, fault: DiscordFault) {
+        self.model.lock().unwrap().faults.entry(kind.into()).or_default().push_back(fault);
+    }
+
+    pub fn calls(&self, kind: &str) -> Vec<DiscordCall> {
+        self.model.lock().unwrap().calls.iter().filter(|c| c.kind == kind).cloned().collect()
+    }
+
+    pub fn all_calls(&self) -> Vec<DiscordCall> {
+        self.model.lock().unwrap().calls.clone()
+    }
+
+    /// Messages in a channel, oldest first, as they stand now.
+    pub fn messages(&self, channel: &str) -> Vec<FakeMessage> {
+        self.model.lock().unwrap().messages.iter().filter(|m| m.channel == channel).cloned().collect()
+    }
+
+    /// Every message anywhere, as they stand now.
+    pub fn all_messages(&self) -> Vec<FakeMessage> {
+        self.model.lock().unwrap().messages.clone()
+    }
+
+    /// DMs to a user, oldest first.
+    pub fn dms(&self, user: &str) -> Vec<FakeMessage> {
+        let channel = self.model.lock().unwrap().dms.get(user).cloned();
+        channel.map(|c| self.messages(&c)).unwrap_or_default()
+    }
+
+    /// The commands registered for a guild (or `global`).
+    pub fn commands(&self, scope: &str) -> Vec<Value> {
+        self.model.lock().unwrap().commands.get(scope).cloned().unwrap_or_default()
+    }
+}
+
+fn error(status: StatusCode, code: u32, message: &str) -> Response {
+    (status, Json(json!({ "message": message, "code": code }))).into_response()
+}
+
+fn message_json(m: &FakeMessage) -> Value {
+    json!({
+        "id": m.id, "channel_id": m.channel, "type": 0, "content": m.content,
+        "author": { "id": BOT_USER, "username": "elevate", "discriminator": "0", "global_name": null,
+                    "avatar": null, "bot": true },
+        "timestamp": "2026-03-02T09:00:00.000000+00:00", "edited_timestamp": null, "tts": false,
+        "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+        "pinned": false, "components": m.components, "flags": 0,
+    })
+}
+
+/// Which kind of call a route is, for faults and assertions.
+fn kind_of(method: &Method, parts: &[&str]) -> &'static str {
+    match (method.as_str(), parts) {
+        ("POST", ["channels", _, "messages"]) => "create_message",
+        ("PATCH", ["channels", _, "messages", _]) => "edit_message",
+        ("POST", ["users", "@me", "channels"]) => "open_dm",
+        ("PUT", ["applications", _, "guilds", _, "commands"]) | ("PUT", ["applications", _, "commands"]) => {
+            "register_commands"
+        }
+        ("PATCH", ["webhooks", _, _, "messages", "@original"]) => "edit_original",
+        ("POST", ["webhooks", _, _]) => "followup",
+        _ => "unknown",
+    }
+}
+
+async fn handle(
+    State(fake): State<FakeDiscord>,
+    Path(path): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let parts: Vec<&str> = path.split('/').collect();
+    let kind = kind_of(&method, &parts);
+    let mut m = fake.model.lock().unwrap();
+    m.calls.push(DiscordCall {
+        kind: kind.into(),
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        body: body.clone(),
+    });
+    if let Some(fault) = m.faults.get_mut(kind).and_then(|q| q.pop_front()) {
+        return match fault {
+            DiscordFault::RateLimited(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", format!("{}", secs.ceil() as u64)), ("x-ratelimit-scope", "user".into())],
+                Json(json!({ "message": "You are being rate limited.", "retry_after": secs, "global": false })),
+            )
+                .into_response(),
+            DiscordFault::ServerError => error(StatusCode::BAD_GATEWAY, 0, "502: Bad Gateway"),
+        };
+    }
+    let webhook = parts.first() == Some(&"webhooks");
+    if webhook {
+        // Interaction webhooks are authorised by the token in the path, not the bot token.
+        if parts.get(1) != Some(&fake.application_id.as_str()) {
+            return error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
+        }
+    } else {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if auth != format!("Bot {}", fake.token) {
+            return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
+        }
+    }
+    let text = |k: &str| body[k].as_str().unwrap_or("").to_string();
+    match (kind, parts.as_slice()) {
+        ("create_message", [_, channel, _]) => {
+            if !m.channels.contains(*channel) {
+                return error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            if m.dms.iter().any(|(u, c)| c == channel && m.closed_dms.contains(u)) {
+                return error(StatusCode::FORBIDDEN, 50007, "Cannot send messages to this user");
+            }
+            let id = m.snowflake();
+            let msg = FakeMessage {
+                id,
+                channel: channel.to_string(),
+                content: text("content"),
+                components: body.get("components").cloned().unwrap_or(json!([])),
+                allowed_mentions: body["allowed_mentions"].clone(),
+            };
+            m.messages.push(msg.clone());
+            Json(message_json(&msg)).into_response()
+        }
+        ("edit_message", [_, channel, _, id]) => {
+            let Some(msg) = m.messages.iter_mut().find(|x| x.channel == *channel && x.id == *id) else {
+                return error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+            };
+            if let Some(c) = body.get("content").and_then(Value::as_str) {
+                msg.content = c.to_string();
+            }
+            if let Some(c) = body.get("components") {
+                msg.components = c.clone();
+            }
+            msg.allowed_mentions = body["allowed_mentions"].clone();
+            Json(message_json(msg)).into_response()
+        }
+        ("open_dm", _) => {
+            let user = text("recipient_id");
+            if !m.users.contains(&user) {
+                return error(StatusCode::BAD_REQUEST, 50033, "Invalid Recipient(s)");
+            }
+            let channel = match m.dms.get(&user) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = m.snowflake();
+                    m.dms.insert(user.clone(), c.clone());
+                    m.channels.insert(c.clone());
+                    c
+                }
+            };
+            Json(json!({ "id": channel, "type": 1, "last_message_id": null, "flags": 0,
+                "recipients": [{ "id": user, "username": "someone", "discriminator": "0", "global_name": null, "avatar": null }] }))
+            .into_response()
+        }
+        ("register_commands", [_, app, rest @ ..]) => {
+            if *app != fake.application_id {
+                return error(StatusCode::FORBIDDEN, 50001, "Missing Access");
+            }
+            let scope = match rest {
+                ["guilds", guild, _] => guild.to_string(),
+                _ => "global".to_string(),
+            };
+            let Some(list) = body.as_array().cloned() else {
+                return error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
+            };
+            let guild_id = if scope == "global" { Value::Null } else { json!(scope) };
+            let mut saved = Vec::new();
+            for mut c in list {
+                c["id"] = json!(m.snowflake());
+                c["application_id"] = json!(fake.application_id);
+                c["guild_id"] = guild_id.clone();
+                c["version"] = json!(m.snowflake());
+                c["default_member_permissions"] = Value::Null;
+                if c.get("type").is_none() {
+                    c["type"] = json!(1);
+                }
+                saved.push(c);
+            }
+            m.commands.insert(scope, saved.clone());
+            Json(Value::Array(saved)).into_response()
+        }
+        ("edit_original" | "followup", _) => {
+            let msg = FakeMessage {
+                id: m.snowflake(),
+                channel: format!("interaction:{}", parts[2]),
+                content: text("content"),
+                components: body.get("components").cloned().unwrap_or(json!([])),
+                allowed_mentions: body["allowed_mentions"].clone(),
+            };
+            m.messages.push(msg.clone());
+            Json(message_json(&msg)).into_response()
+        }
+        _ => error(StatusCode::NOT_FOUND, 0, "404: Not Found"),
+    }
+}
