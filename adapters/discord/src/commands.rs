@@ -50,6 +50,38 @@ pub fn elevate_command() -> CreateCommand {
         )
         .add_option(option(SubCommand, "cancel", "Withdraw a pending request", false).add_sub_option(id_option(true)))
         .add_option(option(SubCommand, "help", "How to use elevate", false))
+        .add_option(
+            option(SubCommand, "breakglass", "Emergency access without approval (alerts security)", false)
+                .add_sub_option(option(Text, "role", "The role you need", true).set_autocomplete(true))
+                .add_sub_option(option(Text, "duration", "How long, e.g. 30m", true))
+                .add_sub_option(option(Text, "justification", "What is on fire", true).max_length(500)),
+        )
+        .add_option(
+            option(SubCommand, "review", "Close the review of a break-glass grant (security)", false)
+                .add_sub_option(id_option(true))
+                .add_sub_option(
+                    option(Text, "note", "What happened and whether it was justified", true).max_length(500),
+                ),
+        )
+        .add_option(
+            option(SubCommand, "revoke", "Take a grant away now (approvers, security)", false)
+                .add_sub_option(id_option(true)),
+        )
+        .add_option(
+            option(
+                SubCommand,
+                "lockdown",
+                "Kill switch: refuse a role (or all) and revoke its grants (security)",
+                false,
+            )
+            .add_sub_option(option(Text, "scope", "A role name, or all", true)),
+        )
+        .add_option(option(SubCommand, "unlock", "Lift a lockdown (security)", false).add_sub_option(option(
+            Text,
+            "scope",
+            "A role name, or all",
+            true,
+        )))
 }
 
 /// The sub-command and its options.
@@ -94,7 +126,18 @@ impl Discord {
             "release" => self.release(&caller, options).await,
             "extend" => self.extend(&caller, options).await,
             "cancel" => self.cancel(&caller, options).await,
-            _ => Ok(format!("{HELP}\n{}", chat::requestable(&self.inner.service.policy(), &caller))),
+            "breakglass" | "review" | "revoke" | "lockdown" | "unlock" => {
+                let get = |k: &str| opt(options, k);
+                match self.control_command(&caller, p, name, &get).await {
+                    Some(reply) => return reply,
+                    None => Ok(String::new()),
+                }
+            }
+            _ => Ok(format!(
+                "{HELP}{}\n{}",
+                crate::controls::HELP,
+                chat::requestable(&self.inner.service.policy(), &caller)
+            )),
         };
         Reply::Ephemeral(result.unwrap_or_else(refusal))
     }

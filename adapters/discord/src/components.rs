@@ -45,6 +45,16 @@ impl Discord {
 
     /// A submitted Deny or Extend form.
     pub(crate) async fn modal_submit(&self, p: &Value) -> Reply {
+        let custom = p["data"]["custom_id"].as_str().unwrap_or("");
+        if custom.starts_with(crate::controls::LOCKDOWN) || custom.starts_with(crate::controls::REVOKE) {
+            let caller = match self.caller(p) {
+                Ok(c) => c,
+                Err(e) => return Reply::Ephemeral(refusal(e.into())),
+            };
+            if let Some(reply) = self.control_submit(&caller, custom, &input(p, "reason")).await {
+                return reply;
+            }
+        }
         let Some((action, id)) = messages::parse_custom_id(p["data"]["custom_id"].as_str().unwrap_or("")) else {
             return Reply::Ack;
         };

@@ -13,6 +13,7 @@
 mod api;
 mod commands;
 mod components;
+mod controls;
 mod identity;
 mod ingress;
 mod messages;
