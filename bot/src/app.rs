@@ -72,6 +72,8 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
         crate::install_crypto();
+        let mut config = config;
+        config.scheduler.checkpoint_seed = config.audit.seed().map_err(anyhow::Error::msg)?;
         let url = match opts.database_url.clone() {
             Some(u) => u,
             None => config.database_url().map_err(anyhow::Error::msg)?,

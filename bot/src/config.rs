@@ -25,6 +25,7 @@ pub struct Config {
     pub slack: Option<SlackConfig>,
     /// `[discord]`: absent means no Discord.
     pub discord: Option<DiscordConfig>,
+    pub audit: AuditConfig,
     pub policy: Policy,
 }
 
@@ -293,6 +294,9 @@ pub struct SchedulerConfig {
     /// Provider calls in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Filled from `[audit]` when the app starts: the seed that signs checkpoints.
+    #[serde(skip)]
+    pub checkpoint_seed: Option<[u8; 32]>,
 }
 
 fn default_reconcile() -> String {
@@ -323,6 +327,7 @@ impl Default for SchedulerConfig {
             report_period: default_report_period(),
             lease: default_lease(),
             concurrency: default_concurrency(),
+            checkpoint_seed: None,
         }
     }
 }
@@ -337,7 +342,34 @@ impl SchedulerConfig {
     }
 }
 
-const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord"];
+/// `[audit]`: the key that signs checkpoints (an Ed25519 seed, 64 hex digits, from the
+/// environment or a file) and the public key `elevate audit verify` checks them against.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub signing_key_env: Option<String>,
+    pub signing_key_file: Option<String>,
+    pub public_key: Option<String>,
+}
+
+impl AuditConfig {
+    /// The signing seed, when one is configured; an error names a configured but missing or
+    /// malformed key (never its value).
+    pub fn seed(&self) -> Result<Option<[u8; 32]>, String> {
+        let r = SecretRef { secret_env: self.signing_key_env.clone(), secret_file: self.signing_key_file.clone() };
+        if r.secret_env.is_none() && r.secret_file.is_none() {
+            return Ok(None);
+        }
+        let text = r.resolve("audit.signing_key")?;
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| "audit.signing_key: not hex (`elevate audit keygen` makes one)".to_string())?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(Some)
+            .map_err(|_| "audit.signing_key: must be 32 bytes (64 hex digits)".to_string())
+    }
+}
+
+const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord", "audit"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -380,6 +412,15 @@ impl Config {
             errs.push(ConfigError::new(
                 "database.url",
                 "looks like it holds a password; put the URL in an environment variable and name it in url_env",
+            ));
+        }
+        let audit = root.get("audit").and_then(|v| de::<AuditConfig>("audit", v, &mut errs)).unwrap_or_default();
+        if let Some(pk) = &audit.public_key
+            && (pk.len() != 64 || hex::decode(pk).is_err())
+        {
+            errs.push(ConfigError::new(
+                "audit.public_key",
+                "must be 64 hex digits (`elevate audit keygen` prints one)",
             ));
         }
         let scheduler =
@@ -426,7 +467,9 @@ impl Config {
             }
         }
         match (errs.is_empty(), policy) {
-            (true, Some(policy)) => Ok(Config { server, database, providers, scheduler, slack, discord, policy }),
+            (true, Some(policy)) => {
+                Ok(Config { server, database, providers, scheduler, slack, discord, audit, policy })
+            }
             _ => Err(errs),
         }
     }

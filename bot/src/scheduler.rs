@@ -205,7 +205,13 @@ pub async fn run_job_with(
             let report = service.verify_audit().await?;
             let details = match (&report.broken, &report.head) {
                 (Some(b), _) => json!({ "broken_at": b.seq, "why": b.why }),
-                (None, Some((seq, hash))) => json!({ "seq": seq, "hash": hash }),
+                (None, Some((seq, hash))) => match &cfg.checkpoint_seed {
+                    Some(seed) => {
+                        let (signature, public_key) = elevate_core::audit::sign_checkpoint(seed, *seq, hash);
+                        json!({ "seq": seq, "hash": hash, "signature": signature, "public_key": public_key })
+                    }
+                    None => json!({ "seq": seq, "hash": hash }),
+                },
                 (None, None) => return Ok(()),
             };
             if let Some(b) = &report.broken {

@@ -261,6 +261,29 @@ impl ChainVerifier {
     }
 }
 
+/// What a checkpoint signature covers: the chain head at `seq`.
+pub fn checkpoint_message(seq: i64, hash: &str) -> String {
+    format!("elevate audit checkpoint {seq} {hash}")
+}
+
+/// Signs a checkpoint with an Ed25519 key (32-byte seed); returns `(signature, public key)` hex.
+pub fn sign_checkpoint(seed: &[u8; 32], seq: i64, hash: &str) -> (String, String) {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(seed);
+    let sig = key.sign(checkpoint_message(seq, hash).as_bytes());
+    (hex::encode(sig.to_bytes()), hex::encode(key.verifying_key().to_bytes()))
+}
+
+/// Checks a checkpoint signature against a public key (hex).
+pub fn verify_checkpoint(public_key_hex: &str, seq: i64, hash: &str, signature_hex: &str) -> bool {
+    let (Ok(pk), Ok(sig)) = (hex::decode(public_key_hex), hex::decode(signature_hex)) else { return false };
+    let (Ok(pk), Ok(sig)) = (<[u8; 32]>::try_from(pk.as_slice()), <[u8; 64]>::try_from(sig.as_slice())) else {
+        return false;
+    };
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else { return false };
+    vk.verify_strict(checkpoint_message(seq, hash).as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
+}
+
 /// Builds a JSON object from pairs, skipping `None`s; keeps event construction readable.
 pub fn details<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Value {
     let mut m = Map::new();

@@ -54,3 +54,73 @@ async fn the_audit_checkpoint_records_the_chain_head() {
     assert_eq!(cp.details["seq"], head.seq);
     assert_eq!(cp.details["hash"], head.hash);
 }
+
+/// Rewrites the whole chain from `seq` 1 with event 1's details replaced, recomputing every
+/// hash, as a DB admin covering their tracks would.
+async fn recompute_chain(db_path: &str, forged: serde_json::Value) {
+    use elevate_core::audit::AuditEvent;
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db_path}")).await.unwrap();
+    let rows = sqlx::query("SELECT seq, at, actor, kind, subject, details FROM audit_events ORDER BY seq")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let mut prev = elevate_core::audit::GENESIS.to_string();
+    for row in rows {
+        let seq: i64 = row.get("seq");
+        let details: String = row.get("details");
+        let mut ev = AuditEvent {
+            seq,
+            at: elevate_core::time::from_millis(row.get("at")),
+            actor: row.get("actor"),
+            kind: row.get("kind"),
+            subject: row.get("subject"),
+            details: if seq == 1 { forged.clone() } else { serde_json::from_str(&details).unwrap() },
+            prev_hash: prev.clone(),
+            hash: String::new(),
+        };
+        ev.hash = ev.compute_hash();
+        sqlx::query("UPDATE audit_events SET details = $1, prev_hash = $2, hash = $3 WHERE seq = $4")
+            .bind(ev.details.to_string())
+            .bind(&ev.prev_hash)
+            .bind(&ev.hash)
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        prev = ev.hash;
+    }
+}
+
+#[tokio::test]
+async fn signed_checkpoints_catch_a_recomputed_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = [7u8; 32];
+    let key_file = dir.path().join("checkpoint.key");
+    std::fs::write(&key_file, hex_encode(&seed)).unwrap();
+    let config = elevate_tests::policy::config("{WEBHOOK_URL}")
+        + &format!("\n[audit]\nsigning_key_file = \"{}\"\n", key_file.display());
+    let app = TestApp::builder().config(&config).spawn().await;
+    app.active_grant("db", "1h").await;
+    elevate_bot::scheduler::run_job_with(&app.app.service, app.store(), "audit_checkpoint", &app.app.config.scheduler)
+        .await
+        .unwrap();
+    let (_, public) = elevate_core::audit::sign_checkpoint(&seed, 0, "");
+    let cp = app.events().await.last().unwrap().clone();
+    assert_eq!(cp.details["public_key"], public.as_str());
+    let ok = elevate_core::service::verify_store_with(app.store(), Some(&public)).await.unwrap();
+    assert_eq!((ok.checkpoints, ok.signed_checkpoints, ok.broken.is_none()), (1, 1, true));
+    let other = elevate_core::audit::sign_checkpoint(&[8u8; 32], 0, "").1;
+    let wrong = elevate_core::service::verify_store_with(app.store(), Some(&other)).await.unwrap();
+    assert!(wrong.broken.unwrap().why.contains("signature"), "a key that did not sign is refused");
+
+    recompute_chain(&app.db.url, serde_json::json!({ "reason": "routine" })).await;
+    let walk = verify_store(app.store()).await.unwrap();
+    let broken = walk.broken.expect("the checkpoint no longer matches the recomputed chain");
+    assert_eq!(broken.seq, cp.seq);
+    assert!(broken.why.contains("checkpoint names hash"), "{}", broken.why);
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -6,7 +6,7 @@ use crate::{
     http::token_hash,
 };
 use chrono::{DateTime, Utc};
-use elevate_core::{GrantDuration, explain, ports::Store, service::verify_store};
+use elevate_core::{GrantDuration, explain, ports::Store};
 use elevate_sql::SqlStore;
 use std::path::Path;
 use tracing::info;
@@ -123,18 +123,27 @@ pub fn explain(path: &Path, person: &str, role: &str) -> i32 {
     }
 }
 
-pub async fn audit_verify(path: &Path) -> i32 {
+pub async fn audit_verify(path: &Path, public_key: Option<&str>) -> i32 {
     let Ok(config) = load(path) else { return 2 };
-    let Ok(store) = open_store(&config).await else {
-        return 2;
-    };
-    match verify_store(&store).await {
+    let Ok(store) = open_store(&config).await else { return 2 };
+    let derived = config.audit.seed().ok().flatten().map(|seed| elevate_core::audit::sign_checkpoint(&seed, 0, "").1);
+    let key = public_key.map(String::from).or(config.audit.public_key.clone()).or(derived);
+    match elevate_core::service::verify_store_with(&store, key.as_deref()).await {
         Ok(r) => match r.broken {
             None => {
                 match r.head {
                     Some((seq, hash)) => println!("ok: {} events verified; head seq {seq} hash {hash}", r.checked),
                     None => println!("ok: the audit log is empty"),
                 }
+                println!(
+                    "{} checkpoint(s) match the chain{}",
+                    r.checkpoints,
+                    if key.is_some() {
+                        format!(", {} signed by the checkpoint key", r.signed_checkpoints)
+                    } else {
+                        String::new()
+                    }
+                );
                 0
             }
             Some(b) => {
@@ -148,6 +157,19 @@ pub async fn audit_verify(path: &Path) -> i32 {
             2
         }
     }
+}
+
+pub fn audit_keygen() -> i32 {
+    let seed: [u8; 32] = rand::random();
+    let (_, public) = elevate_core::audit::sign_checkpoint(&seed, 0, "");
+    println!(
+        "signing key (secret: put it in the environment variable [audit] signing_key_env names, never in the config):"
+    );
+    println!("{}", hex::encode(seed));
+    println!();
+    println!("public key (for [audit] public_key and for auditors):");
+    println!("{public}");
+    0
 }
 
 /// `--since` as RFC 3339 or an age (`30d`).

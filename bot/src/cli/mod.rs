@@ -190,8 +190,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and name the first broken seq.
-    Verify(ConfigArg),
+    /// Walk the hash chain and name the first broken seq; check checkpoints (and their
+    /// signatures, given the checkpoint key's public half here or as `[audit] public_key`).
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Make a new checkpoint signing key: prints the secret seed (for `[audit] signing_key_env`)
+    /// and its public key (for `[audit] public_key` and for auditors).
+    Keygen,
     /// Export events as JSON lines or CSV.
     Export {
         #[command(flatten)]
@@ -222,7 +231,10 @@ pub async fn run() -> i32 {
         Command::Serve(c) => local::serve(&c.config).await,
         Command::Check(c) => local::check(&c.config),
         Command::Explain { config, person, role } => local::explain(&config.config, &person, &role),
-        Command::Audit { command: AuditCommand::Verify(c) } => local::audit_verify(&c.config).await,
+        Command::Audit { command: AuditCommand::Verify { config, public_key } } => {
+            local::audit_verify(&config.config, public_key.as_deref()).await
+        }
+        Command::Audit { command: AuditCommand::Keygen } => local::audit_keygen(),
         Command::Audit { command: AuditCommand::Export { config, format, since } } => {
             local::audit_export(&config.config, &format, since.as_deref()).await
         }

@@ -26,6 +26,10 @@ pub struct VerifyReport {
     pub checked: u64,
     pub head: Option<(i64, String)>,
     pub broken: Option<ChainBreak>,
+    /// Checkpoint events found and matched against the chain.
+    pub checkpoints: u64,
+    /// Of those, verified against the public key given.
+    pub signed_checkpoints: u64,
 }
 
 impl Service {
@@ -99,25 +103,59 @@ impl Service {
 
 /// `elevate audit verify` without a running service.
 pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyReport> {
+    verify_store_with(store, None).await
+}
+
+/// Walks the chain; also checks every `audit.checkpoint` against the chain (the head it names
+/// must be the hash stored at that seq) and, given the checkpoint key's public half, that each
+/// checkpoint is signed by it. A DB admin who edits events and recomputes every hash after them
+/// passes the chain walk, but not the signed checkpoints (nor the copies posted to chat).
+pub async fn verify_store_with(store: &dyn crate::ports::Store, public_key: Option<&str>) -> CoreResult<VerifyReport> {
     let mut v = ChainVerifier::default();
+    let mut hashes: Vec<String> = Vec::new();
+    let mut report = VerifyReport { checked: 0, head: None, broken: None, checkpoints: 0, signed_checkpoints: 0 };
     let mut after = 0;
-    loop {
+    'pages: loop {
         let page = store.events(after, 1000).await.map_err(CoreError::store)?;
         if page.is_empty() {
             break;
         }
         for ev in &page {
             if let Err(b) = v.check(ev) {
-                return Ok(VerifyReport {
-                    checked: v.checked,
-                    head: v.head().map(|(s, h)| (s, h.to_string())),
-                    broken: Some(b),
-                });
+                report.broken = Some(b);
+                break 'pages;
+            }
+            hashes.push(ev.hash.clone());
+            if ev.kind == "audit.checkpoint"
+                && let (Some(seq), Some(hash)) = (ev.details["seq"].as_i64(), ev.details["hash"].as_str())
+            {
+                report.checkpoints += 1;
+                let stored = usize::try_from(seq - 1).ok().and_then(|i| hashes.get(i));
+                if stored.map(String::as_str) != Some(hash) {
+                    report.broken = Some(ChainBreak {
+                        seq: ev.seq,
+                        why: format!("checkpoint names hash {hash} for seq {seq}, which the chain does not have"),
+                    });
+                    break 'pages;
+                }
+                if let Some(pk) = public_key {
+                    let sig = ev.details["signature"].as_str().unwrap_or("");
+                    if !crate::audit::verify_checkpoint(pk, seq, hash, sig) {
+                        report.broken = Some(ChainBreak {
+                            seq: ev.seq,
+                            why: "checkpoint signature missing or not made by the checkpoint key".into(),
+                        });
+                        break 'pages;
+                    }
+                    report.signed_checkpoints += 1;
+                }
             }
         }
         after = page.last().map(|e| e.seq).unwrap_or(after);
     }
-    Ok(VerifyReport { checked: v.checked, head: v.head().map(|(s, h)| (s, h.to_string())), broken: None })
+    report.checked = v.checked;
+    report.head = v.head().map(|(s, h)| (s, h.to_string()));
+    Ok(report)
 }
 
 /// The usage report for `since..until`, straight from the store (no running service needed).
