@@ -120,6 +120,7 @@ impl App {
                 let refs: Arc<dyn ChatRefs> = Arc::new(store.clone());
                 let slack = elevate_slack::Slack::new(settings, service.clone(), refs).context("Slack client")?;
                 notifiers.push(Arc::new(elevate_slack::SlackNotifier(slack.clone())));
+                notifiers.push(Arc::new(elevate_slack::SlackSecurity(slack.clone())));
                 if slack.settings().audit_channel.is_some() {
                     notifiers.push(Arc::new(elevate_slack::SlackFeed(slack.clone())));
                 }
@@ -135,6 +136,7 @@ impl App {
                 let discord =
                     elevate_discord::Discord::new(settings, service.clone(), refs).context("Discord adapter")?;
                 notifiers.push(Arc::new(elevate_discord::DiscordNotifier(discord.clone())));
+                notifiers.push(Arc::new(elevate_discord::DiscordSecurity(discord.clone())));
                 if discord.settings().audit_channel.is_some() {
                     notifiers.push(Arc::new(elevate_discord::DiscordFeed(discord.clone())));
                 }

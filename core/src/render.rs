@@ -39,6 +39,21 @@ pub fn dry_run_suffix(ev: &AuditEvent, req: Option<&Request>) -> &'static str {
     if flagged { " (dry run: nothing was applied)" } else { "" }
 }
 
+/// Events the security team must see in its own channel, not only in the audit feed: alerts
+/// (flagged persons, repeated refusals, break-glass), lockdowns, open break-glass reviews, and
+/// access that could not be removed.
+pub fn for_security(kind: &str) -> bool {
+    matches!(
+        kind,
+        "security.alert"
+            | "security.lockdown"
+            | "security.unlock"
+            | "breakglass.review_pending"
+            | "breakglass.reviewed"
+            | "grant.revoke_alert"
+    )
+}
+
 /// One line per event.
 pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
     let d = &ev.details;

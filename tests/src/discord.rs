@@ -16,6 +16,7 @@ pub const BOT_TOKEN: &str = "discord-test-bot-token";
 pub const DB_CHANNEL: &str = "1300000000000000001";
 pub const PROD_CHANNEL: &str = "1300000000000000002";
 pub const AUDIT_CHANNEL: &str = "1300000000000000003";
+pub const SECURITY_CHANNEL: &str = "1300000000000000004";
 /// Where people type `/elevate`.
 pub const GENERAL_CHANNEL: &str = "1300000000000000009";
 /// The Discord role that backs the `discord-oncall` approver group.
@@ -46,7 +47,8 @@ pub fn user(person: &str) -> String {
 }
 
 pub async fn start_fake() -> FakeDiscord {
-    let fake = FakeDiscord::start(BOT_TOKEN, APP_ID, &[DB_CHANNEL, PROD_CHANNEL, AUDIT_CHANNEL]).await;
+    let fake =
+        FakeDiscord::start(BOT_TOKEN, APP_ID, &[DB_CHANNEL, PROD_CHANNEL, AUDIT_CHANNEL, SECURITY_CHANNEL]).await;
     for p in ["alice", "bob", "carol", "dave", "erin", "mallory", "nobody"] {
         fake.add_user(&user(p));
     }
@@ -58,7 +60,7 @@ pub async fn start_fake() -> FakeDiscord {
 pub fn config(text: &str, api_url: &str) -> String {
     // SAFETY of set_var: the same value every time, before any reader starts.
     unsafe { std::env::set_var("ELEVATE_TEST_DISCORD_BOT_TOKEN", BOT_TOKEN) };
-    let mut text = text.to_string();
+    let mut text = text.replacen("[security]\n", &format!("[security]\ndiscord_channel = \"{SECURITY_CHANNEL}\"\n"), 1);
     for p in ["alice", "bob", "carol", "dave", "erin", "mallory"] {
         let head = format!("[persons.{p}]\n");
         text = text.replacen(&head, &format!("{head}discord_id = \"{}\"\n", user(p)), 1);

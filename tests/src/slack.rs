@@ -14,6 +14,7 @@ pub const TEAM: &str = "T0ELEVATE";
 pub const DB_CHANNEL: &str = "CDBAPPROVERS";
 pub const PROD_CHANNEL: &str = "CPRODAPPROVERS";
 pub const AUDIT_CHANNEL: &str = "CAUDIT";
+pub const SECURITY_CHANNEL: &str = "CSECURITY";
 
 /// The Slack user of each test person.
 pub fn user(person: &str) -> String {
@@ -24,7 +25,7 @@ pub fn user(person: &str) -> String {
 }
 
 pub async fn start_fake() -> FakeSlack {
-    let fake = FakeSlack::start(BOT_TOKEN, &[DB_CHANNEL, PROD_CHANNEL, AUDIT_CHANNEL]).await;
+    let fake = FakeSlack::start(BOT_TOKEN, &[DB_CHANNEL, PROD_CHANNEL, AUDIT_CHANNEL, SECURITY_CHANNEL]).await;
     for p in ["alice", "bob", "carol", "dave", "erin", "mallory"] {
         fake.add_user(&user(p), TEAM, Some(&format!("{p}@example.com")));
     }
@@ -39,7 +40,7 @@ pub fn config(text: &str, slack_url: &str) -> String {
         std::env::set_var("ELEVATE_TEST_SLACK_SIGNING_SECRET", SIGNING_SECRET);
         std::env::set_var("ELEVATE_TEST_SLACK_BOT_TOKEN", BOT_TOKEN);
     }
-    let mut text = text.to_string();
+    let mut text = text.replacen("[security]\n", &format!("[security]\nslack_channel = \"{SECURITY_CHANNEL}\"\n"), 1);
     for p in ["bob", "carol", "dave", "erin", "mallory"] {
         let head = format!("[persons.{p}]\n");
         text = text.replacen(&head, &format!("{head}slack_id = \"{}\"\n", user(p)), 1);

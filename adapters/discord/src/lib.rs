@@ -22,7 +22,7 @@ pub mod text;
 
 pub use commands::elevate_command;
 pub use ingress::routes;
-pub use notifier::{DiscordFeed, DiscordNotifier};
+pub use notifier::{DiscordFeed, DiscordNotifier, DiscordSecurity};
 
 use elevate_core::{Service, ports::ChatRefs};
 use std::{

@@ -44,6 +44,29 @@ impl Notifier for DiscordFeed {
     }
 }
 
+/// The security channel (`[security] discord_channel`): alerts, lockdowns, break-glass reviews
+/// and stuck revokes, as the policy names the channel at delivery time.
+pub struct DiscordSecurity(pub Discord);
+
+#[async_trait]
+impl Notifier for DiscordSecurity {
+    fn name(&self) -> &str {
+        "discord-security"
+    }
+
+    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
+        if !render::for_security(&event.kind) {
+            return Ok(());
+        }
+        let Some(channel) = self.0.inner.service.policy().security.discord_channel.clone() else {
+            return Ok(());
+        };
+        let line = clip(&format!(":rotating_light: {}", escape(&render::feed_line(event, request))));
+        let msg = CreateMessage::new().content(line).allowed_mentions(quiet());
+        Ok(self.0.inner.api.post(&channel, msg).await.map(|_| ())?)
+    }
+}
+
 #[async_trait]
 impl Notifier for DiscordNotifier {
     fn name(&self) -> &str {

@@ -20,7 +20,7 @@ mod socket;
 pub mod text;
 
 pub use ingress::routes;
-pub use notifier::{SlackFeed, SlackNotifier};
+pub use notifier::{SlackFeed, SlackNotifier, SlackSecurity};
 
 use elevate_core::{Service, ports::ChatRefs};
 use std::sync::{Arc, Mutex};

@@ -37,6 +37,28 @@ impl Notifier for SlackFeed {
     }
 }
 
+/// The security channel (`[security] slack_channel`): alerts, lockdowns, break-glass reviews and
+/// stuck revokes, as the policy names the channel at delivery time.
+pub struct SlackSecurity(pub Slack);
+
+#[async_trait]
+impl Notifier for SlackSecurity {
+    fn name(&self) -> &str {
+        "slack-security"
+    }
+
+    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
+        if !render::for_security(&event.kind) {
+            return Ok(());
+        }
+        let Some(channel) = self.0.inner.service.policy().security.slack_channel.clone() else {
+            return Ok(());
+        };
+        let line = format!(":rotating_light: {}", escape(&render::feed_line(event, request)));
+        self.0.inner.api.post(&channel, &line, None).await.map(|_| ())
+    }
+}
+
 #[async_trait]
 impl Notifier for SlackNotifier {
     fn name(&self) -> &str {

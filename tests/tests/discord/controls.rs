@@ -47,6 +47,15 @@ async fn breakglass_and_review_from_discord() {
     assert!(yes.contains("Break-glass #1"), "{yes}");
     app.run_due().await;
     assert_eq!(app.state(1).await, "active");
+    app.deliver().await;
+    let security: Vec<String> = app
+        .fake_discord()
+        .messages(elevate_tests::discord::SECURITY_CHANNEL)
+        .iter()
+        .map(|m| m.content.clone())
+        .collect();
+    assert_eq!(security.len(), 1, "{security:?}");
+    assert!(security[0].contains("SECURITY ALERT #1"), "{security:?}");
     let note = [("id", json!(1)), ("note", json!("justified: migration lock"))];
     assert!(app.discord_command("dave", "review", &note).await.text().contains("Review of #1 recorded"));
 }

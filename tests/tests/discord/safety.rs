@@ -159,7 +159,22 @@ async fn registering_commands_twice_leaves_one_command_set() {
     assert_eq!(commands.len(), 1, "one /elevate");
     let subs: Vec<&str> =
         commands[0]["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
-    assert_eq!(subs, ["request", "status", "release", "extend", "cancel", "help"]);
+    assert_eq!(
+        subs,
+        [
+            "request",
+            "status",
+            "release",
+            "extend",
+            "cancel",
+            "help",
+            "breakglass",
+            "review",
+            "revoke",
+            "lockdown",
+            "unlock"
+        ]
+    );
     let role = &commands[0]["options"][0]["options"][0];
     assert_eq!((role["name"].clone(), role["autocomplete"].clone()), (json!("role"), json!(true)));
 }

@@ -47,6 +47,11 @@ async fn breakglass_from_slack_grants_at_once_and_security_reviews_it() {
     assert!(yes.contains("Break-glass #1"), "{yes}");
     app.run_due().await;
     assert_eq!(app.state(1).await, "active");
+    app.deliver().await;
+    let security: Vec<String> =
+        app.fake_slack().messages(elevate_tests::slack::SECURITY_CHANNEL).iter().map(|m| m.text.clone()).collect();
+    assert_eq!(security.len(), 1, "only security matters reach the security channel: {security:?}");
+    assert!(security[0].contains("SECURITY ALERT #1") && security[0].contains("BREAK-GLASS"), "{security:?}");
     let reviewed = app.slack_command("dave", "review 1 INC-9 migration lock; justified").await.text();
     assert!(reviewed.contains("Review of #1 recorded"), "{reviewed}");
     assert!(app.slack_command("dave", "help").await.text().contains("/elevate lockdown"));
