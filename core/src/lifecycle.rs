@@ -102,7 +102,7 @@ impl State {
                 | (Revoking, Expired)
                 | (Revoking, Released)
                 | (Revoking, Revoked)
-        ) || (self == Pending && to == Active) // break-glass and auto-approval go straight in
+        )
     }
 }
 
@@ -164,7 +164,8 @@ mod tests {
     }
 
     #[test]
-    fn access_is_only_removed_through_revoking() {
+    fn access_is_only_given_after_approval_and_removed_through_revoking() {
+        assert!(!State::Pending.can_become(State::Active), "break-glass and auto-approval pass through approved too");
         assert!(!State::Active.can_become(State::Expired));
         assert!(State::Active.can_become(State::Revoking));
         assert!(State::Revoking.can_become(State::Expired));
