@@ -157,38 +157,16 @@ impl TestApp {
         signing: Signing<'_>,
     ) -> SlackAnswer {
         let (channel, ts) = self.message_with_button(action, id).unwrap_or((DB_CHANNEL.into(), "0".into()));
-        let payload = json!({
-            "type": "block_actions",
-            "team": { "id": team, "domain": "example" },
-            "user": { "id": user(person), "username": person, "team_id": team },
-            "api_app_id": "A0ELEVATE",
-            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
-            "trigger_id": "12466734323.1395872398.9f8d1b2c",
-            "container": { "type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false },
-            "channel": { "id": channel, "name": "approvers" },
-            "response_url": "https://hooks.slack.com/actions/T0ELEVATE/1/xyz",
-            "actions": [{ "action_id": action, "block_id": "decide", "type": "button", "value": id.to_string(),
-                          "text": { "type": "plain_text", "text": action }, "action_ts": "1548426417.840180" }],
-        });
-        self.slack_interaction(payload, signing).await
+        let click =
+            Click { team, person, action, value: &id.to_string(), channel: &channel, ts: &ts, ephemeral: false };
+        self.slack_interaction(click.payload(), signing).await
     }
 
     /// `person` clicks a button whose value is `value` (a confirm button of an ephemeral answer).
     pub async fn slack_button(&self, person: &str, action: &str, value: &str) -> SlackAnswer {
-        let payload = json!({
-            "type": "block_actions",
-            "team": { "id": TEAM, "domain": "example" },
-            "user": { "id": user(person), "username": person, "team_id": TEAM },
-            "api_app_id": "A0ELEVATE",
-            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
-            "trigger_id": "12466734323.1395872398.9f8d1b2c",
-            "container": { "type": "message", "message_ts": "1548426417.000100", "channel_id": "CGENERAL", "is_ephemeral": true },
-            "channel": { "id": "CGENERAL", "name": "general" },
-            "response_url": "https://hooks.slack.com/actions/T0ELEVATE/1/xyz",
-            "actions": [{ "action_id": action, "block_id": "confirm", "type": "button", "value": value,
-                          "text": { "type": "plain_text", "text": action }, "action_ts": "1548426417.840180" }],
-        });
-        self.slack_interaction(payload, Signing::Good).await
+        let click =
+            Click { team: TEAM, person, action, value, channel: "CGENERAL", ts: "1548426417.000100", ephemeral: true };
+        self.slack_interaction(click.payload(), Signing::Good).await
     }
 
     /// `person` submits a modal with these fields (`(block, value)`; `role` is a select).
@@ -285,5 +263,34 @@ impl TestApp {
     pub fn id_in(text: &str) -> i64 {
         let at = text.find('#').unwrap_or_else(|| panic!("no request number in {text:?}"));
         text[at + 1..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+    }
+}
+
+/// One button click, as Slack posts it (`block_actions`).
+struct Click<'a> {
+    team: &'a str,
+    person: &'a str,
+    action: &'a str,
+    value: &'a str,
+    channel: &'a str,
+    ts: &'a str,
+    ephemeral: bool,
+}
+
+impl Click<'_> {
+    fn payload(&self) -> Value {
+        json!({
+            "type": "block_actions",
+            "team": { "id": self.team, "domain": "example" },
+            "user": { "id": user(self.person), "username": self.person, "team_id": self.team },
+            "api_app_id": "A0ELEVATE",
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "trigger_id": "12466734323.1395872398.9f8d1b2c",
+            "container": { "type": "message", "message_ts": self.ts, "channel_id": self.channel, "is_ephemeral": self.ephemeral },
+            "channel": { "id": self.channel, "name": "approvers" },
+            "response_url": "https://hooks.slack.com/actions/T0ELEVATE/1/xyz",
+            "actions": [{ "action_id": self.action, "block_id": "decide", "type": "button", "value": self.value,
+                          "text": { "type": "plain_text", "text": self.action }, "action_ts": "1548426417.840180" }],
+        })
     }
 }
