@@ -10,7 +10,7 @@ use crate::{
     ports::{ChatRefs, RequestQuery},
     render,
     request::Request,
-    service::ExtendOutcome,
+    service::{ExtendOutcome, LockdownReport},
 };
 use chrono::{DateTime, Utc};
 
@@ -225,4 +225,19 @@ pub async fn remember_requester(refs: &dyn ChatRefs, platform: &str, id: Request
     if let Err(e) = refs.set_chat_ref(platform, id, REQUESTER, user, "").await {
         tracing::warn!(platform, error = %e, "could not record the requester's chat user");
     }
+}
+
+/// What a lockdown did, for the security person who confirmed it. `text` makes the failure
+/// messages safe for the platform.
+pub fn lockdown_done(r: &LockdownReport, text: &dyn Fn(&str) -> String) -> String {
+    let mut out = format!(
+        ":lock: Locked down `{}`: {} grant(s) being revoked, {} pending request(s) denied.",
+        if r.scope == "*" { "all" } else { &r.scope },
+        r.revoked.len(),
+        r.denied.len()
+    );
+    for (id, why) in &r.failed {
+        out.push_str(&format!("\n• could not end #{id}: {}", text(why)));
+    }
+    out
 }

@@ -72,11 +72,8 @@ impl Discord {
             }
             "lockdown" => {
                 let scope = opt("scope").unwrap_or_default();
-                let policy = svc.policy();
-                if !policy.is_security(caller) {
-                    Err(UserError::forbidden("Only the security team can lock roles down.").into())
-                } else if let (false, Err(e)) = (scope == "all", policy.role(&scope)) {
-                    Err(e.into())
+                if let Err(e) = svc.may_lock_down(caller, &scope) {
+                    Err(e)
                 } else {
                     let what = if scope == "all" { "every role".to_string() } else { scope.clone() };
                     let title: String = format!("Lock down {what}?").chars().take(45).collect();
@@ -110,18 +107,10 @@ impl Discord {
         let (kind, arg) = custom_id.split_once(':')?;
         let svc = &self.inner.service;
         let result = match kind {
-            LOCKDOWN => svc.lockdown(caller, arg, reason, false).await.map(|r| {
-                let mut out = format!(
-                    ":lock: Locked down `{}`: {} grant(s) being revoked, {} pending request(s) denied.",
-                    if r.scope == "*" { "all" } else { &r.scope },
-                    r.revoked.len(),
-                    r.denied.len()
-                );
-                for (id, why) in &r.failed {
-                    out.push_str(&format!("\n• could not end #{id}: {}", text::escape(why)));
-                }
-                out
-            }),
+            LOCKDOWN => svc
+                .lockdown(caller, arg, reason, false)
+                .await
+                .map(|r| elevate_core::chat::lockdown_done(&r, &text::escape)),
             REVOKE => match RequestId::parse(arg) {
                 Ok(id) => {
                     svc.revoke(caller, id, reason).await.map(|r| format!("Revoking {}: access is being removed.", r.id))

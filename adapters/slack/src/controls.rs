@@ -85,11 +85,8 @@ impl Slack {
             },
             "lockdown" => match rest {
                 [scope, reason @ ..] if !reason.is_empty() => {
-                    let policy = svc.policy();
-                    if !policy.is_security(caller) {
-                        Err(UserError::forbidden("Only the security team can lock roles down.").into())
-                    } else if let (false, Err(e)) = (*scope == "all", policy.role(scope)) {
-                        Err(e.into())
+                    if let Err(e) = svc.may_lock_down(caller, scope) {
+                        Err(e)
                     } else {
                         let what = if *scope == "all" {
                             "*every role*".to_string()
@@ -141,16 +138,7 @@ impl Slack {
         match action_id {
             CONFIRM_LOCKDOWN => {
                 let r = self.inner.service.lockdown(caller, &s("scope"), &s("reason"), false).await?;
-                let mut out = format!(
-                    ":lock: Locked down `{}`: {} grant(s) being revoked, {} pending request(s) denied.",
-                    if r.scope == "*" { "all" } else { &r.scope },
-                    r.revoked.len(),
-                    r.denied.len()
-                );
-                for (id, why) in &r.failed {
-                    out.push_str(&format!("\n• could not end #{id}: {}", text::escape(why)));
-                }
-                Ok(out)
+                Ok(elevate_core::chat::lockdown_done(&r, &text::escape))
             }
             CONFIRM_REVOKE => {
                 let id = RequestId(v["id"].as_i64().unwrap_or(0));

@@ -38,8 +38,8 @@ impl Service {
                 .group
                 .as_ref()
                 .map(|g| format!("members of `{g}`"))
-                .unwrap_or("the security group (none is configured)".into());
-            return Err(UserError::forbidden(format!("Only {who} can {what}.")).into());
+                .unwrap_or("no security group is configured".into());
+            return Err(UserError::forbidden(format!("Only the security team ({who}) can {what}.")).into());
         }
         Ok(())
     }
@@ -50,6 +50,13 @@ impl Service {
             return Ok("*".into());
         }
         Ok(self.policy().role(scope)?.name.to_string())
+    }
+
+    /// Whether `caller` may lock `scope` down, before asking them to confirm: the same checks
+    /// `lockdown` makes. Returns the scope as stored (`*` for all).
+    pub fn may_lock_down(&self, caller: &Caller, scope: &str) -> CoreResult<String> {
+        self.security_only(caller, "lock roles down")?;
+        self.scope(scope)
     }
 
     pub async fn lockdowns(&self) -> CoreResult<Vec<Lockdown>> {
@@ -65,8 +72,7 @@ impl Service {
         reason: &str,
         blocks_breakglass: bool,
     ) -> CoreResult<LockdownReport> {
-        self.security_only(caller, "lock roles down")?;
-        let scope = self.scope(scope)?;
+        let scope = self.may_lock_down(caller, scope)?;
         let reason =
             Reason::parse(reason).map_err(|e| UserError::invalid(format!("A lockdown needs a reason: {e}")))?;
         let now = self.now();
