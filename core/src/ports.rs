@@ -196,12 +196,17 @@ impl Lockdown {
     }
 }
 
-/// Filters for listing requests.
+/// Filters for listing requests. Every filter given must match; an empty list or `None` matches
+/// everything. Results are newest first (highest id), at most `limit` (default 500, at most
+/// 10,000) of them, each with its approvals.
 #[derive(Debug, Clone, Default)]
 pub struct RequestQuery {
+    /// Any of these states.
     pub states: Vec<State>,
     pub requester: Option<PersonId>,
     pub role: Option<RoleName>,
+    /// Any of these roles (together with `role`, if both are given, both must match).
+    pub roles: Vec<RoleName>,
     pub created_since: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
 }
