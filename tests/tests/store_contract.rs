@@ -268,7 +268,9 @@ async fn create_as(
             )
             .await
             .unwrap();
-        assert!(matches!(out, Decided::Changed(_)), "{out:?}");
+        let Decided::Changed(r) = out else { panic!("{out:?}") };
+        let so_far: Vec<PersonId> = approvers[..=i].iter().map(|a| PersonId::parse(a).unwrap()).collect();
+        assert_eq!(r.approvers(), so_far, "decide returns every approval so far, in order");
     }
     if state == State::Active {
         let out = store

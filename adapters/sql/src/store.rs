@@ -69,6 +69,10 @@ const HEAD_FOR_UPDATE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const UPDATE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+/// PostgreSQL: the event and the new head in one statement (one round trip), same binds as
+/// `INSERT_EVENT`.
+const INSERT_EVENT_AND_HEAD_PG: &str = "WITH appended AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) UPDATE audit_head SET seq = $1, hash = $8 WHERE id = 1";
 const CLAIM_SQLITE: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
      WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3) \
      RETURNING id, kind, request_id, due_at, attempts, payload";
@@ -82,7 +86,7 @@ macro_rules! append_event {
         let (seq, hash): (i64, String) =
             sqlx::query_as(if $pg { HEAD_FOR_UPDATE } else { HEAD }).fetch_one(&mut *$tx).await.map_err(err)?;
         let sealed = AuditEvent::seal(&$ev, Some((seq, hash.as_str())));
-        sqlx::query(INSERT_EVENT)
+        let head_moved = sqlx::query(if $pg { INSERT_EVENT_AND_HEAD_PG } else { INSERT_EVENT })
             .bind(sealed.seq)
             .bind(to_millis(sealed.at))
             .bind(&sealed.actor)
@@ -94,7 +98,13 @@ macro_rules! append_event {
             .execute(&mut *$tx)
             .await
             .map_err(err)?;
-        sqlx::query(UPDATE_HEAD).bind(sealed.seq).bind(&sealed.hash).execute(&mut *$tx).await.map_err(err)?;
+        if $pg {
+            if head_moved.rows_affected() != 1 {
+                return Err(StoreError::new("the audit head row is missing"));
+            }
+        } else {
+            sqlx::query(UPDATE_HEAD).bind(sealed.seq).bind(&sealed.hash).execute(&mut *$tx).await.map_err(err)?;
+        }
         sealed
     }};
 }
@@ -279,9 +289,11 @@ impl Store for SqlStore {
                         }
                     }
                     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
-                    // Whether the row read back by the update may still change below (a new
-                    // approval; a linked request that is this one), so must be read again.
-                    let reread = approval.is_some() || linked.as_ref().is_some_and(|l| l.id == id);
+                    // What the update's returned row and the approvals read above may miss by the
+                    // end: a linked move of this same row (read it all again), a new approval
+                    // (read the approvals again, in the store's order).
+                    let linked_is_self = linked.as_ref().is_some_and(|l| l.id == id);
+                    let approval_added = approval.is_some();
                     let updated: Option<RequestRow> = sqlx::query_as(UPDATE_REQUEST)
                         .bind(to.map(|s| s.as_str()))
                         .bind(patch.granted_at.map(to_millis))
@@ -347,10 +359,14 @@ impl Store for SqlStore {
                     if let Some(event) = event {
                         append_event!(tx, pg, event);
                     }
-                    let after = if reread {
+                    let after = if linked_is_self {
                         let (row, approvals) =
                             load_request!(tx, SELECT_REQUEST, id.0).ok_or_else(|| StoreError::new("row vanished"))?;
                         row.into_request(approvals)?
+                    } else if approval_added {
+                        let approvals: Vec<ApprovalRow> =
+                            sqlx::query_as(SELECT_APPROVALS).bind(id.0).fetch_all(&mut *tx).await.map_err(err)?;
+                        updated.into_request(approvals)?
                     } else {
                         updated.into_request(approvals)?
                     };
