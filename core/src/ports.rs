@@ -220,6 +220,8 @@ pub trait Store: Send + Sync + 'static {
     /// subject and the due items' request are set to the new id.
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError>;
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+    /// The states of those of `ids` that exist, in id order: many at once, for reconciliation.
+    async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError>;
     async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError>;
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError>;
     /// An event that changes no state (reminder, refused approval, drift found).

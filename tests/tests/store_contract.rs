@@ -400,3 +400,15 @@ on_both_dbs!(a_decision_returns_the_request_as_it_was_written, |db| async move {
     );
     assert_eq!(store.get_request(RequestId(9999)).await.unwrap(), None);
 });
+
+on_both_dbs!(request_states_reads_many_at_once_and_skips_the_unknown, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let pending = create_as(&store, "db", "alice", 0, State::Pending, &[]).await;
+    let active = create_as(&store, "db", "bob", 1, State::Active, &["alice"]).await;
+    let mut ids: Vec<RequestId> = (1..=2500).map(RequestId).collect();
+    ids.reverse();
+    ids.push(active);
+    let states = store.request_states(&ids).await.unwrap();
+    assert_eq!(states, [(pending, State::Pending), (active, State::Active)], "in id order, once each, across chunks");
+    assert!(store.request_states(&[]).await.unwrap().is_empty());
+});

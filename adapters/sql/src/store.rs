@@ -201,6 +201,31 @@ impl Store for SqlStore {
         })
     }
 
+    async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError> {
+        let mut ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        // In chunks, to stay far below either dialect's limit on bound parameters.
+        for chunk in ids.chunks(1000) {
+            let sql =
+                format!("SELECT id, state FROM requests WHERE id IN ({}) ORDER BY id", placeholders(1, chunk.len()));
+            let rows: Vec<(i64, String)> = with_pool!(self, |_w, r, _pg| {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(r).await.map_err(err)?
+            });
+            for (id, state) in rows {
+                let state = State::parse(&state)
+                    .ok_or_else(|| StoreError(format!("stored state of request {id} cannot be read")))?;
+                out.push((RequestId(id), state));
+            }
+        }
+        Ok(out)
+    }
+
     async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
         // Only the filters given become conditions, each a plain comparison or an `IN` list of
         // bound values (never interpolated), so that the state, requester and role indexes

@@ -47,8 +47,21 @@ impl Service {
                 }
             };
             report.listed += listed.len();
+            // Which listed grants a request that may hold access still backs, read at once.
+            // Checked before the revokes rather than one by one: a request that may no longer
+            // hold access never may again, and one that still may is left alone either way.
+            let ids: Vec<RequestId> = listed.iter().filter_map(|i| RequestId::from_grant_id(&i.grant_id)).collect();
+            let backed: std::collections::HashSet<RequestId> = self
+                .store
+                .request_states(&ids)
+                .await
+                .map_err(CoreError::store)?
+                .into_iter()
+                .filter(|(_, state)| state.may_hold_access())
+                .map(|(id, _)| id)
+                .collect();
             for item in listed {
-                if self.backed(&item).await? {
+                if RequestId::from_grant_id(&item.grant_id).is_some_and(|id| backed.contains(&id)) {
                     continue;
                 }
                 let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
@@ -70,14 +83,6 @@ impl Service {
             }
         }
         Ok(report)
-    }
-
-    async fn backed(&self, item: &ListedGrant) -> CoreResult<bool> {
-        let Some(id) = RequestId::from_grant_id(&item.grant_id) else {
-            return Ok(false);
-        };
-        let req = self.store.get_request(id).await.map_err(CoreError::store)?;
-        Ok(req.is_some_and(|r| r.state.may_hold_access()))
     }
 
     fn placeholder_spec(&self, item: &ListedGrant) -> GrantSpec {
