@@ -196,12 +196,17 @@ impl Lockdown {
     }
 }
 
-/// Filters for listing requests.
+/// Filters for listing requests. Every filter given must match; an empty list or `None` matches
+/// everything. Results are newest first (highest id), at most `limit` (default 500, at most
+/// 10,000) of them, each with its approvals.
 #[derive(Debug, Clone, Default)]
 pub struct RequestQuery {
+    /// Any of these states.
     pub states: Vec<State>,
     pub requester: Option<PersonId>,
     pub role: Option<RoleName>,
+    /// Any of these roles (together with `role`, if both are given, both must match).
+    pub roles: Vec<RoleName>,
     pub created_since: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
 }
@@ -215,6 +220,8 @@ pub trait Store: Send + Sync + 'static {
     /// subject and the due items' request are set to the new id.
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError>;
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+    /// The states of those of `ids` that exist, in id order: many at once, for reconciliation.
+    async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError>;
     async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError>;
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError>;
     /// An event that changes no state (reminder, refused approval, drift found).

@@ -3,6 +3,7 @@
 use chrono::Duration;
 use elevate_core::service::verify_store;
 use elevate_tests::{TestApp, on_both_dbs};
+use serde_json::json;
 
 on_both_dbs!(a_tampered_row_is_found_by_verify, |db| async move {
     let app = TestApp::builder().db(db).spawn().await;
@@ -53,6 +54,73 @@ async fn the_audit_checkpoint_records_the_chain_head() {
     assert_eq!(cp.kind, "audit.checkpoint");
     assert_eq!(cp.details["seq"], head.seq);
     assert_eq!(cp.details["hash"], head.hash);
+}
+
+async fn checkpoint(app: &TestApp) -> elevate_core::audit::AuditEvent {
+    elevate_bot::scheduler::run_job(&app.app.service, app.store(), "audit_checkpoint").await.unwrap();
+    let cp = app.events().await.last().unwrap().clone();
+    assert_eq!(cp.kind, "audit.checkpoint");
+    cp
+}
+
+async fn tamper(app: &TestApp, seq: i64) {
+    let sql = format!("UPDATE audit_events SET details = '{{\"reason\":\"routine\"}}' WHERE seq = {seq}");
+    assert_eq!(app.app.store.execute_raw_for_tests(Box::leak(sql.into_boxed_str())).await.unwrap(), 1);
+}
+
+on_both_dbs!(the_checkpoint_job_walks_only_what_came_after_its_last_checkpoint, |db| async move {
+    use elevate_core::service::{CHECKPOINT_CURSOR, verify_since_checkpoint};
+    let app = TestApp::builder().db(db).spawn().await;
+    app.active_grant("db", "1h").await;
+    let first = checkpoint(&app).await;
+    assert_eq!(app.store().cursor(CHECKPOINT_CURSOR).await.unwrap(), first.seq);
+    app.active_grant("db", "1h").await;
+    let head = app.events().await.last().unwrap().clone();
+    let second = checkpoint(&app).await;
+    assert_eq!((&second.details["seq"], &second.details["hash"]), (&json!(head.seq), &json!(head.hash)));
+    assert_eq!(app.store().cursor(CHECKPOINT_CURSOR).await.unwrap(), second.seq);
+    let since = verify_since_checkpoint(app.store()).await.unwrap();
+    let all = verify_store(app.store()).await.unwrap();
+    assert_eq!((since.checked, all.checked), (1, second.seq as u64), "only the checkpoint itself is new");
+    assert_eq!((since.head, since.broken), (all.head, None));
+
+    // A break after the last checkpoint is reported as a full walk reports it.
+    app.active_grant("db", "1h").await;
+    tamper(&app, second.seq + 2).await;
+    let broken = checkpoint(&app).await;
+    assert_eq!(broken.details["broken_at"], second.seq + 2);
+    assert_eq!(verify_store(app.store()).await.unwrap().broken.unwrap().seq, second.seq + 2);
+    assert_eq!(app.store().cursor(CHECKPOINT_CURSOR).await.unwrap(), second.seq, "a broken checkpoint is no start");
+});
+
+on_both_dbs!(the_checkpoint_job_finds_the_head_it_starts_from_edited_or_gone, |db| async move {
+    let app = TestApp::builder().db(db).spawn().await;
+    app.active_grant("db", "1h").await;
+    let cp = checkpoint(&app).await;
+    let named = cp.details["seq"].as_i64().unwrap();
+    tamper(&app, named).await;
+    assert_eq!(checkpoint(&app).await.details["broken_at"], named);
+
+    let other = TestApp::spawn().await;
+    other.active_grant("db", "1h").await;
+    let cp = checkpoint(&other).await;
+    let named = cp.details["seq"].as_i64().unwrap();
+    let sql = format!("DELETE FROM audit_events WHERE seq = {named}");
+    other.app.store.execute_raw_for_tests(Box::leak(sql.into_boxed_str())).await.unwrap();
+    assert_eq!(checkpoint(&other).await.details["broken_at"], named);
+});
+
+#[tokio::test]
+async fn an_edit_before_the_last_checkpoint_is_left_to_a_full_verify() {
+    // The hourly job trusts what an earlier checkpoint verified; `elevate audit verify` walks
+    // everything and finds it.
+    let app = TestApp::spawn().await;
+    app.active_grant("db", "1h").await;
+    checkpoint(&app).await;
+    tamper(&app, 1).await;
+    let cp = checkpoint(&app).await;
+    assert!(cp.details.get("broken_at").is_none(), "{}", cp.details);
+    assert_eq!(verify_store(app.store()).await.unwrap().broken.unwrap().seq, 1);
 }
 
 /// Rewrites the whole chain from `seq` 1 with event 1's details replaced, recomputing every

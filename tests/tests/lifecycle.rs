@@ -279,6 +279,27 @@ async fn the_first_of_two_overlapping_grants_to_expire_leaves_the_other() {
 }
 
 #[tokio::test]
+async fn a_revoke_is_told_of_exactly_the_persons_other_live_grants_of_its_provider_and_target() {
+    let app = TestApp::spawn().await;
+    let first = app.active_grant("db", "1h").await;
+    let same_role = app.active_grant("db", "3h").await;
+    let same_target = app.active_grant("db-ro", "3h").await;
+    let other_target = app.active_grant("prod", "2h").await;
+    let undecided = app.alice().request("db", "2h", "INC-2 later").await.id();
+    app.after(Duration::hours(1)).await;
+    assert_eq!(app.state(first).await, "expired");
+    let revoke = &app.receiver.calls_for("revoke", &TestApp::grant_id(first))[0];
+    let mut shared: Vec<String> =
+        revoke.body["shared_with"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    shared.sort();
+    let mut want = vec![TestApp::grant_id(same_role), TestApp::grant_id(same_target)];
+    want.sort();
+    assert_eq!(shared, want, "not the other target's grant ({other_target}), not the undecided request ({undecided})");
+    let kept = app.events().await.into_iter().find(|e| e.subject == Some(first) && e.kind == "grant.expired").unwrap();
+    assert_eq!(kept.details["kept_for_overlapping_grants"], 2);
+}
+
+#[tokio::test]
 async fn transient_apply_errors_are_retried_with_backoff() {
     let app = TestApp::spawn().await;
     let id = app.alice().request("db", "1h", "INC-11 x").await.id();

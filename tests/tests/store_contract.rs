@@ -5,7 +5,7 @@ use chrono::{Duration, TimeZone, Utc};
 use elevate_core::{
     GrantDuration, PersonId, Reason, RequestId, RoleName, State, UserError,
     audit::{Actor, EventKind, NewEvent},
-    ports::{Change, Decided, Decision, DueKind, Linked, NewDue, Store},
+    ports::{Change, Decided, Decision, DueKind, Linked, NewDue, Patch, RequestQuery, Store},
     request::{NewRequest, RequestKind, Source},
     service::verify_store,
 };
@@ -232,4 +232,183 @@ on_both_dbs!(concurrent_appends_keep_one_linear_chain, |db| async move {
     assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
     let report = verify_store(&store).await.unwrap();
     assert_eq!((report.checked, report.broken), (40, None));
+});
+
+/// Creates a request of `role` by `who`, `minutes` after t0, and moves it to `state` (approved
+/// by `approvers`, in that order, a minute apart, for the states past pending).
+async fn create_as(
+    store: &SqlStore,
+    role: &str,
+    who: &str,
+    minutes: i64,
+    state: State,
+    approvers: &[&str],
+) -> RequestId {
+    let mut new = new_request(RequestKind::Normal);
+    new.role = RoleName::parse(role).unwrap();
+    new.requester = PersonId::parse(who).unwrap();
+    new.created_at = t0() + Duration::minutes(minutes);
+    let id = store.create_request(new, event(EventKind::RequestCreated), Vec::new()).await.unwrap().id;
+    for (i, a) in approvers.iter().enumerate() {
+        let approver = PersonId::parse(a).unwrap();
+        let at = t0() + Duration::minutes(minutes + 1 + i as i64);
+        let last = i + 1 == approvers.len() && state != State::Pending;
+        let out = store
+            .decide(
+                id,
+                Box::new(move |_| {
+                    Change {
+                        to: last.then_some(State::Approved),
+                        approval: Some(approver),
+                        event: Some(NewEvent::new(at, Actor::System, EventKind::ApprovalAdded, Some(id), json!({}))),
+                        ..Change::default()
+                    }
+                    .into()
+                }),
+            )
+            .await
+            .unwrap();
+        let Decided::Changed(r) = out else { panic!("{out:?}") };
+        let so_far: Vec<PersonId> = approvers[..=i].iter().map(|a| PersonId::parse(a).unwrap()).collect();
+        assert_eq!(r.approvers(), so_far, "decide returns every approval so far, in order");
+    }
+    if state == State::Active {
+        let out = store
+            .decide(
+                id,
+                Box::new(|_| {
+                    Change { to: Some(State::Active), event: Some(event(EventKind::GrantApplied)), ..Change::default() }
+                        .into()
+                }),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(out, Decided::Changed(_)), "{out:?}");
+    }
+    id
+}
+
+on_both_dbs!(listing_filters_by_every_field_and_brings_each_requests_approvals, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let a1 = create_as(&store, "db", "alice", 0, State::Active, &["dana", "bob"]).await;
+    let a2 = create_as(&store, "web", "alice", 10, State::Approved, &["carol"]).await;
+    let a3 = create_as(&store, "ssh", "alice", 20, State::Pending, &[]).await;
+    let b1 = create_as(&store, "db", "bob", 30, State::Active, &["alice"]).await;
+    let b2 = create_as(&store, "web", "bob", 40, State::Pending, &["dana"]).await;
+    let ids = |rs: Vec<elevate_core::request::Request>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let list = |q: RequestQuery| {
+        let store = store.clone();
+        async move { store.list_requests(&q).await.unwrap() }
+    };
+
+    let all = list(RequestQuery::default()).await;
+    assert_eq!(ids(all.clone()), [b2, b1, a3, a2, a1], "newest first");
+    for r in &all {
+        assert_eq!(Some(r), store.get_request(r.id).await.unwrap().as_ref(), "a listed request is as read alone");
+    }
+    let by_id = |id: RequestId| all.iter().find(|r| r.id == id).unwrap().clone();
+    let names = |id: RequestId| by_id(id).approvers().iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(a1), ["dana", "bob"], "approvals in the order given, not by name");
+    assert_eq!(
+        (names(a2), names(a3), names(b1), names(b2)),
+        (vec!["carol".to_string()], vec![], vec!["alice".into()], vec!["dana".into()])
+    );
+    assert_eq!(by_id(a1).approvals[1].at, t0() + Duration::minutes(2));
+
+    let alice = Some(PersonId::parse("alice").unwrap());
+    let q = |states: &[State], requester: Option<PersonId>, role: Option<&str>, roles: &[&str]| RequestQuery {
+        states: states.to_vec(),
+        requester,
+        role: role.map(|r| RoleName::parse(r).unwrap()),
+        roles: roles.iter().map(|r| RoleName::parse(r).unwrap()).collect(),
+        ..RequestQuery::default()
+    };
+    assert_eq!(ids(list(q(&[State::Active, State::Approved], None, None, &[])).await), [b1, a2, a1]);
+    assert_eq!(ids(list(q(&[State::Pending], alice.clone(), None, &[])).await), [a3]);
+    assert_eq!(ids(list(q(&[], alice.clone(), None, &[])).await), [a3, a2, a1]);
+    assert_eq!(ids(list(q(&[], None, Some("db"), &[])).await), [b1, a1]);
+    assert_eq!(ids(list(q(&[], None, None, &["db", "web"])).await), [b2, b1, a2, a1]);
+    assert_eq!(ids(list(q(&[], alice.clone(), None, &["web", "ssh"])).await), [a3, a2]);
+    assert_eq!(
+        ids(list(q(&[State::Active, State::Approved], alice.clone(), None, &["db", "web", "ssh"])).await),
+        [a2, a1]
+    );
+    assert!(list(q(&[], None, Some("db"), &["web"])).await.is_empty(), "role and roles must both match");
+    assert!(list(q(&[State::Expired], None, None, &[])).await.is_empty());
+    assert!(list(q(&[], None, None, &["nope"])).await.is_empty());
+    let since = RequestQuery { created_since: Some(t0() + Duration::minutes(20)), ..RequestQuery::default() };
+    assert_eq!(ids(list(since).await), [b2, b1, a3], "created_since is inclusive");
+    let limited = RequestQuery { limit: Some(2), ..RequestQuery::default() };
+    let limited = list(limited).await;
+    assert_eq!(ids(limited.clone()), [b2, b1], "the limit counts requests, not approvals");
+    assert_eq!(limited[1].approvers(), [PersonId::parse("alice").unwrap()]);
+    let q = RequestQuery { states: vec![State::Active], limit: Some(1), ..RequestQuery::default() };
+    assert_eq!(ids(list(q).await), [b1]);
+});
+
+on_both_dbs!(a_decision_returns_the_request_as_it_was_written, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create_as(&store, "db", "alice", 0, State::Approved, &["bob"]).await;
+    store
+        .schedule(vec![NewDue::new(DueKind::ExpiryWarning, id, t0()), NewDue::new(DueKind::Refresh, id, t0())])
+        .await
+        .unwrap();
+    let granted = t0() + Duration::milliseconds(1234);
+    let out = store
+        .decide(
+            id,
+            Box::new(move |_| {
+                Change {
+                    to: Some(State::Active),
+                    patch: Patch {
+                        granted_at: Some(granted),
+                        expires_at: Some(granted + Duration::hours(1)),
+                        grant_handle: Some(json!({ "arn": "x", "n": [1, 2] })),
+                        note: Some("applied".into()),
+                        ..Patch::default()
+                    },
+                    event: Some(event(EventKind::GrantApplied)),
+                    schedule: vec![
+                        NewDue::new(DueKind::Expire, id, granted + Duration::hours(1)),
+                        NewDue::new(DueKind::ExpiryWarning, id, granted + Duration::minutes(50)),
+                    ],
+                    cancel: vec![DueKind::ExpiryWarning, DueKind::Refresh],
+                    ..Change::default()
+                }
+                .into()
+            }),
+        )
+        .await
+        .unwrap();
+    let Decided::Changed(after) = out else { panic!("{out:?}") };
+    assert_eq!((after.state, after.granted_at, after.note.as_deref()), (State::Active, Some(granted), Some("applied")));
+    assert_eq!(after.approvers(), [PersonId::parse("bob").unwrap()], "approvals carried over");
+    assert_eq!(Some(*after), store.get_request(id).await.unwrap(), "what decide returns is what is stored");
+    let due: Vec<_> = store.due_items(id).await.unwrap().into_iter().map(|d| (d.kind, d.due_at)).collect();
+    assert_eq!(
+        due,
+        [(DueKind::ExpiryWarning, granted + Duration::minutes(50)), (DueKind::Expire, granted + Duration::hours(1))],
+        "both cancelled kinds are gone; both new items are there"
+    );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(granted + Duration::minutes(50)));
+    let claimed = store.claim_due(granted + Duration::hours(2), 10, StdDuration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        Some(granted + Duration::hours(2) + Duration::seconds(60)),
+        "a lease's end"
+    );
+    assert_eq!(store.get_request(RequestId(9999)).await.unwrap(), None);
+});
+
+on_both_dbs!(request_states_reads_many_at_once_and_skips_the_unknown, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let pending = create_as(&store, "db", "alice", 0, State::Pending, &[]).await;
+    let active = create_as(&store, "db", "bob", 1, State::Active, &["alice"]).await;
+    let mut ids: Vec<RequestId> = (1..=2500).map(RequestId).collect();
+    ids.reverse();
+    ids.push(active);
+    let states = store.request_states(&ids).await.unwrap();
+    assert_eq!(states, [(pending, State::Pending), (active, State::Active)], "in id order, once each, across chunks");
+    assert!(store.request_states(&[]).await.unwrap().is_empty());
 });

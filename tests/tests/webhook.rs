@@ -60,15 +60,20 @@ async fn a_receiver_that_does_not_answer_in_time_is_a_transient_failure() {
 async fn reconciliation_removes_what_no_grant_backs_and_audits_it() {
     let app = TestApp::spawn().await;
     let live = app.active_grant("db", "1h").await;
+    let ended = app.active_grant("db", "1h").await;
+    app.alice().release(ended).await.ok();
+    app.run_due().await;
+    assert_eq!(app.state(ended).await, "released");
     app.receiver.plant("elevate-999");
     app.receiver.plant("elevate-1-old");
+    app.receiver.plant(&TestApp::grant_id(ended));
     let report = app.app.service.reconcile().await.unwrap();
     let mut drift = report.drift_revoked.clone();
     drift.sort();
-    assert_eq!(drift, ["elevate-1-old", "elevate-999"]);
+    assert_eq!(drift, ["elevate-1-old", TestApp::grant_id(ended).as_str(), "elevate-999"]);
     assert_eq!(app.receiver.held(), [TestApp::grant_id(live)]);
     let events = app.events().await;
-    assert_eq!(events.iter().filter(|e| e.kind == "grant.drift_revoked").count(), 2);
+    assert_eq!(events.iter().filter(|e| e.kind == "grant.drift_revoked").count(), 3);
 }
 
 #[tokio::test]

@@ -34,11 +34,38 @@ pub struct RequestRow {
     pub review: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 pub struct ApprovalRow {
     pub request_id: i64,
     pub approver: String,
     pub at: i64,
+}
+
+/// A request joined with one of its approvals (`LEFT JOIN`: both `None` when it has none).
+#[derive(sqlx::FromRow)]
+pub struct RequestApprovalRow {
+    #[sqlx(flatten)]
+    pub request: RequestRow,
+    pub approver: Option<String>,
+    pub approved_at: Option<i64>,
+}
+
+/// Folds joined rows into requests. Rows of one request must be adjacent, its approvals in
+/// order; requests come out in the order their rows came in.
+pub fn group_requests(rows: Vec<RequestApprovalRow>) -> Result<Vec<Request>, StoreError> {
+    let mut grouped: Vec<(RequestRow, Vec<ApprovalRow>)> = Vec::new();
+    for RequestApprovalRow { request, approver, approved_at } in rows {
+        let id = request.id;
+        let approval = match (approver, approved_at) {
+            (Some(approver), Some(at)) => Some(ApprovalRow { request_id: id, approver, at }),
+            _ => None,
+        };
+        match grouped.last_mut() {
+            Some((last, approvals)) if last.id == id => approvals.extend(approval),
+            _ => grouped.push((request, approval.into_iter().collect())),
+        }
+    }
+    grouped.into_iter().map(|(row, approvals)| row.into_request(approvals)).collect()
 }
 
 #[derive(sqlx::FromRow)]

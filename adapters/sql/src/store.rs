@@ -2,7 +2,7 @@
 
 use crate::{
     Pools, SqlStore, err,
-    rows::{ApprovalRow, DueRow, EventRow, RequestRow},
+    rows::{ApprovalRow, DueRow, EventRow, RequestApprovalRow, RequestRow, group_requests},
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,19 +34,45 @@ macro_rules! with_pool {
     };
 }
 
-const SELECT_REQUEST: &str = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-     created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests WHERE id = $1";
-const SELECT_REQUEST_FOR_UPDATE: &str = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-     created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests WHERE id = $1 FOR UPDATE";
+/// The columns of `RequestRow`, as a literal for `concat!`.
+macro_rules! request_columns {
+    () => {
+        "id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, created_at, updated_at, \
+         granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review"
+    };
+}
+
+const SELECT_REQUEST: &str = concat!("SELECT ", request_columns!(), " FROM requests WHERE id = $1");
+const SELECT_REQUEST_FOR_UPDATE: &str =
+    concat!("SELECT ", request_columns!(), " FROM requests WHERE id = $1 FOR UPDATE");
+/// One request and its approvals in one statement: one round trip, one snapshot. (Not for
+/// `decide`: on PostgreSQL a statement that waits for a row lock sees the other tables as they
+/// were before the wait, so there the approvals are read by a statement after the lock.)
+const SELECT_REQUEST_WITH_APPROVALS: &str = concat!(
+    "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT ",
+    request_columns!(),
+    " FROM requests WHERE id = $1) r LEFT JOIN approvals a ON a.request_id = r.id ORDER BY a.at, a.approver"
+);
 const SELECT_APPROVALS: &str =
     "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
+/// The compare-and-set of `decide`, returning the row as it now is.
+const UPDATE_REQUEST: &str = concat!(
+    "UPDATE requests SET state = COALESCE($1, state), granted_at = COALESCE($2, granted_at), \
+     expires_at = COALESCE($3, expires_at), ending = COALESCE($4, ending), \
+     closed_by = COALESCE($5, closed_by), note = COALESCE($6, note), \
+     grant_handle = COALESCE($7, grant_handle), updated_at = $8, review = COALESCE($9, review) \
+     WHERE id = $10 AND state = $11 RETURNING ",
+    request_columns!()
+);
 const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 const HEAD_FOR_UPDATE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const UPDATE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
-const INSERT_DUE: &str =
-    "INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES ($1, $2, $3, 0, $4)";
+/// PostgreSQL: the event and the new head in one statement (one round trip), same binds as
+/// `INSERT_EVENT`.
+const INSERT_EVENT_AND_HEAD_PG: &str = "WITH appended AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) UPDATE audit_head SET seq = $1, hash = $8 WHERE id = 1";
 const CLAIM_SQLITE: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
      WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3) \
      RETURNING id, kind, request_id, due_at, attempts, payload";
@@ -60,7 +86,7 @@ macro_rules! append_event {
         let (seq, hash): (i64, String) =
             sqlx::query_as(if $pg { HEAD_FOR_UPDATE } else { HEAD }).fetch_one(&mut *$tx).await.map_err(err)?;
         let sealed = AuditEvent::seal(&$ev, Some((seq, hash.as_str())));
-        sqlx::query(INSERT_EVENT)
+        let head_moved = sqlx::query(if $pg { INSERT_EVENT_AND_HEAD_PG } else { INSERT_EVENT })
             .bind(sealed.seq)
             .bind(to_millis(sealed.at))
             .bind(&sealed.actor)
@@ -72,27 +98,45 @@ macro_rules! append_event {
             .execute(&mut *$tx)
             .await
             .map_err(err)?;
-        sqlx::query(UPDATE_HEAD).bind(sealed.seq).bind(&sealed.hash).execute(&mut *$tx).await.map_err(err)?;
+        if $pg {
+            if head_moved.rows_affected() != 1 {
+                return Err(StoreError::new("the audit head row is missing"));
+            }
+        } else {
+            sqlx::query(UPDATE_HEAD).bind(sealed.seq).bind(&sealed.hash).execute(&mut *$tx).await.map_err(err)?;
+        }
         sealed
     }};
 }
 
+/// `$1, $2, …` for `n` values, numbered from `first`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Inserts due items with one statement (one round trip, whatever their number).
 macro_rules! insert_due {
     ($tx:expr, $items:expr, $request:expr) => {{
-        for d in $items {
-            let req: Option<i64> = d.request.map(|r| r.0).or($request);
-            sqlx::query(INSERT_DUE)
-                .bind(d.kind.as_str())
-                .bind(req)
-                .bind(to_millis(d.due_at))
-                .bind(d.payload.to_string())
-                .execute(&mut *$tx)
-                .await
-                .map_err(err)?;
+        let items: Vec<NewDue> = $items;
+        if !items.is_empty() {
+            let rows: Vec<String> = (0..items.len())
+                .map(|i| format!("(${}, ${}, ${}, 0, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                .collect();
+            let sql = format!(
+                "INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {}",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in items {
+                let req: Option<i64> = d.request.map(|r| r.0).or($request);
+                q = q.bind(d.kind.as_str()).bind(req).bind(to_millis(d.due_at)).bind(d.payload.to_string());
+            }
+            q.execute(&mut *$tx).await.map_err(err)?;
         }
     }};
 }
 
+/// Loads a request and its approvals with two statements, the first of which may lock the row.
 macro_rules! load_request {
     ($exec:expr, $sql:expr, $id:expr) => {{
         let row: Option<RequestRow> = sqlx::query_as($sql).bind($id).fetch_optional(&mut *$exec).await.map_err(err)?;
@@ -101,7 +145,7 @@ macro_rules! load_request {
             Some(row) => {
                 let approvals: Vec<ApprovalRow> =
                     sqlx::query_as(SELECT_APPROVALS).bind($id).fetch_all(&mut *$exec).await.map_err(err)?;
-                Some(row.into_request(approvals)?)
+                Some((row, approvals))
             }
         }
     }};
@@ -113,11 +157,12 @@ impl Store for SqlStore {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let now = to_millis(new.created_at);
-            let (id,): (i64,) = sqlx::query_as(
+            let row: RequestRow = sqlx::query_as(concat!(
                 "INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
                  created_at, updated_at, extra_approvals, rules, closed_by, note) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-            )
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ",
+                request_columns!()
+            ))
             .bind(new.kind.as_str())
             .bind(new.kind.parent().map(|p| p.0))
             .bind(new.role.as_str())
@@ -136,11 +181,13 @@ impl Store for SqlStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
+            let id = row.id;
             let mut event = event;
             event.subject = Some(RequestId(id));
             append_event!(tx, pg, event);
             insert_due!(tx, due, Some(id));
-            let req = load_request!(tx, SELECT_REQUEST, id).ok_or_else(|| StoreError::new("inserted row vanished"))?;
+            // The row as inserted; a new request has no approvals yet.
+            let req = row.into_request(Vec::new())?;
             tx.commit().await.map_err(err)?;
             Ok(req)
         })
@@ -148,60 +195,101 @@ impl Store for SqlStore {
 
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
         with_pool!(self, |_w, r, _pg| {
-            let mut conn = r.acquire().await.map_err(err)?;
-            Ok(load_request!(conn, SELECT_REQUEST, id.0))
+            let rows: Vec<RequestApprovalRow> =
+                sqlx::query_as(SELECT_REQUEST_WITH_APPROVALS).bind(id.0).fetch_all(r).await.map_err(err)?;
+            Ok(group_requests(rows)?.into_iter().next())
         })
     }
 
-    async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
-        // Filters are bound, never interpolated; absent ones are NULL and match everything.
-        let states: Option<String> = if q.states.is_empty() {
-            None
-        } else {
-            Some(q.states.iter().map(|s| format!(",{},", s.as_str())).collect())
-        };
-        let sql = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-             created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests \
-             WHERE ($1 IS NULL OR $1 LIKE '%,' || state || ',%') \
-               AND ($2 IS NULL OR requester = $2) \
-               AND ($3 IS NULL OR role = $3) \
-               AND ($4 IS NULL OR created_at >= $4) \
-             ORDER BY id DESC LIMIT $5";
-        let sql_pg = "SELECT id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-             created_at, updated_at, granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review FROM requests \
-             WHERE ($1::TEXT IS NULL OR $1::TEXT LIKE '%,' || state || ',%') \
-               AND ($2::TEXT IS NULL OR requester = $2::TEXT) \
-               AND ($3::TEXT IS NULL OR role = $3::TEXT) \
-               AND ($4::BIGINT IS NULL OR created_at >= $4::BIGINT) \
-             ORDER BY id DESC LIMIT $5";
-        let limit = q.limit.unwrap_or(500).min(10_000) as i64;
-        with_pool!(self, |_w, r, pg| {
-            let mut conn = r.acquire().await.map_err(err)?;
-            let rows: Vec<RequestRow> = sqlx::query_as(if pg { sql_pg } else { sql })
-                .bind(states.clone())
-                .bind(q.requester.as_ref().map(|p| p.to_string()))
-                .bind(q.role.as_ref().map(|r| r.to_string()))
-                .bind(q.created_since.map(to_millis))
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(err)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let approvals: Vec<ApprovalRow> =
-                    sqlx::query_as(SELECT_APPROVALS).bind(row.id).fetch_all(&mut *conn).await.map_err(err)?;
-                out.push(row.into_request(approvals)?);
+    async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError> {
+        let mut ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        // In chunks, to stay far below either dialect's limit on bound parameters.
+        for chunk in ids.chunks(1000) {
+            let sql =
+                format!("SELECT id, state FROM requests WHERE id IN ({}) ORDER BY id", placeholders(1, chunk.len()));
+            let rows: Vec<(i64, String)> = with_pool!(self, |_w, r, _pg| {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(r).await.map_err(err)?
+            });
+            for (id, state) in rows {
+                let state = State::parse(&state)
+                    .ok_or_else(|| StoreError(format!("stored state of request {id} cannot be read")))?;
+                out.push((RequestId(id), state));
             }
-            Ok(out)
+        }
+        Ok(out)
+    }
+
+    async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
+        // Only the filters given become conditions, each a plain comparison or an `IN` list of
+        // bound values (never interpolated), so that the state, requester and role indexes
+        // serve them. The approvals come with the rows, in the same statement.
+        enum Arg {
+            Text(String),
+            Int(i64),
+        }
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        if !q.states.is_empty() {
+            conds.push(format!("state IN ({})", placeholders(args.len() + 1, q.states.len())));
+            args.extend(q.states.iter().map(|s| Arg::Text(s.as_str().to_string())));
+        }
+        if let Some(p) = &q.requester {
+            conds.push(format!("requester = ${}", args.len() + 1));
+            args.push(Arg::Text(p.to_string()));
+        }
+        if let Some(role) = &q.role {
+            conds.push(format!("role = ${}", args.len() + 1));
+            args.push(Arg::Text(role.to_string()));
+        }
+        if !q.roles.is_empty() {
+            conds.push(format!("role IN ({})", placeholders(args.len() + 1, q.roles.len())));
+            args.extend(q.roles.iter().map(|r| Arg::Text(r.to_string())));
+        }
+        if let Some(since) = q.created_since {
+            conds.push(format!("created_at >= ${}", args.len() + 1));
+            args.push(Arg::Int(to_millis(since)));
+        }
+        let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+        let sql = format!(
+            concat!(
+                "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT ",
+                request_columns!(),
+                " FROM requests{} ORDER BY id DESC LIMIT ${}) r \
+                 LEFT JOIN approvals a ON a.request_id = r.id ORDER BY r.id DESC, a.at, a.approver"
+            ),
+            filter,
+            args.len() + 1
+        );
+        args.push(Arg::Int(q.limit.unwrap_or(500).min(10_000) as i64));
+        with_pool!(self, |_w, r, _pg| {
+            let mut query = sqlx::query_as::<_, RequestApprovalRow>(sqlx::AssertSqlSafe(sql));
+            for a in args {
+                query = match a {
+                    Arg::Text(t) => query.bind(t),
+                    Arg::Int(i) => query.bind(i),
+                };
+            }
+            let rows = query.fetch_all(r).await.map_err(err)?;
+            group_requests(rows)
         })
     }
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
         with_pool!(self, |w, _r, pg| {
             let mut tx = w.begin().await.map_err(err)?;
-            let Some(req) = load_request!(tx, if pg { SELECT_REQUEST_FOR_UPDATE } else { SELECT_REQUEST }, id.0) else {
+            let Some((row, approvals)) =
+                load_request!(tx, if pg { SELECT_REQUEST_FOR_UPDATE } else { SELECT_REQUEST }, id.0)
+            else {
                 return Ok(Decided::NotFound);
             };
+            let req = row.into_request(approvals.clone())?;
             match f(&req) {
                 Decision::Refuse(e, event) => {
                     if let Some(event) = event {
@@ -226,30 +314,29 @@ impl Store for SqlStore {
                         }
                     }
                     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
-                    let updated = sqlx::query(
-                        "UPDATE requests SET state = COALESCE($1, state), granted_at = COALESCE($2, granted_at), \
-                         expires_at = COALESCE($3, expires_at), ending = COALESCE($4, ending), \
-                         closed_by = COALESCE($5, closed_by), note = COALESCE($6, note), \
-                         grant_handle = COALESCE($7, grant_handle), updated_at = $8, review = COALESCE($9, review) \
-                         WHERE id = $10 AND state = $11",
-                    )
-                    .bind(to.map(|s| s.as_str()))
-                    .bind(patch.granted_at.map(to_millis))
-                    .bind(patch.expires_at.map(to_millis))
-                    .bind(patch.ending.map(|e| e.as_str()))
-                    .bind(patch.closed_by)
-                    .bind(patch.note)
-                    .bind(patch.grant_handle.map(|h| h.to_string()))
-                    .bind(now)
-                    .bind(patch.review.map(|r| r.to_string()))
-                    .bind(id.0)
-                    .bind(req.state.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                    if updated.rows_affected() != 1 {
+                    // What the update's returned row and the approvals read above may miss by the
+                    // end: a linked move of this same row (read it all again), a new approval
+                    // (read the approvals again, in the store's order).
+                    let linked_is_self = linked.as_ref().is_some_and(|l| l.id == id);
+                    let approval_added = approval.is_some();
+                    let updated: Option<RequestRow> = sqlx::query_as(UPDATE_REQUEST)
+                        .bind(to.map(|s| s.as_str()))
+                        .bind(patch.granted_at.map(to_millis))
+                        .bind(patch.expires_at.map(to_millis))
+                        .bind(patch.ending.map(|e| e.as_str()))
+                        .bind(patch.closed_by)
+                        .bind(patch.note)
+                        .bind(patch.grant_handle.map(|h| h.to_string()))
+                        .bind(now)
+                        .bind(patch.review.map(|r| r.to_string()))
+                        .bind(id.0)
+                        .bind(req.state.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    let Some(updated) = updated else {
                         return Err(StoreError(format!("compare-and-set on {id} lost although the row was locked")));
-                    }
+                    };
                     if let Some(approver) = approval {
                         sqlx::query("INSERT INTO approvals (request_id, approver, at) VALUES ($1, $2, $3)")
                             .bind(id.0)
@@ -275,13 +362,16 @@ impl Store for SqlStore {
                         }
                         append_event!(tx, pg, linked.event);
                     }
-                    for kind in cancel {
-                        sqlx::query("DELETE FROM due_items WHERE request_id = $1 AND kind = $2")
-                            .bind(id.0)
-                            .bind(kind.as_str())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(err)?;
+                    if !cancel.is_empty() {
+                        let sql = format!(
+                            "DELETE FROM due_items WHERE request_id = $1 AND kind IN ({})",
+                            placeholders(2, cancel.len())
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0);
+                        for kind in cancel {
+                            q = q.bind(kind.as_str());
+                        }
+                        q.execute(&mut *tx).await.map_err(err)?;
                     }
                     if let Some(done) = finish {
                         sqlx::query("DELETE FROM due_items WHERE id = $1")
@@ -294,8 +384,17 @@ impl Store for SqlStore {
                     if let Some(event) = event {
                         append_event!(tx, pg, event);
                     }
-                    let after =
-                        load_request!(tx, SELECT_REQUEST, id.0).ok_or_else(|| StoreError::new("row vanished"))?;
+                    let after = if linked_is_self {
+                        let (row, approvals) =
+                            load_request!(tx, SELECT_REQUEST, id.0).ok_or_else(|| StoreError::new("row vanished"))?;
+                        row.into_request(approvals)?
+                    } else if approval_added {
+                        let approvals: Vec<ApprovalRow> =
+                            sqlx::query_as(SELECT_APPROVALS).bind(id.0).fetch_all(&mut *tx).await.map_err(err)?;
+                        updated.into_request(approvals)?
+                    } else {
+                        updated.into_request(approvals)?
+                    };
                     tx.commit().await.map_err(err)?;
                     Ok(Decided::Changed(Box::new(after)))
                 }
@@ -376,18 +475,15 @@ impl Store for SqlStore {
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         with_pool!(self, |_w, r, _pg| {
-            let unclaimed: Option<(i64,)> =
-                sqlx::query_as("SELECT due_at FROM due_items WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1")
-                    .fetch_optional(r)
-                    .await
-                    .map_err(err)?;
-            let lease_end: Option<(i64,)> = sqlx::query_as(
-                "SELECT claimed_until FROM due_items WHERE claimed_until IS NOT NULL ORDER BY claimed_until LIMIT 1",
+            // Both in one round trip: the earliest unclaimed item, and the earliest lease to end.
+            let (unclaimed, lease_end): (Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT (SELECT due_at FROM due_items WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1), \
+                 (SELECT claimed_until FROM due_items WHERE claimed_until IS NOT NULL ORDER BY claimed_until LIMIT 1)",
             )
-            .fetch_optional(r)
+            .fetch_one(r)
             .await
             .map_err(err)?;
-            Ok([unclaimed, lease_end].into_iter().flatten().map(|(t,)| t).min().map(from_millis))
+            Ok([unclaimed, lease_end].into_iter().flatten().min().map(from_millis))
         })
     }
 

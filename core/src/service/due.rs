@@ -282,9 +282,19 @@ impl Service {
         let Some(role) = policy.roles.get(&req.role) else {
             return Ok(Vec::new());
         };
+        // The roles that share this one's provider and target (this role among them: the same
+        // person may hold it twice), so that the store returns only their grants, not all of
+        // the person's.
+        let sharing: Vec<_> = policy
+            .roles
+            .values()
+            .filter(|r| r.provider == role.provider && r.target == role.target)
+            .map(|r| r.name.clone())
+            .collect();
         let q = crate::ports::RequestQuery {
             states: vec![State::Active, State::Approved],
             requester: Some(req.requester.clone()),
+            roles: sharing,
             ..Default::default()
         };
         let others = self.store.list_requests(&q).await.map_err(CoreError::store)?;

@@ -13,7 +13,10 @@ mod request;
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
 pub use controls::LockdownReport;
 pub use drill::{DrillReport, DrillStep};
-pub use periodic::{ReconcileReport, VerifyReport, report_from_store, verify_store, verify_store_with};
+pub use periodic::{
+    CHECKPOINT_CURSOR, ReconcileReport, VerifyReport, report_from_store, verify_since_checkpoint, verify_store,
+    verify_store_with,
+};
 
 use crate::{
     RequestId, UserError,

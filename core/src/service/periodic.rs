@@ -47,8 +47,21 @@ impl Service {
                 }
             };
             report.listed += listed.len();
+            // Which listed grants a request that may hold access still backs, read at once.
+            // Checked before the revokes rather than one by one: a request that may no longer
+            // hold access never may again, and one that still may is left alone either way.
+            let ids: Vec<RequestId> = listed.iter().filter_map(|i| RequestId::from_grant_id(&i.grant_id)).collect();
+            let backed: std::collections::HashSet<RequestId> = self
+                .store
+                .request_states(&ids)
+                .await
+                .map_err(CoreError::store)?
+                .into_iter()
+                .filter(|(_, state)| state.may_hold_access())
+                .map(|(id, _)| id)
+                .collect();
             for item in listed {
-                if self.backed(&item).await? {
+                if RequestId::from_grant_id(&item.grant_id).is_some_and(|id| backed.contains(&id)) {
                     continue;
                 }
                 let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
@@ -72,14 +85,6 @@ impl Service {
         Ok(report)
     }
 
-    async fn backed(&self, item: &ListedGrant) -> CoreResult<bool> {
-        let Some(id) = RequestId::from_grant_id(&item.grant_id) else {
-            return Ok(false);
-        };
-        let req = self.store.get_request(id).await.map_err(CoreError::store)?;
-        Ok(req.is_some_and(|r| r.state.may_hold_access()))
-    }
-
     fn placeholder_spec(&self, item: &ListedGrant) -> GrantSpec {
         let now = self.now();
         GrantSpec {
@@ -99,6 +104,12 @@ impl Service {
     pub async fn verify_audit(&self) -> CoreResult<VerifyReport> {
         verify_store(self.store.as_ref()).await
     }
+
+    /// What the periodic checkpoint verifies: the events since the last checkpoint it wrote
+    /// (see `verify_since_checkpoint`).
+    pub async fn verify_audit_since_checkpoint(&self) -> CoreResult<VerifyReport> {
+        verify_since_checkpoint(self.store.as_ref()).await
+    }
 }
 
 /// `elevate audit verify` without a running service.
@@ -111,10 +122,70 @@ pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyR
 /// checkpoint is signed by it. A DB admin who edits events and recomputes every hash after them
 /// passes the chain walk, but not the signed checkpoints (nor the copies posted to chat).
 pub async fn verify_store_with(store: &dyn crate::ports::Store, public_key: Option<&str>) -> CoreResult<VerifyReport> {
-    let mut v = ChainVerifier::default();
-    let mut hashes: Vec<String> = Vec::new();
+    walk(store, ChainVerifier::default(), public_key).await
+}
+
+/// The `cursors` entry holding the `seq` of the last `audit.checkpoint` event that the periodic
+/// checkpoint job wrote over an intact chain: where its next run starts.
+pub const CHECKPOINT_CURSOR: &str = "audit:checkpoint";
+
+/// For the periodic checkpoint job: walks only the events after the head that the last
+/// checkpoint it wrote names (see `CHECKPOINT_CURSOR`), after checking that the chain still
+/// holds that head, intact. The events up to that head were verified when that checkpoint was
+/// written, so an hourly run costs what was appended in the hour, not the whole log. Without
+/// such a checkpoint, or when anything is off (the head is gone or changed, a link or hash
+/// after it is broken, a checkpoint names a seq before it), it walks the whole chain as
+/// `verify_store` does, so a break is reported exactly as `verify_store` reports it.
+///
+/// What it does not look at again is the verified prefix: an edit there alone, that leaves the
+/// named head in place, is found by `elevate audit verify` (which walks everything), not here.
+pub async fn verify_since_checkpoint(store: &dyn crate::ports::Store) -> CoreResult<VerifyReport> {
+    if let Some(report) = verify_after_last_checkpoint(store).await?
+        && report.broken.is_none()
+    {
+        return Ok(report);
+    }
+    verify_store(store).await
+}
+
+/// The incremental walk; `None` when there is no usable checkpoint to start from.
+async fn verify_after_last_checkpoint(store: &dyn crate::ports::Store) -> CoreResult<Option<VerifyReport>> {
+    let at = store.cursor(CHECKPOINT_CURSOR).await.map_err(CoreError::store)?;
+    if at <= 0 {
+        return Ok(None);
+    }
+    let Some(cp) = event_at(store, at).await? else { return Ok(None) };
+    if cp.kind != EventKind::AuditCheckpoint.as_str() {
+        return Ok(None);
+    }
+    let (Some(seq), Some(hash)) = (cp.details["seq"].as_i64(), cp.details["hash"].as_str()) else {
+        return Ok(None);
+    };
+    // The head it names must still be stored, unedited, with that hash.
+    let Some(head) = event_at(store, seq).await? else { return Ok(None) };
+    if head.hash != hash || head.compute_hash() != hash {
+        return Ok(None);
+    }
+    walk(store, ChainVerifier::resume(seq, hash), None).await.map(Some)
+}
+
+async fn event_at(store: &dyn crate::ports::Store, seq: i64) -> CoreResult<Option<crate::audit::AuditEvent>> {
+    let page = store.events(seq - 1, 1).await.map_err(CoreError::store)?;
+    Ok(page.into_iter().next().filter(|e| e.seq == seq))
+}
+
+/// Walks the events after the verifier's head (from the start for a fresh one).
+async fn walk(
+    store: &dyn crate::ports::Store,
+    mut v: ChainVerifier,
+    public_key: Option<&str>,
+) -> CoreResult<VerifyReport> {
+    // `hashes[i]` is the hash at seq `first + i`: from the resumed head on, when resuming.
+    let (first, mut hashes, mut after) = match v.head() {
+        Some((seq, hash)) => (seq, vec![hash.to_string()], seq),
+        None => (1, Vec::new(), 0),
+    };
     let mut report = VerifyReport { checked: 0, head: None, broken: None, checkpoints: 0, signed_checkpoints: 0 };
-    let mut after = 0;
     'pages: loop {
         let page = store.events(after, 1000).await.map_err(CoreError::store)?;
         if page.is_empty() {
@@ -130,7 +201,7 @@ pub async fn verify_store_with(store: &dyn crate::ports::Store, public_key: Opti
                 && let (Some(seq), Some(hash)) = (ev.details["seq"].as_i64(), ev.details["hash"].as_str())
             {
                 report.checkpoints += 1;
-                let stored = usize::try_from(seq - 1).ok().and_then(|i| hashes.get(i));
+                let stored = usize::try_from(seq - first).ok().and_then(|i| hashes.get(i));
                 if stored.map(String::as_str) != Some(hash) {
                     report.broken = Some(ChainBreak {
                         seq: ev.seq,
