@@ -64,7 +64,11 @@ pub async fn run_feed(
     }
 }
 
-/// Delivers up to one page of events after the notifier's cursor; returns how many.
+/// Delivers up to one page of events after the notifier's cursor; returns how many. The cursor
+/// is written once per page (and before a failure is returned), not per event: one write per
+/// event per notifier was most of the database's write load under a burst of commands. After a
+/// crash at most one page is delivered again, which delivery already allows (at least once;
+/// cards are re-rendered in place, so only a DM can repeat).
 pub async fn deliver_batch(
     store: &dyn Store,
     notifier: &dyn Notifier,
@@ -73,22 +77,34 @@ pub async fn deliver_batch(
 ) -> Result<usize, String> {
     let after = store.cursor(cursor_name).await.map_err(|e| e.to_string())?;
     let events = store.events(after, 100).await.map_err(|e| e.to_string())?;
+    let mut delivered = after;
     let mut n = 0;
+    let mut result = Ok(());
     for ev in &events {
         let req = match ev.subject {
-            Some(id) => store.get_request(RequestId(id)).await.map_err(|e| e.to_string())?,
+            Some(id) => match store.get_request(RequestId(id)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            },
             None => None,
         };
         if let Err(e) = notifier.deliver(ev, req.as_ref()).await {
             *failures += 1;
             if *failures < MAX_ATTEMPTS {
-                return Err(e);
+                result = Err(e);
+                break;
             }
             error!(notifier = notifier.name(), seq = ev.seq, error = %e, "giving up on delivering this event");
         }
         *failures = 0;
-        store.set_cursor(cursor_name, ev.seq).await.map_err(|e| e.to_string())?;
+        delivered = ev.seq;
         n += 1;
     }
-    Ok(n)
+    if delivered > after {
+        store.set_cursor(cursor_name, delivered).await.map_err(|e| e.to_string())?;
+    }
+    result.map(|()| n)
 }

@@ -20,6 +20,9 @@ use tracing::{error, info, warn};
 /// Longest sleep without looking at the database: covers work added by another replica.
 const MAX_IDLE: Duration = Duration::from_secs(5);
 
+/// How long a wake-up waits, while items are in flight, before claiming again.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
 /// Wakes the loop through a `Notify`; a wake with nobody waiting is kept for the next wait.
 #[derive(Default)]
 pub struct NotifyWake(pub Notify);
@@ -37,6 +40,7 @@ pub struct Scheduler {
     wake: Arc<NotifyWake>,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
+    concurrency: usize,
     lease: Duration,
     batch: u32,
 }
@@ -57,6 +61,7 @@ impl Scheduler {
             wake,
             metrics,
             permits: Arc::new(Semaphore::new(cfg.concurrency)),
+            concurrency: cfg.concurrency,
             lease: Duration::from_secs(cfg.lease.secs() as u64),
             batch: (cfg.concurrency as u32 * 4).max(16),
         }
@@ -143,7 +148,15 @@ impl Scheduler {
             }
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = self.wake.0.notified() => {}
+                _ = self.wake.0.notified() => {
+                    // Every finished item wakes the loop. While others are still running, let a
+                    // few more finish (or more work arrive) so that one claim takes them
+                    // together: a claim per finished item was a third of SQLite's writes under
+                    // load.
+                    if self.permits.available_permits() < self.concurrency {
+                        tokio::time::sleep(CLAIM_GATHER).await;
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
         }

@@ -32,7 +32,8 @@ impl ChatRefs for SqlStore {
             };
         }
         match &self.pools {
-            Pools::Sqlite { writer, .. } => run!(writer),
+            // A committed write is visible to every new read in WAL mode.
+            Pools::Sqlite { reader, .. } => run!(reader),
             Pools::Postgres(pool) => run!(pool),
         }
     }
@@ -60,7 +61,15 @@ impl ChatRefs for SqlStore {
             };
         }
         match &self.pools {
-            Pools::Sqlite { writer, .. } => run!(writer),
+            Pools::Sqlite { thread, .. } => {
+                let q = sqlx::query(UPSERT)
+                    .bind(platform.to_string())
+                    .bind(request.0)
+                    .bind(name.to_string())
+                    .bind(channel.to_string())
+                    .bind(message.to_string());
+                thread.run(move |conn| Box::pin(async move { q.execute(conn).await.map(|_| ()).map_err(err) })).await
+            }
             Pools::Postgres(pool) => run!(pool),
         }
     }

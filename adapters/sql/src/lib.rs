@@ -9,6 +9,7 @@
 mod chat_refs;
 mod rows;
 mod store;
+mod writer;
 
 use elevate_core::ports::StoreError;
 use sqlx::{
@@ -22,7 +23,7 @@ use std::{str::FromStr, time::Duration};
 /// `decide` needs) and a few readers (WAL lets them read while the writer writes).
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite { writer: SqlitePool, reader: SqlitePool, thread: writer::WriterThread },
     Postgres(PgPool),
 }
 
@@ -97,13 +98,17 @@ impl SqlStore {
                     .run(&writer)
                     .await
                     .map_err(|e| StoreError(format!("SQLite migrations failed: {e}")))?;
+                // Two readers: more only added threads contending for a small machine's cores
+                // (measured with the lifecycle benchmark); reads are short.
                 let reader = SqlitePoolOptions::new()
-                    .max_connections(4)
+                    .max_connections(2)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(opts.read_only(true))
                     .await
                     .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
-                SqlStore { pools: Pools::Sqlite { writer, reader } }
+                SqlStore {
+                    pools: Pools::Sqlite { reader, thread: writer::WriterThread::start(writer.clone())?, writer },
+                }
             }
         };
         Ok(store)

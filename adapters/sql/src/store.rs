@@ -13,6 +13,7 @@ use elevate_core::{
     request::{NewRequest, Request},
     time::{from_millis, to_millis},
 };
+use sqlx::Connection as _;
 use std::time::Duration;
 
 /// Runs `$body` with `$w` bound to the writer pool, `$r` to a reader pool, `$pg` to whether it
@@ -20,13 +21,39 @@ use std::time::Duration;
 macro_rules! with_pool {
     ($self:expr, |$w:ident, $r:ident, $pg:ident| $body:expr) => {
         match &$self.pools {
-            Pools::Sqlite { writer, reader } => {
+            Pools::Sqlite { writer, reader, .. } => {
                 let ($w, $r, $pg) = (writer, reader, false);
                 let _ = $pg;
                 $body
             }
             Pools::Postgres(pool) => {
                 let ($w, $r, $pg) = (pool, pool, true);
+                let _ = $pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `with_pool!` for writes, without a reader. On SQLite the body runs on the writer thread
+/// inside a group-committed transaction (see `writer.rs`), with `$w` the connection (so a
+/// `begin()` is a savepoint); it must own what it uses.
+macro_rules! with_writer {
+    ($self:expr, |$w:ident, $pg:ident| $body:expr) => {
+        match &$self.pools {
+            Pools::Sqlite { thread, .. } => {
+                thread
+                    .run(move |conn| {
+                        Box::pin(async move {
+                            let ($w, $pg) = (conn, false);
+                            let _ = $pg;
+                            $body
+                        })
+                    })
+                    .await
+            }
+            Pools::Postgres(pool) => {
+                let ($w, $pg) = (pool, true);
                 let _ = $pg;
                 $body
             }
@@ -154,7 +181,7 @@ macro_rules! load_request {
 #[async_trait]
 impl Store for SqlStore {
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError> {
-        with_pool!(self, |w, _r, pg| {
+        with_writer!(self, |w, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let now = to_millis(new.created_at);
             let row: RequestRow = sqlx::query_as(concat!(
@@ -282,7 +309,7 @@ impl Store for SqlStore {
     }
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
-        with_pool!(self, |w, _r, pg| {
+        with_writer!(self, |w, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let Some((row, approvals)) =
                 load_request!(tx, if pg { SELECT_REQUEST_FOR_UPDATE } else { SELECT_REQUEST }, id.0)
@@ -403,7 +430,7 @@ impl Store for SqlStore {
     }
 
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
-        with_pool!(self, |w, _r, pg| {
+        with_writer!(self, |w, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let sealed = append_event!(tx, pg, ev);
             tx.commit().await.map_err(err)?;
@@ -413,7 +440,7 @@ impl Store for SqlStore {
 
     async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError> {
         let until = to_millis(now) + lease.as_millis() as i64;
-        with_pool!(self, |w, _r, pg| {
+        with_writer!(self, |w, pg| {
             let rows: Vec<DueRow> = sqlx::query_as(if pg { CLAIM_PG } else { CLAIM_SQLITE })
                 .bind(until)
                 .bind(to_millis(now))
@@ -434,7 +461,7 @@ impl Store for SqlStore {
         attempts: u32,
         event: Option<NewEvent>,
     ) -> Result<(), StoreError> {
-        with_pool!(self, |w, _r, pg| {
+        with_writer!(self, |w, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let moved =
                 sqlx::query("UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3")
@@ -458,14 +485,14 @@ impl Store for SqlStore {
     }
 
     async fn finish_due(&self, id: i64) -> Result<(), StoreError> {
-        with_pool!(self, |w, _r, _pg| {
+        with_writer!(self, |w, _pg| {
             sqlx::query("DELETE FROM due_items WHERE id = $1").bind(id).execute(w).await.map_err(err)?;
             Ok(())
         })
     }
 
     async fn schedule(&self, items: Vec<NewDue>) -> Result<(), StoreError> {
-        with_pool!(self, |w, _r, _pg| {
+        with_writer!(self, |w, _pg| {
             let mut tx = w.begin().await.map_err(err)?;
             insert_due!(tx, items, None::<i64>);
             tx.commit().await.map_err(err)?;
@@ -501,7 +528,7 @@ impl Store for SqlStore {
     }
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
-        with_pool!(self, |w, _r, _pg| {
+        with_writer!(self, |w, _pg| {
             let r = sqlx::query("UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
                 .execute(w)
                 .await
@@ -538,7 +565,8 @@ impl Store for SqlStore {
     }
 
     async fn claim_cron(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
-        with_pool!(self, |w, _r, _pg| {
+        let job = job.to_string();
+        with_writer!(self, |w, _pg| {
             let r = sqlx::query("INSERT INTO cron_runs (job, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(job)
                 .bind(to_millis(fire_at))
@@ -550,7 +578,8 @@ impl Store for SqlStore {
     }
 
     async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
-        with_pool!(self, |w, _r, _pg| {
+        let name = name.to_string();
+        with_writer!(self, |w, _pg| {
             let row: Option<(i64,)> = sqlx::query_as("SELECT seq FROM cursors WHERE name = $1")
                 .bind(name)
                 .fetch_optional(w)
@@ -561,7 +590,8 @@ impl Store for SqlStore {
     }
 
     async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
-        with_pool!(self, |w, _r, _pg| {
+        let name = name.to_string();
+        with_writer!(self, |w, _pg| {
             sqlx::query(
                 "INSERT INTO cursors (name, seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq \
                  WHERE cursors.seq < excluded.seq",
@@ -619,7 +649,7 @@ impl Store for SqlStore {
     }
 
     async fn set_lockdown(&self, l: Lockdown, event: NewEvent) -> Result<(), StoreError> {
-        with_pool!(self, |w, _r, pg| {
+        with_writer!(self, |w, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             sqlx::query(
                 "INSERT INTO lockdowns (scope, reason, locked_by, locked_at, blocks_breakglass) VALUES ($1, $2, $3, $4, $5) \
@@ -641,7 +671,8 @@ impl Store for SqlStore {
     }
 
     async fn clear_lockdown(&self, scope: &str, event: NewEvent) -> Result<bool, StoreError> {
-        with_pool!(self, |w, _r, pg| {
+        let scope = scope.to_string();
+        with_writer!(self, |w, pg| {
             let mut tx = w.begin().await.map_err(err)?;
             let gone = sqlx::query("DELETE FROM lockdowns WHERE scope = $1")
                 .bind(scope)

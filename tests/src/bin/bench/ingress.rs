@@ -84,7 +84,12 @@ fn check(out: &Outcome, who: &str) -> anyhow::Result<()> {
         ms(out.percentile(99.0))
     );
     if out.failed > 0 {
-        bail!("{who}: {} of {} commands failed, first: {}", out.failed, out.sent, out.first_failure.clone().unwrap_or_default());
+        bail!(
+            "{who}: {} of {} commands failed, first: {}",
+            out.failed,
+            out.sent,
+            out.first_failure.clone().unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -136,6 +141,7 @@ async fn blast(base: &str, duration: Duration) -> Outcome {
 async fn count_requests(url: &str) -> anyhow::Result<i64> {
     use sqlx::Connection;
     let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{url}")).await?;
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM requests WHERE state = 'pending'").fetch_one(&mut c).await?;
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM requests WHERE state = 'pending'").fetch_one(&mut c).await?;
     Ok(n)
 }

@@ -96,7 +96,11 @@ pub async fn measure(b: &Bench, url: &str, name: &str, n: usize, replicas: usize
     }
     let work = elapsed.saturating_sub(HOLD);
     let per_sec = n as f64 / work.as_secs_f64();
-    println!("    submitted in {:.1} s, all expired after {:.1} s: {per_sec:.0} / s", submitted.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "    submitted in {:.1} s, all expired after {:.1} s: {per_sec:.0} / s",
+        submitted.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     Ok(Throughput { per_sec, n })
 }
 

@@ -60,7 +60,9 @@ async fn main() -> anyhow::Result<()> {
     chosen.dedup();
     // The PostgreSQL lifecycle figure is the baseline of the two-replica comparison.
     if chosen.contains(&"replicas") && !chosen.contains(&"lifecycle") {
-        eprintln!("note: `replicas` compares with one replica's lifecycle figure; run `lifecycle` too to get the ratio");
+        eprintln!(
+            "note: `replicas` compares with one replica's lifecycle figure; run `lifecycle` too to get the ratio"
+        );
     }
     rustls::crypto::ring::default_provider().install_default().ok();
     let elevate = node::elevate_binary(build)?;

@@ -65,7 +65,13 @@ impl NodeConfig {
     /// The config file text, listening on `listen`.
     pub fn render(&self, listen: &str) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "[server]\nlisten = \"{listen}\"\n\n[database]\nurl = \"{}\"\n", self.database_url);
+        let _ = writeln!(t, "[server]\nlisten = \"{listen}\"\n");
+        // A URL with a password belongs in the environment, as elevate insists.
+        if self.database_url.starts_with("postgres") {
+            t.push_str("[database]\nurl_env = \"ELEVATE_BENCH_DATABASE_URL\"\n\n");
+        } else {
+            let _ = writeln!(t, "[database]\nurl = \"{}\"\n", self.database_url);
+        }
         match &self.receiver_url {
             Some(url) => {
                 let _ = writeln!(
@@ -97,7 +103,8 @@ impl NodeConfig {
             );
         }
         let list = |v: Vec<String>| v.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(t, "\n[groups.engineers]\nmembers = [{}]", list((0..self.requesters).map(requester).collect()));
+        let _ =
+            writeln!(t, "\n[groups.engineers]\nmembers = [{}]", list((0..self.requesters).map(requester).collect()));
         let _ = writeln!(t, "[groups.approvers]\nmembers = [{}]", list((0..self.approvers).map(approver).collect()));
         let _ = writeln!(t, "[groups.security]\nmembers = [\"{}\"]\n\n[security]\ngroup = \"security\"\n", approver(0));
         let _ = writeln!(
@@ -132,6 +139,7 @@ impl Node {
             .arg("serve")
             .arg("--config")
             .arg(&path)
+            .env("ELEVATE_BENCH_DATABASE_URL", &cfg.database_url)
             .env("ELEVATE_BENCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("ELEVATE_BENCH_SLACK_SIGNING_SECRET", SLACK_SIGNING_SECRET)
             .env("ELEVATE_BENCH_SLACK_BOT_TOKEN", SLACK_BOT_TOKEN)
@@ -181,7 +189,8 @@ impl Node {
 /// A process's resident set size, MB, from `/proc/PID/status`.
 pub fn rss_of(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb / 1024.0)
 }
 
@@ -204,7 +213,10 @@ pub fn elevate_binary(build: bool) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
     let bin = me.parent().context("exe dir")?.join("elevate");
     if !bin.exists() {
-        bail!("{} does not exist: run the bench with `cargo run --release -p elevate-tests --bin bench`", bin.display());
+        bail!(
+            "{} does not exist: run the bench with `cargo run --release -p elevate-tests --bin bench`",
+            bin.display()
+        );
     }
     Ok(bin)
 }

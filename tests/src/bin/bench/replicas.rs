@@ -36,7 +36,11 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
     b.row(Row {
         scenario: "two replicas",
         figure: format!("time to revoke those {n}: two replicas vs one ({:.2} s)", one.took.as_secs_f64()),
-        measured: format!("{:.2} s ({:.2}× one replica's rate)", two.took.as_secs_f64(), one.took.as_secs_f64() / two.took.as_secs_f64()),
+        measured: format!(
+            "{:.2} s ({:.2}× one replica's rate)",
+            two.took.as_secs_f64(),
+            one.took.as_secs_f64() / two.took.as_secs_f64()
+        ),
         target: "report".into(),
         floor: String::new(),
         met: None,
@@ -52,11 +56,7 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
             "lifecycle throughput, 2 replicas, PostgreSQL ({ln} lifecycles), vs one replica ({})",
             b.pg_lifecycle.map(|x| format!("{x:.0} / s")).unwrap_or_else(|| "not measured in this run".into())
         ),
-        measured: format!(
-            "{:.0} / s{}",
-            t.per_sec,
-            ratio.map(|r| format!(" ({r:.2}×)")).unwrap_or_default()
-        ),
+        measured: format!("{:.0} / s{}", t.per_sec, ratio.map(|r| format!(" ({r:.2}×)")).unwrap_or_default()),
         target: "aim ≥ 1.6×".into(),
         floor: String::new(),
         met: None,

@@ -112,7 +112,12 @@ impl Bench {
             );
         }
         let _ = writeln!(t, "\n{}", machine());
-        let _ = writeln!(t, "Whole run: {:.0} s{}.", self.started.elapsed().as_secs_f64(), if self.quick { " (--quick: shortened, not for the record)" } else { "" });
+        let _ = writeln!(
+            t,
+            "Whole run: {:.0} s{}.",
+            self.started.elapsed().as_secs_f64(),
+            if self.quick { " (--quick: shortened, not for the record)" } else { "" }
+        );
         t
     }
 }
@@ -120,7 +125,10 @@ impl Bench {
 /// CPU model, cores, memory and kernel, from `/proc`.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']).to_string());
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()

@@ -25,7 +25,10 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
     println!("    ready after {}", times.iter().map(|t| ms(*t)).collect::<Vec<_>>().join(", "));
     b.row(Row {
         scenario: "start",
-        figure: format!("`elevate serve` → `/readyz` 200, new SQLite file (migrations applied): median of 5 (max {})", ms(max)),
+        figure: format!(
+            "`elevate serve` → `/readyz` 200, new SQLite file (migrations applied): median of 5 (max {})",
+            ms(max)
+        ),
         measured: ms(median),
         target: "≤ 300 ms".into(),
         floor: String::new(),
