@@ -412,3 +412,55 @@ on_both_dbs!(request_states_reads_many_at_once_and_skips_the_unknown, |db| async
     assert_eq!(states, [(pending, State::Pending), (active, State::Active)], "in id order, once each, across chunks");
     assert!(store.request_states(&[]).await.unwrap().is_empty());
 });
+
+/// On SQLite, writes that arrive together are committed together (one transaction, a savepoint
+/// each): a write that fails must still write nothing, and the others everything.
+on_both_dbs!(writes_committed_together_fail_and_succeed_on_their_own, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(create(&store).await);
+    }
+    let writes = ids.iter().enumerate().map(|(i, id)| {
+        let (s, id) = (store.clone(), *id);
+        tokio::spawn(async move {
+            // Even ones are legal (pending → denied), odd ones illegal (pending → expired).
+            let to = if i % 2 == 0 { State::Denied } else { State::Expired };
+            let f = Box::new(move |_: &elevate_core::Request| -> Decision {
+                Change { to: Some(to), event: Some(event(EventKind::RequestDenied)), ..Change::default() }.into()
+            });
+            s.decide(id, f).await
+        })
+    });
+    let results = futures::future::join_all(writes).await;
+    for (i, (r, id)) in results.into_iter().zip(&ids).enumerate() {
+        let r = r.unwrap();
+        let state = store.get_request(*id).await.unwrap().unwrap().state;
+        if i % 2 == 0 {
+            assert!(matches!(r, Ok(Decided::Changed(_))), "write {i}: {r:?}");
+            assert_eq!(state, State::Denied);
+        } else {
+            assert!(r.is_err(), "write {i} is illegal");
+            assert_eq!(state, State::Pending, "a failed write changes nothing");
+        }
+    }
+    let report = verify_store(&store).await.unwrap();
+    assert_eq!((report.checked, report.broken), (30, None), "20 creations and 10 denials, one chain");
+});
+
+/// A decision that panics (a bug in core) on SQLite's writer thread is rolled back and answered
+/// with an error; the writer keeps serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_write_on_sqlite_is_rolled_back_and_the_writer_carries_on() {
+    let db = elevate_tests::TestDb::sqlite();
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    let boom = store.decide(id, Box::new(|_| panic!("bug in a decision"))).await;
+    assert!(boom.is_err());
+    let f = Box::new(|_: &elevate_core::Request| -> Decision {
+        Change { to: Some(State::Denied), event: Some(event(EventKind::RequestDenied)), ..Change::default() }.into()
+    });
+    assert!(matches!(store.decide(id, f).await, Ok(Decided::Changed(_))));
+    assert_eq!(store.get_request(id).await.unwrap().unwrap().state, State::Denied);
+    assert_eq!(verify_store(&store).await.unwrap().broken, None);
+}
