@@ -413,8 +413,8 @@ on_both_dbs!(request_states_reads_many_at_once_and_skips_the_unknown, |db| async
     assert!(store.request_states(&[]).await.unwrap().is_empty());
 });
 
-/// On SQLite, writes that arrive together are committed together (one transaction, a savepoint
-/// each): a write that fails must still write nothing, and the others everything.
+// On SQLite, writes that arrive together are committed together (one transaction, a savepoint
+// each): a write that fails must still write nothing, and the others everything.
 on_both_dbs!(writes_committed_together_fail_and_succeed_on_their_own, |db| async move {
     let store = SqlStore::connect(&db.url).await.unwrap();
     let mut ids = Vec::new();
