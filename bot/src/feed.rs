@@ -3,11 +3,11 @@
 //! delivery is at least once.
 
 use elevate_core::{
-    RequestId,
-    ports::{Notifier, Store},
+    Request, RequestId,
+    ports::{Notifier, RequestQuery, Store},
     render::feed_line,
 };
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
@@ -77,21 +77,23 @@ pub async fn deliver_batch(
 ) -> Result<usize, String> {
     let after = store.cursor(cursor_name).await.map_err(|e| e.to_string())?;
     let events = store.events(after, 100).await.map_err(|e| e.to_string())?;
+    // The page's requests in one read, not one per event: under load every notifier reads
+    // every event, and per-event reads were a large share of the database's work.
+    let mut ids: Vec<RequestId> = events.iter().filter_map(|e| e.subject.map(RequestId)).collect();
+    ids.sort();
+    ids.dedup();
+    let requests: HashMap<RequestId, Request> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        let q = RequestQuery { limit: Some(ids.len() as u32), ids, ..RequestQuery::default() };
+        store.list_requests(&q).await.map_err(|e| e.to_string())?.into_iter().map(|r| (r.id, r)).collect()
+    };
     let mut delivered = after;
     let mut n = 0;
     let mut result = Ok(());
     for ev in &events {
-        let req = match ev.subject {
-            Some(id) => match store.get_request(RequestId(id)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    result = Err(e.to_string());
-                    break;
-                }
-            },
-            None => None,
-        };
-        if let Err(e) = notifier.deliver(ev, req.as_ref()).await {
+        let req = ev.subject.and_then(|id| requests.get(&RequestId(id)));
+        if let Err(e) = notifier.deliver(ev, req).await {
             *failures += 1;
             if *failures < MAX_ATTEMPTS {
                 result = Err(e);

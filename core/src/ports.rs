@@ -207,6 +207,8 @@ pub struct RequestQuery {
     pub role: Option<RoleName>,
     /// Any of these roles (together with `role`, if both are given, both must match).
     pub roles: Vec<RoleName>,
+    /// Any of these requests (the audit feed loads a page's subjects at once).
+    pub ids: Vec<RequestId>,
     pub created_since: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
 }

@@ -464,3 +464,15 @@ async fn a_panicking_write_on_sqlite_is_rolled_back_and_the_writer_carries_on() 
     assert_eq!(store.get_request(id).await.unwrap().unwrap().state, State::Denied);
     assert_eq!(verify_store(&store).await.unwrap().broken, None);
 }
+
+on_both_dbs!(listing_by_ids_brings_exactly_those_requests, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(create(&store).await);
+    }
+    let wanted = vec![ids[4], ids[1], RequestId(9_999)];
+    let q = RequestQuery { ids: wanted, ..RequestQuery::default() };
+    let got: Vec<RequestId> = store.list_requests(&q).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(got, vec![ids[4], ids[1]], "newest first; unknown ids are skipped");
+});

@@ -279,6 +279,10 @@ impl Store for SqlStore {
             conds.push(format!("role IN ({})", placeholders(args.len() + 1, q.roles.len())));
             args.extend(q.roles.iter().map(|r| Arg::Text(r.to_string())));
         }
+        if !q.ids.is_empty() {
+            conds.push(format!("id IN ({})", placeholders(args.len() + 1, q.ids.len())));
+            args.extend(q.ids.iter().map(|id| Arg::Int(id.0)));
+        }
         if let Some(since) = q.created_since {
             conds.push(format!("created_at >= ${}", args.len() + 1));
             args.push(Arg::Int(to_millis(since)));
