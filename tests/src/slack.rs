@@ -62,6 +62,26 @@ pub fn sign(secret: &str, ts: &str, body: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A slash command's body as Slack posts it (form-encoded, the documented fields), `/elevate`
+/// typed by `user_id` in a general channel of `team`.
+pub fn command_body(team: &str, user_id: &str, user_name: &str, text: &str) -> String {
+    let form = [
+        ("token", "gIkuvaNzQIHg97ATvDxqgjtO"),
+        ("team_id", team),
+        ("team_domain", "example"),
+        ("channel_id", "CGENERAL"),
+        ("channel_name", "general"),
+        ("user_id", user_id),
+        ("user_name", user_name),
+        ("command", "/elevate"),
+        ("text", text),
+        ("api_app_id", "A0ELEVATE"),
+        ("response_url", "https://hooks.slack.com/commands/T0ELEVATE/1/abc"),
+        ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+    ];
+    serde_urlencoded::to_string(form).expect("form")
+}
+
 pub fn now_ts() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -119,21 +139,7 @@ impl TestApp {
     }
 
     pub async fn slack_command_in(&self, team: &str, person: &str, text: &str, signing: Signing<'_>) -> SlackAnswer {
-        let form = [
-            ("token", "gIkuvaNzQIHg97ATvDxqgjtO"),
-            ("team_id", team),
-            ("team_domain", "example"),
-            ("channel_id", "CGENERAL"),
-            ("channel_name", "general"),
-            ("user_id", &user(person)),
-            ("user_name", person),
-            ("command", "/elevate"),
-            ("text", text),
-            ("api_app_id", "A0ELEVATE"),
-            ("response_url", "https://hooks.slack.com/commands/T0ELEVATE/1/abc"),
-            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
-        ];
-        let body = serde_urlencoded::to_string(form).unwrap();
+        let body = command_body(team, &user(person), person, text);
         self.slack_post("/slack/commands", "application/x-www-form-urlencoded", body, signing).await
     }
 

@@ -414,7 +414,7 @@ on_both_dbs!(request_states_reads_many_at_once_and_skips_the_unknown, |db| async
 });
 
 // On SQLite, writes that arrive together are committed together (one transaction, a savepoint
-// each): a write that fails must still write nothing, and the others everything.
+// each): a write that fails half-way must still write nothing, and the others everything.
 on_both_dbs!(writes_committed_together_fail_and_succeed_on_their_own, |db| async move {
     let store = SqlStore::connect(&db.url).await.unwrap();
     let mut ids = Vec::new();
@@ -422,26 +422,39 @@ on_both_dbs!(writes_committed_together_fail_and_succeed_on_their_own, |db| async
         ids.push(create(&store).await);
     }
     let writes = ids.iter().enumerate().map(|(i, id)| {
-        let (s, id) = (store.clone(), *id);
+        let (s, id, other) = (store.clone(), *id, ids[i ^ 1]);
         tokio::spawn(async move {
-            // Even ones are legal (pending → denied), odd ones illegal (pending → expired).
-            let to = if i % 2 == 0 { State::Denied } else { State::Expired };
+            // Even ones deny; odd ones deny too but also move a linked request that is not in the
+            // state named, so the store has already updated the row and appended the event when
+            // it finds the conflict and rolls the decision back.
+            let linked = (i % 2 == 1).then(|| Linked {
+                id: other,
+                from: State::Approved,
+                to: State::Extended,
+                event: event(EventKind::GrantExtended),
+            });
             let f = Box::new(move |_: &elevate_core::Request| -> Decision {
-                Change { to: Some(to), event: Some(event(EventKind::RequestDenied)), ..Change::default() }.into()
+                Change {
+                    to: Some(State::Denied),
+                    event: Some(event(EventKind::RequestDenied)),
+                    linked,
+                    ..Change::default()
+                }
+                .into()
             });
             s.decide(id, f).await
         })
     });
     let results = futures::future::join_all(writes).await;
     for (i, (r, id)) in results.into_iter().zip(&ids).enumerate() {
-        let r = r.unwrap();
+        let r = r.unwrap().unwrap();
         let state = store.get_request(*id).await.unwrap().unwrap().state;
         if i % 2 == 0 {
-            assert!(matches!(r, Ok(Decided::Changed(_))), "write {i}: {r:?}");
+            assert!(matches!(r, Decided::Changed(_)), "write {i}: {r:?}");
             assert_eq!(state, State::Denied);
         } else {
-            assert!(r.is_err(), "write {i} is illegal");
-            assert_eq!(state, State::Pending, "a failed write changes nothing");
+            assert_eq!(r, Decided::LinkedConflict, "write {i}");
+            assert_eq!(state, State::Pending, "a write rolled back half-way changes nothing");
         }
     }
     let report = verify_store(&store).await.unwrap();

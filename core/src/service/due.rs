@@ -301,9 +301,6 @@ impl Service {
         Ok(others
             .into_iter()
             .filter(|o| o.id != req.id && !matches!(o.kind, RequestKind::Extension(_)))
-            .filter(|o| {
-                policy.roles.get(&o.role).is_some_and(|r| r.provider == role.provider && r.target == role.target)
-            })
             .filter_map(|o| self.spec(&policy, &o, None).map(|(s, _)| s))
             .collect())
     }

@@ -8,8 +8,6 @@ use crate::{
     report::{Bench, Row, ms},
 };
 use anyhow::{Context, bail};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::{process::Stdio, sync::Arc, time::Duration};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -50,7 +48,7 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
     let out = blast(&server.base, duration).await;
     server.stop().await;
     check(&out, "elevate")?;
-    let created = count_requests(&url).await?;
+    let created = crate::lifecycle::count_state(&url, "pending").await?;
     if created != out.ok as i64 {
         bail!("elevate answered {} commands but created {created} requests", out.ok);
     }
@@ -102,26 +100,9 @@ async fn blast(base: &str, duration: Duration) -> Outcome {
     open_loop(RATE, duration, move |i| {
         let person = node::requester(i as usize % REQUESTERS);
         let text = format!("{} 1h INC-{i} bench load", node::ROLE);
-        let user = node::slack_id(&person);
-        let form = [
-            ("token", "gIkuvaNzQIHg97ATvDxqgjtO"),
-            ("team_id", node::SLACK_TEAM),
-            ("team_domain", "bench"),
-            ("channel_id", "CGENERAL"),
-            ("channel_name", "general"),
-            ("user_id", &user),
-            ("user_name", &person),
-            ("command", "/elevate"),
-            ("text", &text),
-            ("api_app_id", "A0ELEVATE"),
-            ("response_url", "https://hooks.slack.com/commands/T0BENCH/1/abc"),
-            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
-        ];
-        let body = serde_urlencoded::to_string(form).expect("form");
+        let body = elevate_tests::slack::command_body(node::SLACK_TEAM, &node::slack_id(&person), &person, &text);
         let ts = chrono::Utc::now().timestamp().to_string();
-        let mut mac = Hmac::<Sha256>::new_from_slice(node::SLACK_SIGNING_SECRET.as_bytes()).expect("any key");
-        mac.update(format!("v0:{ts}:{body}").as_bytes());
-        let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+        let sig = elevate_tests::slack::sign(node::SLACK_SIGNING_SECRET, &ts, &body);
         let req = http
             .post(url.as_str())
             .header("content-type", "application/x-www-form-urlencoded")
@@ -136,12 +117,4 @@ async fn blast(base: &str, duration: Duration) -> Outcome {
         }
     })
     .await
-}
-
-async fn count_requests(url: &str) -> anyhow::Result<i64> {
-    use sqlx::Connection;
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{url}")).await?;
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM requests WHERE state = 'pending'").fetch_one(&mut c).await?;
-    Ok(n)
 }
