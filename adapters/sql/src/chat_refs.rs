@@ -1,6 +1,9 @@
 //! `ChatRefs` for both dialects: which chat message belongs to which request.
 
-use crate::{Pools, SqlStore, err};
+use crate::{
+    Pools, SqlStore, err,
+    exec::{Exec, args},
+};
 use async_trait::async_trait;
 use elevate_core::{
     RequestId,
@@ -62,13 +65,8 @@ impl ChatRefs for SqlStore {
         }
         match &self.pools {
             Pools::Sqlite { thread, .. } => {
-                let q = sqlx::query(UPSERT)
-                    .bind(platform.to_string())
-                    .bind(request.0)
-                    .bind(name.to_string())
-                    .bind(channel.to_string())
-                    .bind(message.to_string());
-                thread.run(move |conn| Box::pin(async move { q.execute(conn).await.map(|_| ()).map_err(err) })).await
+                let values = args![platform, request.0, name, channel, message];
+                thread.run(move |tx| Box::pin(async move { tx.exec(UPSERT, values).await.map(|_| ()) })).await
             }
             Pools::Postgres(pool) => run!(pool),
         }

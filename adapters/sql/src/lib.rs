@@ -7,23 +7,27 @@
 //! (row locks) are picked by `pg`.
 
 mod chat_refs;
+mod exec;
 mod rows;
 mod store;
 mod writer;
+mod writes;
 
 use elevate_core::ports::StoreError;
 use sqlx::{
+    ConnectOptions, Connection,
     postgres::{PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{str::FromStr, time::Duration};
 
-/// Which database, with its pools. SQLite gets one writer connection (SQLite has one writer
-/// anyway; a single connection also makes every transaction serial, which is what the lock in
-/// `decide` needs) and a few readers (WAL lets them read while the writer writes).
+/// Which database, with its pools. SQLite gets one writer connection on its own thread (SQLite
+/// has one writer anyway; a single connection also makes every transaction serial, which is
+/// what the lock in `decide` needs) and a few readers (WAL lets them read while the writer
+/// writes).
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { writer: SqlitePool, reader: SqlitePool, thread: writer::WriterThread },
+    Sqlite { reader: SqlitePool, thread: writer::WriterThread },
     Postgres(PgPool),
 }
 
@@ -92,16 +96,16 @@ impl SqlStore {
                     // log no longer fit in 2 MB, and every miss is a system call.
                     .pragma("cache_size", "-16000")
                     .foreign_keys(true);
-                let writer = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(opts.clone())
-                    .await
-                    .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
+                // Migrations through sqlx, on a connection closed once they are done: from then
+                // on the writer thread's connection is the only one that writes.
+                let mut migrator =
+                    opts.connect().await.map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
                 sqlx::migrate!("../../migrations/sqlite")
-                    .run(&writer)
+                    .run(&mut migrator)
                     .await
                     .map_err(|e| StoreError(format!("SQLite migrations failed: {e}")))?;
+                migrator.close().await.map_err(err)?;
+                let thread = writer::WriterThread::start(std::path::Path::new(path))?;
                 // Two readers: more only added threads contending for a small machine's cores
                 // (measured with the lifecycle benchmark); reads are short.
                 let reader = SqlitePoolOptions::new()
@@ -110,9 +114,7 @@ impl SqlStore {
                     .connect_with(opts.read_only(true))
                     .await
                     .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
-                SqlStore {
-                    pools: Pools::Sqlite { reader, thread: writer::WriterThread::start(writer.clone())?, writer },
-                }
+                SqlStore { pools: Pools::Sqlite { reader, thread } }
             }
         };
         Ok(store)
@@ -135,10 +137,9 @@ impl SqlStore {
 
     /// For tests of tamper detection: runs a statement as a DB admin would, behind elevate's back.
     pub async fn execute_raw_for_tests(&self, sql: &'static str) -> Result<u64, StoreError> {
+        use exec::Exec as _;
         match &self.pools {
-            Pools::Sqlite { writer, .. } => {
-                sqlx::query(sql).execute(writer).await.map(|r| r.rows_affected()).map_err(err)
-            }
+            Pools::Sqlite { thread, .. } => thread.run(move |tx| Box::pin(tx.exec(sql, Vec::new()))).await,
             Pools::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()).map_err(err),
         }
     }

@@ -159,3 +159,57 @@ impl EventRow {
         }
     }
 }
+
+/// SQLite rows through rusqlite (the writer thread), by column name like sqlx's derive.
+mod lite {
+    use super::{ApprovalRow, DueRow, RequestRow};
+    use crate::exec::FromBoth;
+    use rusqlite::{Result, Row};
+
+    impl FromBoth for RequestRow {
+        fn from_lite(r: &Row<'_>) -> Result<Self> {
+            Ok(RequestRow {
+                id: r.get("id")?,
+                kind: r.get("kind")?,
+                parent_id: r.get("parent_id")?,
+                role: r.get("role")?,
+                requester: r.get("requester")?,
+                duration_secs: r.get("duration_secs")?,
+                reason: r.get("reason")?,
+                ticket: r.get("ticket")?,
+                source: r.get("source")?,
+                state: r.get("state")?,
+                created_at: r.get("created_at")?,
+                updated_at: r.get("updated_at")?,
+                granted_at: r.get("granted_at")?,
+                expires_at: r.get("expires_at")?,
+                ending: r.get("ending")?,
+                closed_by: r.get("closed_by")?,
+                note: r.get("note")?,
+                grant_handle: r.get("grant_handle")?,
+                extra_approvals: r.get("extra_approvals")?,
+                rules: r.get("rules")?,
+                review: r.get("review")?,
+            })
+        }
+    }
+
+    impl FromBoth for ApprovalRow {
+        fn from_lite(r: &Row<'_>) -> Result<Self> {
+            Ok(ApprovalRow { request_id: r.get("request_id")?, approver: r.get("approver")?, at: r.get("at")? })
+        }
+    }
+
+    impl FromBoth for DueRow {
+        fn from_lite(r: &Row<'_>) -> Result<Self> {
+            Ok(DueRow {
+                id: r.get("id")?,
+                kind: r.get("kind")?,
+                request_id: r.get("request_id")?,
+                due_at: r.get("due_at")?,
+                attempts: r.get("attempts")?,
+                payload: r.get("payload")?,
+            })
+        }
+    }
+}

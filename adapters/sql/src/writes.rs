@@ -1,0 +1,284 @@
+//! The bodies of the store's writes, written once for both databases against [`Exec`]. Each
+//! runs inside one transaction that its caller opens and ends (see `store.rs`).
+
+use crate::{
+    err,
+    exec::{Exec, args},
+    rows::{ApprovalRow, DueRow, RequestRow},
+};
+use chrono::{DateTime, Utc};
+use elevate_core::{
+    RequestId,
+    audit::{AuditEvent, NewEvent},
+    ports::{Change, DecideFn, Decided, Decision, DueItem, Lockdown, NewDue, StoreError},
+    request::{NewRequest, Request},
+    time::to_millis,
+};
+
+/// The columns of `RequestRow`, as a literal for `concat!`.
+macro_rules! request_columns {
+    () => {
+        "id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, created_at, updated_at, \
+         granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review"
+    };
+}
+pub(crate) use request_columns;
+
+const SELECT_REQUEST: &str = concat!("SELECT ", request_columns!(), " FROM requests WHERE id = $1");
+const SELECT_REQUEST_FOR_UPDATE: &str =
+    concat!("SELECT ", request_columns!(), " FROM requests WHERE id = $1 FOR UPDATE");
+const SELECT_APPROVALS: &str =
+    "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
+const INSERT_REQUEST: &str = concat!(
+    "INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
+     created_at, updated_at, extra_approvals, rules, closed_by, note) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ",
+    request_columns!()
+);
+/// The compare-and-set of `decide`, returning the row as it now is.
+const UPDATE_REQUEST: &str = concat!(
+    "UPDATE requests SET state = COALESCE($1, state), granted_at = COALESCE($2, granted_at), \
+     expires_at = COALESCE($3, expires_at), ending = COALESCE($4, ending), \
+     closed_by = COALESCE($5, closed_by), note = COALESCE($6, note), \
+     grant_handle = COALESCE($7, grant_handle), updated_at = $8, review = COALESCE($9, review) \
+     WHERE id = $10 AND state = $11 RETURNING ",
+    request_columns!()
+);
+const CLAIM_SQLITE: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
+     WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3) \
+     RETURNING id, kind, request_id, due_at, attempts, payload";
+const CLAIM_PG: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
+     WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, kind, request_id, due_at, attempts, payload";
+
+/// `$1, $2, …` for `n` values, numbered from `first`.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Appends one event to the audit chain, after the head this transaction holds.
+pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<AuditEvent, StoreError> {
+    let (seq, hash) = tx.head().await?;
+    let sealed = AuditEvent::seal(&ev, Some((seq, hash.as_str())));
+    tx.push_event(&sealed).await?;
+    Ok(sealed)
+}
+
+/// Inserts due items with one statement, whatever their number.
+pub(crate) async fn insert_due<E: Exec>(
+    tx: &mut E,
+    items: Vec<NewDue>,
+    request: Option<i64>,
+) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..items.len())
+        .map(|i| format!("(${}, ${}, ${}, 0, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+        .collect();
+    let sql = format!("INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {}", rows.join(", "));
+    let mut values = Vec::with_capacity(items.len() * 4);
+    for d in items {
+        let req: Option<i64> = d.request.map(|r| r.0).or(request);
+        values.extend(args![d.kind.as_str(), req, to_millis(d.due_at), d.payload.to_string()]);
+    }
+    tx.exec(&sql, values).await?;
+    Ok(())
+}
+
+/// A request and its approvals; on PostgreSQL the row is locked first, and the approvals are
+/// read by a second statement so that they are seen as of after the lock.
+async fn load<E: Exec>(tx: &mut E, id: i64) -> Result<Option<(RequestRow, Vec<ApprovalRow>)>, StoreError> {
+    let sql = if tx.pg() { SELECT_REQUEST_FOR_UPDATE } else { SELECT_REQUEST };
+    let Some(row) = tx.row::<RequestRow>(sql, args![id]).await? else {
+        return Ok(None);
+    };
+    let approvals = tx.rows::<ApprovalRow>(SELECT_APPROVALS, args![id]).await?;
+    Ok(Some((row, approvals)))
+}
+
+pub(crate) async fn create_request<E: Exec>(
+    tx: &mut E,
+    new: NewRequest,
+    event: NewEvent,
+    due: Vec<NewDue>,
+) -> Result<Request, StoreError> {
+    let now = to_millis(new.created_at);
+    let values = args![
+        new.kind.as_str(),
+        new.kind.parent().map(|p| p.0),
+        new.role.as_str(),
+        new.requester.as_str(),
+        new.duration.secs(),
+        new.reason.as_str(),
+        new.ticket.as_deref(),
+        serde_json::to_string(&new.source).map_err(err)?,
+        new.state.as_str(),
+        now,
+        now,
+        new.extra_approvals as i64,
+        serde_json::to_string(&new.rules).map_err(err)?,
+        new.closed_by.as_deref(),
+        new.note.as_deref(),
+    ];
+    let row =
+        tx.row::<RequestRow>(INSERT_REQUEST, values).await?.ok_or_else(|| StoreError::new("insert returned no row"))?;
+    let id = row.id;
+    let mut event = event;
+    event.subject = Some(RequestId(id));
+    append(tx, event).await?;
+    insert_due(tx, due, Some(id)).await?;
+    // The row as inserted; a new request has no approvals yet.
+    row.into_request(Vec::new())
+}
+
+pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
+    let Some((row, mut approvals)) = load(tx, id.0).await? else {
+        return Ok(Decided::NotFound);
+    };
+    let req = row.into_request(approvals.clone())?;
+    let change = match f(&req) {
+        Decision::Refuse(e, event) => {
+            if let Some(event) = event {
+                append(tx, event).await?;
+            }
+            return Ok(Decided::Refused(e));
+        }
+        Decision::Change(change) => change,
+    };
+    let Change { to, patch, approval, event, schedule, cancel, finish, linked } = *change;
+    if let Some(to) = to {
+        if !req.state.can_become(to) {
+            return Err(StoreError(format!("illegal transition {} -> {} for {}", req.state.as_str(), to.as_str(), id)));
+        }
+        if event.is_none() {
+            return Err(StoreError(format!("transition of {id} without an audit event")));
+        }
+    }
+    let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
+    let values = args![
+        to.map(|s| s.as_str()),
+        patch.granted_at.map(to_millis),
+        patch.expires_at.map(to_millis),
+        patch.ending.map(|e| e.as_str()),
+        patch.closed_by,
+        patch.note,
+        patch.grant_handle.map(|h| h.to_string()),
+        now,
+        patch.review.map(|r| r.to_string()),
+        id.0,
+        req.state.as_str(),
+    ];
+    let Some(updated) = tx.row::<RequestRow>(UPDATE_REQUEST, values).await? else {
+        return Err(StoreError(format!("compare-and-set on {id} lost although the row was locked")));
+    };
+    if let Some(approver) = approval {
+        tx.exec(
+            "INSERT INTO approvals (request_id, approver, at) VALUES ($1, $2, $3)",
+            args![id.0, approver.as_str(), now],
+        )
+        .await?;
+        // As a read would now return them: nobody else writes this request's approvals while
+        // its row is held.
+        approvals.push(ApprovalRow { request_id: id.0, approver: approver.to_string(), at: now });
+        approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    }
+    // A linked move of this same row changes what the update returned: read it all again.
+    let linked_is_self = linked.as_ref().is_some_and(|l| l.id == id);
+    if let Some(linked) = linked {
+        let moved = tx
+            .exec(
+                "UPDATE requests SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+                args![linked.to.as_str(), now, linked.id.0, linked.from.as_str()],
+            )
+            .await?;
+        if moved != 1 {
+            tx.roll_back();
+            return Ok(Decided::LinkedConflict);
+        }
+        append(tx, linked.event).await?;
+    }
+    if !cancel.is_empty() || finish.is_some() {
+        // The finished item and the cancelled kinds in one statement.
+        let mut conds = Vec::new();
+        let mut values = Vec::new();
+        if let Some(done) = finish {
+            values.extend(args![done]);
+            conds.push("id = $1".to_string());
+        }
+        if !cancel.is_empty() {
+            let first = values.len() + 1;
+            values.extend(args![id.0]);
+            values.extend(cancel.iter().map(|k| k.as_str().into()));
+            conds.push(format!("(request_id = ${first} AND kind IN ({}))", placeholders(first + 1, cancel.len())));
+        }
+        tx.exec(&format!("DELETE FROM due_items WHERE {}", conds.join(" OR ")), values).await?;
+    }
+    insert_due(tx, schedule, Some(id.0)).await?;
+    if let Some(event) = event {
+        append(tx, event).await?;
+    }
+    let after = if linked_is_self {
+        let (row, approvals) = load(tx, id.0).await?.ok_or_else(|| StoreError::new("row vanished"))?;
+        row.into_request(approvals)?
+    } else {
+        updated.into_request(approvals)?
+    };
+    Ok(Decided::Changed(Box::new(after)))
+}
+
+pub(crate) async fn claim_due<E: Exec>(
+    tx: &mut E,
+    now: i64,
+    until: i64,
+    limit: u32,
+) -> Result<Vec<DueItem>, StoreError> {
+    let sql = if tx.pg() { CLAIM_PG } else { CLAIM_SQLITE };
+    let rows = tx.rows::<DueRow>(sql, args![until, now, limit as i64]).await?;
+    let mut items: Vec<DueItem> = rows.into_iter().filter_map(DueRow::into_item).collect();
+    items.sort_by_key(|i| (i.due_at, i.id));
+    Ok(items)
+}
+
+pub(crate) async fn retry_due<E: Exec>(
+    tx: &mut E,
+    id: i64,
+    at: DateTime<Utc>,
+    attempts: u32,
+    event: Option<NewEvent>,
+) -> Result<(), StoreError> {
+    let moved = tx
+        .exec(
+            "UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3",
+            args![to_millis(at), attempts as i64, id],
+        )
+        .await?;
+    // Cancelled while it ran (the request moved on): nothing to record.
+    if moved == 0 {
+        return Ok(());
+    }
+    if let Some(event) = event {
+        append(tx, event).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_lockdown<E: Exec>(tx: &mut E, l: Lockdown, event: NewEvent) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO lockdowns (scope, reason, locked_by, locked_at, blocks_breakglass) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason, locked_by = excluded.locked_by, \
+         locked_at = excluded.locked_at, blocks_breakglass = excluded.blocks_breakglass",
+        args![&l.scope, &l.reason, &l.locked_by, to_millis(l.locked_at), l.blocks_breakglass as i64],
+    )
+    .await?;
+    append(tx, event).await?;
+    Ok(())
+}
+
+pub(crate) async fn clear_lockdown<E: Exec>(tx: &mut E, scope: String, event: NewEvent) -> Result<bool, StoreError> {
+    if tx.exec("DELETE FROM lockdowns WHERE scope = $1", args![scope]).await? == 0 {
+        return Ok(false);
+    }
+    append(tx, event).await?;
+    Ok(true)
+}
