@@ -110,6 +110,9 @@ pub struct DueItem {
     /// Failed runs so far.
     pub attempts: u32,
     pub payload: Value,
+    /// Its request as the store read it when claiming the item, when it did: the handler
+    /// would otherwise read it again at once. Handlers re-check the state inside `decide`.
+    pub snapshot: Option<Box<Request>>,
 }
 
 /// Fields to set on a request row (`None` leaves the column as it is).
@@ -149,6 +152,11 @@ pub struct Change {
     pub cancel: Vec<DueKind>,
     /// Delete the due item being processed.
     pub finish: Option<i64>,
+    /// Instead of `finish`: the due item being processed (id) becomes one of this kind, due
+    /// now, still held by this run's lease, so that the handler goes straight on to that step
+    /// (expire, then revoke) without waiting for the scheduler; after a crash it runs when the
+    /// lease ends.
+    pub then: Option<(i64, DueKind)>,
     pub linked: Option<Linked>,
 }
 

@@ -106,6 +106,41 @@ on_both_dbs!(a_transition_changes_state_patch_approvals_items_and_chain_at_once,
     assert!(verify_store(&store).await.unwrap().broken.is_none());
 });
 
+on_both_dbs!(a_claimed_item_can_become_the_next_step_still_held_by_its_lease, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    let lease = StdDuration::from_secs(60);
+    // The pending timeout is claimed, then turned into an apply item by the transition.
+    let now = t0() + Duration::hours(2);
+    let claimed = store.claim_due(now, 10, lease).await.unwrap();
+    let item = claimed[0].id;
+    let out = store
+        .decide(
+            id,
+            Box::new(move |_| {
+                Change {
+                    to: Some(State::Approved),
+                    event: Some(event(EventKind::RequestApproved)),
+                    then: Some((item, DueKind::Apply)),
+                    ..Change::default()
+                }
+                .into()
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, Decided::Changed(_)));
+    let due = store.due_items(id).await.unwrap();
+    assert_eq!(due.iter().map(|d| (d.id, d.kind, d.attempts)).collect::<Vec<_>>(), [(item, DueKind::Apply, 0)]);
+    assert!(store.claim_due(now, 10, lease).await.unwrap().is_empty(), "still held by the lease");
+    let after_lease = store.claim_due(now + Duration::minutes(2), 10, lease).await.unwrap();
+    assert_eq!(
+        after_lease.iter().map(|d| (d.id, d.kind)).collect::<Vec<_>>(),
+        [(item, DueKind::Apply)],
+        "a crash loses nothing"
+    );
+});
+
 on_both_dbs!(an_illegal_transition_or_a_missing_event_is_an_error_and_writes_nothing, |db| async move {
     let store = SqlStore::connect(&db.url).await.unwrap();
     let id = create(&store).await;

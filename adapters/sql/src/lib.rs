@@ -91,10 +91,6 @@ impl SqlStore {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
-                    // 16 MB of page cache per connection (SQLite's default is 2 MB): with a
-                    // hundred thousand grants the hot pages of requests, due items and the audit
-                    // log no longer fit in 2 MB, and every miss is a system call.
-                    .pragma("cache_size", "-16000")
                     .foreign_keys(true);
                 // Migrations through sqlx, on a connection closed once they are done: from then
                 // on the writer thread's connection is the only one that writes.
@@ -107,7 +103,10 @@ impl SqlStore {
                 migrator.close().await.map_err(err)?;
                 let thread = writer::WriterThread::start(std::path::Path::new(path))?;
                 // Two readers: more only added threads contending for a small machine's cores
-                // (measured with the lifecycle benchmark); reads are short.
+                // (measured with the lifecycle benchmark); reads are short. They keep SQLite's
+                // default 2 MB page cache: a reader drops its whole cache whenever the writer
+                // has committed since its last read, so under load a bigger one was only more
+                // memory to free (measured). Mapping the file (`mmap_size`) was slower too.
                 let reader = SqlitePoolOptions::new()
                     .max_connections(2)
                     .acquire_timeout(Duration::from_secs(30))

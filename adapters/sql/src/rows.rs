@@ -140,6 +140,7 @@ impl DueRow {
             due_at: from_millis(self.due_at),
             attempts: self.attempts.clamp(0, u32::MAX as i64) as u32,
             payload: serde_json::from_str(&self.payload).unwrap_or_default(),
+            snapshot: None,
         })
     }
 }

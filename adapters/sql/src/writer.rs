@@ -55,13 +55,46 @@ fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     Ok(conn)
 }
 
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies the WAL into the database file from a thread and connection of its own, so that
+/// the writer never stops to do it. (SQLite's default is to checkpoint inside whichever commit
+/// passes a thousand WAL pages: that commit, and every write waiting behind it, then waits for
+/// the copy and its fsync.) `PASSIVE` never blocks the writer or the readers; the thread ends
+/// with the writer, after a last checkpoint.
+fn checkpointer(path: &Path, writer_alive: std::sync::mpsc::Receiver<()>) -> Result<(), StoreError> {
+    let conn = open(path)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let checkpoint = |mode: &str| {
+                if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed; will retry");
+                }
+            };
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = writer_alive.recv_timeout(CHECKPOINT_EVERY) {
+                checkpoint("PASSIVE");
+            }
+            checkpoint("PASSIVE");
+        })
+        .map_err(|e| StoreError::new(format!("cannot start the SQLite checkpoint thread: {e}")))?;
+    Ok(())
+}
+
 impl WriterThread {
     pub(crate) fn start(path: &Path) -> Result<WriterThread, StoreError> {
         let conn = open(path)?;
+        let (alive, writer_alive) = std::sync::mpsc::channel();
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(err)?;
+        checkpointer(path, writer_alive)?;
         let (jobs, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || {
+                writer_loop(conn, rx);
+                drop(alive);
+            })
             .map_err(|e| StoreError::new(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(WriterThread { jobs })
     }

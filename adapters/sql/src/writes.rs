@@ -146,7 +146,7 @@ pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> R
         }
         Decision::Change(change) => change,
     };
-    let Change { to, patch, approval, event, schedule, cancel, finish, linked } = *change;
+    let Change { to, patch, approval, event, schedule, cancel, finish, then, linked } = *change;
     if let Some(to) = to {
         if !req.state.can_become(to) {
             return Err(StoreError(format!("illegal transition {} -> {} for {}", req.state.as_str(), to.as_str(), id)));
@@ -214,6 +214,13 @@ pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> R
         }
         tx.exec(&format!("DELETE FROM due_items WHERE {}", conds.join(" OR ")), values).await?;
     }
+    if let Some((item, kind)) = then {
+        tx.exec(
+            "UPDATE due_items SET kind = $1, due_at = $2, attempts = 0 WHERE id = $3",
+            args![kind.as_str(), now, item],
+        )
+        .await?;
+    }
     insert_due(tx, schedule, Some(id.0)).await?;
     if let Some(event) = event {
         append(tx, event).await?;
@@ -237,6 +244,31 @@ pub(crate) async fn claim_due<E: Exec>(
     let rows = tx.rows::<DueRow>(sql, args![until, now, limit as i64]).await?;
     let mut items: Vec<DueItem> = rows.into_iter().filter_map(DueRow::into_item).collect();
     items.sort_by_key(|i| (i.due_at, i.id));
+    // Their requests, read here with two statements rather than by each handler with one.
+    let mut ids: Vec<i64> = items.iter().filter_map(|i| i.request.map(|r| r.0)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if !ids.is_empty() {
+        let list = placeholders(1, ids.len());
+        let values: Vec<_> = ids.iter().map(|id| (*id).into()).collect();
+        let sql = format!(concat!("SELECT ", request_columns!(), " FROM requests WHERE id IN ({})"), list);
+        let requests = tx.rows::<RequestRow>(&sql, values.clone()).await?;
+        let sql = format!(
+            "SELECT request_id, approver, at FROM approvals WHERE request_id IN ({list}) ORDER BY request_id, at, approver"
+        );
+        let mut approvals: std::collections::HashMap<i64, Vec<ApprovalRow>> = Default::default();
+        for a in tx.rows::<ApprovalRow>(&sql, values).await? {
+            approvals.entry(a.request_id).or_default().push(a);
+        }
+        let mut loaded = std::collections::HashMap::new();
+        for row in requests {
+            let id = row.id;
+            loaded.insert(id, row.into_request(approvals.remove(&id).unwrap_or_default())?);
+        }
+        for item in &mut items {
+            item.snapshot = item.request.and_then(|r| loaded.get(&r.0)).map(|r| Box::new(r.clone()));
+        }
+    }
     Ok(items)
 }
 

@@ -15,11 +15,15 @@ use tracing::{info, warn};
 
 impl Service {
     /// Runs one claimed item to completion (finished, or put back with a later due time).
-    pub async fn run_due(&self, item: DueItem) -> CoreResult<()> {
+    pub async fn run_due(&self, mut item: DueItem) -> CoreResult<()> {
         let Some(id) = item.request else {
             return self.store.finish_due(item.id).await.map_err(CoreError::store);
         };
-        let Some(req) = self.store.get_request(id).await.map_err(CoreError::store)? else {
+        let req = match item.snapshot.take() {
+            Some(req) if req.id == id => Some(*req),
+            _ => self.store.get_request(id).await.map_err(CoreError::store)?,
+        };
+        let Some(req) = req else {
             return self.store.finish_due(item.id).await.map_err(CoreError::store);
         };
         match item.kind {
@@ -260,16 +264,17 @@ impl Service {
                     Some(r.id),
                     json!({ "ending": "expired" }),
                 )),
-                schedule: vec![NewDue::new(DueKind::Revoke, r.id, now)],
                 cancel: vec![DueKind::ExpiryWarning, DueKind::Refresh],
-                finish: Some(item_id),
+                then: Some((item_id, DueKind::Revoke)),
                 ..Change::default()
             })
         });
         match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
-            Decided::Changed(_) => {
-                self.wake.wake();
-                Ok(())
+            // The same item is now the revoke: carry on with it at once, so that removing the
+            // access does not wait for another round of the scheduler.
+            Decided::Changed(req) => {
+                let next = DueItem { kind: DueKind::Revoke, due_at: now, attempts: 0, snapshot: None, ..item };
+                self.run_revoke(next, *req).await
             }
             _ => self.finish(&item).await,
         }
