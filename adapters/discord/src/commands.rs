@@ -176,7 +176,10 @@ impl Discord {
             },
         };
         let req = self.inner.service.request(caller, input).await?;
-        chat::remember_requester(self.inner.refs.as_ref(), PLATFORM, req.id, user_id(p)).await;
+        // After the answer: the request is committed and the person is told so at once; this
+        // second write only helps DMs find them (see `chat::requester_user`).
+        let (refs, user) = (self.inner.refs.clone(), user_id(p).to_string());
+        self.later(async move { chat::remember_requester(refs.as_ref(), PLATFORM, req.id, &user).await });
         Ok(self.sent_message(&req))
     }
 

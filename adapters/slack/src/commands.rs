@@ -121,7 +121,10 @@ impl Slack {
             },
         };
         let req = self.inner.service.request(caller, input).await?;
-        self.remember_requester(req.id, &form.user_id).await;
+        // After the answer: the request is committed and the person is told so at once; this
+        // second write only helps DMs find them (see `chat::requester_user`).
+        let (slack, user) = (self.clone(), form.user_id.clone());
+        self.later(async move { slack.remember_requester(req.id, &user).await });
         Ok(self.sent_message(&req))
     }
 

@@ -19,7 +19,11 @@ use sqlx::{
     postgres::{PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 /// Which database, with its pools. SQLite gets one writer connection on its own thread (SQLite
 /// has one writer anyway; a single connection also makes every transaction serial, which is
@@ -27,8 +31,17 @@ use std::{str::FromStr, time::Duration};
 /// writes).
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { reader: SqlitePool, thread: writer::WriterThread },
+    Sqlite { reader: SqlitePool, thread: writer::WriterThread, lockdowns: Arc<Mutex<LockdownCache>> },
     Postgres(PgPool),
+}
+
+/// SQLite only: the lockdowns as last read, since every new request checks them and only this
+/// process writes them (one server per SQLite file; the CLI goes through its API). `generation`
+/// moves with every write, so that a read that raced a write is not kept.
+#[derive(Default)]
+pub(crate) struct LockdownCache {
+    generation: u64,
+    value: Option<Vec<elevate_core::ports::Lockdown>>,
 }
 
 /// The `Store`. Clone is cheap (pools are shared).
@@ -113,7 +126,7 @@ impl SqlStore {
                     .connect_with(opts.read_only(true))
                     .await
                     .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
-                SqlStore { pools: Pools::Sqlite { reader, thread } }
+                SqlStore { pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() } }
             }
         };
         Ok(store)

@@ -305,6 +305,51 @@ impl Store for SqlStore {
     }
 
     async fn lockdowns(&self) -> Result<Vec<Lockdown>, StoreError> {
+        let cached = match &self.pools {
+            Pools::Sqlite { lockdowns, .. } => {
+                let c = lockdowns.lock().expect("lockdown cache");
+                if let Some(v) = &c.value {
+                    return Ok(v.clone());
+                }
+                Some((lockdowns.clone(), c.generation))
+            }
+            Pools::Postgres(_) => None,
+        };
+        let value = self.read_lockdowns().await?;
+        if let Some((cache, generation)) = cached {
+            let mut c = cache.lock().expect("lockdown cache");
+            if c.generation == generation {
+                c.value = Some(value.clone());
+            }
+        }
+        Ok(value)
+    }
+
+    async fn set_lockdown(&self, l: Lockdown, event: NewEvent) -> Result<(), StoreError> {
+        let out = with_writer!(self, |tx| writes::set_lockdown(tx, l, event).await);
+        self.forget_lockdowns();
+        out
+    }
+
+    async fn clear_lockdown(&self, scope: &str, event: NewEvent) -> Result<bool, StoreError> {
+        let scope = scope.to_string();
+        let out = with_writer!(self, |tx| writes::clear_lockdown(tx, scope, event).await);
+        self.forget_lockdowns();
+        out
+    }
+}
+
+impl SqlStore {
+    /// After a lockdown write, whether it committed or not.
+    fn forget_lockdowns(&self) {
+        if let Pools::Sqlite { lockdowns, .. } = &self.pools {
+            let mut c = lockdowns.lock().expect("lockdown cache");
+            c.generation += 1;
+            c.value = None;
+        }
+    }
+
+    async fn read_lockdowns(&self) -> Result<Vec<Lockdown>, StoreError> {
         with_pool!(self, |r| {
             let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
                 "SELECT scope, reason, locked_by, locked_at, blocks_breakglass FROM lockdowns ORDER BY scope",
@@ -323,14 +368,5 @@ impl Store for SqlStore {
                 })
                 .collect())
         })
-    }
-
-    async fn set_lockdown(&self, l: Lockdown, event: NewEvent) -> Result<(), StoreError> {
-        with_writer!(self, |tx| writes::set_lockdown(tx, l, event).await)
-    }
-
-    async fn clear_lockdown(&self, scope: &str, event: NewEvent) -> Result<bool, StoreError> {
-        let scope = scope.to_string();
-        with_writer!(self, |tx| writes::clear_lockdown(tx, scope, event).await)
     }
 }
