@@ -219,6 +219,9 @@ pub struct RequestQuery {
     pub ids: Vec<RequestId>,
     pub created_since: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
+    /// The requests without their approvals (`approvals` left empty): cheaper, for callers
+    /// that do not look at them.
+    pub skip_approvals: bool,
 }
 
 /// Persistence, domain-shaped. Every state change goes through `decide`, which locks the row

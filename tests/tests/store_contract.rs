@@ -349,6 +349,11 @@ on_both_dbs!(listing_filters_by_every_field_and_brings_each_requests_approvals, 
         (vec!["carol".to_string()], vec![], vec!["alice".into()], vec!["dana".into()])
     );
     assert_eq!(by_id(a1).approvals[1].at, t0() + Duration::minutes(2));
+    let bare = list(RequestQuery { skip_approvals: true, ..RequestQuery::default() }).await;
+    assert_eq!(ids(bare.clone()), [b2, b1, a3, a2, a1], "the same rows without approvals");
+    for r in bare {
+        assert_eq!(r, elevate_core::request::Request { approvals: Vec::new(), ..by_id(r.id) });
+    }
 
     let alice = Some(PersonId::parse("alice").unwrap());
     let q = |states: &[State], requester: Option<PersonId>, role: Option<&str>, roles: &[&str]| RequestQuery {

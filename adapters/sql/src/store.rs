@@ -138,16 +138,29 @@ impl Store for SqlStore {
             args.push(Arg::Int(to_millis(since)));
         }
         let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-        let sql = format!(
-            concat!(
-                "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT ",
-                request_columns!(),
-                " FROM requests{} ORDER BY id DESC LIMIT ${}) r \
-                 LEFT JOIN approvals a ON a.request_id = r.id ORDER BY r.id DESC, a.at, a.approver"
-            ),
-            filter,
-            args.len() + 1
-        );
+        let sql = if q.skip_approvals {
+            format!(
+                concat!(
+                    "SELECT ",
+                    request_columns!(),
+                    ", CAST(NULL AS TEXT) AS approver, CAST(NULL AS BIGINT) AS approved_at \
+                     FROM requests{} ORDER BY id DESC LIMIT ${}"
+                ),
+                filter,
+                args.len() + 1
+            )
+        } else {
+            format!(
+                concat!(
+                    "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT ",
+                    request_columns!(),
+                    " FROM requests{} ORDER BY id DESC LIMIT ${}) r \
+                     LEFT JOIN approvals a ON a.request_id = r.id ORDER BY r.id DESC, a.at, a.approver"
+                ),
+                filter,
+                args.len() + 1
+            )
+        };
         args.push(Arg::Int(q.limit.unwrap_or(500).min(10_000) as i64));
         with_pool!(self, |r| {
             let mut query = sqlx::query_as::<_, RequestApprovalRow>(sqlx::AssertSqlSafe(sql));

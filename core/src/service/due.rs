@@ -300,6 +300,7 @@ impl Service {
             states: vec![State::Active, State::Approved],
             requester: Some(req.requester.clone()),
             roles: sharing,
+            skip_approvals: true,
             ..Default::default()
         };
         let others = self.store.list_requests(&q).await.map_err(CoreError::store)?;
