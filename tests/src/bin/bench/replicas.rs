@@ -48,7 +48,7 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
 
     let ln = if b.quick { 1_500 } else { 6_000 };
     let url = b.pg_url("lifecycle2").await?.expect("PostgreSQL present");
-    let t = lifecycle::measure(b, &url, "lifecycle-pg-2", ln, 2).await?;
+    let t = lifecycle::measure(b, &url, "lifecycle-pg-2", ln, 2, lifecycle::PEOPLE).await?;
     let ratio = b.pg_lifecycle.map(|one| t.per_sec / one);
     b.row(Row {
         scenario: "two replicas",
