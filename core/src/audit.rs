@@ -174,6 +174,25 @@ impl AuditEvent {
     }
 }
 
+/// The hashed text of a new event on either side of its `seq`, which only the store knows:
+/// an event's hash is `SHA-256(before ‖ seq ‖ after ‖ prev_hash)` (as [`AuditEvent::compute_hash`]
+/// computes it). PostgreSQL numbers, hashes and links an event in the statement that moves the
+/// chain's head, so that the head's row lock is held for one statement and the commit.
+pub fn hashed_around_seq(new: &NewEvent) -> (String, String) {
+    let body = serde_json::json!({
+        "actor": new.actor.to_string(),
+        "at": crate::time::to_millis(new.at),
+        "details": new.details,
+        "kind": new.kind.as_str(),
+    });
+    // Keys sort as actor, at, details, kind, seq, subject: `seq` goes after the first four.
+    let mut before = canonical_json(&body);
+    before.pop();
+    before.push_str(",\"seq\":");
+    let after = format!(",\"subject\":{}}}", canonical_json(&serde_json::json!(new.subject.map(|s| s.0))));
+    (before, after)
+}
+
 /// JSON with object keys sorted and no insignificant white space, independent of how serde_json
 /// happens to be configured (its `preserve_order` feature can be switched on by any dependency).
 pub fn canonical_json(v: &Value) -> String {
@@ -321,6 +340,25 @@ mod tests {
             out.push(ev);
         }
         out
+    }
+
+    #[test]
+    fn the_text_around_seq_hashes_to_the_sealed_hash() {
+        let mut prev: Option<AuditEvent> = None;
+        for (i, subject) in [Some(RequestId(7)), None, Some(RequestId(123456))].into_iter().enumerate() {
+            let new = NewEvent::new(
+                crate::time::from_millis(1_700_000_000_123 + i as i64),
+                Actor::Person(PersonId::parse("alice").unwrap()),
+                EventKind::RequestApproved,
+                subject,
+                json!({"z": "é\"q", "a": [1, {"y": null, "b": 2.5}]}),
+            );
+            let sealed = AuditEvent::seal(&new, prev.as_ref().map(|p| (p.seq, p.hash.as_str())));
+            let (before, after) = hashed_around_seq(&new);
+            let text = format!("{before}{}{after}{}", sealed.seq, sealed.prev_hash);
+            assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), sealed.hash);
+            prev = Some(sealed);
+        }
     }
 
     #[test]

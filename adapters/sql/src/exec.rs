@@ -8,7 +8,11 @@
 
 use crate::err;
 use async_trait::async_trait;
-use elevate_core::{audit::AuditEvent, ports::StoreError, time::to_millis};
+use elevate_core::{
+    audit::{AuditEvent, NewEvent, hashed_around_seq},
+    ports::StoreError,
+    time::{from_millis, to_millis},
+};
 use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, postgres::PgRow};
 
@@ -90,10 +94,9 @@ pub(crate) trait Exec: Send {
     async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError>;
     /// Runs a statement and reads its rows.
     async fn rows<R: FromBoth>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<R>, StoreError>;
-    /// The audit chain's head (`seq`, `hash`), held so that nobody else appends until commit.
-    async fn head(&mut self) -> Result<(i64, String), StoreError>;
-    /// Stores a sealed event and makes it the head.
-    async fn push_event(&mut self, e: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends an event to the audit chain, after its head, which stays held (nobody else
+    /// appends) until this transaction ends.
+    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError>;
     /// Undoes this write's statements, without failing it: what it returns is still answered.
     fn roll_back(&mut self);
 
@@ -104,10 +107,6 @@ pub(crate) trait Exec: Send {
 
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-fn event_args(e: &AuditEvent) -> Vec<Arg> {
-    args![e.seq, to_millis(e.at), &e.actor, &e.kind, e.subject, e.details.to_string(), &e.prev_hash, &e.hash]
-}
 
 /// A write on PostgreSQL: one transaction of the pool.
 pub(crate) struct PgTx {
@@ -141,27 +140,43 @@ impl Exec for PgTx {
         rows.iter().map(|r| R::from_row(r).map_err(err)).collect()
     }
 
-    async fn head(&mut self) -> Result<(i64, String), StoreError> {
-        // The row lock serialises appends across replicas until this transaction ends.
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(err)
-    }
-
-    async fn push_event(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
-        // The event and the new head in one statement (one round trip).
-        let moved = self
-            .exec(
-                "WITH appended AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) UPDATE audit_head SET seq = $1, hash = $8 WHERE id = 1",
-                event_args(e),
-            )
-            .await?;
-        if moved != 1 {
-            return Err(StoreError::new("the audit head row is missing"));
-        }
-        Ok(())
+    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
+        // One statement numbers the event, hashes it onto the chain and moves the head (`SET`
+        // reads the head's old values; `prev_hash` keeps the old hash for `RETURNING`). The
+        // head's row lock, which serialises appends across replicas, is then held for this
+        // statement and the commit only, not for a round trip to read the head and another to
+        // write the event as well. The hashed text is core's, built around the `seq`.
+        let (before, after) = hashed_around_seq(&ev);
+        let at = to_millis(ev.at);
+        let (actor, kind, details) = (ev.actor.to_string(), ev.kind.as_str().to_string(), ev.details.to_string());
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "WITH head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
+             hash = encode(sha256(convert_to($1 || (seq + 1)::text || $2 || hash, 'UTF8')), 'hex') \
+             WHERE id = 1 RETURNING seq, prev_hash, hash) \
+             INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
+             SELECT seq, $3, $4, $5, $6, $7, prev_hash, hash FROM head RETURNING seq, prev_hash, hash",
+        )
+        .bind(before)
+        .bind(after)
+        .bind(at)
+        .bind(&actor)
+        .bind(&kind)
+        .bind(ev.subject.map(|s| s.0))
+        .bind(details)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(err)?;
+        let (seq, prev_hash, hash) = row.ok_or_else(|| StoreError::new("the audit head row is missing"))?;
+        Ok(AuditEvent {
+            seq,
+            at: from_millis(at),
+            actor,
+            kind,
+            subject: ev.subject.map(|s| s.0),
+            details: ev.details,
+            prev_hash,
+            hash,
+        })
     }
 
     fn roll_back(&mut self) {
@@ -219,23 +234,21 @@ impl Exec for LiteTx<'_> {
         Ok(out)
     }
 
-    async fn head(&mut self) -> Result<(i64, String), StoreError> {
-        if let Some(h) = self.head.as_ref() {
-            return Ok(h.clone());
-        }
-        let h: (i64, String) = self
-            .conn
-            .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-            .map_err(lite_err)?;
-        *self.head = Some(h.clone());
-        Ok(h)
-    }
-
-    async fn push_event(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
-        self.exec(INSERT_EVENT, event_args(e)).await?;
+    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
+        let (seq, hash) = match self.head.as_ref() {
+            Some(h) => h.clone(),
+            None => self
+                .conn
+                .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(lite_err)?,
+        };
+        let e = AuditEvent::seal(&ev, Some((seq, hash.as_str())));
+        let values =
+            args![e.seq, to_millis(e.at), &e.actor, &e.kind, e.subject, e.details.to_string(), &e.prev_hash, &e.hash];
+        self.exec(INSERT_EVENT, values).await?;
         *self.head = Some((e.seq, e.hash.clone()));
-        Ok(())
+        Ok(e)
     }
 
     fn roll_back(&mut self) {
@@ -262,11 +275,7 @@ impl Exec for PgAuto {
         rows.iter().map(|r| R::from_row(r).map_err(err)).collect()
     }
 
-    async fn head(&mut self) -> Result<(i64, String), StoreError> {
-        Err(StoreError::new("audit events are appended only inside a transaction"))
-    }
-
-    async fn push_event(&mut self, _: &AuditEvent) -> Result<(), StoreError> {
+    async fn append(&mut self, _: NewEvent) -> Result<AuditEvent, StoreError> {
         Err(StoreError::new("audit events are appended only inside a transaction"))
     }
 

@@ -58,10 +58,7 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 
 /// Appends one event to the audit chain, after the head this transaction holds.
 pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<AuditEvent, StoreError> {
-    let (seq, hash) = tx.head().await?;
-    let sealed = AuditEvent::seal(&ev, Some((seq, hash.as_str())));
-    tx.push_event(&sealed).await?;
-    Ok(sealed)
+    tx.append(ev).await
 }
 
 /// Inserts due items with one statement, whatever their number.
