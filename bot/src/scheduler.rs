@@ -13,7 +13,13 @@ use elevate_core::{
     time::Clock,
 };
 use serde_json::json;
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{error, info, warn};
 
@@ -24,12 +30,34 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
 
 /// Wakes the loop through a `Notify`; a wake with nobody waiting is kept for the next wait.
-#[derive(Default)]
-pub struct NotifyWake(pub Notify);
+pub struct NotifyWake(pub Notify, AtomicI64);
+
+/// `NotifyWake`'s planned wake-up while the loop is not asleep: any new work wakes it.
+const AWAKE: i64 = i64::MAX;
+
+impl Default for NotifyWake {
+    fn default() -> Self {
+        NotifyWake(Notify::new(), AtomicI64::new(AWAKE))
+    }
+}
+
+impl NotifyWake {
+    /// The loop is about to sleep until `until` (clock time), or `AWAKE` while it works: set
+    /// before it reads what is due, so that work added after that read still wakes it.
+    fn plan(&self, until: i64) {
+        self.1.store(until, Ordering::SeqCst);
+    }
+}
 
 impl Wake for NotifyWake {
     fn wake(&self) {
         self.0.notify_one();
+    }
+
+    fn due(&self, at: chrono::DateTime<Utc>) {
+        if elevate_core::time::to_millis(at) < self.1.load(Ordering::SeqCst) {
+            self.wake();
+        }
     }
 }
 
@@ -101,6 +129,7 @@ impl Scheduler {
             if *shutdown.borrow() {
                 return;
             }
+            self.wake.plan(AWAKE);
             let free = self.permits.available_permits() as u32;
             let claimed = if free == 0 {
                 Ok(Vec::new())
@@ -146,6 +175,8 @@ impl Scheduler {
                 tokio::task::yield_now().await;
                 continue;
             }
+            let until = self.clock.now() + chrono::Duration::from_std(sleep).unwrap_or(chrono::Duration::zero());
+            self.wake.plan(elevate_core::time::to_millis(until));
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.0.notified() => {
@@ -246,4 +277,28 @@ pub async fn run_job_with(
         other => anyhow::bail!("unknown job {other}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elevate_core::time::from_millis;
+
+    async fn woken(w: &NotifyWake) -> bool {
+        tokio::time::timeout(Duration::from_millis(1), w.0.notified()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn new_work_wakes_the_loop_only_before_its_planned_wake_up() {
+        let w = NotifyWake::default();
+        w.due(from_millis(5_000));
+        assert!(woken(&w).await, "while the loop works, any new work wakes it");
+        w.plan(10_000);
+        w.due(from_millis(20_000));
+        assert!(!woken(&w).await, "due after the planned wake-up: the loop finds it then");
+        w.due(from_millis(9_999));
+        assert!(woken(&w).await, "due before it: woken now");
+        w.wake();
+        assert!(woken(&w).await, "a plain wake always wakes");
+    }
 }

@@ -358,6 +358,13 @@ pub trait Notifier: Send + Sync + 'static {
 /// Tells the scheduler loop that new due work exists, so it need not wait for its next wake-up.
 pub trait Wake: Send + Sync + 'static {
     fn wake(&self);
+    /// New work first due at `at`: wakes the loop only if it would otherwise sleep past it.
+    /// (Every new request schedules its pending timeout hours ahead; waking the loop for each
+    /// only made it claim nothing and look up its next wake-up again.)
+    fn due(&self, at: DateTime<Utc>) {
+        let _ = at;
+        self.wake();
+    }
 }
 
 /// A `Wake` that does nothing, for tools that run no scheduler (the CLI, tests driving it).

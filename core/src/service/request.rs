@@ -230,8 +230,9 @@ impl Service {
         if let Some(after) = role.escalate_after.filter(|e| *e < role.pending_timeout) {
             due.push(NewDue { kind: DueKind::Escalate, request: None, due_at: at(after), payload: json!(null) });
         }
+        let first_due = due.iter().map(|d| d.due_at).min().unwrap_or(now);
         let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
-        self.wake.wake();
+        self.wake.due(first_due);
         Ok(req)
     }
 
