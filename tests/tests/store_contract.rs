@@ -529,3 +529,18 @@ on_both_dbs!(listing_by_ids_brings_exactly_those_requests, |db| async move {
     let got: Vec<RequestId> = store.list_requests(&q).await.unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(got, vec![ids[4], ids[1]], "newest first; unknown ids are skipped");
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_url_with_options_reads_and_writes_one_file_and_memory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sub").join("elevate.db");
+    let store = SqlStore::connect(&format!("sqlite://{}?mode=rwc", file.display())).await.unwrap();
+    let id = create(&store).await;
+    assert_eq!(store.get_request(id).await.unwrap().map(|r| r.id), Some(id), "the readers see the writer's file");
+    assert!(file.exists(), "the file is the one named, without its options");
+    assert!(!dir.path().join("sub").join("elevate.db?mode=rwc").exists());
+    for url in ["sqlite::memory:", "sqlite://:memory:", "sqlite://?mode=memory"] {
+        let e = SqlStore::connect(url).await.err().unwrap_or_else(|| panic!("{url} was accepted"));
+        assert!(e.0.contains("needs a SQLite file"), "{url}: {}", e.0);
+    }
+}

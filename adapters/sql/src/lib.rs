@@ -91,15 +91,24 @@ impl SqlStore {
             }
             Dialect::Sqlite => {
                 let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-                if let Some(dir) = std::path::Path::new(path).parent()
+                let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}")).map_err(err)?;
+                // The file itself, without any `?…` options: the writer thread and the
+                // checkpointer open it by name. An in-memory database would be a different one
+                // on each of elevate's connections.
+                let file = opts.get_filename().to_path_buf();
+                if path.contains(":memory:") || path.contains("mode=memory") || file.as_os_str().is_empty() {
+                    return Err(StoreError(format!(
+                        "elevate needs a SQLite file, not `{path}`: an in-memory database is not shared between connections"
+                    )));
+                }
+                if let Some(dir) = file.parent()
                     && !dir.as_os_str().is_empty()
                     && !dir.exists()
                 {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| StoreError(format!("cannot create the directory for {path}: {e}")))?;
                 }
-                let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
-                    .map_err(err)?
+                let opts = opts
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -114,7 +123,7 @@ impl SqlStore {
                     .await
                     .map_err(|e| StoreError(format!("SQLite migrations failed: {e}")))?;
                 migrator.close().await.map_err(err)?;
-                let thread = writer::WriterThread::start(std::path::Path::new(path))?;
+                let thread = writer::WriterThread::start(&file)?;
                 // Two readers: more only added threads contending for a small machine's cores
                 // (measured with the lifecycle benchmark); reads are short. They keep SQLite's
                 // default 2 MB page cache: a reader drops its whole cache whenever the writer
