@@ -236,7 +236,10 @@ on_both_dbs!(lockdowns_are_kept_replaced_and_lifted_with_their_events, |db| asyn
         locked_at: t0(),
         blocks_breakglass: false,
     };
+    // Each read comes after a read that SQLite's store keeps: every write must be seen at once.
+    assert!(store.lockdowns().await.unwrap().is_empty());
     store.set_lockdown(l("leak"), event(EventKind::SecurityLockdown)).await.unwrap();
+    assert_eq!(store.lockdowns().await.unwrap(), [l("leak")]);
     store.set_lockdown(l("leak, worse"), event(EventKind::SecurityLockdown)).await.unwrap();
     assert_eq!(store.lockdowns().await.unwrap(), [l("leak, worse")]);
     assert!(store.clear_lockdown("db", event(EventKind::SecurityUnlock)).await.unwrap());

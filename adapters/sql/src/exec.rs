@@ -209,10 +209,6 @@ pub(crate) struct LiteTx<'c> {
     pub(crate) rollback: bool,
 }
 
-fn lite_err(e: rusqlite::Error) -> StoreError {
-    err(e)
-}
-
 #[async_trait]
 impl Exec for LiteTx<'_> {
     fn pg(&self) -> bool {
@@ -220,16 +216,16 @@ impl Exec for LiteTx<'_> {
     }
 
     async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(lite_err)?;
-        Ok(stmt.execute(rusqlite::params_from_iter(args.iter())).map_err(lite_err)? as u64)
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(args.iter())).map_err(err)? as u64)
     }
 
     async fn rows<R: FromBoth>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<R>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(lite_err)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).map_err(lite_err)?;
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).map_err(err)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(lite_err)? {
-            out.push(R::from_lite(row).map_err(lite_err)?);
+        while let Some(row) = rows.next().map_err(err)? {
+            out.push(R::from_lite(row).map_err(err)?);
         }
         Ok(out)
     }
@@ -241,7 +237,7 @@ impl Exec for LiteTx<'_> {
                 .conn
                 .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
                 .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-                .map_err(lite_err)?,
+                .map_err(err)?,
         };
         let e = AuditEvent::seal(&ev, Some((seq, hash.as_str())));
         let values =

@@ -9,6 +9,15 @@ use elevate_core::{
     time::from_millis,
 };
 
+/// The columns of `RequestRow`, as a literal for `concat!`.
+macro_rules! request_columns {
+    () => {
+        "id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, created_at, updated_at, \
+         granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review"
+    };
+}
+pub(crate) use request_columns;
+
 #[derive(sqlx::FromRow)]
 pub struct RequestRow {
     pub id: i64,

@@ -4,8 +4,8 @@
 use crate::{
     Pools, SqlStore, err,
     exec::{Exec, args},
-    rows::{DueRow, EventRow, RequestApprovalRow, group_requests},
-    writes::{self, placeholders, request_columns},
+    rows::{DueRow, EventRow, RequestApprovalRow, group_requests, request_columns},
+    writes::{self, placeholders},
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -138,27 +138,20 @@ impl Store for SqlStore {
             args.push(Arg::Int(to_millis(since)));
         }
         let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+        let rows = format!(
+            concat!("SELECT ", request_columns!(), " FROM requests{} ORDER BY id DESC LIMIT ${}"),
+            filter,
+            args.len() + 1
+        );
         let sql = if q.skip_approvals {
             format!(
-                concat!(
-                    "SELECT ",
-                    request_columns!(),
-                    ", CAST(NULL AS TEXT) AS approver, CAST(NULL AS BIGINT) AS approved_at \
-                     FROM requests{} ORDER BY id DESC LIMIT ${}"
-                ),
-                filter,
-                args.len() + 1
+                "SELECT r.*, CAST(NULL AS TEXT) AS approver, CAST(NULL AS BIGINT) AS approved_at FROM ({rows}) r \
+                 ORDER BY r.id DESC"
             )
         } else {
             format!(
-                concat!(
-                    "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT ",
-                    request_columns!(),
-                    " FROM requests{} ORDER BY id DESC LIMIT ${}) r \
-                     LEFT JOIN approvals a ON a.request_id = r.id ORDER BY r.id DESC, a.at, a.approver"
-                ),
-                filter,
-                args.len() + 1
+                "SELECT r.*, a.approver, a.at AS approved_at FROM ({rows}) r \
+                 LEFT JOIN approvals a ON a.request_id = r.id ORDER BY r.id DESC, a.at, a.approver"
             )
         };
         args.push(Arg::Int(q.limit.unwrap_or(500).min(10_000) as i64));

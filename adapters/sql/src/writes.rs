@@ -4,7 +4,7 @@
 use crate::{
     err,
     exec::{Exec, args},
-    rows::{ApprovalRow, DueRow, RequestRow},
+    rows::{ApprovalRow, DueRow, RequestRow, request_columns},
 };
 use chrono::{DateTime, Utc};
 use elevate_core::{
@@ -14,15 +14,6 @@ use elevate_core::{
     request::{NewRequest, Request},
     time::to_millis,
 };
-
-/// The columns of `RequestRow`, as a literal for `concat!`.
-macro_rules! request_columns {
-    () => {
-        "id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, created_at, updated_at, \
-         granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review"
-    };
-}
-pub(crate) use request_columns;
 
 const SELECT_REQUEST: &str = concat!("SELECT ", request_columns!(), " FROM requests WHERE id = $1");
 const SELECT_REQUEST_FOR_UPDATE: &str =
