@@ -12,6 +12,42 @@ use std::fmt;
 pub struct UserError {
     pub code: ErrorCode,
     pub message: String,
+    /// The input the refusal is about, when it is about one: a form shows the message under that
+    /// field, and API clients get it as `field`. Set where the error is made, never guessed from
+    /// the wording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<Field>,
+}
+
+/// An input of a command or form that a refusal can point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Role,
+    Duration,
+    Reason,
+    Ticket,
+    /// A request number.
+    Id,
+    /// A lockdown's scope: a role name or `all`.
+    Scope,
+    /// A review note.
+    Note,
+}
+
+impl Field {
+    /// The name used for the input in forms and options (`role`, `duration`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Role => "role",
+            Field::Duration => "duration",
+            Field::Reason => "reason",
+            Field::Ticket => "ticket",
+            Field::Id => "id",
+            Field::Scope => "scope",
+            Field::Note => "note",
+        }
+    }
 }
 
 /// Stable, machine-readable refusal codes. Adapters map them to HTTP statuses.
@@ -34,7 +70,12 @@ pub enum ErrorCode {
 
 impl UserError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), field: None }
+    }
+    /// The same refusal, about `field`.
+    pub fn on(mut self, field: Field) -> Self {
+        self.field = Some(field);
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidInput, message)

@@ -23,7 +23,7 @@ pub mod service;
 pub mod time;
 
 pub use duration::GrantDuration;
-pub use error::{CoreError, UserError};
+pub use error::{CoreError, Field, UserError};
 pub use ids::{GroupName, PersonId, RequestId, RoleName};
 pub use lifecycle::{EndReason, State};
 pub use policy::Policy;

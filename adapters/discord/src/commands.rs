@@ -1,21 +1,18 @@
-//! `/elevate` and its sub-commands: the definition registered with Discord, one function per
-//! sub-command, and the role autocomplete. Answers are ephemeral (only the caller sees them);
-//! every refusal names the problem and, through core's messages, the fix.
+//! `/elevate` and its sub-commands: the definition registered with Discord, the decoding of an
+//! invocation into core's [`Command`], and the role autocomplete. Core handles the command;
+//! answers are ephemeral (only the caller sees them).
 
-use crate::{Discord, PLATFORM, identity::user_id, messages::Reply, text};
-use elevate_core::{CoreError, RequestId, UserError, chat, policy::Caller, request::Source, service::RequestInput};
+use crate::{Discord, PLATFORM, identity::user_id, messages::Reply};
+use elevate_core::{
+    chat::{self, Answer, Command, Ctx, Handled, Syntax},
+    policy::Caller,
+    request::Source,
+};
 use serde_json::Value;
 use serenity::{
     builder::{CreateCommand, CreateCommandOption},
     model::application::{CommandOptionType, InteractionContext},
 };
-
-const HELP: &str = "**elevate**: just-in-time access.\n\
-• `/elevate request role duration reason [ticket]`: ask for a role, e.g. `prod-db 2h INC-4211 fix replication lag`\n\
-• `/elevate status`: your pending requests and active grants\n\
-• `/elevate release [id]`: give access back early\n\
-• `/elevate extend id duration [reason]`: ask for more time\n\
-• `/elevate cancel id`: withdraw a pending request";
 
 fn option(kind: CommandOptionType, name: &str, description: &str, required: bool) -> CreateCommandOption {
     CreateCommandOption::new(kind, name, description).required(required)
@@ -41,6 +38,7 @@ pub fn elevate_command() -> CreateCommand {
                 .add_sub_option(option(Text, "ticket", "A ticket, e.g. INC-4211", false).max_length(100)),
         )
         .add_option(option(SubCommand, "status", "Your pending requests and active grants", false))
+        .add_option(option(SubCommand, "mine", "Your access with buttons, and what waits for your decision", false))
         .add_option(option(SubCommand, "release", "Give access back early", false).add_sub_option(id_option(false)))
         .add_option(
             option(SubCommand, "extend", "Ask for more time on an active grant", false)
@@ -50,6 +48,12 @@ pub fn elevate_command() -> CreateCommand {
         )
         .add_option(option(SubCommand, "cancel", "Withdraw a pending request", false).add_sub_option(id_option(true)))
         .add_option(option(SubCommand, "help", "How to use elevate", false))
+        .add_option(option(SubCommand, "approve", "Approve a request (approvers)", false).add_sub_option(id_option(true)))
+        .add_option(
+            option(SubCommand, "deny", "Deny a request (approvers)", false)
+                .add_sub_option(id_option(true))
+                .add_sub_option(option(Text, "reason", "Why it is denied (a form asks if empty)", false).max_length(500)),
+        )
         .add_option(
             option(SubCommand, "breakglass", "Emergency access without approval (alerts security)", false)
                 .add_sub_option(option(Text, "role", "The role you need", true).set_autocomplete(true))
@@ -101,45 +105,42 @@ fn opt(options: &[Value], name: &str) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
-fn id_of(options: &[Value]) -> Result<Option<RequestId>, CoreError> {
-    opt(options, "id").map(|s| RequestId::parse(&s).map_err(|e| UserError::invalid(e).into())).transpose()
-}
-
-/// A refusal as the caller sees it. Core's wording is kept as written (its backticks are
-/// formatting): a refusal is ephemeral, shown only to the person whose input it quotes, and like
-/// every message it goes out with mentions disabled.
-pub(crate) fn refusal(e: CoreError) -> String {
-    format!(":warning: {}", chat::refusal(e, PLATFORM))
-}
-
 impl Discord {
     /// Handles one `/elevate …` (interaction type 2).
     pub(crate) async fn command(&self, p: &Value) -> Reply {
         let caller = match self.caller(p) {
             Ok(c) => c,
-            Err(e) => return Reply::Ephemeral(refusal(e.into())),
+            Err(e) => return self.reply(Answer::Refused(chat::refusal(e.into(), PLATFORM))),
         };
         let (name, options) = subcommand(p);
-        let result = match name {
-            "request" => self.request(&caller, p, options).await,
-            "status" => chat::status(&self.inner.service, &caller).await,
-            "release" => self.release(&caller, options).await,
-            "extend" => self.extend(&caller, options).await,
-            "cancel" => self.cancel(&caller, options).await,
-            "breakglass" | "review" | "revoke" | "lockdown" | "unlock" => {
-                let get = |k: &str| opt(options, k);
-                match self.control_command(&caller, p, name, &get).await {
-                    Some(reply) => return reply,
-                    None => Ok(String::new()),
-                }
-            }
-            _ => Ok(format!(
-                "{HELP}{}\n{}",
-                crate::controls::HELP,
-                chat::requestable(&self.inner.service.policy(), &caller)
-            )),
+        let handled = match Command::from_options(name, &|k| opt(options, k)) {
+            Ok(command) => self.run(&caller, p, command).await,
+            Err(e) => Answer::Refused(chat::refusal(e.into(), PLATFORM)).into(),
         };
-        Reply::Ephemeral(result.unwrap_or_else(refusal))
+        if let Some(id) = handled.created {
+            // After the answer: the request is committed and the person is told so at once;
+            // this second write only helps DMs find them (see `chat::requester_user`).
+            let (refs, user) = (self.inner.refs.clone(), user_id(p).to_string());
+            self.later(async move { chat::remember_requester(refs.as_ref(), PLATFORM, id, &user).await });
+        }
+        self.reply(handled.answer)
+    }
+
+    /// Runs a command for a Discord caller through core's one handler.
+    pub(crate) async fn run(&self, caller: &Caller, p: &Value, command: Command) -> Handled {
+        let source = Source {
+            platform: PLATFORM.into(),
+            tenant: p["guild_id"].as_str().map(String::from),
+            channel: p["channel_id"].as_str().map(String::from),
+        };
+        let ctx = Ctx {
+            service: &self.inner.service,
+            caller,
+            source,
+            syntax: Syntax::Options,
+            role_channel: |r| r.discord_channel.as_ref(),
+        };
+        chat::handle(&ctx, command).await
     }
 
     /// Role suggestions while typing (interaction type 4): only roles this member may request,
@@ -161,60 +162,5 @@ impl Discord {
             .map(|r| (format!("{} (up to {})", r.name, r.max_duration), r.name.to_string()))
             .collect();
         Reply::Choices(choices)
-    }
-
-    async fn request(&self, caller: &Caller, p: &Value, options: &[Value]) -> Result<String, CoreError> {
-        let input = RequestInput {
-            role: opt(options, "role").unwrap_or_default(),
-            duration: opt(options, "duration"),
-            reason: opt(options, "reason").unwrap_or_default(),
-            ticket: opt(options, "ticket"),
-            source: Source {
-                platform: PLATFORM.into(),
-                tenant: p["guild_id"].as_str().map(String::from),
-                channel: p["channel_id"].as_str().map(String::from),
-            },
-        };
-        let req = self.inner.service.request(caller, input).await?;
-        // After the answer: the request is committed and the person is told so at once; this
-        // second write only helps DMs find them (see `chat::requester_user`).
-        let (refs, user) = (self.inner.refs.clone(), user_id(p).to_string());
-        self.later(async move { chat::remember_requester(refs.as_ref(), PLATFORM, req.id, &user).await });
-        Ok(self.sent_message(&req))
-    }
-
-    pub(crate) fn sent_message(&self, req: &elevate_core::Request) -> String {
-        let policy = self.inner.service.policy();
-        let to = policy.roles.get(&req.role).and_then(|r| r.discord_channel.as_deref()).map(text::channel);
-        chat::request_sent(&policy, req, to)
-    }
-
-    async fn release(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {
-        chat::release(&self.inner.service, caller, id_of(options)?, "`/elevate release id`").await
-    }
-
-    async fn extend(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {
-        let id =
-            id_of(options)?.ok_or_else(|| UserError::invalid("Say which request: `/elevate extend id duration`."))?;
-        let duration = opt(options, "duration").unwrap_or_default();
-        self.extend_by(caller, id, &duration, opt(options, "reason").as_deref()).await
-    }
-
-    /// Asks for more time; shared by the command and the Extend button's form.
-    pub(crate) async fn extend_by(
-        &self,
-        caller: &Caller,
-        id: RequestId,
-        duration: &str,
-        reason: Option<&str>,
-    ) -> Result<String, CoreError> {
-        let out = self.inner.service.extend(caller, id, duration, reason).await?;
-        Ok(chat::extension_sent(&out, self.sent_message(&out.extension)))
-    }
-
-    async fn cancel(&self, caller: &Caller, options: &[Value]) -> Result<String, CoreError> {
-        let id = id_of(options)?.ok_or_else(|| UserError::invalid("Say which request: `/elevate cancel id`."))?;
-        let req = self.inner.service.cancel(caller, id).await?;
-        Ok(format!("Cancelled {}.", req.id))
     }
 }

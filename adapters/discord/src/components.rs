@@ -1,76 +1,59 @@
-//! Button clicks (interaction type 3) and modal submissions (type 5). Approve is decided at
-//! once and acknowledged without a message (type 6): the notifier edits the approval message
-//! from the audit event, so the count shown is always the stored one. Deny and Extend open a
-//! form; its submission carries the same `action:id` custom_id. Refusals are ephemeral.
+//! Button clicks (interaction type 3) and modal submissions (type 5), decoded into core
+//! commands. Approve is decided at once and answered privately; the notifier edits the approval
+//! message from the audit event, so the count shown is always the stored one. Deny and Extend
+//! open a form; its submission carries the same `action:id` custom_id.
 
-use crate::{
-    Discord,
-    commands::refusal,
-    messages::{self, APPROVE, DENY, EXTEND, Reply},
-};
+use crate::{Discord, PLATFORM, encode, messages::Reply};
+use elevate_core::chat::{self, Answer, Command, Refusal, Text};
 use serde_json::Value;
 
-/// The value of a text input in a submitted modal.
-fn input(p: &Value, id: &str) -> String {
+/// The value of a text input in a submitted modal; `None` if empty.
+fn input(p: &Value, id: &str) -> Option<String> {
     let rows = p["data"]["components"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    rows.iter()
+    let v = rows
+        .iter()
         .flat_map(|row| row["components"].as_array().map(Vec::as_slice).unwrap_or(&[]))
         .find(|c| c["custom_id"] == id)
         .and_then(|c| c["value"].as_str())
         .unwrap_or("")
         .trim()
-        .to_string()
+        .to_string();
+    Some(v).filter(|v| !v.is_empty())
+}
+
+fn refused(why: String) -> Answer {
+    Answer::Refused(Refusal { text: Text::plain(why), field: None })
 }
 
 impl Discord {
     /// A button click.
     pub(crate) async fn component(&self, p: &Value) -> Reply {
-        let Some((action, id)) = messages::parse_custom_id(p["data"]["custom_id"].as_str().unwrap_or("")) else {
-            return Reply::Ephemeral(":warning: This button is not elevate's.".into());
-        };
-        let caller = match self.caller(p) {
+        let command = match encode::decode_click(p["data"]["custom_id"].as_str().unwrap_or("")) {
             Ok(c) => c,
-            Err(e) => return Reply::Ephemeral(refusal(e.into())),
+            Err(why) => return self.reply(refused(why)),
         };
-        match action {
-            APPROVE => match self.inner.service.approve(&caller, id).await {
-                Ok(_) => Reply::Ack,
-                Err(e) => Reply::Ephemeral(refusal(e)),
-            },
-            DENY => Reply::Modal(messages::deny_modal(id)),
-            EXTEND => Reply::Modal(messages::extend_modal(id)),
-            _ => Reply::Ephemeral(":warning: This button is not elevate's.".into()),
-        }
+        self.act(p, command).await
     }
 
-    /// A submitted Deny or Extend form.
+    /// A submitted form.
     pub(crate) async fn modal_submit(&self, p: &Value) -> Reply {
-        let custom = p["data"]["custom_id"].as_str().unwrap_or("");
-        if custom.starts_with(crate::controls::LOCKDOWN) || custom.starts_with(crate::controls::REVOKE) {
-            let caller = match self.caller(p) {
-                Ok(c) => c,
-                Err(e) => return Reply::Ephemeral(refusal(e.into())),
-            };
-            if let Some(reply) = self.control_submit(&caller, custom, &input(p, "reason")).await {
-                return reply;
-            }
-        }
-        let Some((action, id)) = messages::parse_custom_id(p["data"]["custom_id"].as_str().unwrap_or("")) else {
-            return Reply::Ack;
+        let command = match encode::decode_form_kind(p["data"]["custom_id"].as_str().unwrap_or("")) {
+            None => return Reply::Ack,
+            Some(Err(why)) => return self.reply(refused(why)),
+            Some(Ok(kind)) => Command::from_form(&kind, &|f| input(p, f.as_str())),
         };
+        self.act(p, command).await
+    }
+
+    async fn act(&self, p: &Value, command: Command) -> Reply {
         let caller = match self.caller(p) {
             Ok(c) => c,
-            Err(e) => return Reply::Ephemeral(refusal(e.into())),
+            Err(e) => return self.reply(Answer::Refused(chat::refusal(e.into(), PLATFORM))),
         };
-        let service = &self.inner.service;
-        let result = match action {
-            DENY => service.deny(&caller, id, &input(p, "reason")).await.map(|r| format!("Denied {}.", r.id)),
-            EXTEND => {
-                let reason = input(p, "reason");
-                self.extend_by(&caller, id, &input(p, "duration"), Some(&reason)).await
-            }
-            _ => return Reply::Ack,
-        };
-        Reply::Ephemeral(result.unwrap_or_else(refusal))
+        let handled = self.run(&caller, p, command).await;
+        if let Some(id) = handled.created {
+            chat::remember_requester(self.inner.refs.as_ref(), PLATFORM, id, crate::identity::user_id(p)).await;
+        }
+        self.reply(handled.answer)
     }
 }

@@ -22,7 +22,7 @@ impl Discord {
             Some(g) if g != ours => {
                 return Err(UserError::forbidden(format!(
                     "This elevate serves only the Discord server `{ours}`; requests from server `{}` are refused.",
-                    text::escape(g)
+                    g.chars().take(32).collect::<String>()
                 )));
             }
             Some(_) => p["member"]["roles"]
@@ -36,9 +36,7 @@ impl Discord {
         match policy.person_by_discord_id(user) {
             Some(person) if !user.is_empty() => Ok(Caller { person: person.id.clone(), chat_roles: roles }),
             _ => Err(UserError::unauthenticated(format!(
-                "Your Discord account ({}) is not linked to anyone in elevate's policy. Ask an elevate admin to add `discord_id = \"{}\"` to your `[persons.…]` entry.",
-                text::mention(user),
-                text::escape(user)
+                "Your Discord account (`{user}`) is not linked to anyone in elevate's policy. Ask an elevate admin to add `discord_id = \"{user}\"` to your `[persons.…]` entry."
             ))),
         }
     }

@@ -78,7 +78,7 @@ impl Discord {
             Some(3) => self.component(p).await,
             Some(4) => self.autocomplete(p),
             Some(5) => self.modal_submit(p).await,
-            _ => Reply::Ephemeral("elevate does not handle this kind of interaction.".into()),
+            _ => Reply::private("elevate does not handle this kind of interaction."),
         }
     }
 
@@ -95,7 +95,7 @@ impl Discord {
             Some(Ok(reply)) => return reply.response(),
             Some(Err(e)) => {
                 tracing::error!(error = %e, "Discord interaction handler panicked");
-                return Reply::Ephemeral(":warning: Something went wrong on elevate's side.".into()).response();
+                return Reply::private("⚠️ Something went wrong on elevate's side.").response();
             }
             None => {}
         }
@@ -106,7 +106,7 @@ impl Discord {
         }
         let this = self.clone();
         self.later(async move {
-            let reply = work.await.unwrap_or_else(|_| Reply::Ephemeral(":warning: Something went wrong.".into()));
+            let reply = work.await.unwrap_or_else(|_| Reply::private("⚠️ Something went wrong."));
             this.finish_deferred(&p, kind, reply, received).await;
         });
         if kind == 3 {
@@ -119,22 +119,22 @@ impl Discord {
     /// Delivers a reply that missed the 3 seconds: into the deferred answer (commands, forms)
     /// or as an ephemeral follow-up (clicks); by DM if the token has run out.
     async fn finish_deferred(&self, p: &Value, kind: u64, reply: Reply, received: Instant) {
-        let text = match reply {
-            Reply::Ephemeral(t) => t,
-            Reply::Modal(_) => "Discord needs a form within 3 seconds and elevate was slower; click again.".into(),
+        let (text, rows) = match reply {
+            Reply::Private(t, rows) => (t, rows),
+            Reply::Modal(_) => ("Discord needs a form within 3 seconds and elevate was slower; click again.".into(), vec![]),
             Reply::Ack if kind == 3 => return,
-            Reply::Ack | Reply::Choices(_) => "Done.".into(),
+            Reply::Ack | Reply::Choices(_) => ("Done.".into(), vec![]),
         };
         let token = p["token"].as_str().unwrap_or("");
         let api = &self.inner.api;
         let sent = if received.elapsed() >= TOKEN_LIFE {
             self.dm(user_id(p), CreateMessage::new().content(clip(&text)).allowed_mentions(quiet())).await
         } else if kind == 3 {
-            let msg = CreateInteractionResponseFollowup::new().content(clip(&text)).ephemeral(true);
+            let msg = CreateInteractionResponseFollowup::new().content(clip(&text)).components(rows).ephemeral(true);
             api.followup(token, msg.allowed_mentions(quiet())).await
         } else {
-            api.edit_original(token, EditInteractionResponse::new().content(clip(&text)).allowed_mentions(quiet()))
-                .await
+            let msg = EditInteractionResponse::new().content(clip(&text)).components(rows);
+            api.edit_original(token, msg.allowed_mentions(quiet())).await
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e.message, "could not deliver a deferred Discord answer");

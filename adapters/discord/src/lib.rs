@@ -13,7 +13,7 @@
 mod api;
 mod commands;
 mod components;
-mod controls;
+mod encode;
 mod identity;
 mod ingress;
 mod messages;

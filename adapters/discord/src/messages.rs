@@ -1,44 +1,29 @@
-//! What elevate shows in Discord: answers to interactions, the approval message, DMs and
-//! modals, built with serenity's builders. Every message goes out with `allowed_mentions`
-//! empty, and every piece of typed text is escaped here, at render time. A button's custom_id is
+//! What elevate shows in Discord: the interaction response, the approval message and DMs, built
+//! with serenity's builders. Every message goes out with `allowed_mentions` empty, and every
+//! piece of typed text is escaped here, at render time. A button's custom_id is
 //! `action:request-number` and nothing else: who may press it is decided when the click arrives.
 
-use crate::{Discord, text::escape};
-use elevate_core::{Request, RequestId, State, chat, render};
+use crate::{Discord, encode::encode_action, text::escape};
+use elevate_core::{Request, RequestId, State, chat, chat::Action, render};
 use serenity::{
     builder::{
-        CreateActionRow, CreateAllowedMentions, CreateAutocompleteResponse, CreateButton, CreateInputText,
-        CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
+        CreateActionRow, CreateAllowedMentions, CreateAutocompleteResponse, CreateButton, CreateInteractionResponse,
+        CreateInteractionResponseMessage, CreateModal,
     },
-    model::application::{ButtonStyle, InputTextStyle},
+    model::application::ButtonStyle,
 };
-
-pub(crate) const APPROVE: &str = "approve";
-pub(crate) const DENY: &str = "deny";
-pub(crate) const EXTEND: &str = "extend";
 
 /// No pings, whatever the text says: `{"parse": [], "users": [], "roles": []}`.
 pub(crate) fn quiet() -> CreateAllowedMentions {
     CreateAllowedMentions::new()
 }
 
-/// `approve:41`.
-pub(crate) fn custom_id(action: &str, id: RequestId) -> String {
-    format!("{action}:{}", id.0)
-}
-
-/// The action and request of a custom_id elevate made; `None` for anything else.
-pub(crate) fn parse_custom_id(s: &str) -> Option<(&str, RequestId)> {
-    let (action, id) = s.split_once(':')?;
-    Some((action, RequestId::parse(id).ok()?))
-}
-
 /// The answer to one interaction, before it is turned into Discord's response (or, when it came
 /// too late, into a follow-up).
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// A message only the caller sees (flags 64).
-    Ephemeral(String),
+    /// A message only the caller sees (flags 64), with its buttons.
+    Private(String, Vec<CreateActionRow>),
     /// Nothing to say: the message stays as it is (type 6); the notifier edits it.
     Ack,
     /// Open a form (type 9).
@@ -48,10 +33,19 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
+    /// A private line with no buttons.
+    pub fn private(text: impl Into<String>) -> Self {
+        Reply::Private(text.into(), Vec::new())
+    }
+
     pub fn response(self) -> CreateInteractionResponse {
         match self {
-            Reply::Ephemeral(text) => CreateInteractionResponse::Message(
-                CreateInteractionResponseMessage::new().content(clip(&text)).ephemeral(true).allowed_mentions(quiet()),
+            Reply::Private(text, rows) => CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .content(clip(&text))
+                    .components(rows)
+                    .ephemeral(true)
+                    .allowed_mentions(quiet()),
             ),
             Reply::Ack => CreateInteractionResponse::Acknowledge,
             Reply::Modal(m) => CreateInteractionResponse::Modal(m),
@@ -70,8 +64,8 @@ pub(crate) fn clip(text: &str) -> String {
     if text.chars().count() <= 2000 { text.to_string() } else { text.chars().take(1999).collect::<String>() + "…" }
 }
 
-fn button(label: &str, action: &str, id: RequestId, style: ButtonStyle) -> CreateButton {
-    CreateButton::new(custom_id(action, id)).label(label).style(style)
+fn button(label: &str, action: Action, style: ButtonStyle) -> CreateButton {
+    CreateButton::new(encode_action(&action)).label(label).style(style)
 }
 
 impl Discord {
@@ -95,38 +89,13 @@ impl Discord {
             return Vec::new();
         }
         vec![CreateActionRow::Buttons(vec![
-            button("Approve", APPROVE, req.id, ButtonStyle::Success),
-            button("Deny", DENY, req.id, ButtonStyle::Danger),
+            button("Approve", Action::Approve(req.id), ButtonStyle::Success),
+            button("Deny", Action::Deny(req.id), ButtonStyle::Danger),
         ])]
     }
 }
 
 /// The Extend button under an expiry warning.
 pub(crate) fn extend_buttons(id: RequestId) -> Vec<CreateActionRow> {
-    vec![CreateActionRow::Buttons(vec![button("Extend", EXTEND, id, ButtonStyle::Primary)])]
-}
-
-fn field(style: InputTextStyle, label: &str, id: &str, placeholder: &str, required: bool) -> CreateActionRow {
-    CreateActionRow::InputText(
-        CreateInputText::new(style, label, id).placeholder(placeholder).required(required).max_length(500),
-    )
-}
-
-/// Deny asks for a reason; the modal's custom_id carries the request number.
-pub(crate) fn deny_modal(id: RequestId) -> CreateModal {
-    CreateModal::new(custom_id(DENY, id), format!("Deny request {id}")).components(vec![field(
-        InputTextStyle::Paragraph,
-        "Reason",
-        "reason",
-        "Why is this denied?",
-        true,
-    )])
-}
-
-/// Extend asks for how much longer, and why.
-pub(crate) fn extend_modal(id: RequestId) -> CreateModal {
-    CreateModal::new(custom_id(EXTEND, id), format!("Extend {id}")).components(vec![
-        field(InputTextStyle::Short, "More time", "duration", "e.g. 30m", true),
-        field(InputTextStyle::Paragraph, "Reason", "reason", "Why more time?", false),
-    ])
+    vec![CreateActionRow::Buttons(vec![button("Extend", Action::Extend(id), ButtonStyle::Primary)])]
 }

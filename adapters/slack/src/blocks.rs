@@ -1,17 +1,15 @@
-//! Block Kit for cards, DMs and modals, built as JSON and checked against slack-morphism's
+//! Block Kit for approval cards and DMs, built as JSON and checked against slack-morphism's
 //! model when sent. Every piece of user text is escaped here, at render time. Buttons carry only
 //! the request number: who may press them is decided by core when the click arrives.
 
-use crate::{Slack, text::escape};
-use elevate_core::{Request, State, chat, policy::Role, render};
+use crate::{
+    Slack,
+    encode::{APPROVE, DENY, EXTEND},
+    text::escape,
+};
+use elevate_core::{Request, State, chat, render};
 use serde_json::{Value, json};
 
-pub(crate) const APPROVE: &str = "elevate_approve";
-pub(crate) const DENY: &str = "elevate_deny";
-pub(crate) const EXTEND: &str = "elevate_extend";
-pub(crate) const REQUEST_MODAL: &str = "elevate_request";
-pub(crate) const DENY_MODAL: &str = "elevate_deny";
-pub(crate) const EXTEND_MODAL: &str = "elevate_extend";
 
 fn section(text: String) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
@@ -73,70 +71,4 @@ impl Slack {
             { "type": "actions", "block_id": "extend", "elements": [button("Extend", EXTEND, id, Some("primary"))] },
         ]))
     }
-}
-
-fn input(block: &str, label: &str, element: Value, optional: bool) -> Value {
-    json!({ "type": "input", "block_id": block, "label": plain(label), "optional": optional,
-            "element": element })
-}
-
-fn text_input(action: &str, placeholder: &str, multiline: bool) -> Value {
-    json!({ "type": "plain_text_input", "action_id": action, "multiline": multiline,
-            "placeholder": plain(placeholder) })
-}
-
-/// `/elevate` with no arguments: pick a role (only those this person may request), a duration,
-/// a reason and an optional ticket.
-pub(crate) fn request_modal(roles: &[&Role]) -> Value {
-    let options: Vec<Value> = roles
-        .iter()
-        .take(100)
-        .map(|r| {
-            let label = format!("{} (max {})", r.name, r.max_duration);
-            json!({ "text": plain(&label.chars().take(75).collect::<String>()), "value": r.name.as_str() })
-        })
-        .collect();
-    json!({
-        "type": "modal",
-        "callback_id": REQUEST_MODAL,
-        "title": plain("Request access"),
-        "submit": plain("Request"),
-        "close": plain("Cancel"),
-        "blocks": [
-            input("role", "Role", json!({ "type": "static_select", "action_id": "role",
-                "placeholder": plain("Choose a role"), "options": options }), false),
-            input("duration", "Duration", text_input("duration", "e.g. 30m, 2h (empty: the role's default)", false), true),
-            input("reason", "Reason", text_input("reason", "What do you need it for?", false), false),
-            input("ticket", "Ticket", text_input("ticket", "e.g. INC-4211", false), true),
-        ],
-    })
-}
-
-/// Deny asks for a reason; the request number rides in `private_metadata`.
-pub(crate) fn deny_modal(id: i64) -> Value {
-    json!({
-        "type": "modal",
-        "callback_id": DENY_MODAL,
-        "private_metadata": id.to_string(),
-        "title": plain(&format!("Deny request #{id}")),
-        "submit": plain("Deny"),
-        "close": plain("Cancel"),
-        "blocks": [ input("reason", "Reason", text_input("reason", "Why is this denied?", false), false) ],
-    })
-}
-
-/// Extend asks for how much longer.
-pub(crate) fn extend_modal(id: i64) -> Value {
-    json!({
-        "type": "modal",
-        "callback_id": EXTEND_MODAL,
-        "private_metadata": id.to_string(),
-        "title": plain(&format!("Extend #{id}")),
-        "submit": plain("Extend"),
-        "close": plain("Cancel"),
-        "blocks": [
-            input("duration", "More time", text_input("duration", "e.g. 30m", false), false),
-            input("reason", "Reason", text_input("reason", "Why more time?", false), true),
-        ],
-    })
 }

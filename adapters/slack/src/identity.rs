@@ -32,7 +32,7 @@ impl Slack {
             return Err(UserError::forbidden(format!(
                 "This elevate serves only the Slack workspace `{}`; requests from workspace `{}` are refused.",
                 s.team_id,
-                text::escape(team_id)
+                team_id.chars().take(32).collect::<String>()
             )));
         }
         let policy = self.inner.service.policy();
@@ -46,9 +46,7 @@ impl Slack {
                 Ok(Caller::person(p.id.clone()))
             }
             None => Err(UserError::unauthenticated(format!(
-                "Your Slack account ({}) is not linked to anyone in elevate's policy. Ask an elevate admin to add `slack_id = \"{}\"` (or your Slack email) to your `[persons.…]` entry.",
-                text::mention(user_id),
-                text::escape(user_id)
+                "Your Slack account (`{user_id}`) is not linked to anyone in elevate's policy. Ask an elevate admin to add `slack_id = \"{user_id}\"` (or your Slack email) to your `[persons.…]` entry."
             ))),
         }
     }

@@ -11,7 +11,7 @@
 mod api;
 mod blocks;
 mod commands;
-mod controls;
+mod encode;
 mod identity;
 mod ingress;
 mod interactions;

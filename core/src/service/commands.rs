@@ -4,7 +4,7 @@
 
 use super::{Service, role_groups};
 use crate::{
-    EndReason, GrantDuration, Reason, RequestId, State, UserError,
+    EndReason, Field, GrantDuration, Reason, RequestId, State, UserError,
     audit::{Actor, EventKind, NewEvent},
     error::{CoreError, CoreResult, ErrorCode},
     policy::Caller,
@@ -149,7 +149,7 @@ impl Service {
     /// An approver's (or the security team's) no, with a reason the requester will see.
     pub async fn deny(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")))?;
+        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")).on(Field::Reason))?;
         let policy = self.policy();
         let caller_c = caller.clone();
         let now = self.now();
@@ -337,7 +337,7 @@ impl Service {
             ))
             .into());
         }
-        let extra = GrantDuration::parse(duration).map_err(UserError::invalid)?;
+        let extra = GrantDuration::parse(duration).map_err(|e| UserError::invalid(e).on(Field::Duration))?;
         let role = policy.role(parent.role.as_str())?;
         let (Some(granted), Some(expires)) = (parent.granted_at, parent.expires_at) else {
             return Err(CoreError::Internal(format!("active request {} has no grant window", parent.id)));
@@ -357,10 +357,10 @@ impl Service {
                     parent.id, role.name, role.max_total_duration
                 )
             };
-            return Err(UserError::invalid(msg).into());
+            return Err(UserError::invalid(msg).on(Field::Duration).into());
         }
         let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
-            Some(r) => Reason::parse(r).map_err(UserError::invalid)?,
+            Some(r) => Reason::parse(r).map_err(|e| UserError::invalid(e).on(Field::Reason))?,
             None => Reason::parse(&format!("extension of {}: {}", parent.id, parent.reason))
                 .or_else(|_| Reason::parse(&format!("extension of {}", parent.id)))
                 .map_err(UserError::invalid)?,

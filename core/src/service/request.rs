@@ -5,7 +5,7 @@
 
 use super::{RequestInput, Service, role_groups};
 use crate::{
-    EndReason, GrantDuration, Reason, State, UserError,
+    EndReason, Field, GrantDuration, Reason, State, UserError,
     audit::{Actor, EventKind, NewEvent, details},
     error::{CoreError, CoreResult, ErrorCode},
     policy::{
@@ -31,24 +31,26 @@ impl Service {
     pub async fn request(&self, caller: &Caller, input: RequestInput) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let policy = self.policy();
-        let role = policy.role(&input.role)?;
+        let role = policy.role(&input.role).map_err(|e| e.on(Field::Role))?;
         if !policy.may_request(caller, role) {
             return Err(UserError::forbidden(format!(
                 "You may not request `{}`: it is open to members of {}.",
                 role.name,
                 role_groups(role, false)
             ))
+            .on(Field::Role)
             .into());
         }
         let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => role.default_duration,
-            Some(s) => GrantDuration::parse(s).map_err(UserError::invalid)?,
+            Some(s) => GrantDuration::parse(s).map_err(|e| UserError::invalid(e).on(Field::Duration))?,
         };
         if duration > role.max_duration {
             return Err(UserError::invalid(format!(
                 "`{}` can be held for at most {}; ask for {} or less.",
                 role.name, role.max_duration, role.max_duration
             ))
+            .on(Field::Duration)
             .into());
         }
         let reason = match Reason::parse(&input.reason) {
@@ -56,9 +58,9 @@ impl Service {
             Err(_) if !role.reason_required && input.reason.trim().is_empty() => {
                 Reason::parse("(no reason given)").expect("constant")
             }
-            Err(e) => return Err(UserError::invalid(e).into()),
+            Err(e) => return Err(UserError::invalid(e).on(Field::Reason).into()),
         };
-        let ticket = role.ticket(input.ticket.as_deref(), reason.as_str())?;
+        let ticket = role.ticket(input.ticket.as_deref(), reason.as_str()).map_err(|e| e.on(Field::Ticket))?;
         let draft = Draft { kind: RequestKind::Normal, duration, reason, ticket, source: input.source };
 
         if let Some(l) = self.lockdown_for(role, false).await? {
@@ -97,7 +99,7 @@ impl Service {
     ) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let policy = self.policy();
-        let role = policy.role(role)?;
+        let role = policy.role(role).map_err(|e| e.on(Field::Role))?;
         if !policy.may_breakglass(caller, role) {
             let who = if role.breakglass_groups.is_empty() {
                 "nobody: the role has no breakglass_groups".to_string()
@@ -113,16 +115,17 @@ impl Service {
             ))
             .into());
         }
-        let duration = GrantDuration::parse(duration).map_err(UserError::invalid)?;
+        let duration = GrantDuration::parse(duration).map_err(|e| UserError::invalid(e).on(Field::Duration))?;
         if duration > role.breakglass_max_duration {
             return Err(UserError::invalid(format!(
                 "Break-glass for `{}` lasts at most {}; ask for {} or less.",
                 role.name, role.breakglass_max_duration, role.breakglass_max_duration
             ))
+            .on(Field::Duration)
             .into());
         }
         let reason = Reason::parse(justification)
-            .map_err(|e| UserError::invalid(format!("Break-glass needs a justification: {e}")))?;
+            .map_err(|e| UserError::invalid(format!("Break-glass needs a justification: {e}")).on(Field::Reason))?;
         let draft = Draft { kind: RequestKind::BreakGlass, duration, reason, ticket: None, source };
         if let Some(l) = self.lockdown_for(role, true).await? {
             let message = format!(

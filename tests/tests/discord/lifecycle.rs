@@ -29,7 +29,8 @@ on_both_dbs!(a_request_runs_to_expiry_seen_only_through_discord, |db| async move
     }
     assert!(card.content.ends_with("Waiting for 1 approval"), "{}", card.content);
 
-    assert_eq!(app.discord_click("bob", &format!("approve:{id}")).await.kind(), 6, "acknowledged, no message");
+    let approved = app.discord_click("bob", &format!("approve:{id}")).await.text();
+    assert_eq!(approved, format!("You approved #{id}: it is approved."), "told privately; the card follows");
     app.deliver().await;
     let card = app.discord_card(id);
     assert!(card.buttons().is_empty(), "a decided card has no buttons");

@@ -106,7 +106,9 @@ async fn two_approver_roles_are_counted_in_place() {
     assert_eq!(card.buttons(), ["elevate_approve", "elevate_deny"], "still open for the second");
 
     app.slack_click("bob", "elevate_approve", id).await;
-    assert!(app.fake_slack().ephemerals("UBOB")[0].contains("already approved"));
+    let told = app.fake_slack().ephemerals("UBOB");
+    assert_eq!(told[0], format!("You approved #{id}: 1 of 2 approvals so far."), "the clicker is told");
+    assert!(told[1].contains("already approved"), "{told:?}");
     assert_eq!(app.request(id).await.approvals.len(), 1, "a double click is one approval");
 
     app.slack_click("carol", "elevate_approve", id).await;
