@@ -17,6 +17,7 @@ pub mod fake_slack;
 pub mod harness;
 pub mod policy;
 pub mod receiver;
+pub mod render;
 pub mod slack;
 
 pub use db::TestDb;

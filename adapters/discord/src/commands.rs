@@ -48,11 +48,15 @@ pub fn elevate_command() -> CreateCommand {
         )
         .add_option(option(SubCommand, "cancel", "Withdraw a pending request", false).add_sub_option(id_option(true)))
         .add_option(option(SubCommand, "help", "How to use elevate", false))
-        .add_option(option(SubCommand, "approve", "Approve a request (approvers)", false).add_sub_option(id_option(true)))
+        .add_option(
+            option(SubCommand, "approve", "Approve a request (approvers)", false).add_sub_option(id_option(true)),
+        )
         .add_option(
             option(SubCommand, "deny", "Deny a request (approvers)", false)
                 .add_sub_option(id_option(true))
-                .add_sub_option(option(Text, "reason", "Why it is denied (a form asks if empty)", false).max_length(500)),
+                .add_sub_option(
+                    option(Text, "reason", "Why it is denied (a form asks if empty)", false).max_length(500),
+                ),
         )
         .add_option(
             option(SubCommand, "breakglass", "Emergency access without approval (alerts security)", false)

@@ -22,7 +22,7 @@ fn input(p: &Value, id: &str) -> Option<String> {
 }
 
 fn refused(why: String) -> Answer {
-    Answer::Refused(Refusal { text: Text::plain(why), field: None })
+    Answer::Refused(Refusal { text: Text::from_marked(&why), field: None })
 }
 
 impl Discord {

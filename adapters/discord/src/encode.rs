@@ -8,8 +8,8 @@ use crate::{
     messages::{Reply, clip},
     text,
 };
-use elevate_core::{
-    chat::{Action, Answer, Block, Command, Form, FormKind, Message, Refusal, Span, Style, Text, Tone, parse_id},
+use elevate_core::chat::{
+    Action, Answer, Block, Command, Form, FormKind, Message, Refusal, Span, Style, Text, Tone, parse_id,
 };
 use serenity::{
     builder::{CreateActionRow, CreateButton, CreateInputText, CreateModal},
@@ -145,23 +145,23 @@ impl Discord {
         clip(&format!("{}{}", icon(m.tone), lines.join("\n")))
     }
 
-    /// A message's buttons, five to a row, at most five rows.
+    /// A message's buttons: each block of buttons on its own row (five at most), at most five
+    /// rows, so buttons stay grouped as core grouped them.
     pub(crate) fn rows(&self, m: &Message) -> Vec<CreateActionRow> {
-        let buttons: Vec<CreateButton> = m
-            .blocks
+        let button = |b: &elevate_core::chat::Button| {
+            let style = match b.style {
+                Style::Primary => ButtonStyle::Primary,
+                Style::Danger => ButtonStyle::Danger,
+                Style::Plain => ButtonStyle::Secondary,
+            };
+            CreateButton::new(encode_action(&b.action)).label(cut(&b.label, 80)).style(style)
+        };
+        m.blocks
             .iter()
             .filter_map(|b| if let Block::Buttons(b) = b { Some(b) } else { None })
-            .flatten()
-            .map(|b| {
-                let style = match b.style {
-                    Style::Primary => ButtonStyle::Primary,
-                    Style::Danger => ButtonStyle::Danger,
-                    Style::Plain => ButtonStyle::Secondary,
-                };
-                CreateButton::new(encode_action(&b.action)).label(cut(&b.label, 80)).style(style)
-            })
-            .collect();
-        buttons.chunks(5).take(5).map(|c| CreateActionRow::Buttons(c.to_vec())).collect()
+            .flat_map(|group| group.chunks(5).map(|c| CreateActionRow::Buttons(c.iter().map(button).collect())))
+            .take(5)
+            .collect()
     }
 
     pub(crate) fn refusal_line(&self, r: &Refusal) -> String {

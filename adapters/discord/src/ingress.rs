@@ -121,7 +121,9 @@ impl Discord {
     async fn finish_deferred(&self, p: &Value, kind: u64, reply: Reply, received: Instant) {
         let (text, rows) = match reply {
             Reply::Private(t, rows) => (t, rows),
-            Reply::Modal(_) => ("Discord needs a form within 3 seconds and elevate was slower; click again.".into(), vec![]),
+            Reply::Modal(_) => {
+                ("Discord needs a form within 3 seconds and elevate was slower; click again.".into(), vec![])
+            }
             Reply::Ack if kind == 3 => return,
             Reply::Ack | Reply::Choices(_) => ("Done.".into(), vec![]),
         };

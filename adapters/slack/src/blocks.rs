@@ -10,7 +10,6 @@ use crate::{
 use elevate_core::{Request, State, chat, render};
 use serde_json::{Value, json};
 
-
 fn section(text: String) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
 }

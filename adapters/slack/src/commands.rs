@@ -33,7 +33,9 @@ impl Slack {
     pub async fn handle_command(&self, form: CommandForm) -> Option<Value> {
         let caller = match self.caller(&form.team_id, &form.user_id).await {
             Ok(c) => c,
-            Err(e) => return self.encode_command_answer(&form, Answer::Refused(chat::refusal(e.into(), PLATFORM))).await,
+            Err(e) => {
+                return self.encode_command_answer(&form, Answer::Refused(chat::refusal(e.into(), PLATFORM))).await;
+            }
         };
         let handled = match Command::parse(&form.text) {
             Ok(command) => self.run(&caller, &form.team_id, &form.channel_id, command).await,

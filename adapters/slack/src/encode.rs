@@ -72,7 +72,8 @@ pub(crate) fn decode_action(action_id: &str, value: &str) -> Result<Action, Stri
     let confirmed = || -> Result<Value, String> {
         serde_json::from_str(value).map_err(|_| "This button is broken; type the command again.".to_string())
     };
-    let s = |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or("This button is broken; type the command again.");
+    let s =
+        |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or("This button is broken; type the command again.");
     Ok(match action_id {
         APPROVE => Action::Approve(id()?),
         DENY => Action::Deny(id()?),
@@ -196,7 +197,9 @@ impl Slack {
             match b {
                 Block::Text(t) | Block::Context(t) => lines.push(self.mrkdwn(t)),
                 Block::List(items) => lines.extend(items.iter().map(|t| format!("• {}", self.mrkdwn(t)))),
-                Block::Fields(f) => lines.extend(f.iter().map(|(k, v)| format!("{}: {}", text::escape(k), self.mrkdwn(v)))),
+                Block::Fields(f) => {
+                    lines.extend(f.iter().map(|(k, v)| format!("{}: {}", text::escape(k), self.mrkdwn(v))))
+                }
                 Block::Buttons(_) => {}
             }
         }

@@ -33,7 +33,7 @@ fn team(p: &Value) -> &str {
 }
 
 fn refused(message: impl Into<String>) -> Answer {
-    Answer::Refused(Refusal { text: Text::plain(message), field: None })
+    Answer::Refused(Refusal { text: Text::from_marked(&message.into()), field: None })
 }
 
 impl Slack {
@@ -90,10 +90,11 @@ impl Slack {
     async fn view_submission(&self, p: &Value) -> Option<Value> {
         let view = &p["view"];
         let user = str_at(p, &["user", "id"]).to_string();
-        let kind = match encode::decode_form_kind(str_at(view, &["callback_id"]), str_at(view, &["private_metadata"]))? {
+        let kind = match encode::decode_form_kind(str_at(view, &["callback_id"]), str_at(view, &["private_metadata"]))?
+        {
             Ok(kind) => kind,
             Err(why) => {
-                let r = Refusal { text: Text::plain(why), field: None };
+                let r = Refusal { text: Text::from_marked(&why), field: None };
                 return Some(self.field_error(&elevate_core::chat::FormKind::Request, &r));
             }
         };

@@ -35,7 +35,7 @@ impl Text {
         self.0.push(span);
         self
     }
-    pub fn add(self, s: impl Into<String>) -> Self {
+    pub fn and(self, s: impl Into<String>) -> Self {
         self.push(Span::Plain(s.into()))
     }
     pub fn code(self, s: impl Into<String>) -> Self {
@@ -52,7 +52,7 @@ impl Text {
             if part.is_empty() {
                 continue;
             }
-            out = if i % 2 == 1 { out.code(part) } else { out.add(part) };
+            out = if i % 2 == 1 { out.code(part) } else { out.and(part) };
         }
         // An odd number of backticks: the last one was literal.
         if s.matches('`').count() % 2 == 1 {
@@ -147,9 +147,15 @@ pub enum Action {
     Release(RequestId),
     Cancel(RequestId),
     /// Confirmed: lock down `scope` for `reason`.
-    Lockdown { scope: String, reason: String },
+    Lockdown {
+        scope: String,
+        reason: String,
+    },
     /// Confirmed: revoke the grant for `reason`.
-    Revoke { id: RequestId, reason: String },
+    Revoke {
+        id: RequestId,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +180,9 @@ pub enum FormKind {
     Deny(RequestId),
     Extend(RequestId),
     /// Submitting it, with the reason typed, is the confirmation.
-    Lockdown { scope: String },
+    Lockdown {
+        scope: String,
+    },
     Revoke(RequestId),
 }
 

@@ -13,7 +13,12 @@ pub enum Command {
     Help,
     /// `/elevate` alone: the request form.
     RequestForm,
-    Request { role: String, duration: Option<String>, reason: String, ticket: Option<String> },
+    Request {
+        role: String,
+        duration: Option<String>,
+        reason: String,
+        ticket: Option<String>,
+    },
     /// The caller's open requests and active grants.
     Status,
     /// Like status, with buttons, plus what waits for the caller's decision.
@@ -21,23 +26,51 @@ pub enum Command {
     /// Without a number: the caller's only active grant.
     Release(Option<RequestId>),
     /// Without a duration: the extend form.
-    Extend { id: RequestId, duration: Option<String>, reason: Option<String> },
+    Extend {
+        id: RequestId,
+        duration: Option<String>,
+        reason: Option<String>,
+    },
     Cancel(RequestId),
     Approve(RequestId),
     /// Without a reason: the deny form.
-    Deny { id: RequestId, reason: Option<String> },
-    Breakglass { role: String, duration: String, justification: String },
-    Review { id: RequestId, note: String },
+    Deny {
+        id: RequestId,
+        reason: Option<String>,
+    },
+    Breakglass {
+        role: String,
+        duration: String,
+        justification: String,
+    },
+    Review {
+        id: RequestId,
+        note: String,
+    },
     /// Without a reason: a form whose submission is the confirmation; with one, a button
     /// behind a confirmation question.
-    Lockdown { scope: String, reason: Option<String> },
+    Lockdown {
+        scope: String,
+        reason: Option<String>,
+    },
     /// The confirmed lockdown: acts.
-    ConfirmLockdown { scope: String, reason: String },
-    Unlock { scope: String },
+    ConfirmLockdown {
+        scope: String,
+        reason: String,
+    },
+    Unlock {
+        scope: String,
+    },
     /// Asks for confirmation, like [`Command::Lockdown`].
-    Revoke { id: RequestId, reason: Option<String> },
+    Revoke {
+        id: RequestId,
+        reason: Option<String>,
+    },
     /// The confirmed revoke: acts.
-    ConfirmRevoke { id: RequestId, reason: String },
+    ConfirmRevoke {
+        id: RequestId,
+        reason: String,
+    },
 }
 
 /// How a platform's people type commands, so usage lines match what they see.
@@ -82,7 +115,13 @@ pub const USAGES: &[Usage] = &[
         what: "ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)",
         restricted: false,
     },
-    Usage { name: "status", words: "", options: "", what: "your pending requests and active grants", restricted: false },
+    Usage {
+        name: "status",
+        words: "",
+        options: "",
+        what: "your pending requests and active grants",
+        restricted: false,
+    },
     Usage {
         name: "mine",
         words: "",
@@ -152,7 +191,8 @@ pub fn parse_id(s: &str) -> Result<RequestId, UserError> {
 /// silently turn into the role's default duration.
 fn looks_like_duration(word: &str) -> bool {
     let w = word.strip_prefix(['-', '+']).unwrap_or(word);
-    w.starts_with(|c: char| c.is_ascii_digit()) || (w.starts_with('.') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
+    w.starts_with(|c: char| c.is_ascii_digit())
+        || (w.starts_with('.') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Splits `DURATION REASON…` where the duration is optional: a word that looks like a duration
@@ -302,7 +342,9 @@ impl Command {
             },
             // An empty reason from a form is refused by core with the field named, not reopened.
             F::Deny(id) => Command::Deny { id: *id, reason: Some(text(Field::Reason)) },
-            F::Extend(id) => Command::Extend { id: *id, duration: Some(text(Field::Duration)), reason: get(Field::Reason) },
+            F::Extend(id) => {
+                Command::Extend { id: *id, duration: Some(text(Field::Duration)), reason: get(Field::Reason) }
+            }
             F::Lockdown { scope } => Command::ConfirmLockdown { scope: scope.clone(), reason: text(Field::Reason) },
             F::Revoke(id) => Command::ConfirmRevoke { id: *id, reason: text(Field::Reason) },
         }
@@ -325,7 +367,12 @@ mod tests {
     fn a_request_takes_an_optional_duration_then_the_reason() {
         assert_eq!(
             parse("db 2h INC-1 fix lag"),
-            Command::Request { role: "db".into(), duration: Some("2h".into()), reason: "INC-1 fix lag".into(), ticket: None }
+            Command::Request {
+                role: "db".into(),
+                duration: Some("2h".into()),
+                reason: "INC-1 fix lag".into(),
+                ticket: None
+            }
         );
         assert_eq!(
             parse("db fix the lag"),

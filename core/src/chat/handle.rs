@@ -94,7 +94,9 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
                 )?,
             };
             let req = svc.release(caller, id).await?;
-            say(Text::plain(format!("Releasing {} (", req.id)).code(req.role.as_str()).add("): access is being removed."))
+            say(Text::plain(format!("Releasing {} (", req.id))
+                .code(req.role.as_str())
+                .and("): access is being removed."))
         }
         Command::Extend { id, duration: None, .. } => Ok(Answer::Form(extend_form(id)).into()),
         Command::Extend { id, duration: Some(d), reason } => {
@@ -130,7 +132,7 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
         }
         Command::Breakglass { role, duration, justification } => {
             let r = svc.breakglass(caller, &role, &duration, &justification, ctx.source.clone()).await?;
-            let text = Text::plain(format!("Break-glass {}: ", r.id)).code(r.role.as_str()).add(format!(
+            let text = Text::plain(format!("Break-glass {}: ", r.id)).code(r.role.as_str()).and(format!(
                 " for {} is being applied now. The security team has been alerted and will review it.",
                 r.duration
             ));
@@ -148,7 +150,7 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
                 Some(reason) => {
                     let mut q = Text::plain("Lock down ");
                     q.0.extend(what.0);
-                    let q = q.add(format!(
+                    let q = q.and(format!(
                         "? New requests are refused and every grant of it is revoked now. Reason: {reason}"
                     ));
                     Ok(Answer::Private(confirm(q, "Lock down", Action::Lockdown { scope, reason })).into())
@@ -161,7 +163,7 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
         }
         Command::Unlock { scope } => {
             svc.unlock(caller, &scope).await?;
-            say(Text::plain("Unlocked ").code(&scope).add("."))
+            say(Text::plain("Unlocked ").code(&scope).and("."))
         }
         Command::Revoke { id, reason } => {
             let r = svc.get(id).await?;
@@ -170,9 +172,9 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
                 Some(reason) => {
                     let q = Text::plain(format!("Revoke {} (", r.id))
                         .code(r.role.as_str())
-                        .add(" held by ")
+                        .and(" held by ")
                         .push(Span::Person(r.requester.clone()))
-                        .add(format!(") now? Reason: {reason}"));
+                        .and(format!(") now? Reason: {reason}"));
                     Ok(Answer::Private(confirm(q, "Revoke", Action::Revoke { id, reason })).into())
                 }
             }
@@ -189,33 +191,38 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
 pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     let role = policy.roles.get(&req.role);
     let required = role.map(|r| r.approvals_required).unwrap_or(1);
-    let mut t = Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).add(format!(" ({}) ", req.duration));
+    let mut t =
+        Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(" ({}) ", req.duration));
     t = match role.and_then(ctx.role_channel) {
-        Some(c) => t.add("sent to ").push(Span::Channel(c.clone())),
-        None => t.add("sent to the approvers"),
+        Some(c) => t.and("sent to ").push(Span::Channel(c.clone())),
+        None => t.and("sent to the approvers"),
     };
-    t.add(format!(
+    t.and(format!(
         "; it needs {required} approval{}. I'll DM you when it changes.",
         if required == 1 { "" } else { "s" }
     ))
 }
 
 fn help(policy: &Policy, caller: &Caller, syntax: Syntax) -> Message {
-    let line = |u: &super::command::Usage| Text::new().code(u.line(syntax)).add(format!(": {}", u.what));
+    let line = |u: &super::command::Usage| {
+        let mut t = Text::new().code(u.line(syntax)).and(": ");
+        t.0.extend(Text::from_marked(u.what).0);
+        t
+    };
     let everyone: Vec<Text> = USAGES.iter().filter(|u| !u.restricted).map(line).collect();
     let restricted: Vec<Text> = USAGES.iter().filter(|u| u.restricted).map(line).collect();
     let mut may = Text::plain("You may request: ");
     let roles = policy.requestable_roles(caller);
     if roles.is_empty() {
-        may = may.add("nothing yet");
+        may = may.and("nothing yet");
     }
     for (i, r) in roles.iter().enumerate() {
         if i > 0 {
-            may = may.add(", ");
+            may = may.and(", ");
         }
-        may = may.code(r.name.as_str()).add(format!(" (up to {})", r.max_duration));
+        may = may.code(r.name.as_str()).and(format!(" (up to {})", r.max_duration));
     }
-    Message::text(Tone::Info, Text::new().strong("elevate").add(": just-in-time access."))
+    Message::text(Tone::Info, Text::new().strong("elevate").and(": just-in-time access."))
         .with(Block::List(everyone))
         .with(Block::Text(Text::new().strong("Approvers and security")))
         .with(Block::List(restricted))
@@ -228,14 +235,14 @@ fn status_lines(reqs: &[Request], now: chrono::DateTime<chrono::Utc>) -> Vec<Tex
         .map(|r| match (r.state, r.expires_at) {
             (State::Active, Some(exp)) => {
                 let left = (exp - now).num_minutes().max(0);
-                Text::plain(format!("{} ", r.id)).code(r.role.as_str()).add(format!(
+                Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(
                     " active, {}h{:02}m left (until {})",
                     left / 60,
                     left % 60,
                     crate::render::time(exp)
                 ))
             }
-            (s, _) => Text::plain(format!("{} ", r.id)).code(r.role.as_str()).add(format!(" for {}: {s}", r.duration)),
+            (s, _) => Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(" for {}: {s}", r.duration)),
         })
         .collect()
 }
@@ -261,10 +268,10 @@ async fn mine(ctx: &Ctx<'_>) -> Result<Handled, CoreError> {
         msg = msg.with(Block::Text(status_lines(std::slice::from_ref(r), now).remove(0)));
         let buttons = match r.state {
             State::Active => vec![
-                Button::new("Extend", Action::Extend(r.id), Style::Primary),
-                Button::new("Release", Action::Release(r.id), Style::Plain),
+                Button::new(&format!("Extend {}", r.id), Action::Extend(r.id), Style::Primary),
+                Button::new(&format!("Release {}", r.id), Action::Release(r.id), Style::Plain),
             ],
-            State::Pending => vec![Button::new("Cancel", Action::Cancel(r.id), Style::Plain)],
+            State::Pending => vec![Button::new(&format!("Cancel {}", r.id), Action::Cancel(r.id), Style::Plain)],
             _ => vec![],
         };
         if !buttons.is_empty() {
@@ -287,12 +294,12 @@ async fn mine(ctx: &Ctx<'_>) -> Result<Handled, CoreError> {
         for r in &waiting {
             let line = Text::plain(format!("{} ", r.id))
                 .push(Span::Person(r.requester.clone()))
-                .add(" asks for ")
+                .and(" asks for ")
                 .code(r.role.as_str())
-                .add(format!(" for {}: {}", r.duration, r.reason));
+                .and(format!(" for {}: {}", r.duration, r.reason));
             msg = msg.with(Block::Text(line)).with(Block::Buttons(vec![
-                Button::new("Approve", Action::Approve(r.id), Style::Primary),
-                Button::new("Deny", Action::Deny(r.id), Style::Danger),
+                Button::new(&format!("Approve {}", r.id), Action::Approve(r.id), Style::Primary),
+                Button::new(&format!("Deny {}", r.id), Action::Deny(r.id), Style::Danger),
             ]));
         }
     }
@@ -309,7 +316,9 @@ fn request_form(policy: &Policy, caller: &Caller) -> Result<Handled, CoreError> 
     let roles = policy.requestable_roles(caller);
     if roles.is_empty() {
         return Ok(Answer::Refused(Refusal {
-            text: Text::plain("There is no role you may request. Ask an elevate admin to add you to a requester group."),
+            text: Text::plain(
+                "There is no role you may request. Ask an elevate admin to add you to a requester group.",
+            ),
             field: Some(Field::Role),
         })
         .into());

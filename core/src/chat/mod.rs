@@ -9,9 +9,7 @@ mod answer;
 mod command;
 mod handle;
 
-pub use answer::{
-    Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone,
-};
+pub use answer::{Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone};
 pub use command::{Command, Syntax, USAGES, Usage, parse_id, usage};
 pub use handle::{Ctx, Handled, handle, refusal, sent};
 
@@ -134,7 +132,7 @@ pub fn lockdown_done(r: &LockdownReport) -> Message {
     let scope = if r.scope == "*" { "all" } else { &r.scope };
     let mut msg = Message::text(
         Tone::Locked,
-        Text::plain("Locked down ").code(scope).add(format!(
+        Text::plain("Locked down ").code(scope).and(format!(
             ": {} grant(s) being revoked, {} pending request(s) denied.",
             r.revoked.len(),
             r.denied.len()

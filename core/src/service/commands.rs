@@ -149,7 +149,8 @@ impl Service {
     /// An approver's (or the security team's) no, with a reason the requester will see.
     pub async fn deny(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
         self.known_caller(caller)?;
-        let reason = Reason::parse(reason).map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")).on(Field::Reason))?;
+        let reason = Reason::parse(reason)
+            .map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")).on(Field::Reason))?;
         let policy = self.policy();
         let caller_c = caller.clone();
         let now = self.now();

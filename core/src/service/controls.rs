@@ -73,8 +73,8 @@ impl Service {
         blocks_breakglass: bool,
     ) -> CoreResult<LockdownReport> {
         let scope = self.may_lock_down(caller, scope)?;
-        let reason =
-            Reason::parse(reason).map_err(|e| UserError::invalid(format!("A lockdown needs a reason: {e}")).on(Field::Reason))?;
+        let reason = Reason::parse(reason)
+            .map_err(|e| UserError::invalid(format!("A lockdown needs a reason: {e}")).on(Field::Reason))?;
         let now = self.now();
         let l = Lockdown {
             scope: scope.clone(),
@@ -133,7 +133,8 @@ impl Service {
     /// Marks a break-glass grant reviewed, with the reviewer's note; its reminders stop.
     pub async fn review(&self, caller: &Caller, id: RequestId, note: &str) -> CoreResult<Request> {
         self.security_only(caller, "review break-glass use")?;
-        let note = Reason::parse(note).map_err(|e| UserError::invalid(format!("A review needs a note: {e}")).on(Field::Note))?;
+        let note = Reason::parse(note)
+            .map_err(|e| UserError::invalid(format!("A review needs a note: {e}")).on(Field::Note))?;
         let now = self.now();
         let by = caller.person.clone();
         let f = Box::new(move |r: &Request| -> Decision {

@@ -9,6 +9,7 @@
 mod controls;
 mod lifecycle;
 mod safety;
+mod snapshots;
 
 use elevate_tests::TestApp;
 
