@@ -4,7 +4,7 @@
 
 use crate::{Discord, PLATFORM, identity::user_id, messages::Reply};
 use elevate_core::{
-    chat::{self, Answer, Command, Ctx, Handled, Syntax},
+    chat::{self, Answer, Arg, ArgKind, Command, Ctx, Handled, Syntax},
     policy::Caller,
     request::Source,
 };
@@ -15,81 +15,36 @@ use serenity::{
 };
 
 fn option(kind: CommandOptionType, name: &str, description: &str, required: bool) -> CreateCommandOption {
+    // Discord refuses descriptions over 100 characters.
+    let description: String = description.chars().take(100).collect();
     CreateCommandOption::new(kind, name, description).required(required)
 }
 
-fn id_option(required: bool) -> CreateCommandOption {
-    option(CommandOptionType::Integer, "id", "Request number, e.g. 41", required).min_int_value(1)
+/// One argument of core's command model as a typed option.
+fn argument(a: &Arg) -> CreateCommandOption {
+    use CommandOptionType::{Integer, String as Text};
+    match a.kind {
+        ArgKind::Id => option(Integer, a.name, a.what, a.required).min_int_value(1),
+        ArgKind::Role => option(Text, a.name, a.what, a.required).set_autocomplete(true),
+        ArgKind::Duration | ArgKind::Scope => option(Text, a.name, a.what, a.required).max_length(40),
+        ArgKind::Text => option(Text, a.name, a.what, a.required).max_length(500),
+    }
 }
 
-/// `/elevate` as registered. The role is autocompleted from what the member may request (the
-/// list depends on who asks, so fixed choices cannot express it). Guild-only: elevate's
+/// `/elevate` as registered: one sub-command per entry of core's command model, so Discord
+/// offers exactly what core handles. The role is autocompleted from what the member may request
+/// (the list depends on who asks, so fixed choices cannot express it). Guild-only: elevate's
 /// authority checks read the member's server roles.
 pub fn elevate_command() -> CreateCommand {
-    use CommandOptionType::{String as Text, SubCommand};
+    let subs = chat::USAGES.iter().map(|u| {
+        u.args
+            .iter()
+            .fold(option(CommandOptionType::SubCommand, u.name, u.what, false), |o, a| o.add_sub_option(argument(a)))
+    });
     CreateCommand::new("elevate")
         .description("Just-in-time access: ask for a role for a while, with a reason")
         .contexts(vec![InteractionContext::Guild])
-        .add_option(
-            option(SubCommand, "request", "Ask for a role", false)
-                .add_sub_option(option(Text, "role", "The role you need", true).set_autocomplete(true))
-                .add_sub_option(option(Text, "reason", "What you need it for", true).max_length(500))
-                .add_sub_option(option(Text, "duration", "How long, e.g. 30m or 2h (default: the role's)", false))
-                .add_sub_option(option(Text, "ticket", "A ticket, e.g. INC-4211", false).max_length(100)),
-        )
-        .add_option(option(SubCommand, "status", "Your pending requests and active grants", false))
-        .add_option(option(SubCommand, "mine", "Your access with buttons, and what waits for your decision", false))
-        .add_option(option(SubCommand, "release", "Give access back early", false).add_sub_option(id_option(false)))
-        .add_option(
-            option(SubCommand, "extend", "Ask for more time on an active grant", false)
-                .add_sub_option(id_option(true))
-                .add_sub_option(option(Text, "duration", "How much more, e.g. 30m", true))
-                .add_sub_option(option(Text, "reason", "Why more time", false).max_length(500)),
-        )
-        .add_option(option(SubCommand, "cancel", "Withdraw a pending request", false).add_sub_option(id_option(true)))
-        .add_option(option(SubCommand, "help", "How to use elevate", false))
-        .add_option(
-            option(SubCommand, "approve", "Approve a request (approvers)", false).add_sub_option(id_option(true)),
-        )
-        .add_option(
-            option(SubCommand, "deny", "Deny a request (approvers)", false)
-                .add_sub_option(id_option(true))
-                .add_sub_option(
-                    option(Text, "reason", "Why it is denied (a form asks if empty)", false).max_length(500),
-                ),
-        )
-        .add_option(
-            option(SubCommand, "breakglass", "Emergency access without approval (alerts security)", false)
-                .add_sub_option(option(Text, "role", "The role you need", true).set_autocomplete(true))
-                .add_sub_option(option(Text, "duration", "How long, e.g. 30m", true))
-                .add_sub_option(option(Text, "justification", "What is on fire", true).max_length(500)),
-        )
-        .add_option(
-            option(SubCommand, "review", "Close the review of a break-glass grant (security)", false)
-                .add_sub_option(id_option(true))
-                .add_sub_option(
-                    option(Text, "note", "What happened and whether it was justified", true).max_length(500),
-                ),
-        )
-        .add_option(
-            option(SubCommand, "revoke", "Take a grant away now (approvers, security)", false)
-                .add_sub_option(id_option(true)),
-        )
-        .add_option(
-            option(
-                SubCommand,
-                "lockdown",
-                "Kill switch: refuse a role (or all) and revoke its grants (security)",
-                false,
-            )
-            .add_sub_option(option(Text, "scope", "A role name, or all", true)),
-        )
-        .add_option(option(SubCommand, "unlock", "Lift a lockdown (security)", false).add_sub_option(option(
-            Text,
-            "scope",
-            "A role name, or all",
-            true,
-        )))
+        .set_options(subs.chain([option(CommandOptionType::SubCommand, "help", "How to use elevate", false)]).collect())
 }
 
 /// The sub-command and its options.

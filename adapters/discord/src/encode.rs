@@ -133,6 +133,7 @@ impl Discord {
         let mut lines = Vec::new();
         for b in &m.blocks {
             match b {
+                Block::Heading(t) => lines.push(format!("**{}**", self.markdown(t))),
                 Block::Text(t) => lines.push(self.markdown(t)),
                 Block::List(items) => lines.extend(items.iter().map(|t| format!("• {}", self.markdown(t)))),
                 Block::Fields(f) => {
@@ -150,6 +151,7 @@ impl Discord {
     pub(crate) fn rows(&self, m: &Message) -> Vec<CreateActionRow> {
         let button = |b: &elevate_core::chat::Button| {
             let style = match b.style {
+                Style::Success => ButtonStyle::Success,
                 Style::Primary => ButtonStyle::Primary,
                 Style::Danger => ButtonStyle::Danger,
                 Style::Plain => ButtonStyle::Secondary,

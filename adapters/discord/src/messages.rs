@@ -3,8 +3,8 @@
 //! piece of typed text is escaped here, at render time. A button's custom_id is
 //! `action:request-number` and nothing else: who may press it is decided when the click arrives.
 
-use crate::{Discord, encode::encode_action, text::escape};
-use elevate_core::{Request, RequestId, State, chat, chat::Action, render};
+use crate::{Discord, encode::encode_action};
+use elevate_core::{Request, RequestId, chat, chat::Action};
 use serenity::{
     builder::{
         CreateActionRow, CreateAllowedMentions, CreateAutocompleteResponse, CreateButton, CreateInteractionResponse,
@@ -69,29 +69,14 @@ fn button(label: &str, action: Action, style: ButtonStyle) -> CreateButton {
 }
 
 impl Discord {
-    /// The approval message: who asks for what and why, and where it stands.
+    /// The approval message as core composes it.
     pub(crate) fn card_content(&self, req: &Request) -> String {
-        let policy = self.inner.service.policy();
-        let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
-        let who = self.name(req.requester.as_str());
-        let mut lines = vec![format!("**{}**", chat::card_title(req, &who))];
-        lines.push(format!("**Reason:** {}", escape(req.reason.as_str())));
-        if let Some(t) = &req.ticket {
-            lines.push(format!("**Ticket:** {}", escape(t)));
-        }
-        lines.push(render::card_status(req, required, &|p| self.name(p), &escape));
-        clip(&lines.join("\n"))
+        self.content(&chat::card(&self.inner.service.policy(), req))
     }
 
     /// Approve and Deny while the request is pending; nothing (buttons removed) once it is not.
     pub(crate) fn card_buttons(&self, req: &Request) -> Vec<CreateActionRow> {
-        if req.state != State::Pending {
-            return Vec::new();
-        }
-        vec![CreateActionRow::Buttons(vec![
-            button("Approve", Action::Approve(req.id), ButtonStyle::Success),
-            button("Deny", Action::Deny(req.id), ButtonStyle::Danger),
-        ])]
+        self.rows(&chat::card(&self.inner.service.policy(), req))
     }
 }
 

@@ -144,7 +144,8 @@ impl Slack {
         let (action_id, value) = encode_action(&b.action);
         let mut v = json!({ "type": "button", "text": plain(&b.label), "action_id": action_id, "value": value });
         match b.style {
-            Style::Primary => v["style"] = json!("primary"),
+            // Slack's primary is its green.
+            Style::Primary | Style::Success => v["style"] = json!("primary"),
             Style::Danger => v["style"] = json!("danger"),
             Style::Plain => {}
         }
@@ -172,6 +173,7 @@ impl Slack {
             .blocks
             .iter()
             .map(|b| match b {
+                Block::Heading(t) => section(lead(format!("*{}*", self.mrkdwn(t)))),
                 Block::Text(t) => section(lead(self.mrkdwn(t))),
                 Block::List(items) => {
                     section(lead(items.iter().map(|t| format!("• {}", self.mrkdwn(t))).collect::<Vec<_>>().join("\n")))
@@ -195,7 +197,7 @@ impl Slack {
         let mut lines = Vec::new();
         for b in &m.blocks {
             match b {
-                Block::Text(t) | Block::Context(t) => lines.push(self.mrkdwn(t)),
+                Block::Heading(t) | Block::Text(t) | Block::Context(t) => lines.push(self.mrkdwn(t)),
                 Block::List(items) => lines.extend(items.iter().map(|t| format!("• {}", self.mrkdwn(t)))),
                 Block::Fields(f) => {
                     lines.extend(f.iter().map(|(k, v)| format!("{}: {}", text::escape(k), self.mrkdwn(v))))

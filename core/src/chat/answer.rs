@@ -88,6 +88,8 @@ pub enum Tone {
 /// One block of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Block {
+    /// A title line, shown prominently.
+    Heading(Text),
     Text(Text),
     /// One line per item.
     List(Vec<Text>),
@@ -118,7 +120,7 @@ impl Message {
         let mut lines = Vec::new();
         for b in &self.blocks {
             match b {
-                Block::Text(t) | Block::Context(t) => lines.push(t.to_plain()),
+                Block::Heading(t) | Block::Text(t) | Block::Context(t) => lines.push(t.to_plain()),
                 Block::List(items) => lines.extend(items.iter().map(|t| format!("• {}", t.to_plain()))),
                 Block::Fields(f) => lines.extend(f.iter().map(|(k, v)| format!("{k}: {}", v.to_plain()))),
                 Block::Buttons(_) => {}
@@ -130,6 +132,8 @@ impl Message {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
+    /// The go-ahead (Approve): green where the platform has it.
+    Success,
     Primary,
     Danger,
     Plain,

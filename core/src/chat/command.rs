@@ -82,11 +82,43 @@ pub enum Syntax {
     Options,
 }
 
-/// One sub-command as people see it in help.
+/// What kind of value an argument takes, so platforms with typed options can say so (Discord:
+/// an integer for a request number, autocomplete for a role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A role the caller may request (suggested as they type).
+    Role,
+    Duration,
+    /// A request number.
+    Id,
+    /// A role name or `all`.
+    Scope,
+    /// Free text: a reason, a ticket, a note.
+    Text,
+}
+
+/// One named argument of a sub-command.
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub required: bool,
+    pub what: &'static str,
+}
+
+const fn arg(name: &'static str, kind: ArgKind, required: bool, what: &'static str) -> Arg {
+    Arg { name, kind, required, what }
+}
+
+const ID: Arg = arg("id", ArgKind::Id, true, "Request number, e.g. 41");
+const ROLE: Arg = arg("role", ArgKind::Role, true, "The role you need");
+
+/// One sub-command as people see it in help, and as platforms with typed options register it.
+/// Required arguments come first (Discord insists on it).
 pub struct Usage {
     pub name: &'static str,
+    /// The free-text syntax after the name (`ID DURATION [REASON…]`).
     pub words: &'static str,
-    pub options: &'static str,
+    pub args: &'static [Arg],
     pub what: &'static str,
     /// Only for approvers and the security team.
     pub restricted: bool,
@@ -95,8 +127,13 @@ pub struct Usage {
 impl Usage {
     pub fn line(&self, syntax: Syntax) -> String {
         let args = match syntax {
-            Syntax::Words => self.words,
-            Syntax::Options => self.options,
+            Syntax::Words => self.words.to_string(),
+            Syntax::Options => self
+                .args
+                .iter()
+                .map(|a| if a.required { a.name.to_string() } else { format!("[{}]", a.name) })
+                .collect::<Vec<_>>()
+                .join(" "),
         };
         match (syntax, self.name) {
             (Syntax::Words, "request") => format!("/elevate {args}"),
@@ -111,61 +148,86 @@ pub const USAGES: &[Usage] = &[
     Usage {
         name: "request",
         words: "ROLE DURATION REASON…",
-        options: "role reason [duration] [ticket]",
+        args: &[
+            ROLE,
+            arg("reason", ArgKind::Text, true, "What you need it for"),
+            arg("duration", ArgKind::Duration, false, "How long, e.g. 30m or 2h (default: the role's)"),
+            arg("ticket", ArgKind::Text, false, "A ticket, e.g. INC-4211"),
+        ],
         what: "ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)",
         restricted: false,
     },
-    Usage {
-        name: "status",
-        words: "",
-        options: "",
-        what: "your pending requests and active grants",
-        restricted: false,
-    },
+    Usage { name: "status", words: "", args: &[], what: "your pending requests and active grants", restricted: false },
     Usage {
         name: "mine",
         words: "",
-        options: "",
+        args: &[],
         what: "the same with buttons, and what waits for your decision",
         restricted: false,
     },
-    Usage { name: "release", words: "[ID]", options: "[id]", what: "give access back early", restricted: false },
+    Usage {
+        name: "release",
+        words: "[ID]",
+        args: &[arg("id", ArgKind::Id, false, "Request number (default: your only active grant)")],
+        what: "give access back early",
+        restricted: false,
+    },
     Usage {
         name: "extend",
         words: "ID DURATION [REASON…]",
-        options: "id duration [reason]",
+        args: &[
+            ID,
+            arg("duration", ArgKind::Duration, true, "How much more, e.g. 30m"),
+            arg("reason", ArgKind::Text, false, "Why more time"),
+        ],
         what: "ask for more time",
         restricted: false,
     },
-    Usage { name: "cancel", words: "ID", options: "id", what: "withdraw a pending request", restricted: false },
-    Usage { name: "approve", words: "ID", options: "id", what: "approve a request", restricted: true },
-    Usage { name: "deny", words: "ID [REASON…]", options: "id [reason]", what: "deny a request", restricted: true },
+    Usage { name: "cancel", words: "ID", args: &[ID], what: "withdraw a pending request", restricted: false },
+    Usage { name: "approve", words: "ID", args: &[ID], what: "approve a request", restricted: true },
+    Usage {
+        name: "deny",
+        words: "ID [REASON…]",
+        args: &[ID, arg("reason", ArgKind::Text, false, "Why it is denied (a form asks if empty)")],
+        what: "deny a request",
+        restricted: true,
+    },
     Usage {
         name: "breakglass",
         words: "ROLE DURATION JUSTIFICATION…",
-        options: "role duration justification",
+        args: &[
+            ROLE,
+            arg("duration", ArgKind::Duration, true, "How long, e.g. 30m"),
+            arg("justification", ArgKind::Text, true, "What is on fire"),
+        ],
         what: "emergency access without approval (alerts security)",
         restricted: true,
     },
     Usage {
         name: "revoke",
         words: "ID REASON…",
-        options: "id",
+        args: &[ID],
         what: "take a grant away (approvers, security)",
         restricted: true,
     },
     Usage {
         name: "lockdown",
         words: "ROLE|all REASON…",
-        options: "scope",
+        args: &[arg("scope", ArgKind::Scope, true, "A role name, or all")],
         what: "kill switch: refuse a role (or all) and revoke its grants (security)",
         restricted: true,
     },
-    Usage { name: "unlock", words: "ROLE|all", options: "scope", what: "lift a lockdown (security)", restricted: true },
+    Usage {
+        name: "unlock",
+        words: "ROLE|all",
+        args: &[arg("scope", ArgKind::Scope, true, "A role name, or all")],
+        what: "lift a lockdown (security)",
+        restricted: true,
+    },
     Usage {
         name: "review",
         words: "ID NOTE…",
-        options: "id note",
+        args: &[ID, arg("note", ArgKind::Text, true, "What happened and whether it was justified")],
         what: "close the review of a break-glass grant (security)",
         restricted: true,
     },
@@ -434,6 +496,23 @@ mod tests {
         assert_eq!(e.field, Some(Field::Duration));
         let e = Command::from_options("cancel", &opts(&[])).unwrap_err();
         assert!(e.message.contains("/elevate cancel id"), "{e}");
+    }
+
+    #[test]
+    fn options_come_required_first_and_every_sub_command_parses_from_them() {
+        for u in USAGES {
+            let first_optional = u.args.iter().position(|a| !a.required).unwrap_or(u.args.len());
+            assert!(u.args[first_optional..].iter().all(|a| !a.required), "{}: required after optional", u.name);
+            let sample = |k: &str| {
+                u.args.iter().find(|a| a.name == k).map(|a| match a.kind {
+                    ArgKind::Id => "4".to_string(),
+                    ArgKind::Duration => "30m".to_string(),
+                    _ => "db".to_string(),
+                })
+            };
+            let parsed = Command::from_options(u.name, &sample).unwrap_or_else(|e| panic!("{}: {e}", u.name));
+            assert_ne!(parsed, Command::Help, "{} is not dispatched", u.name);
+        }
     }
 
     #[test]

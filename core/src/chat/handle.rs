@@ -298,7 +298,7 @@ async fn mine(ctx: &Ctx<'_>) -> Result<Handled, CoreError> {
                 .code(r.role.as_str())
                 .and(format!(" for {}: {}", r.duration, r.reason));
             msg = msg.with(Block::Text(line)).with(Block::Buttons(vec![
-                Button::new(&format!("Approve {}", r.id), Action::Approve(r.id), Style::Primary),
+                Button::new(&format!("Approve {}", r.id), Action::Approve(r.id), Style::Success),
                 Button::new(&format!("Deny {}", r.id), Action::Deny(r.id), Style::Danger),
             ]));
         }

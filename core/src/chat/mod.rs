@@ -6,11 +6,13 @@
 //! drift apart and a new one needs a decoder, an encoder and a client.
 
 mod answer;
+mod card;
 mod command;
 mod handle;
 
 pub use answer::{Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone};
-pub use command::{Command, Syntax, USAGES, Usage, parse_id, usage};
+pub use card::card;
+pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, parse_id, usage};
 pub use handle::{Ctx, Handled, handle, refusal, sent};
 
 use crate::{
@@ -26,14 +28,6 @@ pub const CARD: &str = "card";
 /// The chat reference name of the requester's chat user (`user id`, ``), kept so that DMs reach
 /// them after a restart even when the policy does not name their chat account.
 pub const REQUESTER: &str = "requester";
-
-/// The title line of an approval card; `who` is the requester as the platform shows them.
-pub fn card_title(req: &Request, who: &str) -> String {
-    match req.kind.parent() {
-        Some(p) => format!("Request {}: {who} asks to extend {p} (`{}`) by {}", req.id, req.role, req.duration),
-        None => format!("Request {}: {who} asks for `{}` for {}", req.id, req.role, req.duration),
-    }
-}
 
 /// The states `status` lists: what is still open or still held.
 pub const OPEN_STATES: [State; 4] = [State::Pending, State::Approved, State::Active, State::Revoking];

@@ -142,7 +142,7 @@ async fn answers_to_each_command() {
     You have no pending requests and no active grants.
     **Waiting for your decision**
     #2 <@1500000000000000001> asks for `prod` for 30m: INC-2 deploy
-    row: [Approve #2] approve:2 (style 1) {"disabled":false} [Deny #2] deny:2 (style 4) {"disabled":false}
+    row: [Approve #2] approve:2 (style 3) {"disabled":false} [Deny #2] deny:2 (style 4) {"disabled":false}
     "#);
     let extend = [("id", json!(id)), ("duration", json!("30m"))];
     assert_snapshot!(shown(&app.discord_command("alice", "extend", &extend).await), @r#"

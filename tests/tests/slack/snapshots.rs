@@ -40,11 +40,13 @@ async fn a_request_from_command_to_expiry() {
 
     app.deliver().await;
     assert_snapshot!(card(&app, id), @"
-    text: Request #1: alice asks for prod for 1h (Waiting for 2 approvals)
-    section: Request #1: <@UALICE> asks for `prod` for 1h
+    text: Request #1: <@UALICE> asks for `prod` for 1h
+    Reason: INC-4211 fix &lt;!channel&gt; &amp; lag
+    Waiting for 2 approvals
+    section: *Request #1: <@UALICE> asks for `prod` for 1h*
     section fields: *Reason*
     INC-4211 fix &lt;!channel&gt; &amp; lag
-    context: Waiting for 2 approvals
+    section: Waiting for 2 approvals
     actions: [Approve] elevate_approve=1 (primary)
              [Deny] elevate_deny=1 (danger)
     ");
@@ -52,11 +54,13 @@ async fn a_request_from_command_to_expiry() {
     app.slack_click("bob", "elevate_approve", id).await;
     app.deliver().await;
     assert_snapshot!(card(&app, id), @"
-    text: Request #1: alice asks for prod for 1h (1 of 2 approvals: <@UBOB>)
-    section: Request #1: <@UALICE> asks for `prod` for 1h
+    text: Request #1: <@UALICE> asks for `prod` for 1h
+    Reason: INC-4211 fix &lt;!channel&gt; &amp; lag
+    1 of 2 approvals: <@UBOB>
+    section: *Request #1: <@UALICE> asks for `prod` for 1h*
     section fields: *Reason*
     INC-4211 fix &lt;!channel&gt; &amp; lag
-    context: 1 of 2 approvals: <@UBOB>
+    section: 1 of 2 approvals: <@UBOB>
     actions: [Approve] elevate_approve=1 (primary)
              [Deny] elevate_deny=1 (danger)
     ");
@@ -65,11 +69,13 @@ async fn a_request_from_command_to_expiry() {
     app.slack_click("carol", "elevate_approve", id).await;
     app.tick().await;
     assert_snapshot!(card(&app, id), @"
-    text: Request #1: alice asks for prod for 1h (Approved by <@UBOB>, <@UCAROL> — active until 2026-03-02 10:00 UTC)
-    section: Request #1: <@UALICE> asks for `prod` for 1h
+    text: Request #1: <@UALICE> asks for `prod` for 1h
+    Reason: INC-4211 fix &lt;!channel&gt; &amp; lag
+    Approved by <@UBOB>, <@UCAROL> — active until 2026-03-02 10:00 UTC
+    section: *Request #1: <@UALICE> asks for `prod` for 1h*
     section fields: *Reason*
     INC-4211 fix &lt;!channel&gt; &amp; lag
-    context: Approved by <@UBOB>, <@UCAROL> — active until 2026-03-02 10:00 UTC
+    section: Approved by <@UBOB>, <@UCAROL> — active until 2026-03-02 10:00 UTC
     ");
     assert_snapshot!(last_dm(&app), @"text: Granted: you have `prod` until 2026-03-02 10:00 UTC (#1).");
 
@@ -85,11 +91,13 @@ async fn a_request_from_command_to_expiry() {
     app.tick().await;
     app.tick().await;
     assert_snapshot!(card(&app, id), @"
-    text: Request #1: alice asks for prod for 1h (Approved by <@UBOB>, <@UCAROL> — expired at 2026-03-02 10:00 UTC)
-    section: Request #1: <@UALICE> asks for `prod` for 1h
+    text: Request #1: <@UALICE> asks for `prod` for 1h
+    Reason: INC-4211 fix &lt;!channel&gt; &amp; lag
+    Approved by <@UBOB>, <@UCAROL> — expired at 2026-03-02 10:00 UTC
+    section: *Request #1: <@UALICE> asks for `prod` for 1h*
     section fields: *Reason*
     INC-4211 fix &lt;!channel&gt; &amp; lag
-    context: Approved by <@UBOB>, <@UCAROL> — expired at 2026-03-02 10:00 UTC
+    section: Approved by <@UBOB>, <@UCAROL> — expired at 2026-03-02 10:00 UTC
     ");
     assert_snapshot!(last_dm(&app), @"text: Expired: your `prod` access (#1) has been removed.");
 

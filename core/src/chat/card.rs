@@ -1,0 +1,108 @@
+//! The approval card: who asks for what and why, where it stands, and (while pending) the
+//! Approve and Deny buttons. It is re-rendered from the request as it is now, so delivering an
+//! event twice, or late, updates the card to the same thing. Platforms encode it like any other
+//! [`Message`].
+
+use super::{Action, Block, Button, Message, Span, Style, Text, Tone};
+use crate::{
+    PersonId, State,
+    policy::Policy,
+    render::time,
+    request::{Request, RequestKind},
+};
+
+fn person(id: &str) -> Span {
+    match PersonId::parse(id) {
+        Ok(p) => Span::Person(p),
+        Err(_) => Span::Plain(id.to_string()),
+    }
+}
+
+/// Who closed a request: a person, a rule (`rule lockdown`) or elevate itself.
+fn closer(closed_by: &str) -> Span {
+    match closed_by.strip_prefix("rule:") {
+        Some(rule) => Span::Plain(format!("rule {rule}")),
+        None if closed_by == "system" => Span::Plain("elevate".into()),
+        None => person(closed_by),
+    }
+}
+
+fn joined(mut t: Text, spans: Vec<Span>) -> Text {
+    for (i, s) in spans.into_iter().enumerate() {
+        if i > 0 {
+            t = t.and(", ");
+        }
+        t = t.push(s);
+    }
+    t
+}
+
+/// "Request #41: @alice asks for `db` for 1h", or "… asks to extend #40 (`db`) by 30m".
+pub fn title(req: &Request) -> Text {
+    let t = Text::plain(format!("Request {}: ", req.id)).push(Span::Person(req.requester.clone()));
+    match req.kind.parent() {
+        Some(p) => {
+            t.and(format!(" asks to extend {p} (")).code(req.role.as_str()).and(format!(") by {}", req.duration))
+        }
+        None => t.and(" asks for ").code(req.role.as_str()).and(format!(" for {}", req.duration)),
+    }
+}
+
+/// Where a request stands: "1 of 2 approvals: @dana", "Approved by @dana, @lee — active until
+/// 14:05 UTC", "Denied by @bob: …".
+pub fn status(req: &Request, required: u32) -> Text {
+    let approvers: Vec<Span> = req.approvals.iter().map(|a| Span::Person(a.approver.clone())).collect();
+    let approved = || match req.kind {
+        RequestKind::BreakGlass => Text::plain("Break-glass (no approval)"),
+        _ if approvers.is_empty() => Text::plain("Auto-approved"),
+        _ => joined(Text::plain("Approved by "), approvers.clone()),
+    };
+    let by = |t: Text| match req.closed_by.as_deref() {
+        Some(c) => t.push(closer(c)),
+        None => t,
+    };
+    let note = |t: Text| match req.note.as_deref() {
+        Some(n) if !n.is_empty() => t.and(format!(": {n}")),
+        _ => t,
+    };
+    let until = || req.expires_at.map(time).unwrap_or_else(|| "?".into());
+    match req.state {
+        State::Pending if approvers.is_empty() => {
+            Text::plain(format!("Waiting for {required} approval{}", if required == 1 { "" } else { "s" }))
+        }
+        State::Pending => joined(Text::plain(format!("{} of {required} approvals: ", approvers.len())), approvers),
+        State::Approved => approved().and(" — being applied"),
+        State::Active => approved().and(format!(" — active until {}", until())),
+        State::Revoking => approved().and(" — access being removed"),
+        State::Expired => approved().and(format!(" — expired at {}", until())),
+        State::Released => by(approved().and(" — released by ")),
+        State::Revoked => note(by(approved().and(" — revoked by "))),
+        State::Denied => note(by(Text::plain("Denied by "))),
+        State::Cancelled => by(Text::plain("Cancelled by ")),
+        State::TimedOut => Text::plain("Timed out: nobody decided in time"),
+        State::GrantFailed => note(approved().and(" — but the grant failed")),
+        State::Extended => match req.kind.parent() {
+            Some(p) => approved().and(format!(" — added to {p}")),
+            None => approved(),
+        },
+    }
+}
+
+/// The whole card.
+pub fn card(policy: &Policy, req: &Request) -> Message {
+    let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+    let mut fields = vec![("Reason".to_string(), Text::plain(req.reason.as_str()))];
+    if let Some(t) = &req.ticket {
+        fields.push(("Ticket".to_string(), Text::plain(t)));
+    }
+    let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(title(req))] }
+        .with(Block::Fields(fields))
+        .with(Block::Text(status(req, required)));
+    if req.state == State::Pending {
+        msg = msg.with(Block::Buttons(vec![
+            Button::new("Approve", Action::Approve(req.id), Style::Success),
+            Button::new("Deny", Action::Deny(req.id), Style::Danger),
+        ]));
+    }
+    msg
+}
