@@ -46,7 +46,7 @@ pub(crate) fn encode_action(a: &Action) -> String {
 /// The command a click stands for; a custom_id elevate did not make is refused before any
 /// lookup.
 pub(crate) fn decode_click(custom_id: &str) -> Result<Command, String> {
-    let not_ours = || "This button is not elevate's.".to_string();
+    let not_ours = || elevate_core::chat::foreign_payload().message;
     let (action, arg) = custom_id.split_once(':').ok_or_else(not_ours)?;
     let id = || parse_id(arg).map_err(|e| e.message);
     Ok(match action {

@@ -50,6 +50,10 @@ fn icon(tone: Tone) -> &'static str {
     }
 }
 
+fn foreign() -> String {
+    elevate_core::chat::foreign_payload().message
+}
+
 /// A button's `action_id` and `value`.
 pub(crate) fn encode_action(a: &Action) -> (&'static str, String) {
     match a {
@@ -70,10 +74,10 @@ pub(crate) fn encode_action(a: &Action) -> (&'static str, String) {
 pub(crate) fn decode_action(action_id: &str, value: &str) -> Result<Action, String> {
     let id = || elevate_core::chat::parse_id(value).map_err(|e| e.message);
     let confirmed = || -> Result<Value, String> {
-        serde_json::from_str(value).map_err(|_| "This button is broken; type the command again.".to_string())
+        serde_json::from_str(value).map_err(|_| foreign())
     };
     let s =
-        |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or("This button is broken; type the command again.");
+        |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or_else(foreign);
     Ok(match action_id {
         APPROVE => Action::Approve(id()?),
         DENY => Action::Deny(id()?),
@@ -86,10 +90,10 @@ pub(crate) fn decode_action(action_id: &str, value: &str) -> Result<Action, Stri
         }
         CONFIRM_REVOKE => {
             let v = confirmed()?;
-            let id = v["id"].as_i64().filter(|n| *n > 0).ok_or("This button is broken; type the command again.")?;
+            let id = v["id"].as_i64().filter(|n| *n > 0).ok_or_else(foreign)?;
             Action::Revoke { id: RequestId(id), reason: s(&v, "reason")? }
         }
-        _ => return Err("This button is not elevate's.".into()),
+        _ => return Err(foreign()),
     })
 }
 

@@ -243,6 +243,11 @@ fn usage_error(name: &str, syntax: Syntax, field: Field) -> UserError {
     UserError::invalid(format!("Usage: `{}`.", usage(name, syntax))).on(field)
 }
 
+/// The refusal for a button or form whose payload elevate did not make (or no longer reads).
+pub fn foreign_payload() -> UserError {
+    UserError::invalid("This button or form is not one elevate can read; type the command instead (`/elevate help`).")
+}
+
 /// A request number typed or carried by a button or form. Refused before any lookup.
 pub fn parse_id(s: &str) -> Result<RequestId, UserError> {
     RequestId::parse(s.chars().take(40).collect::<String>().as_str()).map_err(|e| UserError::invalid(e).on(Field::Id))

@@ -12,7 +12,7 @@ mod handle;
 
 pub use answer::{Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone};
 pub use card::card;
-pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, parse_id, usage};
+pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, foreign_payload, parse_id, usage};
 pub use handle::{Ctx, Handled, handle, refusal, sent};
 
 use crate::{
