@@ -179,10 +179,11 @@ impl App {
     pub fn router(&self) -> axum::Router {
         let mut router = http::router(self.state());
         if let Some(s) = self.slack.as_ref().filter(|s| s.settings().signing_secret.is_some()) {
-            router = router.merge(elevate_slack::routes(s.clone()));
+            router = router.merge(http::limits::limited(elevate_slack::routes(s.clone()), http::limits::CHAT_BODY_MAX));
         }
         if let Some(d) = &self.discord {
-            router = router.merge(elevate_discord::routes(d.clone()));
+            let routes = elevate_discord::routes(d.clone());
+            router = router.merge(http::limits::limited(routes, http::limits::CHAT_BODY_MAX));
         }
         router
     }

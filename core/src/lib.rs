@@ -21,6 +21,7 @@ pub mod report;
 pub mod request;
 pub mod service;
 pub mod time;
+pub mod visible;
 
 pub use duration::GrantDuration;
 pub use error::{CoreError, Field, UserError};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A reason or justification: trimmed, non-empty, at most [`Reason::MAX_CHARS`] characters and
-/// free of control characters (which could forge lines in logs and the audit feed). Escaping
+/// free of characters that display differently from what they are ([`crate::visible`]). Escaping
 /// for a particular chat platform is the adapter's job, at render time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -23,11 +23,7 @@ impl Reason {
         if n > Self::MAX_CHARS {
             return Err(format!("the reason is {n} characters long; keep it to {} or fewer", Self::MAX_CHARS));
         }
-        if s.chars().any(|c| c.is_control()) {
-            return Err(
-                "the reason contains control characters (such as newlines or tabs); use plain text on one line".into(),
-            );
-        }
+        crate::visible::check(s, "the reason")?;
         Ok(Self(s.to_string()))
     }
 

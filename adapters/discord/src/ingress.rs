@@ -1,8 +1,10 @@
 //! `POST /discord/interactions`, the interactions endpoint URL. Each request is checked first:
 //! an Ed25519 signature (`X-Signature-Ed25519`) over `X-Signature-Timestamp` + the raw body,
 //! against the application's public key (serenity's verifier), with the timestamp within five
-//! minutes so a captured request cannot be replayed later. Anything else gets 401 and nothing
-//! is done: Discord probes the URL with bad signatures and drops endpoints that accept them.
+//! minutes so a captured request cannot be replayed later; the signature and timestamp headers
+//! must each appear exactly once and the timestamp must be plain digits (the bot limits bodies
+//! to 64 KB before any of this runs). Anything else gets 401 and nothing is done: Discord
+//! probes the URL with bad signatures and drops endpoints that accept them.
 //!
 //! Discord waits 3 seconds for the answer. A handler that takes longer is answered with a
 //! deferral (type 5, or 6 for a click) and finished through the interaction token, which is
@@ -44,12 +46,24 @@ fn unauthorized(why: &str) -> Response {
     (StatusCode::UNAUTHORIZED, "invalid request signature").into_response()
 }
 
+/// A header that appears exactly once: a repeated signature or timestamp header could make the
+/// verifier and a proxy in front of it disagree about which one was checked.
+fn once<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
+    }
+}
+
 /// Whether Discord signed this body, recently.
 fn verify(discord: &Discord, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(sig), Some(ts)) = (header("x-signature-ed25519"), header("x-signature-timestamp")) else {
-        return Err("missing signature headers");
+    let (Some(sig), Some(ts)) = (once(headers, "x-signature-ed25519"), once(headers, "x-signature-timestamp")) else {
+        return Err("signature headers missing or repeated");
     };
+    if ts.is_empty() || ts.len() > 12 || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("timestamp is not plain digits");
+    }
     let signed_at = ts.parse::<u64>().map_err(|_| "timestamp is not a number")?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if now.abs_diff(signed_at) > MAX_AGE.as_secs() {

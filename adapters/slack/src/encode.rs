@@ -73,11 +73,8 @@ pub(crate) fn encode_action(a: &Action) -> (&'static str, String) {
 /// anything is looked up.
 pub(crate) fn decode_action(action_id: &str, value: &str) -> Result<Action, String> {
     let id = || elevate_core::chat::parse_id(value).map_err(|e| e.message);
-    let confirmed = || -> Result<Value, String> {
-        serde_json::from_str(value).map_err(|_| foreign())
-    };
-    let s =
-        |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or_else(foreign);
+    let confirmed = || -> Result<Value, String> { serde_json::from_str(value).map_err(|_| foreign()) };
+    let s = |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or_else(foreign);
     Ok(match action_id {
         APPROVE => Action::Approve(id()?),
         DENY => Action::Deny(id()?),

@@ -1,6 +1,8 @@
 //! The HTTP endpoints Slack calls. Each one first checks Slack's signature over the raw body
 //! (HMAC-SHA256 with the signing secret, timestamp within five minutes, by slack-morphism's
-//! verifier) and answers 401 with nothing done when it does not hold.
+//! verifier) and answers 401 with nothing done when it does not hold: the signature and
+//! timestamp headers must each appear exactly once and the timestamp must be plain digits. The
+//! bot limits bodies to 64 KB before any of this runs.
 
 use crate::{Slack, commands::CommandForm};
 use axum::{
@@ -34,18 +36,30 @@ fn verified(slack: &Slack, headers: &HeaderMap, body: &Bytes) -> Result<String, 
     let Some(secret) = slack.settings().signing_secret.as_deref() else {
         return Err(unauthorized("no signing secret configured (Socket Mode only)"));
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(sig), Some(ts)) = (
-        header(SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
-        header(SlackEventSignatureVerifier::SLACK_SIGNED_TIMESTAMP),
+        once(headers, SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
+        once(headers, SlackEventSignatureVerifier::SLACK_SIGNED_TIMESTAMP),
     ) else {
-        return Err(unauthorized("missing signature headers"));
+        return Err(unauthorized("signature headers missing or repeated"));
     };
+    if ts.is_empty() || ts.len() > 12 || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(unauthorized("timestamp is not plain digits"));
+    }
     let body = std::str::from_utf8(body).map_err(|_| unauthorized("body is not UTF-8"))?;
     SlackEventSignatureVerifier::new(&SlackSigningSecret::new(secret.to_string()))
         .verify(sig, body, ts)
         .map_err(|e| unauthorized(&e.to_string()))?;
     Ok(body.to_string())
+}
+
+/// A header that appears exactly once: a repeated signature or timestamp header could make the
+/// verifier and a proxy in front of it disagree about which one was checked.
+fn once<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
+    }
 }
 
 fn answer(v: Option<Value>) -> Response {

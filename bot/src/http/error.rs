@@ -49,7 +49,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::User(e) => {
-                (status_of(e.code), Json(json!({ "error": { "code": e.code, "message": e.message } }))).into_response()
+                let mut error = json!({ "code": e.code, "message": e.message });
+                if let Some(field) = e.field {
+                    error["field"] = json!(field);
+                }
+                (status_of(e.code), Json(json!({ "error": error }))).into_response()
             }
             ApiError::Internal(detail) => {
                 let reference = format!("{:016x}", rand::random::<u64>());

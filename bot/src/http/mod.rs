@@ -4,6 +4,7 @@
 pub mod api;
 mod controls;
 mod error;
+pub mod limits;
 mod ops;
 
 pub use error::ApiError;
@@ -38,7 +39,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/requests", post(api::create).get(api::list))
         .route("/api/v1/requests/{id}", get(api::show))
         .route("/api/v1/requests/{id}/{action}", post(api::act))
@@ -52,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .with_state(state)
+        .with_state(state);
+    limits::limited(router, limits::API_BODY_MAX)
 }
 
 /// SHA-256 of an API token, hex, as stored in the policy.

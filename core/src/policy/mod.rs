@@ -247,6 +247,9 @@ impl Role {
     /// match of the pattern in the reason.
     pub fn ticket(&self, explicit: Option<&str>, reason: &str) -> Result<Option<String>, UserError> {
         let explicit = explicit.map(str::trim).filter(|t| !t.is_empty());
+        if let Some(t) = explicit {
+            crate::visible::check(t, "The ticket").map_err(UserError::invalid)?;
+        }
         match (&self.ticket_pattern, explicit) {
             (Some(re), Some(t)) => {
                 if re.is_match(t) {

@@ -7,6 +7,7 @@
 //! do what, signatures, escaping, identity and Slack's own failures.
 
 mod controls;
+mod hardening;
 mod lifecycle;
 mod safety;
 mod snapshots;
