@@ -7,6 +7,7 @@
 //! other servers, command registration, and Discord's own failures.
 
 mod controls;
+mod hardening;
 mod lifecycle;
 mod safety;
 mod snapshots;
