@@ -90,6 +90,10 @@ event_kinds! {
     /// Something the security team must look at now: a flagged person, repeated refused
     /// attempts, a break-glass grant.
     SecurityAlert = "security.alert",
+    /// A chat actor refused before anything else: a bot or app user, a deactivated account, a
+    /// guest, a member of another workspace or server. Audited because such attempts matter to
+    /// security teams even though no person of the policy is behind them.
+    ActorRefused = "security.actor_refused",
     SecurityLockdown = "security.lockdown",
     SecurityUnlock = "security.unlock",
     /// A break-glass grant's review is still open.

@@ -163,6 +163,13 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 .unwrap_or_default()
         ),
         "security.alert" => format!("SECURITY ALERT {id}: {}", s(d, "message")),
+        "security.actor_refused" => {
+            let tenant = match s(d, "tenant") {
+                "" => String::new(),
+                t => format!(" of {t}"),
+            };
+            format!("refused {} user {}{tenant}: {}", s(d, "platform"), s(d, "user"), s(d, "why").replace('_', " "))
+        }
         "security.lockdown" => format!(
             "LOCKDOWN of {} by {who}: {}{}",
             match s(d, "scope") {

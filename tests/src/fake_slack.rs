@@ -71,6 +71,8 @@ struct Model {
     /// user id → (team, email)
     users: BTreeMap<String, (String, Option<String>)>,
     next_ts: u64,
+    /// user id → `users.info` fields beyond id, team and email (`is_bot`, `deleted`, …).
+    user_flags: BTreeMap<String, Value>,
 }
 
 /// The running fake. Cheap to clone.
@@ -102,6 +104,12 @@ impl FakeSlack {
     /// A workspace member, as `users.info` shows them.
     pub fn add_user(&self, id: &str, team: &str, email: Option<&str>) {
         self.model.lock().unwrap().users.insert(id.into(), (team.into(), email.map(String::from)));
+    }
+
+    /// Sets `users.info` fields of a user, as Slack documents them: `{"is_bot": true}`,
+    /// `{"deleted": true}`, `{"is_restricted": true}`, `{"team_id": "TOTHER"}`, …
+    pub fn set_user_flags(&self, id: &str, flags: Value) {
+        self.model.lock().unwrap().user_flags.insert(id.into(), flags);
     }
 
     pub fn fail_next(&self, method: &str, fault: SlackFault) {
@@ -227,8 +235,15 @@ async fn handle(
             ok(json!({ "view": view }))
         }
         "users.info" => match m.users.get(&s("user")) {
-            Some((team, email)) => ok(json!({ "user": { "id": s("user"), "team_id": team,
-                "profile": { "email": email } } })),
+            Some((team, email)) => {
+                let mut user = json!({ "id": s("user"), "team_id": team, "deleted": false, "is_bot": false,
+                    "is_app_user": false, "is_restricted": false, "is_ultra_restricted": false,
+                    "profile": { "email": email } });
+                for (k, v) in m.user_flags.get(&s("user")).and_then(Value::as_object).into_iter().flatten() {
+                    user[k] = v.clone();
+                }
+                ok(json!({ "user": user }))
+            }
             None => error("user_not_found"),
         },
         "conversations.open" => {

@@ -67,7 +67,7 @@ fn opt(options: &[Value], name: &str) -> Option<String> {
 impl Discord {
     /// Handles one `/elevate …` (interaction type 2).
     pub(crate) async fn command(&self, p: &Value) -> Reply {
-        let caller = match self.caller(p) {
+        let caller = match self.caller(p).await {
             Ok(c) => c,
             Err(e) => return self.reply(Answer::Refused(chat::refusal(e.into(), PLATFORM))),
         };
@@ -105,7 +105,7 @@ impl Discord {
     /// Role suggestions while typing (interaction type 4): only roles this member may request,
     /// as the policy and their server roles say now.
     pub(crate) fn autocomplete(&self, p: &Value) -> Reply {
-        let Ok(caller) = self.caller(p) else { return Reply::Choices(Vec::new()) };
+        let Some(caller) = self.quiet_caller(p) else { return Reply::Choices(Vec::new()) };
         let (_, options) = subcommand(p);
         let typed = options
             .iter()

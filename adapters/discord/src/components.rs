@@ -46,7 +46,7 @@ impl Discord {
     }
 
     async fn act(&self, p: &Value, command: Command) -> Reply {
-        let caller = match self.caller(p) {
+        let caller = match self.caller(p).await {
             Ok(c) => c,
             Err(e) => return self.reply(Answer::Refused(chat::refusal(e.into(), PLATFORM))),
         };

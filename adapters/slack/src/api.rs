@@ -100,13 +100,13 @@ impl SlackApi {
             .map(|_| ())
     }
 
-    /// The email of a Slack user, if their profile shows one.
-    pub async fn user_email(&self, user: &str) -> Result<Option<String>, String> {
+    /// A Slack user as `users.info` shows them: workspace, flags and profile.
+    pub async fn user_info(&self, user: &str) -> Result<SlackUser, String> {
         let req = SlackApiUsersInfoRequest::new(user.into());
         let r = tokio::time::timeout(INGRESS_BUDGET, async { call!(self, "users.info", |s| s.users_info(&req)) })
             .await
             .map_err(|_| "users.info: timed out".to_string())??;
-        Ok(r.user.profile.and_then(|p| p.email).map(|e| e.to_string()))
+        Ok(r.user)
     }
 
     /// The DM channel with `user`.

@@ -1,46 +1,96 @@
-//! Who is clicking: a Slack user becomes a person of the policy by the `slack_id` the policy
-//! gives them, else by the email on their Slack profile (`users.info`, cached for an hour so
-//! that a burst of clicks costs one lookup). Payloads from another workspace are refused before
-//! anything else: the same Slack user id means nothing outside its workspace.
+//! Who is clicking. Only an active, human, full member of the configured workspace acts: every
+//! Slack user is looked up with `users.info` (cached, so a burst of clicks costs one lookup) and
+//! bots and app users, deactivated accounts, guests and users whose home workspace is another
+//! one (shared channels, other workspaces of an Enterprise Grid organisation) are refused, with
+//! the refusal audited, before the policy is asked. Then the user becomes a person of the policy
+//! by the `slack_id` the policy gives them, else by the email on their (human, active) profile.
 
-use crate::{Slack, text};
-use elevate_core::{PersonId, UserError, policy::Caller};
+use crate::{PLATFORM, Slack};
+use elevate_core::{PersonId, UserError, policy::Caller, service::NotAllowed};
+use slack_morphism::prelude::SlackUser;
 use std::{
     collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
-const TTL: Duration = Duration::from_secs(3600);
+/// How long what `users.info` said is trusted. Short, so a deactivated account or a bot that
+/// changed its profile stops acting within minutes.
+const TTL: Duration = Duration::from_secs(300);
 
-/// Slack user → email lookups, and person → Slack user learnt from them (for DMs).
+/// What elevate needs to know of a Slack account.
+#[derive(Debug, Clone)]
+struct Account {
+    standing: Result<(), NotAllowed>,
+    email: Option<String>,
+}
+
+/// Slack user → account lookups, and person → Slack user learnt from them (for DMs).
 #[derive(Default)]
 pub(crate) struct Directory {
-    emails: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    accounts: Mutex<HashMap<String, (Option<Account>, Instant)>>,
     users: Mutex<HashMap<PersonId, String>>,
+}
+
+/// Reads an account's standing from what Slack says of it.
+fn account(u: &SlackUser, team: &str) -> Account {
+    let f = &u.flags;
+    let yes = |b: Option<bool>| b == Some(true);
+    let standing = if yes(f.is_bot) || yes(f.is_app_user) {
+        Err(NotAllowed::Bot)
+    } else if yes(u.deleted) {
+        Err(NotAllowed::Deactivated)
+    } else if yes(f.is_restricted) || yes(f.is_ultra_restricted) || yes(f.is_invited_user) {
+        Err(NotAllowed::Guest)
+    } else if yes(f.is_stranger) {
+        Err(NotAllowed::OtherTenant(u.team_id.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "?".into())))
+    } else {
+        match u.team_id.as_ref().map(|t| t.to_string()) {
+            Some(t) if t == team => Ok(()),
+            // Enterprise Grid users carry their home workspace in `enterprise_user.teams`.
+            Some(t) => {
+                let member =
+                    u.enterprise_user.as_ref().is_some_and(|e| e.teams.iter().flatten().any(|x| x.to_string() == team));
+                if member { Ok(()) } else { Err(NotAllowed::OtherTenant(t)) }
+            }
+            None => Err(NotAllowed::OtherTenant("?".into())),
+        }
+    };
+    Account { standing, email: u.profile.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_string()) }
 }
 
 impl Slack {
     /// The caller behind a Slack user in a workspace, or the refusal to show them.
-    ///
-    /// Slack user groups are not read: a `slack_usergroup`-backed group counts only its listed
-    /// members here (reading memberships would cost a `usergroups.users.list` call per group
-    /// per click).
     pub(crate) async fn caller(&self, team_id: &str, user_id: &str) -> Result<Caller, UserError> {
-        let s = &self.inner.settings;
-        if team_id != s.team_id {
-            return Err(UserError::forbidden(format!(
-                "This elevate serves only the Slack workspace `{}`; requests from workspace `{}` are refused.",
-                s.team_id,
-                team_id.chars().take(32).collect::<String>()
-            )));
+        self.caller_of(team_id, None, user_id).await
+    }
+
+    /// The same, with the user's own workspace when the payload says it (interactions do).
+    pub(crate) async fn caller_of(
+        &self,
+        team_id: &str,
+        user_team: Option<&str>,
+        user_id: &str,
+    ) -> Result<Caller, UserError> {
+        let ours = &self.inner.settings.team_id;
+        let service = &self.inner.service;
+        if team_id != ours {
+            return Err(service.refuse_actor(PLATFORM, user_id, NotAllowed::OtherTenant(team_id.to_string())).await);
         }
-        let policy = self.inner.service.policy();
+        if let Some(t) = user_team.filter(|t| !t.is_empty() && *t != ours) {
+            return Err(service.refuse_actor(PLATFORM, user_id, NotAllowed::OtherTenant(t.to_string())).await);
+        }
+        let Some(account) = self.account(user_id).await? else {
+            return Err(UserError::unauthenticated(format!("Slack does not know the account `{user_id}`.")));
+        };
+        if let Err(why) = account.standing {
+            return Err(service.refuse_actor(PLATFORM, user_id, why).await);
+        }
+        let policy = service.policy();
         if let Some(p) = policy.person_by_slack_id(user_id) {
             return Ok(Caller::person(p.id.clone()));
         }
-        let email = self.email_of(user_id).await?;
-        match email.as_deref().and_then(|e| policy.person_by_email(e)) {
+        match account.email.as_deref().and_then(|e| policy.person_by_email(e)) {
             Some(p) => {
                 self.inner.identity.users.lock().expect("identity lock").insert(p.id.clone(), user_id.to_string());
                 Ok(Caller::person(p.id.clone()))
@@ -51,36 +101,37 @@ impl Slack {
         }
     }
 
-    async fn email_of(&self, user_id: &str) -> Result<Option<String>, UserError> {
+    /// What Slack says of an account, cached for [`TTL`]; `None` when Slack does not know it.
+    async fn account(&self, user_id: &str) -> Result<Option<Account>, UserError> {
         let cached = self
             .inner
             .identity
-            .emails
+            .accounts
             .lock()
             .expect("identity lock")
             .get(user_id)
             .filter(|(_, at)| at.elapsed() < TTL)
-            .map(|(email, _)| email.clone());
-        if let Some(email) = cached {
-            return Ok(email);
+            .map(|(a, _)| a.clone());
+        if let Some(a) = cached {
+            return Ok(a);
         }
-        let email = match self.inner.api.user_email(user_id).await {
-            Ok(e) => e,
+        let found = match self.inner.api.user_info(user_id).await {
+            Ok(u) => Some(account(&u, &self.inner.settings.team_id)),
             Err(e) if e.ends_with("user_not_found") => None,
             Err(e) => {
                 tracing::warn!(error = %e, "users.info failed");
                 return Err(UserError::unauthenticated(
-                    "elevate could not look up your Slack profile just now; try again in a minute.",
+                    "elevate could not check your Slack account just now; nothing was changed, try again in a minute.",
                 ));
             }
         };
         self.inner
             .identity
-            .emails
+            .accounts
             .lock()
             .expect("identity lock")
-            .insert(user_id.to_string(), (email.clone(), Instant::now()));
-        Ok(email)
+            .insert(user_id.to_string(), (found.clone(), Instant::now()));
+        Ok(found)
     }
 
     /// The Slack user of a person, for DMs and mentions: the policy's `slack_id`, else one
@@ -96,8 +147,8 @@ impl Slack {
     /// A person as shown in Slack: a mention when we know their Slack user, else their name.
     pub(crate) fn name(&self, person: &str) -> String {
         match self.slack_user(person) {
-            Some(u) => text::mention(&u),
-            None => text::escape(person),
+            Some(u) => crate::text::mention(&u),
+            None => crate::text::escape(person),
         }
     }
 }

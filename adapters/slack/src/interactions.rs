@@ -32,6 +32,11 @@ fn team(p: &Value) -> &str {
     }
 }
 
+/// The clicker's own workspace, where the payload says it (shared channels, Enterprise Grid).
+fn user_team(p: &Value) -> Option<&str> {
+    p["user"]["team_id"].as_str()
+}
+
 fn refused(message: impl Into<String>) -> Answer {
     Answer::Refused(Refusal { text: Text::from_marked(&message.into()), field: None })
 }
@@ -55,7 +60,7 @@ impl Slack {
         let action = &p["actions"][0];
         let answer = match encode::decode_action(str_at(action, &["action_id"]), str_at(action, &["value"])) {
             Err(why) => refused(why),
-            Ok(action) => match self.caller(team(p), &user).await {
+            Ok(action) => match self.caller_of(team(p), user_team(p), &user).await {
                 Err(e) => Answer::Refused(chat::refusal(e.into(), PLATFORM)),
                 Ok(caller) => self.run(&caller, team(p), &channel, Command::from_action(action)).await.answer,
             },
@@ -98,7 +103,7 @@ impl Slack {
                 return Some(self.field_error(&elevate_core::chat::FormKind::Request, &r));
             }
         };
-        let handled = match self.caller(team(p), &user).await {
+        let handled = match self.caller_of(team(p), user_team(p), &user).await {
             Err(e) => Answer::Refused(chat::refusal(e.into(), PLATFORM)).into(),
             Ok(caller) => {
                 let command = Command::from_form(&kind, &|f| field(view, f));

@@ -2,6 +2,7 @@
 //! hands it (apply, expire, revoke, …) and the periodic jobs (reconcile). It reads the policy as
 //! it is at that moment and asks the store to apply what it decided.
 
+mod actors;
 mod commands;
 mod controls;
 mod drill;
@@ -10,6 +11,7 @@ mod due_notices;
 mod periodic;
 mod request;
 
+pub use actors::NotAllowed;
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
 pub use controls::LockdownReport;
 pub use drill::{DrillReport, DrillStep};

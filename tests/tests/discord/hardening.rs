@@ -118,3 +118,34 @@ async fn oversized_bodies_and_ambiguous_signature_headers_are_refused() {
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200, "signed once, a PING is answered");
 }
+
+#[tokio::test]
+async fn bots_and_members_of_other_servers_are_refused_and_audited() {
+    let app = discord_app().await;
+    let id = app.discord_request("alice", "db", "1h", "INC-1 fix").await;
+    // A bot with bob's user id (a webhook or an app can present any id it was given).
+    let mut click = elevate_tests::discord::interaction(
+        3,
+        Member::of("bob"),
+        json!({ "custom_id": format!("approve:{id}"), "component_type": 2 }),
+        None,
+    );
+    click["member"]["user"]["bot"] = json!(true);
+    let answer = app.discord_send(click).await.text();
+    assert!(answer.contains("acts only for active human members"), "{answer}");
+    let other = app
+        .discord_click_as(Member::of("bob").in_guild(elevate_tests::discord::OTHER_GUILD), &format!("approve:{id}"))
+        .await
+        .text();
+    assert!(other.contains("another workspace or server"), "{other}");
+
+    assert!(app.request(id).await.approvals.is_empty());
+    let why: Vec<String> = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "security.actor_refused")
+        .map(|e| e.details["why"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(why, ["bot", "other_tenant"]);
+}

@@ -46,7 +46,8 @@ async fn a_discord_role_backs_an_approver_group_at_click_time() {
     let without = app.discord_click_as(Member::of("erin"), &format!("approve:{id}")).await.text();
     assert!(without.contains("not an approver for `db-ro`"), "{without}");
     let elsewhere = Member::of("erin").with_roles(&[ONCALL_ROLE]).in_guild(OTHER_GUILD);
-    assert!(app.discord_click_as(elsewhere, &format!("approve:{id}")).await.text().contains("only the Discord server"));
+    let refused = app.discord_click_as(elsewhere, &format!("approve:{id}")).await.text();
+    assert!(refused.contains("another workspace or server"), "{refused}");
     assert_eq!(app.state(id).await, "pending");
 
     let with_role = Member::of("erin").with_roles(&["1400000000000000777", ONCALL_ROLE]);
@@ -127,8 +128,9 @@ async fn unknown_people_and_other_servers_are_refused() {
     assert!(nobody.contains(&format!("discord_id = \"{}\"", user("nobody"))), "says how to fix it: {nobody}");
 
     let other = app.discord_command_as(Member::of("bob").in_guild(OTHER_GUILD), "request", &opts).await.text();
-    assert!(other.contains(&format!("only the Discord server `{GUILD}`")), "{other}");
-    assert!(app.events().await.is_empty());
+    assert!(other.contains(&format!("another workspace or server (`{OTHER_GUILD}`)")), "{other}");
+    let kinds: Vec<String> = app.events().await.into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["security.actor_refused"], "only the refusal of a stranger is recorded");
     assert!(app.discord_autocomplete(Member::of("alice").in_guild(OTHER_GUILD), "").await.is_empty());
 }
 

@@ -1,13 +1,14 @@
 //! Input an attacker or a careless person might send through Slack's real endpoints: text that
 //! displays differently from what it is, durations that only look like durations, buttons that
-//! carry what elevate never put there, oversized bodies and ambiguous signature headers. Each
+//! carry what elevate never put there, oversized bodies, ambiguous signature headers, and
+//! accounts that are not active human members of the workspace. Each
 //! class is tried over several variants, and each must be refused with a clear message while
 //! nothing changes.
 
 use super::slack_app;
 use elevate_tests::{
     TestApp,
-    slack::{SIGNING_SECRET, TEAM, command_body, now_ts, sign, user},
+    slack::{DB_CHANNEL, SIGNING_SECRET, Signing, TEAM, command_body, now_ts, sign, user},
 };
 
 /// Characters that change how text is displayed without being seen, and the class elevate names.
@@ -163,4 +164,76 @@ async fn signature_headers_must_appear_once_with_a_plain_timestamp() {
     assert_eq!(requests(&app).await, 0);
     let fine = post(vec![("x-slack-request-timestamp", ts), ("x-slack-signature", good)]).await.unwrap();
     assert_eq!(fine.status().as_u16(), 200, "the same body signed once is accepted");
+}
+
+/// `(Slack user, users.info flags, the class elevate names)`: accounts that carry alice's email
+/// (or bob's id) but are not active human members of the workspace.
+fn strangers() -> Vec<(&'static str, serde_json::Value, &'static str)> {
+    use serde_json::json;
+    vec![
+        ("UBOT", json!({ "is_bot": true }), "bot"),
+        ("UAPP", json!({ "is_app_user": true }), "bot"),
+        ("UDEAD", json!({ "deleted": true }), "deactivated"),
+        ("UGUEST", json!({ "is_restricted": true }), "guest"),
+        ("UULTRA", json!({ "is_ultra_restricted": true }), "guest"),
+        ("USHARED", json!({ "team_id": "T0OTHER" }), "other_tenant"),
+        (
+            "UGRID",
+            json!({ "team_id": "T0GRID", "enterprise_user": { "id": "UGRID", "enterprise_id": "E1", "teams": ["T0GRID"] } }),
+            "other_tenant",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn only_active_human_members_of_the_workspace_act_and_every_refusal_is_audited() {
+    let app = slack_app().await;
+    let slack = app.fake_slack().clone();
+    for (id, flags, _) in strangers() {
+        slack.add_user(id, TEAM, Some("alice@example.com"));
+        slack.set_user_flags(id, flags);
+    }
+    let request = TestApp::id_in(&app.slack_command("alice", "db 1h INC-1 real").await.text());
+    app.deliver().await;
+
+    for (id, _, why) in strangers() {
+        let body = command_body(TEAM, id, "alice", "db 1h INC-1 as alice");
+        let answer = app.slack_post("/slack/commands", "application/x-www-form-urlencoded", body, Signing::Good).await;
+        assert!(answer.text().contains("acts only for active human members"), "{id}: {}", answer.text());
+    }
+    // The same accounts clicking Approve on a real card.
+    for (id, _, _) in strangers() {
+        let click = serde_json::json!({
+            "type": "block_actions", "team": { "id": TEAM }, "user": { "id": id, "team_id": TEAM },
+            "channel": { "id": DB_CHANNEL }, "trigger_id": "1.2.3",
+            "actions": [{ "action_id": "elevate_approve", "value": request.to_string(), "type": "button" }],
+        });
+        app.slack_interaction(click, Signing::Good).await;
+    }
+    // An interaction whose clicker belongs to another workspace, though the payload's team is ours.
+    let shared = serde_json::json!({
+        "type": "block_actions", "team": { "id": TEAM }, "user": { "id": "UBOB", "team_id": "T0OTHER" },
+        "channel": { "id": DB_CHANNEL }, "trigger_id": "1.2.3",
+        "actions": [{ "action_id": "elevate_approve", "value": request.to_string(), "type": "button" }],
+    });
+    app.slack_interaction(shared, Signing::Good).await;
+    // A policy person (bob, linked by slack_id) whose account was deactivated.
+    slack.set_user_flags("UBOB", serde_json::json!({ "deleted": true }));
+    app.slack_click("bob", "elevate_approve", request).await;
+
+    assert_eq!(app.state(request).await, "pending");
+    assert!(app.request(request).await.approvals.is_empty(), "no stranger's click counted");
+    let refused: Vec<String> = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "security.actor_refused")
+        .map(|e| format!("{} {}", e.details["user"].as_str().unwrap(), e.details["why"].as_str().unwrap()))
+        .collect();
+    let mut want: Vec<String> = strangers().iter().map(|(id, _, why)| format!("{id} {why}")).collect();
+    want.extend(want.clone());
+    want.push("UBOB other_tenant".into());
+    want.push("UBOB deactivated".into());
+    assert_eq!(refused, want, "each attempt audited with its class");
+    assert_eq!(requests(&app).await, 1, "only alice's own request");
 }

@@ -91,16 +91,17 @@ async fn unknown_people_and_other_workspaces_are_refused() {
     assert!(nobody.contains("not linked to anyone in elevate's policy"), "{nobody}");
     assert!(nobody.contains("slack_id = \"UNOBODY\""), "says how to fix it: {nobody}");
     let ghost = app.slack_command("ghost", "db 1h INC-1 boo").await.text();
-    assert!(ghost.contains("not linked"), "a user Slack does not know: {ghost}");
+    assert!(ghost.contains("Slack does not know the account `UGHOST`"), "a user Slack does not know: {ghost}");
 
     let other = app.slack_command_in("T0OTHER", "bob", "db 1h INC-1 hi", Signing::Good).await.text();
-    assert!(other.contains("only the Slack workspace `T0ELEVATE`"), "{other}");
-    assert!(app.events().await.is_empty());
+    assert!(other.contains("another workspace or server (`T0OTHER`)"), "{other}");
+    let kinds: Vec<String> = app.events().await.into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["security.actor_refused"], "only the refusal of a stranger is recorded");
 
     let id = TestApp::id_in(&app.slack_command("alice", "db 1h INC-2 real").await.text());
     app.deliver().await;
     app.slack_click_as("T0OTHER", "bob", "elevate_approve", id, Signing::Good).await;
-    assert!(app.fake_slack().ephemerals("UBOB")[0].contains("only the Slack workspace"));
+    assert!(app.fake_slack().ephemerals("UBOB")[0].contains("another workspace or server"));
     assert_eq!(app.state(id).await, "pending");
 }
 
