@@ -196,7 +196,7 @@ async fn only_active_human_members_of_the_workspace_act_and_every_refusal_is_aud
     let request = TestApp::id_in(&app.slack_command("alice", "db 1h INC-1 real").await.text());
     app.deliver().await;
 
-    for (id, _, why) in strangers() {
+    for (id, _, _) in strangers() {
         let body = command_body(TEAM, id, "alice", "db 1h INC-1 as alice");
         let answer = app.slack_post("/slack/commands", "application/x-www-form-urlencoded", body, Signing::Good).await;
         assert!(answer.text().contains("acts only for active human members"), "{id}: {}", answer.text());
