@@ -30,11 +30,12 @@ pub use target::{Applied, PRINCIPAL_KEY, TITLE_PREFIX, Target};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use client::Client;
+use elevate_core::{Clock, SystemClock};
 use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError};
 use iam::Edit;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tracing::info;
 
 /// The Google Cloud provider. Cheap to share; holds one HTTP client and the token cache.
@@ -43,6 +44,9 @@ pub struct GcpProvider {
     /// The resources whose policies `list` reads: those named by the roles that use this
     /// provider (`watch`) and any a grant went to since start.
     watched: Mutex<BTreeSet<String>>,
+    /// What "now" is when deciding which of elevate's bindings are over (to purge them): the
+    /// wall clock, or the engine's clock in tests that move time.
+    clock: Mutex<Arc<dyn Clock>>,
 }
 
 impl std::fmt::Debug for GcpProvider {
@@ -57,7 +61,20 @@ impl GcpProvider {
     pub fn new(cfg: GcpConfig, credentials: Credentials) -> Result<GcpProvider, String> {
         let settings = cfg.settings()?;
         let auth = auth::Auth::new(credentials, &settings)?;
-        Ok(GcpProvider { client: Client::new(settings, auth)?, watched: Mutex::new(BTreeSet::new()) })
+        Ok(GcpProvider {
+            client: Client::new(settings, auth)?,
+            watched: Mutex::new(BTreeSet::new()),
+            clock: Mutex::new(Arc::new(SystemClock)),
+        })
+    }
+
+    /// Reads "now" from `clock` instead of the wall clock (tests whose engine clock is moved).
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *self.clock.lock().expect("lock") = clock;
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.lock().expect("lock").now()
     }
 
     /// Adds a role's target to what `list` looks at. Targets that do not parse are ignored
@@ -190,7 +207,7 @@ impl GrantProvider for GcpProvider {
             Target::IamRole { resource, role } => {
                 self.watched.lock().expect("lock").insert(resource.clone());
                 let wanted = target::binding(spec, &role, &member);
-                self.client.modify_policy(&resource, Utc::now(), |b| iam::upsert(b, &wanted)).await?;
+                self.client.modify_policy(&resource, self.now(), |b| iam::upsert(b, &wanted)).await?;
                 Applied::IamBinding { resource, role, member, title: target::title(&spec.grant_id) }
             }
             Target::GroupMembership { group } => {
@@ -209,7 +226,7 @@ impl GrantProvider for GcpProvider {
             Applied::IamBinding { resource, title, .. } => {
                 // One binding per grant: the others' bindings (`shared_with`) are their own and
                 // stay whatever happens to this one.
-                let r = self.client.modify_policy(&resource, Utc::now(), |b| iam::remove(b, &title)).await;
+                let r = self.client.modify_policy(&resource, self.now(), |b| iam::remove(b, &title)).await;
                 match r {
                     Ok(Edit::Changed) => info!(grant = %spec.grant_id, %resource, "gcp binding removed"),
                     Ok(Edit::Unchanged) => info!(grant = %spec.grant_id, %resource, "gcp binding already gone"),
@@ -230,7 +247,7 @@ impl GrantProvider for GcpProvider {
     }
 
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError> {
-        let now = Utc::now();
+        let now = self.now();
         let resources: Vec<String> = self.watched.lock().expect("lock").iter().cloned().collect();
         let mut out = Vec::new();
         for resource in resources {

@@ -1,0 +1,569 @@
+//! A stateful fake of the Google APIs elevate calls, written from Google's REST reference:
+//! - the OAuth 2.0 token endpoint's JWT-bearer grant for service accounts (RS256 signature
+//!   checked against the test key's public half, `iss`, `aud`, `iat`/`exp` checked), and the
+//!   metadata server's token;
+//! - Resource Manager v3 `projects|folders|organizations/*:getIamPolicy` and `:setIamPolicy`:
+//!   policy versions (conditional bindings hidden from version-1 readers as `_withcond_` roles),
+//!   an etag that changes on every write, 409 ABORTED on a stale etag, bindings and conditions
+//!   kept verbatim, 403 for a resource that does not exist (Google does not reveal which);
+//! - Cloud Identity v1 groups: `groups:lookup`, `memberships` create (a done Operation), get,
+//!   lookup, list, delete and `modifyMembershipRoles`, with expiry times honoured by the fake's
+//!   clock (an expired membership is gone, as Google removes it);
+//! - bearer tokens that expire by the fake's clock (401 UNAUTHENTICATED after), and faults
+//!   injected per call (429 with Retry-After, 5xx, 403 with a message).
+#![allow(dead_code)]
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// A failure to answer the next API call with (token calls are not affected).
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// An HTTP status with Google's error body, and `Retry-After` seconds if given.
+    Status(u16, Option<u64>),
+    /// 403 PERMISSION_DENIED with this message.
+    Denied(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+struct Policy {
+    version: i64,
+    etag: u64,
+    bindings: Vec<Value>,
+    audit_configs: Option<Value>,
+}
+
+struct Member {
+    id: String,
+    email: String,
+    expires: Option<DateTime<Utc>>,
+    created: DateTime<Utc>,
+}
+
+struct Group {
+    email: String,
+    members: Vec<Member>,
+}
+
+type NowFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+struct Inner {
+    now: Option<NowFn>,
+    offset: Duration,
+    public_key: Vec<u8>,
+    client_email: String,
+    token_uri: String,
+    token_lifetime: i64,
+    tokens: HashMap<String, DateTime<Utc>>,
+    issued: u32,
+    refused_grants: Vec<String>,
+    metadata_tokens: u32,
+    policies: BTreeMap<String, Policy>,
+    groups: BTreeMap<String, Group>,
+    next_id: u64,
+    faults: VecDeque<Fault>,
+    outside_changes: HashMap<String, VecDeque<Value>>,
+    log: Vec<Call>,
+}
+
+impl Inner {
+    fn now(&self) -> DateTime<Utc> {
+        self.now.as_ref().map_or_else(Utc::now, |f| f()) + self.offset
+    }
+}
+
+#[derive(Clone)]
+pub struct FakeGoogle {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+pub const CLIENT_EMAIL: &str = "elevate@elevate-test.iam.gserviceaccount.com";
+
+fn error(http: u16, status: &str, message: &str) -> Response {
+    let body = json!({ "error": { "code": http, "message": message, "status": status } });
+    (StatusCode::from_u16(http).unwrap(), axum::Json(body)).into_response()
+}
+
+fn ok(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+impl FakeGoogle {
+    pub async fn start() -> FakeGoogle {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let pem = include_str!("TEST-ONLY-service-account-key.pub.b64").trim();
+        let inner = Inner {
+            now: None,
+            offset: Duration::zero(),
+            public_key: STANDARD.decode(pem).unwrap(),
+            client_email: CLIENT_EMAIL.into(),
+            token_uri: format!("{url}/token"),
+            token_lifetime: 3600,
+            tokens: HashMap::new(),
+            issued: 0,
+            refused_grants: Vec::new(),
+            metadata_tokens: 0,
+            policies: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            next_id: 1,
+            faults: VecDeque::new(),
+            outside_changes: HashMap::new(),
+            log: Vec::new(),
+        };
+        let fake = FakeGoogle { url, inner: Arc::new(Mutex::new(inner)) };
+        let app = Router::new().fallback(handle).with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Reads the time from the engine's clock (end-to-end tests that move it).
+    pub fn follow(&self, now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) {
+        self.lock().now = Some(Arc::new(now));
+    }
+    pub fn advance(&self, by: Duration) {
+        self.lock().offset += by;
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        self.lock().now()
+    }
+
+    /// A resource (`projects/p`, `folders/1`, `organizations/2`) with these bindings.
+    pub fn add_resource(&self, resource: &str, bindings: Vec<Value>) {
+        let version = if bindings.iter().any(|b| b.get("condition").is_some()) { 3 } else { 1 };
+        self.lock().policies.insert(resource.into(), Policy { version, etag: 1, bindings, audit_configs: None });
+    }
+    pub fn bindings(&self, resource: &str) -> Vec<Value> {
+        self.lock().policies[resource].bindings.clone()
+    }
+    /// Someone else's change, made just before elevate's next write (queued: one per write) of `resource` lands (so
+    /// that write carries a stale etag).
+    pub fn change_before_next_write(&self, resource: &str, binding: Value) {
+        self.lock().outside_changes.entry(resource.into()).or_default().push_back(binding);
+    }
+
+    /// A group; returns its `groups/ID`.
+    pub fn add_group(&self, email: &str) -> String {
+        let mut s = self.lock();
+        let name = format!("groups/0grp{}", s.next_id);
+        s.next_id += 1;
+        s.groups.insert(name.clone(), Group { email: email.into(), members: Vec::new() });
+        name
+    }
+    pub fn add_member(&self, group: &str, email: &str, expires: Option<DateTime<Utc>>) {
+        let mut s = self.lock();
+        let (id, created) = (format!("0m{}", s.next_id), s.now());
+        s.next_id += 1;
+        s.groups.get_mut(group).unwrap().members.push(Member { id, email: email.into(), expires, created });
+    }
+    /// Current members and their expiry, as Google would list them now.
+    pub fn members(&self, group: &str) -> Vec<(String, Option<DateTime<Utc>>)> {
+        let mut s = self.lock();
+        expire_members(&mut s);
+        s.groups[group].members.iter().map(|m| (m.email.clone(), m.expires)).collect()
+    }
+
+    pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().log.clone()
+    }
+    /// `(method suffix or path part, status)` of calls whose path contains `part`.
+    pub fn statuses(&self, part: &str) -> Vec<u16> {
+        self.lock().log.iter().filter(|c| c.path.contains(part)).map(|c| c.status).collect()
+    }
+    /// Service-account tokens issued after a valid signed grant.
+    pub fn tokens_issued(&self) -> u32 {
+        self.lock().issued
+    }
+    pub fn refused_grants(&self) -> Vec<String> {
+        self.lock().refused_grants.clone()
+    }
+    pub fn metadata_tokens(&self) -> u32 {
+        self.lock().metadata_tokens
+    }
+    pub fn set_token_lifetime(&self, secs: i64) {
+        self.lock().token_lifetime = secs;
+    }
+}
+
+fn expire_members(s: &mut Inner) {
+    let now = s.now();
+    for g in s.groups.values_mut() {
+        g.members.retain(|m| m.expires.is_none_or(|e| e > now));
+    }
+}
+
+async fn handle(State(fake): State<FakeGoogle>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let mut s = fake.lock();
+    let resp = route(&mut s, &method, &path, &query, &headers, &body);
+    let status = resp.status().as_u16();
+    s.log.push(Call { method: method.to_string(), path, status });
+    resp
+}
+
+fn route(
+    s: &mut Inner,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if path == "/token" && method == Method::POST {
+        return token_grant(s, body);
+    }
+    if path.starts_with("/computeMetadata/") && path.ends_with("/token") {
+        if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
+            return (StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header.").into_response();
+        }
+        s.metadata_tokens += 1;
+        return issue(s);
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let now = s.now();
+    if !s.tokens.get(token).is_some_and(|exp| *exp > now) {
+        return error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.");
+    }
+    if let Some(f) = s.faults.pop_front() {
+        return fault(f);
+    }
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Some(rest) = path.strip_prefix("/v3/") {
+        return iam(s, method, rest, &body);
+    }
+    if let Some(rest) = path.strip_prefix("/v1/") {
+        expire_members(s);
+        return groups(s, method, rest, query, &body);
+    }
+    error(404, "NOT_FOUND", &format!("no such method: {path}"))
+}
+
+fn fault(f: Fault) -> Response {
+    match f {
+        Fault::Denied(m) => error(403, "PERMISSION_DENIED", &m),
+        Fault::Status(code, retry_after) => {
+            let status = match code {
+                429 => "RESOURCE_EXHAUSTED",
+                500 => "INTERNAL",
+                503 => "UNAVAILABLE",
+                504 => "DEADLINE_EXCEEDED",
+                _ => "UNKNOWN",
+            };
+            let mut r = error(code, status, "injected fault");
+            if let Some(secs) = retry_after {
+                r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+            }
+            r
+        }
+    }
+}
+
+fn issue(s: &mut Inner) -> Response {
+    let token = format!("ya29.fake-{}", s.next_id);
+    s.next_id += 1;
+    let exp = s.now() + Duration::seconds(s.token_lifetime);
+    s.tokens.insert(token.clone(), exp);
+    ok(json!({ "access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer" }))
+}
+
+/// RFC 7523 JWT-bearer grant as Google's token endpoint takes it from a service account.
+fn token_grant(s: &mut Inner, body: &[u8]) -> Response {
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let refuse = |s: &mut Inner, why: &str| {
+        s.refused_grants.push(why.to_string());
+        let body = json!({ "error": "invalid_grant", "error_description": why });
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    };
+    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return refuse(s, "unsupported grant_type");
+    }
+    let jwt = form.get("assertion").cloned().unwrap_or_default();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return refuse(s, "malformed JWT");
+    }
+    // base64url; some signers keep the `=` padding, which Google tolerates.
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok();
+    let header: Value = decode(parts[0]).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    let claims: Value = decode(parts[1]).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    let Some(sig) = decode(parts[2]) else { return refuse(s, "malformed signature") };
+    if header["alg"] != "RS256" {
+        return refuse(s, "alg must be RS256");
+    }
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &s.public_key);
+    if key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).is_err() {
+        return refuse(s, "Invalid JWT Signature.");
+    }
+    if claims["iss"] != s.client_email.as_str() {
+        return refuse(s, "Invalid JWT: unknown issuer");
+    }
+    if claims["aud"] != s.token_uri.as_str() {
+        return refuse(s, "Invalid JWT: aud is not the token endpoint");
+    }
+    if !claims["scope"].as_str().is_some_and(|sc| sc.split(' ').any(|x| x == elevate_gcp::SCOPE)) {
+        return refuse(s, "Invalid JWT: no scope");
+    }
+    // The assertion is judged against wall time, as Google does: it was signed just now, while
+    // the fake's clock may have been moved to expire what the fake issued.
+    let (iat, exp, wall) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0), Utc::now().timestamp());
+    if exp <= iat || exp - iat > 3600 || iat > wall + 300 || exp < wall - 300 {
+        return refuse(s, "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.");
+    }
+    s.issued += 1;
+    issue(s)
+}
+
+fn etag(n: u64) -> String {
+    STANDARD.encode(format!("etag-{n}"))
+}
+
+fn policy_json(p: &Policy, requested: i64) -> Value {
+    let conditional = p.bindings.iter().any(|b| b.get("condition").is_some());
+    let bindings: Vec<Value> = if conditional && requested < 3 {
+        // What a version-1 reader sees of a conditional policy.
+        p.bindings
+            .iter()
+            .map(|b| match b.get("condition") {
+                None => b.clone(),
+                Some(c) => {
+                    let tag = STANDARD.encode(c.to_string()).chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>();
+                    json!({ "role": format!("{}_withcond_{tag}", b["role"].as_str().unwrap_or("")), "members": b["members"] })
+                }
+            })
+            .collect()
+    } else {
+        p.bindings.clone()
+    };
+    let mut v = json!({ "version": if conditional && requested < 3 { 1 } else { p.version }, "etag": etag(p.etag) });
+    if !bindings.is_empty() {
+        v["bindings"] = Value::Array(bindings);
+    }
+    if let Some(a) = &p.audit_configs {
+        v["auditConfigs"] = a.clone();
+    }
+    v
+}
+
+fn check_binding(b: &Value) -> Result<(), String> {
+    if !b["role"].as_str().is_some_and(|r| !r.is_empty()) {
+        return Err("Role is required in a binding.".into());
+    }
+    if !b["members"].as_array().is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_string)) {
+        return Err("A binding must have at least one member.".into());
+    }
+    if let Some(c) = b.get("condition") {
+        let title = c["title"].as_str().unwrap_or("");
+        if title.is_empty() || title.len() > 100 {
+            return Err("Condition title is required and at most 100 characters.".into());
+        }
+        if c["description"].as_str().is_some_and(|d| d.len() > 256) {
+            return Err("Condition description is at most 256 characters.".into());
+        }
+        if !c["expression"].as_str().is_some_and(|e| !e.is_empty()) {
+            return Err("Condition expression is required.".into());
+        }
+    }
+    Ok(())
+}
+
+fn iam(s: &mut Inner, method: &Method, rest: &str, body: &Value) -> Response {
+    let Some((resource, verb)) = rest.rsplit_once(':') else {
+        return error(404, "NOT_FOUND", "no such method");
+    };
+    let kind_ok = matches!(resource.split_once('/'), Some(("projects" | "folders" | "organizations", id)) if !id.is_empty() && !id.contains('/'));
+    if method != Method::POST || !kind_ok {
+        return error(404, "NOT_FOUND", "no such method");
+    }
+    let Some(p) = s.policies.get_mut(resource) else {
+        return error(403, "PERMISSION_DENIED", &format!("The caller does not have permission on {resource}, or it does not exist."));
+    };
+    match verb {
+        "getIamPolicy" => {
+            let requested = body["options"]["requestedPolicyVersion"].as_i64().unwrap_or(1);
+            if ![0, 1, 3].contains(&requested) {
+                return error(400, "INVALID_ARGUMENT", "Invalid requestedPolicyVersion.");
+            }
+            ok(policy_json(p, requested))
+        }
+        "setIamPolicy" => {
+            if let Some(b) = s.outside_changes.get_mut(resource).and_then(VecDeque::pop_front) {
+                let p = s.policies.get_mut(resource).unwrap();
+                p.bindings.push(b);
+                p.version = 3;
+                p.etag += 1;
+            }
+            let p = s.policies.get_mut(resource).unwrap();
+            let new = &body["policy"];
+            if let Some(e) = new["etag"].as_str()
+                && e != etag(p.etag)
+            {
+                return error(409, "ABORTED", "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.");
+            }
+            let bindings: Vec<Value> = new["bindings"].as_array().cloned().unwrap_or_default();
+            if let Some(e) = bindings.iter().find_map(|b| check_binding(b).err()) {
+                return error(400, "INVALID_ARGUMENT", &e);
+            }
+            let conditional = bindings.iter().any(|b| b.get("condition").is_some());
+            let version = new["version"].as_i64().unwrap_or(1);
+            if conditional && version != 3 {
+                return error(400, "INVALID_ARGUMENT", "Policies with conditional role bindings must specify version 3.");
+            }
+            p.bindings = bindings;
+            p.version = if conditional { 3 } else { version.max(1) };
+            if new.get("auditConfigs").is_some() {
+                p.audit_configs = Some(new["auditConfigs"].clone());
+            }
+            p.etag += 1;
+            ok(policy_json(p, 3))
+        }
+        _ => error(404, "NOT_FOUND", "no such method"),
+    }
+}
+
+fn membership_json(group: &str, m: &Member) -> Value {
+    let mut role = json!({ "name": "MEMBER" });
+    if let Some(e) = m.expires {
+        role["expiryDetail"] = json!({ "expireTime": e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) });
+    }
+    json!({
+        "name": format!("{group}/memberships/{}", m.id),
+        "preferredMemberKey": { "id": m.email },
+        "roles": [role],
+        "type": "USER",
+        "createTime": m.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+fn parse_expiry(role: &Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Response> {
+    let Some(t) = role["expiryDetail"]["expireTime"].as_str() else { return Ok(None) };
+    let t = DateTime::parse_from_rfc3339(t)
+        .map_err(|_| error(400, "INVALID_ARGUMENT", "Invalid expireTime."))?
+        .with_timezone(&Utc);
+    if t <= now {
+        return Err(error(400, "INVALID_ARGUMENT", "Error(3005): Membership expiry time must be in the future."));
+    }
+    Ok(Some(t))
+}
+
+fn groups(s: &mut Inner, method: &Method, rest: &str, query: &HashMap<String, String>, body: &Value) -> Response {
+    let now = s.now();
+    if rest == "groups:lookup" && method == Method::GET {
+        let email = query.get("groupKey.id").cloned().unwrap_or_default();
+        return match s.groups.iter().find(|(_, g)| g.email == email) {
+            Some((name, _)) => ok(json!({ "name": name })),
+            None => error(404, "NOT_FOUND", "Error(2028): Group not found."),
+        };
+    }
+    let segs: Vec<&str> = rest.split('/').collect();
+    let (group, tail) = match segs.as_slice() {
+        ["groups", id, tail @ ..] if !tail.is_empty() => (format!("groups/{id}"), tail.to_vec()),
+        _ => return error(404, "NOT_FOUND", "no such method"),
+    };
+    let Some(g) = s.groups.get_mut(&group) else {
+        return error(403, "PERMISSION_DENIED", "Error(2028): Permission denied for resource groups or it may not exist.");
+    };
+    match (method.clone(), tail.as_slice()) {
+        (Method::GET, ["memberships:lookup"]) => {
+            let email = query.get("memberKey.id").cloned().unwrap_or_default();
+            match g.members.iter().find(|m| m.email == email) {
+                Some(m) => ok(json!({ "name": format!("{group}/memberships/{}", m.id) })),
+                None => error(404, "NOT_FOUND", "Error(4003): Cannot find membership."),
+            }
+        }
+        (Method::GET, ["memberships"]) => {
+            let size: usize = query.get("pageSize").and_then(|p| p.parse().ok()).unwrap_or(200).clamp(1, 1000);
+            let start: usize = query.get("pageToken").and_then(|p| p.parse().ok()).unwrap_or(0);
+            let page: Vec<Value> = g.members.iter().skip(start).take(size).map(|m| membership_json(&group, m)).collect();
+            let mut v = json!({ "memberships": page });
+            if start + size < g.members.len() {
+                v["nextPageToken"] = json!((start + size).to_string());
+            }
+            ok(v)
+        }
+        (Method::POST, ["memberships"]) => {
+            let email = body["preferredMemberKey"]["id"].as_str().unwrap_or("").to_string();
+            if !email.contains('@') {
+                return error(400, "INVALID_ARGUMENT", "preferredMemberKey.id is required.");
+            }
+            if g.members.iter().any(|m| m.email == email) {
+                return error(409, "ALREADY_EXISTS", "Error(4003): Member already exists.");
+            }
+            let roles = body["roles"].as_array().cloned().unwrap_or_default();
+            let member_role = roles.iter().find(|r| r["name"] == "MEMBER").cloned().unwrap_or(json!({ "name": "MEMBER" }));
+            let expires = match parse_expiry(&member_role, now) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            let id = format!("0m{}", s.next_id);
+            s.next_id += 1;
+            let m = Member { id, email, expires, created: now };
+            let g = s.groups.get_mut(&group).unwrap();
+            let json = membership_json(&group, &m);
+            g.members.push(m);
+            ok(json!({ "done": true, "response": json }))
+        }
+        (Method::GET, ["memberships", id]) => match g.members.iter().find(|m| m.id == *id) {
+            Some(m) => ok(membership_json(&group, m)),
+            None => error(404, "NOT_FOUND", "Error(4003): Cannot find membership."),
+        },
+        (Method::DELETE, ["memberships", id]) => match g.members.iter().position(|m| m.id == *id) {
+            Some(i) => {
+                g.members.remove(i);
+                ok(json!({ "done": true, "response": { "@type": "type.googleapis.com/google.protobuf.Empty" } }))
+            }
+            None => error(404, "NOT_FOUND", "Error(4003): Cannot find membership."),
+        },
+        (Method::POST, ["memberships", id_verb]) if id_verb.ends_with(":modifyMembershipRoles") => {
+            let id = id_verb.trim_end_matches(":modifyMembershipRoles");
+            let Some(m) = g.members.iter_mut().find(|m| m.id == id) else {
+                return error(404, "NOT_FOUND", "Error(4003): Cannot find membership.");
+            };
+            let params = body["updateRolesParams"].as_array().cloned().unwrap_or_default();
+            let [p] = params.as_slice() else {
+                return error(400, "INVALID_ARGUMENT", "updateRolesParams must have one entry for MEMBER.");
+            };
+            let mask = p["fieldMask"].as_str().unwrap_or("");
+            if !["expiryDetail.expireTime", "expiry_detail.expire_time"].contains(&mask) || p["membershipRole"]["name"] != "MEMBER" {
+                return error(400, "INVALID_ARGUMENT", "Only expiry_detail.expire_time of the MEMBER role can be updated.");
+            }
+            match parse_expiry(&p["membershipRole"], now) {
+                Ok(e) => m.expires = e,
+                Err(r) => return r,
+            }
+            let json = membership_json(&group, m);
+            ok(json!({ "membership": json }))
+        }
+        _ => error(404, "NOT_FOUND", "no such method"),
+    }
+}
