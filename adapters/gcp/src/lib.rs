@@ -110,11 +110,10 @@ impl GcpProvider {
             Target::IamRole { resource, role } => {
                 Applied::IamBinding { resource, role, member, title: target::title(&spec.grant_id) }
             }
-            Target::GroupMembership { group } => Applied::GroupMembership {
-                group: self.client.resolve_group(&group).await?,
-                member: target::member_email(&member)?,
-                pre_existing: false,
-            },
+            Target::GroupMembership { group } => {
+                let member = target::member_email(&member)?;
+                Applied::GroupMembership { group: self.client.resolve_group(&group).await?, member, pre_existing: false }
+            }
         })
     }
 
@@ -211,8 +210,8 @@ impl GrantProvider for GcpProvider {
                 Applied::IamBinding { resource, role, member, title: target::title(&spec.grant_id) }
             }
             Target::GroupMembership { group } => {
-                let group = self.client.resolve_group(&group).await?;
                 let email = target::member_email(&member)?;
+                let group = self.client.resolve_group(&group).await?;
                 let pre_existing = self.ensure_member(&group, &email, spec.expires_at).await?;
                 Applied::GroupMembership { group, member: email, pre_existing }
             }

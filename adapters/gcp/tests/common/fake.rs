@@ -75,6 +75,7 @@ struct Inner {
     issued: u32,
     refused_grants: Vec<String>,
     metadata_tokens: u32,
+    sts_exchanges: u32,
     policies: BTreeMap<String, Policy>,
     groups: BTreeMap<String, Group>,
     next_id: u64,
@@ -122,6 +123,7 @@ impl FakeGoogle {
             issued: 0,
             refused_grants: Vec::new(),
             metadata_tokens: 0,
+            sts_exchanges: 0,
             policies: BTreeMap::new(),
             groups: BTreeMap::new(),
             next_id: 1,
@@ -205,6 +207,10 @@ impl FakeGoogle {
     pub fn metadata_tokens(&self) -> u32 {
         self.lock().metadata_tokens
     }
+    /// Security Token Service exchanges of the external account's subject token.
+    pub fn sts_exchanges(&self) -> u32 {
+        self.lock().sts_exchanges
+    }
     pub fn set_token_lifetime(&self, secs: i64) {
         self.lock().token_lifetime = secs;
     }
@@ -238,6 +244,9 @@ fn route(
 ) -> Response {
     if path == "/token" && method == Method::POST {
         return token_grant(s, body);
+    }
+    if path == "/v1/token" && method == Method::POST {
+        return sts_exchange(s, body);
     }
     if path.starts_with("/computeMetadata/") && path.ends_with("/token") {
         if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
@@ -342,6 +351,33 @@ fn token_grant(s: &mut Inner, body: &[u8]) -> Response {
     }
     s.issued += 1;
     issue(s)
+}
+
+/// The subject token the fake's workload identity pool trusts.
+pub const SUBJECT_TOKEN: &str = "test-oidc-token-from-the-ci-system";
+
+/// RFC 8693 token exchange as Google's Security Token Service takes it from an external
+/// account (form-encoded).
+fn sts_exchange(s: &mut Inner, body: &[u8]) -> Response {
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let bad = |m: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_request", "error_description": m }))).into_response();
+    if get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" {
+        return bad("Invalid grant_type.");
+    }
+    if get("requested_token_type") != "urn:ietf:params:oauth:token-type:access_token" || !get("audience").starts_with("//iam.googleapis.com/") {
+        return bad("Invalid requested_token_type or audience.");
+    }
+    if get("subject_token") != SUBJECT_TOKEN {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_grant", "error_description": "The subject token is invalid." }))).into_response();
+    }
+    s.sts_exchanges += 1;
+    let token = format!("ya29.sts-{}", s.next_id);
+    s.next_id += 1;
+    let exp = s.now() + Duration::seconds(s.token_lifetime);
+    s.tokens.insert(token.clone(), exp);
+    ok(json!({ "access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+               "token_type": "Bearer", "expires_in": s.token_lifetime }))
 }
 
 fn etag(n: u64) -> String {
