@@ -149,11 +149,11 @@ async fn overlapping_grants_keep_the_access_the_other_still_gives() {
 async fn reconciliation_removes_a_binding_titled_as_elevates_that_no_grant_backs() {
     let g = spawn().await;
     // What the bot does for every role of the provider when it builds it.
-    g.provider.watch(&json!({ "type": "iam_role", "resource": "projects/prod-app-1", "role": "roles/viewer" }));
+    g.provider.watch(&json!({ "type": "iam_role", "resource": "projects/prod-app-1", "role": "roles/logging.viewer" }));
     let live = active(&g.app, "sql").await;
     let end = (g.app.clock.now() + Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut bindings = g.fake.bindings("projects/prod-app-1");
-    bindings.push(json!({ "role": "roles/owner", "members": ["user:alice@example.com"], "condition": {
+    bindings.push(json!({ "role": "roles/cloudsql.admin", "members": ["user:alice@example.com"], "condition": {
         "title": "elevate-grant-elevate-424242", "expression": format!("request.time < timestamp(\"{end}\")") } }));
     g.fake.add_resource("projects/prod-app-1", bindings);
     let report = g.app.app.service.reconcile().await.unwrap();

@@ -85,7 +85,15 @@ fn check_resource(r: &str) -> Result<(), String> {
     }
 }
 
+/// IAM refuses conditions on these (and so on every binding elevate writes).
+pub const BASIC_ROLES: [&str; 3] = ["roles/owner", "roles/editor", "roles/viewer"];
+
 fn check_role(role: &str) -> Result<(), String> {
+    if BASIC_ROLES.contains(&role) {
+        return Err(format!(
+            "gcp target iam_role: {role} is a basic role, which IAM does not allow in a conditional binding; use a predefined or custom role"
+        ));
+    }
     let parts: Vec<&str> = role.split('/').collect();
     let name_ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "._".contains(c));
     let ok = match parts.as_slice() {
@@ -230,6 +238,7 @@ mod tests {
         assert!(err(json!({"type": "iam_role", "resource": "prod-1", "role": "roles/x"})).contains("resource `prod-1`"));
         assert!(err(json!({"type": "iam_role", "resource": "projects/p", "role": "owner"})).contains("role `owner`"));
         assert!(err(json!({"type": "iam_role", "resource": "projects/p"})).contains("role"));
+        assert!(err(json!({"type": "iam_role", "resource": "projects/p", "role": "roles/owner"})).contains("basic role"));
         assert!(err(json!({"type": "group_membership", "group": "oncall"})).contains("group `oncall`"));
         assert!(err(json!({"type": "bucket"})).contains("iam_role, group_membership"));
         assert!(err(json!({"type": "iam_role", "resource": "projects/p", "role": "roles/x", "extra": 1})).contains("extra"));

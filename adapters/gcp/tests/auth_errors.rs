@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const ALICE: &str = "user:alice@example.com";
 
 fn prod() -> Value {
-    json!({ "type": "iam_role", "resource": "projects/prod-1", "role": "roles/viewer" })
+    json!({ "type": "iam_role", "resource": "projects/prod-1", "role": "roles/logging.viewer" })
 }
 
 async fn setup() -> (FakeGoogle, GcpProvider) {
@@ -143,11 +143,11 @@ async fn permission_denied_and_missing_resources_are_permanent_with_googles_mess
     assert_eq!(e, ProviderError::permanent("PERMISSION_DENIED", msg));
     assert_eq!(e.to_string(), format!("PERMISSION_DENIED: {msg}"), "what the requester reads");
 
-    let gone = json!({ "type": "iam_role", "resource": "projects/deleted-1", "role": "roles/viewer" });
+    let gone = json!({ "type": "iam_role", "resource": "projects/deleted-1", "role": "roles/logging.viewer" });
     let e = p.grant(&spec(2, ALICE, gone, t0(), 1)).await.unwrap_err();
     assert!(matches!(&e, ProviderError::Permanent { code, message } if code == "PERMISSION_DENIED" && message.contains("projects/deleted-1")), "{e:?}");
 
-    let bad = json!({ "type": "iam_role", "resource": "projects/prod-1", "role": "viewer" });
+    let bad = json!({ "type": "iam_role", "resource": "projects/prod-1", "role": "roles/viewer" });
     let e = p.grant(&spec(3, ALICE, bad, t0(), 1)).await.unwrap_err();
     assert!(matches!(&e, ProviderError::Permanent { code, .. } if code == "InvalidTarget"), "{e:?}");
     let mut nobody = spec(4, ALICE, prod(), t0(), 1);

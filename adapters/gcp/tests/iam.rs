@@ -19,7 +19,7 @@ fn role_on(resource: &str) -> Value {
 fn theirs() -> Vec<Value> {
     vec![
         json!({ "role": "roles/owner", "members": ["user:boss@example.com", "group:admins@example.com"] }),
-        json!({ "role": "roles/viewer", "members": ["group:eng@example.com"], "condition": {
+        json!({ "role": "roles/storage.objectViewer", "members": ["group:eng@example.com"], "condition": {
             "title": "business hours", "description": "weekdays only",
             "expression": "request.time.getDayOfWeek(\"Europe/Berlin\") < 5" } }),
     ]
@@ -121,7 +121,7 @@ async fn list_finds_elevates_bindings_and_a_drifted_one_can_be_removed_from_its_
     let fake = FakeGoogle::start().await;
     let p = provider(&fake);
     let end = (t0() + Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let drifted = json!({ "role": "roles/owner", "members": [ALICE], "condition": {
+    let drifted = json!({ "role": "roles/cloudsql.admin", "members": [ALICE], "condition": {
         "title": "elevate-grant-elevate-424242", "expression": format!("request.time < timestamp(\"{end}\")") } });
     let mut bindings = theirs();
     bindings.push(drifted);
@@ -130,7 +130,7 @@ async fn list_finds_elevates_bindings_and_a_drifted_one_can_be_removed_from_its_
     let listed = p.list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].grant_id, "elevate-424242");
-    assert!(listed[0].description.contains("roles/owner on projects/prod-2"), "{}", listed[0].description);
+    assert!(listed[0].description.contains("roles/cloudsql.admin on projects/prod-2"), "{}", listed[0].description);
     p.revoke(listed[0].spec.as_ref().unwrap(), &[]).await.unwrap();
     assert_eq!(fake.bindings("projects/prod-2"), theirs());
     assert!(p.list().await.unwrap().is_empty());
@@ -143,7 +143,7 @@ async fn expired_bindings_left_in_the_policy_are_purged_and_not_listed() {
     let past = (t0() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let future = (t0() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let b = |title: &str, end: &str| {
-        json!({ "role": "roles/editor", "members": [ALICE], "condition": {
+        json!({ "role": "roles/bigquery.admin", "members": [ALICE], "condition": {
             "title": title, "expression": format!("request.time < timestamp(\"{end}\")") } })
     };
     let someone_elses_expired = b("temporary access for the audit", &past);
@@ -151,7 +151,7 @@ async fn expired_bindings_left_in_the_policy_are_purged_and_not_listed() {
         "folders/42",
         vec![b("elevate-grant-elevate-5", &past), b("elevate-grant-elevate-6", &future), someone_elses_expired.clone()],
     );
-    p.watch(&json!({ "type": "iam_role", "resource": "folders/42", "role": "roles/editor" }));
+    p.watch(&json!({ "type": "iam_role", "resource": "folders/42", "role": "roles/bigquery.admin" }));
     let listed = p.list().await.unwrap();
     assert_eq!(listed.iter().map(|l| l.grant_id.as_str()).collect::<Vec<_>>(), ["elevate-6"]);
     let left = fake.bindings("folders/42");
@@ -172,7 +172,7 @@ async fn a_policy_that_keeps_changing_is_a_transient_failure_that_overwrote_noth
     fake.add_resource("projects/busy", vec![]);
     // Every one of elevate's five rounds meets a fresh outside change.
     for n in 0..5 {
-        fake.change_before_next_write("projects/busy", json!({ "role": "roles/viewer", "members": [format!("user:u{n}@example.com")] }));
+        fake.change_before_next_write("projects/busy", json!({ "role": "roles/logging.viewer", "members": [format!("user:u{n}@example.com")] }));
     }
     let s = spec(11, ALICE, role_on("projects/busy"), t0(), 1);
     let e = p.grant(&s).await.unwrap_err();
@@ -181,7 +181,7 @@ async fn a_policy_that_keeps_changing_is_a_transient_failure_that_overwrote_noth
     assert_eq!(fake.statuses("projects/busy:setIamPolicy"), [409; 5]);
     let bindings = fake.bindings("projects/busy");
     assert_eq!(bindings.len(), 5, "every outside change kept: {bindings:?}");
-    assert!(bindings.iter().all(|b| b["role"] == "roles/viewer"));
+    assert!(bindings.iter().all(|b| b["role"] == "roles/logging.viewer"));
     // The scheduler's next attempt goes through.
     p.grant(&s).await.unwrap();
     assert_eq!(fake.bindings("projects/busy").len(), 6);

@@ -419,6 +419,12 @@ fn check_binding(b: &Value) -> Result<(), String> {
         return Err("A binding must have at least one member.".into());
     }
     if let Some(c) = b.get("condition") {
+        if ["roles/owner", "roles/editor", "roles/viewer"].contains(&b["role"].as_str().unwrap_or("")) {
+            return Err("Conditions are not supported for basic roles.".into());
+        }
+        if b["members"].as_array().is_some_and(|m| m.iter().any(|m| m == "allUsers" || m == "allAuthenticatedUsers")) {
+            return Err("Conditions are not supported for allUsers or allAuthenticatedUsers.".into());
+        }
         let title = c["title"].as_str().unwrap_or("");
         if title.is_empty() || title.len() > 100 {
             return Err("Condition title is required and at most 100 characters.".into());
