@@ -162,7 +162,11 @@ async fn reconciliation_removes_a_binding_titled_as_elevates_that_no_grant_backs
     assert_eq!(left.len(), 1, "the live grant's binding stays");
     assert_eq!(elevate_gcp::target::grant_of(&left[0]), Some(TestApp::grant_id(live).as_str()));
     assert!(
-        g.app.events().await.iter().any(|e| e.kind == "grant.drift_revoked" && e.details["grant_id"] == "elevate-424242")
+        g.app
+            .events()
+            .await
+            .iter()
+            .any(|e| e.kind == "grant.drift_revoked" && e.details["grant_id"] == "elevate-424242")
     );
 }
 

@@ -82,10 +82,11 @@ impl Auth {
         }
         match &credentials {
             Credentials::ServiceAccountKey(json) => {
-                let v: serde_json::Value =
-                    serde_json::from_str(json).map_err(|_| "gcp provider: the service-account key is not JSON".to_string())?;
+                let v: serde_json::Value = serde_json::from_str(json)
+                    .map_err(|_| "gcp provider: the service-account key is not JSON".to_string())?;
                 for field in ["client_email", "private_key", "token_uri"] {
-                    if !v[field].is_string() && !(field == "token_uri" && settings.token_uri.is_some()) {
+                    let overridden = field == "token_uri" && settings.token_uri.is_some();
+                    if !v[field].is_string() && !overridden {
                         return Err(format!("gcp provider: the service-account key has no `{field}`"));
                     }
                 }
@@ -97,7 +98,9 @@ impl Auth {
                 let v: serde_json::Value = serde_json::from_str(json)
                     .map_err(|_| "gcp provider: the external account configuration is not JSON".to_string())?;
                 if v["type"] != "external_account" {
-                    return Err("gcp provider: the external account configuration's `type` is not \"external_account\"".into());
+                    return Err(
+                        "gcp provider: the external account configuration's `type` is not \"external_account\"".into(),
+                    );
                 }
             }
             Credentials::MetadataServer => {}

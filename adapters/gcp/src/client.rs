@@ -107,7 +107,10 @@ impl Client {
                 Err(Failure::Retry { message, retry_after }) => (message, retry_after),
             };
             let give_up = |why: &str| {
-                CallError::Provider(ProviderError::Transient { message: format!("{what}: {message}{why}"), retry_after })
+                CallError::Provider(ProviderError::Transient {
+                    message: format!("{what}: {message}{why}"),
+                    retry_after,
+                })
             };
             if attempt >= self.settings.max_attempts {
                 warn!(what, attempt, error = %message, "Google call still failing; handing over to the scheduler");
@@ -150,14 +153,15 @@ impl Client {
             if text.trim().is_empty() {
                 return Ok(Value::Object(Default::default()));
             }
-            return serde_json::from_str(&text).map_err(|e| Failure::Retry {
-                message: format!("unreadable JSON answer: {e}"),
-                retry_after: None,
-            });
+            return serde_json::from_str(&text)
+                .map_err(|e| Failure::Retry { message: format!("unreadable JSON answer: {e}"), retry_after: None });
         }
         let g = error_of(&text, status);
         if status == 429 || status >= 500 {
-            return Err(Failure::Retry { message: format!("{}: {} (HTTP {status})", g.status, g.message), retry_after });
+            return Err(Failure::Retry {
+                message: format!("{}: {} (HTTP {status})", g.status, g.message),
+                retry_after,
+            });
         }
         if status == 401 {
             return Err(Failure::Unauthenticated(g));
@@ -175,7 +179,8 @@ fn host_of(url: &str) -> &str {
 pub(crate) fn error_of(text: &str, http: u16) -> GoogleError {
     let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     let e = &v["error"];
-    let status = e["status"].as_str().filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("HTTP{http}"));
+    let status =
+        e["status"].as_str().filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("HTTP{http}"));
     let message = match e["message"].as_str() {
         Some(m) if !m.is_empty() => m.to_string(),
         _ => text.chars().take(200).collect(),
@@ -209,9 +214,13 @@ mod tests {
 
     #[test]
     fn googles_error_body_gives_the_status_and_message() {
-        let body = r#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
+        let body =
+            r#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#;
         let g = error_of(body, 403);
-        assert_eq!((g.status.as_str(), g.message.as_str()), ("PERMISSION_DENIED", "The caller does not have permission"));
+        assert_eq!(
+            (g.status.as_str(), g.message.as_str()),
+            ("PERMISSION_DENIED", "The caller does not have permission")
+        );
         let g = error_of("<html>Bad Gateway</html>", 502);
         assert_eq!(g.status, "HTTP502");
         assert!(g.message.contains("Bad Gateway"));

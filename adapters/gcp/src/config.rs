@@ -121,7 +121,10 @@ impl GcpConfig {
         Ok(Settings {
             auth,
             token_uri: self.token_uri.as_deref().map(|u| url("token_uri", u)).transpose()?,
-            metadata: url("metadata_endpoint", self.metadata_endpoint.as_deref().unwrap_or("http://metadata.google.internal"))?,
+            metadata: url(
+                "metadata_endpoint",
+                self.metadata_endpoint.as_deref().unwrap_or("http://metadata.google.internal"),
+            )?,
             resource_manager: url(
                 "resource_manager_endpoint",
                 self.resource_manager_endpoint.as_deref().unwrap_or("https://cloudresourcemanager.googleapis.com"),
@@ -142,7 +145,9 @@ impl GcpConfig {
 fn url(field: &str, u: &str) -> Result<String, String> {
     let u = u.trim().trim_end_matches('/');
     if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() <= "https://".len() {
-        return Err(format!("gcp provider: {field} `{u}` must be a URL starting with https:// (or http:// for an emulator)"));
+        return Err(format!(
+            "gcp provider: {field} `{u}` must be a URL starting with https:// (or http:// for an emulator)"
+        ));
     }
     Ok(u.to_string())
 }

@@ -68,18 +68,25 @@ impl Client {
     /// The member's membership of the group, if there is one.
     pub async fn find_membership(&self, group: &str, email: &str) -> Result<Option<Membership>, ProviderError> {
         let url = self.ci(&format!("{group}/memberships:lookup?memberKey.id={}", enc(email)));
-        let Some(found) = not_found_is_none(self.call(Method::GET, &url, None, &format!("memberships.lookup {group}")).await)?
+        let Some(found) =
+            not_found_is_none(self.call(Method::GET, &url, None, &format!("memberships.lookup {group}")).await)?
         else {
             return Ok(None);
         };
         let Some(name) = found["name"].as_str() else { return Ok(None) };
-        let got = not_found_is_none(self.call(Method::GET, &self.ci(name), None, &format!("memberships.get {name}")).await)?;
+        let got =
+            not_found_is_none(self.call(Method::GET, &self.ci(name), None, &format!("memberships.get {name}")).await)?;
         Ok(got.as_ref().and_then(membership_of))
     }
 
     /// Adds the member with an expiry. `Ok(false)`: someone added them meanwhile (409
     /// ALREADY_EXISTS); look again.
-    pub async fn create_membership(&self, group: &str, email: &str, until: DateTime<Utc>) -> Result<bool, ProviderError> {
+    pub async fn create_membership(
+        &self,
+        group: &str,
+        email: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, ProviderError> {
         let body = json!({
             "preferredMemberKey": { "id": email },
             "roles": [{ "name": "MEMBER", "expiryDetail": { "expireTime": rfc3339(until) } }],
@@ -145,7 +152,8 @@ mod tests {
             "roles": [{ "name": "MEMBER", "expiryDetail": { "expireTime": "2026-12-04T11:00:00Z" } }] });
         let m = membership_of(&v).unwrap();
         assert_eq!(m.expires, Some("2026-12-04T11:00:00Z".parse().unwrap()));
-        let standing = json!({ "name": "groups/g/memberships/n", "roles": [{ "name": "MEMBER" }, { "name": "OWNER" }] });
+        let standing =
+            json!({ "name": "groups/g/memberships/n", "roles": [{ "name": "MEMBER" }, { "name": "OWNER" }] });
         assert_eq!(membership_of(&standing).unwrap().expires, None);
     }
 }

@@ -32,15 +32,25 @@ impl Client {
     /// (asked for in an older version, Google would hide them).
     pub async fn get_policy(&self, resource: &str) -> Result<Value, CallError> {
         let body = json!({ "options": { "requestedPolicyVersion": 3 } });
-        self.call(Method::POST, &self.policy_url(resource, "getIamPolicy"), Some(&body), &format!("getIamPolicy {resource}"))
-            .await
+        self.call(
+            Method::POST,
+            &self.policy_url(resource, "getIamPolicy"),
+            Some(&body),
+            &format!("getIamPolicy {resource}"),
+        )
+        .await
     }
 
     async fn set_policy(&self, resource: &str, policy: &Value) -> Result<Value, CallError> {
         // The default update mask (`bindings,etag`): audit configs are left as they are.
         let body = json!({ "policy": policy });
-        self.call(Method::POST, &self.policy_url(resource, "setIamPolicy"), Some(&body), &format!("setIamPolicy {resource}"))
-            .await
+        self.call(
+            Method::POST,
+            &self.policy_url(resource, "setIamPolicy"),
+            Some(&body),
+            &format!("setIamPolicy {resource}"),
+        )
+        .await
     }
 
     /// Reads the policy, lets `edit` change its bindings, and writes it back with the etag it
@@ -141,7 +151,11 @@ mod tests {
     fn only_elevates_expired_bindings_are_purged() {
         let now: DateTime<Utc> = "2026-12-04T12:00:00Z".parse().unwrap();
         let theirs = b("business-hours", "2026-01-01T00:00:00Z");
-        let mut v = vec![b("elevate-grant-elevate-1", "2026-12-04T11:00:00Z"), b("elevate-grant-elevate-2", "2026-12-04T13:00:00Z"), theirs.clone()];
+        let mut v = vec![
+            b("elevate-grant-elevate-1", "2026-12-04T11:00:00Z"),
+            b("elevate-grant-elevate-2", "2026-12-04T13:00:00Z"),
+            theirs.clone(),
+        ];
         assert_eq!(purge_expired(&mut v, now), 1);
         assert_eq!(v, vec![b("elevate-grant-elevate-2", "2026-12-04T13:00:00Z"), theirs]);
     }

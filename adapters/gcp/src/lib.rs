@@ -30,8 +30,8 @@ pub use target::{Applied, PRINCIPAL_KEY, TITLE_PREFIX, Target};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use client::Client;
-use elevate_core::{Clock, SystemClock};
 use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError};
+use elevate_core::{Clock, SystemClock};
 use iam::Edit;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,7 +112,11 @@ impl GcpProvider {
             }
             Target::GroupMembership { group } => {
                 let member = target::member_email(&member)?;
-                Applied::GroupMembership { group: self.client.resolve_group(&group).await?, member, pre_existing: false }
+                Applied::GroupMembership {
+                    group: self.client.resolve_group(&group).await?,
+                    member,
+                    pre_existing: false,
+                }
             }
         })
     }

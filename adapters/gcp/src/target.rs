@@ -79,9 +79,7 @@ fn check_resource(r: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "gcp target iam_role: resource `{r}` is not projects/ID, folders/NUMBER or organizations/NUMBER"
-        ))
+        Err(format!("gcp target iam_role: resource `{r}` is not projects/ID, folders/NUMBER or organizations/NUMBER"))
     }
 }
 
@@ -129,7 +127,9 @@ impl Target {
                     _ => is_email(group),
                 };
                 if !ok {
-                    return Err(format!("gcp target group_membership: group `{group}` is not groups/ID or an email address"));
+                    return Err(format!(
+                        "gcp target group_membership: group `{group}` is not groups/ID or an email address"
+                    ));
                 }
             }
         }
@@ -141,7 +141,10 @@ impl Target {
         let m = spec.principals.get(PRINCIPAL_KEY).ok_or_else(|| {
             ProviderError::permanent(
                 "NoPrincipal",
-                format!("{} has no `{PRINCIPAL_KEY}` in their principals (like \"user:alice@example.com\")", spec.person),
+                format!(
+                    "{} has no `{PRINCIPAL_KEY}` in their principals (like \"user:alice@example.com\")",
+                    spec.person
+                ),
             )
         })?;
         check_member(m).map_err(|e| ProviderError::permanent("InvalidPrincipal", e))?;
@@ -164,9 +167,7 @@ pub fn check_member(m: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{m}` is not an IAM member (user:EMAIL, group:EMAIL, serviceAccount:EMAIL, principal://…)"
-        ))
+        Err(format!("`{m}` is not an IAM member (user:EMAIL, group:EMAIL, serviceAccount:EMAIL, principal://…)"))
     }
 }
 
@@ -235,13 +236,19 @@ mod tests {
         ok(json!({"type": "group_membership", "group": "oncall@example.com"}));
         ok(json!({"type": "group_membership", "group": "groups/01abcd"}));
         let err = |v: Value| Target::parse(&v).unwrap_err();
-        assert!(err(json!({"type": "iam_role", "resource": "prod-1", "role": "roles/x"})).contains("resource `prod-1`"));
+        assert!(
+            err(json!({"type": "iam_role", "resource": "prod-1", "role": "roles/x"})).contains("resource `prod-1`")
+        );
         assert!(err(json!({"type": "iam_role", "resource": "projects/p", "role": "owner"})).contains("role `owner`"));
         assert!(err(json!({"type": "iam_role", "resource": "projects/p"})).contains("role"));
-        assert!(err(json!({"type": "iam_role", "resource": "projects/p", "role": "roles/owner"})).contains("basic role"));
+        assert!(
+            err(json!({"type": "iam_role", "resource": "projects/p", "role": "roles/owner"})).contains("basic role")
+        );
         assert!(err(json!({"type": "group_membership", "group": "oncall"})).contains("group `oncall`"));
         assert!(err(json!({"type": "bucket"})).contains("iam_role, group_membership"));
-        assert!(err(json!({"type": "iam_role", "resource": "projects/p", "role": "roles/x", "extra": 1})).contains("extra"));
+        assert!(
+            err(json!({"type": "iam_role", "resource": "projects/p", "role": "roles/x", "extra": 1})).contains("extra")
+        );
     }
 
     #[test]

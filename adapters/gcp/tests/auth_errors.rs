@@ -64,8 +64,9 @@ async fn a_malformed_key_is_refused_when_the_provider_is_built() {
     let fake = FakeGoogle::start().await;
     let e = GcpProvider::new(config(&fake), Credentials::ServiceAccountKey("{not json".into())).unwrap_err();
     assert!(e.contains("not JSON") && !e.contains("{not"), "{e}");
-    let e = GcpProvider::new(config(&fake), Credentials::ServiceAccountKey(json!({"type": "service_account"}).to_string()))
-        .unwrap_err();
+    let e =
+        GcpProvider::new(config(&fake), Credentials::ServiceAccountKey(json!({"type": "service_account"}).to_string()))
+            .unwrap_err();
     assert!(e.contains("client_email"), "{e}");
 }
 
@@ -145,7 +146,10 @@ async fn permission_denied_and_missing_resources_are_permanent_with_googles_mess
 
     let gone = json!({ "type": "iam_role", "resource": "projects/deleted-1", "role": "roles/logging.viewer" });
     let e = p.grant(&spec(2, ALICE, gone, t0(), 1)).await.unwrap_err();
-    assert!(matches!(&e, ProviderError::Permanent { code, message } if code == "PERMISSION_DENIED" && message.contains("projects/deleted-1")), "{e:?}");
+    assert!(
+        matches!(&e, ProviderError::Permanent { code, message } if code == "PERMISSION_DENIED" && message.contains("projects/deleted-1")),
+        "{e:?}"
+    );
 
     let bad = json!({ "type": "iam_role", "resource": "projects/prod-1", "role": "roles/viewer" });
     let e = p.grant(&spec(3, ALICE, bad, t0(), 1)).await.unwrap_err();
@@ -153,6 +157,9 @@ async fn permission_denied_and_missing_resources_are_permanent_with_googles_mess
     let mut nobody = spec(4, ALICE, prod(), t0(), 1);
     nobody.principals.clear();
     let e = p.grant(&nobody).await.unwrap_err();
-    assert!(matches!(&e, ProviderError::Permanent { code, message } if code == "NoPrincipal" && message.contains("gcp_principal")), "{e:?}");
+    assert!(
+        matches!(&e, ProviderError::Permanent { code, message } if code == "NoPrincipal" && message.contains("gcp_principal")),
+        "{e:?}"
+    );
     assert!(fake.bindings("projects/prod-1").is_empty());
 }

@@ -28,7 +28,10 @@ async fn a_membership_is_added_with_the_grants_end_as_its_expiry_and_removed_at_
     fake.add_member(&group, "bob@example.com", None);
     let s = spec(1, ALICE, oncall(), t0(), 1);
     let handle = p.grant(&s).await.unwrap();
-    assert_eq!(handle, json!({ "kind": "group_membership", "group": group, "member": "alice@example.com", "pre_existing": false }));
+    assert_eq!(
+        handle,
+        json!({ "kind": "group_membership", "group": group, "member": "alice@example.com", "pre_existing": false })
+    );
     let members = fake.members(&group);
     assert!(members.contains(&("alice@example.com".to_string(), Some(secs(s.expires_at)))), "{members:?}");
     assert_eq!(p.members("oncall@example.com").await.unwrap(), members, "the provider reads what the fake holds");
@@ -111,7 +114,8 @@ async fn someone_elses_later_expiry_is_neither_shortened_nor_removed() {
 async fn an_unknown_group_is_a_permanent_error_with_googles_message() {
     let fake = FakeGoogle::start().await;
     let p = provider(&fake);
-    let e = p.grant(&spec(5, ALICE, json!({ "type": "group_membership", "group": "nobody@example.com" }), t0(), 1)).await;
+    let e =
+        p.grant(&spec(5, ALICE, json!({ "type": "group_membership", "group": "nobody@example.com" }), t0(), 1)).await;
     assert_eq!(e.unwrap_err(), ProviderError::permanent("NOT_FOUND", "Error(2028): Group not found."));
     let e = p.grant(&spec(6, "principal://iam.googleapis.com/x", oncall(), t0(), 1)).await.unwrap_err();
     assert!(matches!(&e, ProviderError::Permanent { code, .. } if code == "InvalidPrincipal"), "{e:?}");

@@ -155,7 +155,11 @@ async fn expired_bindings_left_in_the_policy_are_purged_and_not_listed() {
     let listed = p.list().await.unwrap();
     assert_eq!(listed.iter().map(|l| l.grant_id.as_str()).collect::<Vec<_>>(), ["elevate-6"]);
     let left = fake.bindings("folders/42");
-    assert_eq!(left, vec![b("elevate-grant-elevate-6", &future), someone_elses_expired], "only elevate's expired binding purged");
+    assert_eq!(
+        left,
+        vec![b("elevate-grant-elevate-6", &future), someone_elses_expired],
+        "only elevate's expired binding purged"
+    );
 
     // A grant's write purges too, in the same setIamPolicy.
     fake.add_resource("projects/p3", vec![b("elevate-grant-elevate-9", &past)]);
@@ -172,7 +176,10 @@ async fn a_policy_that_keeps_changing_is_a_transient_failure_that_overwrote_noth
     fake.add_resource("projects/busy", vec![]);
     // Every one of elevate's five rounds meets a fresh outside change.
     for n in 0..5 {
-        fake.change_before_next_write("projects/busy", json!({ "role": "roles/logging.viewer", "members": [format!("user:u{n}@example.com")] }));
+        fake.change_before_next_write(
+            "projects/busy",
+            json!({ "role": "roles/logging.viewer", "members": [format!("user:u{n}@example.com")] }),
+        );
     }
     let s = spec(11, ALICE, role_on("projects/busy"), t0(), 1);
     let e = p.grant(&s).await.unwrap_err();

@@ -261,8 +261,12 @@ fn route(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let now = s.now();
-    if !s.tokens.get(token).is_some_and(|exp| *exp > now) {
-        return error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.");
+    if s.tokens.get(token).is_none_or(|exp| *exp <= now) {
+        return error(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        );
     }
     if let Some(f) = s.faults.pop_front() {
         return fault(f);
@@ -345,7 +349,8 @@ fn token_grant(s: &mut Inner, body: &[u8]) -> Response {
     }
     // The assertion is judged against wall time, as Google does: it was signed just now, while
     // the fake's clock may have been moved to expire what the fake issued.
-    let (iat, exp, wall) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0), Utc::now().timestamp());
+    let (iat, exp, wall) =
+        (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0), Utc::now().timestamp());
     if exp <= iat || exp - iat > 3600 || iat > wall + 300 || exp < wall - 300 {
         return refuse(s, "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.");
     }
@@ -361,15 +366,24 @@ pub const SUBJECT_TOKEN: &str = "test-oidc-token-from-the-ci-system";
 fn sts_exchange(s: &mut Inner, body: &[u8]) -> Response {
     let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let bad = |m: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_request", "error_description": m }))).into_response();
+    let bad = |m: &str| {
+        (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_request", "error_description": m })))
+            .into_response()
+    };
     if get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" {
         return bad("Invalid grant_type.");
     }
-    if get("requested_token_type") != "urn:ietf:params:oauth:token-type:access_token" || !get("audience").starts_with("//iam.googleapis.com/") {
+    if get("requested_token_type") != "urn:ietf:params:oauth:token-type:access_token"
+        || !get("audience").starts_with("//iam.googleapis.com/")
+    {
         return bad("Invalid requested_token_type or audience.");
     }
     if get("subject_token") != SUBJECT_TOKEN {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_grant", "error_description": "The subject token is invalid." }))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_grant", "error_description": "The subject token is invalid." })),
+        )
+            .into_response();
     }
     s.sts_exchanges += 1;
     let token = format!("ya29.sts-{}", s.next_id);
@@ -412,7 +426,7 @@ fn policy_json(p: &Policy, requested: i64) -> Value {
 }
 
 fn check_binding(b: &Value) -> Result<(), String> {
-    if !b["role"].as_str().is_some_and(|r| !r.is_empty()) {
+    if b["role"].as_str().is_none_or(str::is_empty) {
         return Err("Role is required in a binding.".into());
     }
     if !b["members"].as_array().is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_string)) {
@@ -432,7 +446,7 @@ fn check_binding(b: &Value) -> Result<(), String> {
         if c["description"].as_str().is_some_and(|d| d.len() > 256) {
             return Err("Condition description is at most 256 characters.".into());
         }
-        if !c["expression"].as_str().is_some_and(|e| !e.is_empty()) {
+        if c["expression"].as_str().is_none_or(str::is_empty) {
             return Err("Condition expression is required.".into());
         }
     }
@@ -448,7 +462,11 @@ fn iam(s: &mut Inner, method: &Method, rest: &str, body: &Value) -> Response {
         return error(404, "NOT_FOUND", "no such method");
     }
     let Some(p) = s.policies.get_mut(resource) else {
-        return error(403, "PERMISSION_DENIED", &format!("The caller does not have permission on {resource}, or it does not exist."));
+        return error(
+            403,
+            "PERMISSION_DENIED",
+            &format!("The caller does not have permission on {resource}, or it does not exist."),
+        );
     };
     match verb {
         "getIamPolicy" => {
@@ -470,7 +488,11 @@ fn iam(s: &mut Inner, method: &Method, rest: &str, body: &Value) -> Response {
             if let Some(e) = new["etag"].as_str()
                 && e != etag(p.etag)
             {
-                return error(409, "ABORTED", "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.");
+                return error(
+                    409,
+                    "ABORTED",
+                    "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
+                );
             }
             let bindings: Vec<Value> = new["bindings"].as_array().cloned().unwrap_or_default();
             if let Some(e) = bindings.iter().find_map(|b| check_binding(b).err()) {
@@ -479,7 +501,11 @@ fn iam(s: &mut Inner, method: &Method, rest: &str, body: &Value) -> Response {
             let conditional = bindings.iter().any(|b| b.get("condition").is_some());
             let version = new["version"].as_i64().unwrap_or(1);
             if conditional && version != 3 {
-                return error(400, "INVALID_ARGUMENT", "Policies with conditional role bindings must specify version 3.");
+                return error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Policies with conditional role bindings must specify version 3.",
+                );
             }
             p.bindings = bindings;
             p.version = if conditional { 3 } else { version.max(1) };
@@ -507,13 +533,12 @@ fn membership_json(group: &str, m: &Member) -> Value {
     })
 }
 
-fn parse_expiry(role: &Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Response> {
+/// A role's expiry; the error is the INVALID_ARGUMENT message.
+fn parse_expiry(role: &Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, &'static str> {
     let Some(t) = role["expiryDetail"]["expireTime"].as_str() else { return Ok(None) };
-    let t = DateTime::parse_from_rfc3339(t)
-        .map_err(|_| error(400, "INVALID_ARGUMENT", "Invalid expireTime."))?
-        .with_timezone(&Utc);
+    let t = DateTime::parse_from_rfc3339(t).map_err(|_| "Invalid expireTime.")?.with_timezone(&Utc);
     if t <= now {
-        return Err(error(400, "INVALID_ARGUMENT", "Error(3005): Membership expiry time must be in the future."));
+        return Err("Error(3005): Membership expiry time must be in the future.");
     }
     Ok(Some(t))
 }
@@ -533,7 +558,11 @@ fn groups(s: &mut Inner, method: &Method, rest: &str, query: &HashMap<String, St
         _ => return error(404, "NOT_FOUND", "no such method"),
     };
     let Some(g) = s.groups.get_mut(&group) else {
-        return error(403, "PERMISSION_DENIED", "Error(2028): Permission denied for resource groups or it may not exist.");
+        return error(
+            403,
+            "PERMISSION_DENIED",
+            "Error(2028): Permission denied for resource groups or it may not exist.",
+        );
     };
     match (method.clone(), tail.as_slice()) {
         (Method::GET, ["memberships:lookup"]) => {
@@ -546,7 +575,8 @@ fn groups(s: &mut Inner, method: &Method, rest: &str, query: &HashMap<String, St
         (Method::GET, ["memberships"]) => {
             let size: usize = query.get("pageSize").and_then(|p| p.parse().ok()).unwrap_or(200).clamp(1, 1000);
             let start: usize = query.get("pageToken").and_then(|p| p.parse().ok()).unwrap_or(0);
-            let page: Vec<Value> = g.members.iter().skip(start).take(size).map(|m| membership_json(&group, m)).collect();
+            let page: Vec<Value> =
+                g.members.iter().skip(start).take(size).map(|m| membership_json(&group, m)).collect();
             let mut v = json!({ "memberships": page });
             if start + size < g.members.len() {
                 v["nextPageToken"] = json!((start + size).to_string());
@@ -562,10 +592,11 @@ fn groups(s: &mut Inner, method: &Method, rest: &str, query: &HashMap<String, St
                 return error(409, "ALREADY_EXISTS", "Error(4003): Member already exists.");
             }
             let roles = body["roles"].as_array().cloned().unwrap_or_default();
-            let member_role = roles.iter().find(|r| r["name"] == "MEMBER").cloned().unwrap_or(json!({ "name": "MEMBER" }));
+            let member_role =
+                roles.iter().find(|r| r["name"] == "MEMBER").cloned().unwrap_or(json!({ "name": "MEMBER" }));
             let expires = match parse_expiry(&member_role, now) {
                 Ok(e) => e,
-                Err(r) => return r,
+                Err(m) => return error(400, "INVALID_ARGUMENT", m),
             };
             let id = format!("0m{}", s.next_id);
             s.next_id += 1;
@@ -596,12 +627,18 @@ fn groups(s: &mut Inner, method: &Method, rest: &str, query: &HashMap<String, St
                 return error(400, "INVALID_ARGUMENT", "updateRolesParams must have one entry for MEMBER.");
             };
             let mask = p["fieldMask"].as_str().unwrap_or("");
-            if !["expiryDetail.expireTime", "expiry_detail.expire_time"].contains(&mask) || p["membershipRole"]["name"] != "MEMBER" {
-                return error(400, "INVALID_ARGUMENT", "Only expiry_detail.expire_time of the MEMBER role can be updated.");
+            if !["expiryDetail.expireTime", "expiry_detail.expire_time"].contains(&mask)
+                || p["membershipRole"]["name"] != "MEMBER"
+            {
+                return error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Only expiry_detail.expire_time of the MEMBER role can be updated.",
+                );
             }
             match parse_expiry(&p["membershipRole"], now) {
                 Ok(e) => m.expires = e,
-                Err(r) => return r,
+                Err(msg) => return error(400, "INVALID_ARGUMENT", msg),
             }
             let json = membership_json(&group, m);
             ok(json!({ "membership": json }))
