@@ -182,3 +182,30 @@ async fn googles_refusal_fails_the_grant_with_googles_words() {
     assert_eq!(r.note.as_deref(), Some("PERMISSION_DENIED: Policy update access denied."));
     assert!(ours(&g.fake).is_empty());
 }
+
+#[tokio::test]
+async fn an_extension_moves_the_end_google_enforces() {
+    let g = spawn().await;
+    let role = active(&g.app, "sql").await;
+    let member = active(&g.app, "oncall").await;
+    for id in [role, member] {
+        let ext = g.app.alice().extend(id, "2h").await.ok();
+        g.app.bob().approve(ext["id"].as_i64().unwrap()).await.ok();
+    }
+    g.app.run_due().await;
+    let end = g.app.request(role).await.expires_at.unwrap();
+    let bindings = ours(&g.fake);
+    assert_eq!(bindings.len(), 1, "the same binding, rewritten");
+    let ts = end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(bindings[0]["condition"]["expression"], format!("request.time < timestamp(\"{ts}\")"));
+    let end = g.app.request(member).await.expires_at.unwrap();
+    assert_eq!(g.fake.members(&g.group), [("alice@example.com".to_string(), Some(end))]);
+
+    g.app.after(Duration::hours(1)).await;
+    assert_eq!(g.app.state(role).await, "active");
+    assert_eq!(ours(&g.fake).len(), 1);
+    assert_eq!(g.fake.members(&g.group).len(), 1, "Google kept the membership past the first end");
+    g.app.after(Duration::hours(2)).await;
+    assert_eq!((g.app.state(role).await, g.app.state(member).await), ("expired".into(), "expired".into()));
+    assert!(ours(&g.fake).is_empty() && g.fake.members(&g.group).is_empty());
+}

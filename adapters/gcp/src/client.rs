@@ -95,12 +95,11 @@ impl Client {
                 Err(Failure::Stop(g)) => return Err(CallError::Google(g)),
                 // A token Google no longer takes (revoked, or expired early by its clock):
                 // start again with a new one, once.
-                Err(Failure::Unauthenticated(g)) if !reauthorised => {
+                Err(Failure::Unauthenticated(_)) if !reauthorised => {
                     debug!(what, "token refused; fetching a new one");
                     self.auth.reset().await;
                     reauthorised = true;
                     attempt -= 1;
-                    let _ = g;
                     continue;
                 }
                 Err(Failure::Unauthenticated(g)) => return Err(CallError::Google(g)),
