@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+mod fake_apis;
 
 pub use fake::FakeGoogle;
 
