@@ -43,6 +43,25 @@ async fn the_token_is_fetched_once_with_a_signed_grant_and_again_when_google_sto
 }
 
 #[tokio::test]
+async fn a_token_close_to_its_end_is_replaced_before_it_is_used() {
+    let (fake, p) = setup().await;
+    // 15 s left is inside the refresh margin: every call fetches a fresh token rather than
+    // send one that may die in flight.
+    fake.set_token_lifetime(15);
+    p.grant(&spec(1, ALICE, prod(), t0(), 1)).await.unwrap();
+    p.grant(&spec(2, ALICE, prod(), t0(), 1)).await.unwrap();
+    let api_calls = fake.calls().iter().filter(|c| c.path != "/token").count();
+    assert_eq!(api_calls, 4, "getIamPolicy and setIamPolicy for each grant");
+    assert_eq!(fake.tokens_issued(), 4, "a fresh token for each call");
+    assert!(fake.calls().iter().all(|c| c.status != 401), "no call went out with a dying token");
+    // An ordinary hour-long token is reused.
+    fake.set_token_lifetime(3600);
+    p.grant(&spec(3, ALICE, prod(), t0(), 1)).await.unwrap();
+    p.grant(&spec(4, ALICE, prod(), t0(), 1)).await.unwrap();
+    assert_eq!(fake.tokens_issued(), 5, "one more, for both grants");
+}
+
+#[tokio::test]
 async fn a_key_google_does_not_accept_fails_without_showing_the_key() {
     let fake = FakeGoogle::start().await;
     fake.add_resource("projects/prod-1", vec![]);

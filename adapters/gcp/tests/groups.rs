@@ -120,3 +120,17 @@ async fn an_unknown_group_is_a_permanent_error_with_googles_message() {
     let e = p.grant(&spec(6, "principal://iam.googleapis.com/x", oncall(), t0(), 1)).await.unwrap_err();
     assert!(matches!(&e, ProviderError::Permanent { code, .. } if code == "InvalidPrincipal"), "{e:?}");
 }
+
+#[tokio::test]
+async fn an_expiry_google_refuses_is_a_permanent_error_with_its_message() {
+    let fake = FakeGoogle::start().await;
+    let p = provider(&fake);
+    fake.add_group("oncall@example.com");
+    // A window that ended already (a grant applied long after its approval, say).
+    let late = spec(7, ALICE, oncall(), t0() - Duration::hours(2), 1);
+    let e = p.grant(&late).await.unwrap_err();
+    assert_eq!(
+        e,
+        ProviderError::permanent("INVALID_ARGUMENT", "Error(3005): Membership expiry time must be in the future.")
+    );
+}
