@@ -199,3 +199,26 @@ impl GrantProvider for Instrumented {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gcp_provider_reads_its_key_from_the_secret_it_names_and_the_error_shows_no_value() {
+        let text = include_str!("../../examples/gcp.toml")
+            .replace("credentials_env = \"ELEVATE_GCP_KEY\"", "credentials_env = \"ELEVATE_TEST_GCP_KEY_NEVER_SET\"");
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let metrics = Arc::new(Metrics::default());
+        let err = build(&config, &metrics, &BTreeMap::new()).err().expect("no key anywhere");
+        assert!(err.contains("providers.gcp") && err.contains("ELEVATE_TEST_GCP_KEY_NEVER_SET"), "{err}");
+
+        let key =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../adapters/gcp/tests/common/TEST-ONLY-service-account-key.json");
+        let text = text
+            .replace("credentials_env = \"ELEVATE_TEST_GCP_KEY_NEVER_SET\"", &format!("credentials_file = \"{key}\""));
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let providers = build(&config, &metrics, &BTreeMap::new()).unwrap();
+        assert_eq!(providers["gcp"].kind(), "gcp");
+    }
+}
