@@ -243,6 +243,10 @@ pub enum ProviderConfig {
     /// AWS IAM and Identity Center; keys from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
     /// (environment or `ELEVATE_SECRETS_FILE`), optionally an assumed role.
     Aws(Box<elevate_aws::AwsConfig>),
+    /// Google Cloud IAM conditional role bindings and Cloud Identity group memberships; a
+    /// service-account key or external account JSON from `credentials_env`/`credentials_file`,
+    /// or the metadata server.
+    Gcp(Box<elevate_gcp::GcpConfig>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +274,7 @@ impl ProviderConfig {
             ProviderConfig::DryRun => "dry-run",
             ProviderConfig::Webhook(_) => "webhook",
             ProviderConfig::Aws(_) => "aws",
+            ProviderConfig::Gcp(_) => "gcp",
         }
     }
 }
@@ -535,11 +540,21 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
                     out.insert(name.clone(), ProviderConfig::Aws(Box::new(a)));
                 }
             }
+            Some("gcp") => {
+                if let Some(g) = de::<elevate_gcp::GcpConfig>(&path, &rest, errs) {
+                    match g.check() {
+                        Ok(()) => {
+                            out.insert(name.clone(), ProviderConfig::Gcp(Box::new(g)));
+                        }
+                        Err(e) => errs.push(ConfigError::new(&path, e)),
+                    }
+                }
+            }
             Some(other) => errs.push(ConfigError::new(
                 format!("{path}.type"),
-                format!("unknown provider type `{other}` (known: dry-run, webhook, aws)"),
+                format!("unknown provider type `{other}` (known: dry-run, webhook, aws, gcp)"),
             )),
-            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run, webhook or aws)")),
+            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run, webhook, aws or gcp)")),
         }
     }
     out
@@ -591,6 +606,19 @@ mod tests {
         let text = include_str!("../../examples/aws.toml");
         let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
         assert!(cfg.providers.values().any(|p| p.kind() == "aws"));
+    }
+
+    #[test]
+    fn the_gcp_example_config_is_valid_and_a_gcp_table_is_checked() {
+        let text = include_str!("../../examples/gcp.toml");
+        let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(cfg.providers.values().any(|p| p.kind() == "gcp"));
+        let bad = text.replace("credentials_env = \"ELEVATE_GCP_KEY\"", "");
+        let errs = Config::parse(&bad).unwrap_err();
+        assert!(errs.iter().any(|e| e.to_string().contains("credentials_env or credentials_file")), "{errs:?}");
+        let bad = text.replace("resource = \"projects/prod-app-1\"", "resource = \"prod-app-1\"");
+        let errs = Config::parse(&bad).unwrap_err();
+        assert!(errs.iter().any(|e| e.to_string().contains("resource `prod-app-1`")), "{errs:?}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn validate_target(p: &ProviderConfig, target: &Value) -> Result<(), String>
             }
         }
         ProviderConfig::Aws(_) => elevate_aws::Target::parse(target).map(|_| ()),
+        ProviderConfig::Gcp(_) => elevate_gcp::Target::parse(target).map(|_| ()),
     }
 }
 
@@ -72,10 +73,31 @@ pub fn build(
                     .map_err(|e| format!("providers.{name}: {e}"))?;
                 Arc::new(p)
             }
+            ProviderConfig::Gcp(g) => Arc::new(gcp(config, name, g)?),
         };
         out.insert(name.clone(), instrument(name, provider, metrics));
     }
     Ok(out)
+}
+
+/// The Google Cloud provider, its key or external account read from the secret it names, and
+/// told which resources its roles use (what `list` reads for reconciliation).
+fn gcp(config: &Config, name: &str, g: &elevate_gcp::GcpConfig) -> Result<elevate_gcp::GcpProvider, String> {
+    use elevate_gcp::{AuthKind, Credentials};
+    let secret = || {
+        crate::config::SecretRef { secret_env: g.credentials_env.clone(), secret_file: g.credentials_file.clone() }
+            .resolve(&format!("providers.{name}"))
+    };
+    let credentials = match g.auth_kind() {
+        AuthKind::ServiceAccountKey => Credentials::ServiceAccountKey(secret()?),
+        AuthKind::ExternalAccount => Credentials::ExternalAccount(secret()?),
+        AuthKind::MetadataServer => Credentials::MetadataServer,
+    };
+    let p = elevate_gcp::GcpProvider::new(g.clone(), credentials).map_err(|e| format!("providers.{name}: {e}"))?;
+    for role in config.policy.roles.values().filter(|r| r.provider == name) {
+        p.watch(&role.target);
+    }
+    Ok(p)
 }
 
 pub fn instrument(name: &str, inner: Arc<dyn GrantProvider>, metrics: &Arc<Metrics>) -> Arc<dyn GrantProvider> {
@@ -175,5 +197,28 @@ impl GrantProvider for Instrumented {
         let r = self.inner.list().await;
         self.record("list", t, &r);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gcp_provider_reads_its_key_from_the_secret_it_names_and_the_error_shows_no_value() {
+        let text = include_str!("../../examples/gcp.toml")
+            .replace("credentials_env = \"ELEVATE_GCP_KEY\"", "credentials_env = \"ELEVATE_TEST_GCP_KEY_NEVER_SET\"");
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let metrics = Arc::new(Metrics::default());
+        let err = build(&config, &metrics, &BTreeMap::new()).err().expect("no key anywhere");
+        assert!(err.contains("providers.gcp") && err.contains("ELEVATE_TEST_GCP_KEY_NEVER_SET"), "{err}");
+
+        let key =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../adapters/gcp/tests/common/TEST-ONLY-service-account-key.json");
+        let text = text
+            .replace("credentials_env = \"ELEVATE_TEST_GCP_KEY_NEVER_SET\"", &format!("credentials_file = \"{key}\""));
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let providers = build(&config, &metrics, &BTreeMap::new()).unwrap();
+        assert_eq!(providers["gcp"].kind(), "gcp");
     }
 }
