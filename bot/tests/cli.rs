@@ -311,7 +311,14 @@ fn listen_and_database_come_from_the_flag_then_the_environment_then_the_file() {
     );
     let o = s.run("example-token-alice", &["request", "demo-db", "2m", "INC-8", "look"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A container's HEALTHCHECK finds the server from the same variable.
+    let health = || Command::new(BIN).arg("healthcheck").env("ELEVATE_LISTEN", &listen).output().unwrap();
+    let o = health();
+    assert!(o.status.success() && stdout(&o).starts_with("ok: "), "{}{}", stdout(&o), stderr(&o));
     drop(s);
+    let o = health();
+    assert_eq!(o.status.code(), Some(1), "a stopped server is unhealthy");
+    assert!(stderr(&o).starts_with("unhealthy: cannot reach"), "{}", stderr(&o));
 
     // A flag over the environment.
     let port = free();

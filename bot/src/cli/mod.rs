@@ -222,6 +222,14 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Exit 0 when the server answers `/healthz`, 1 otherwise: a container HEALTHCHECK with no
+    /// curl in the image.
+    Healthcheck {
+        /// The URL to ask; by default `/healthz` on ELEVATE_LISTEN's port over loopback, or
+        /// http://127.0.0.1:8080/healthz.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -284,6 +292,7 @@ pub async fn run() -> i32 {
             local::audit_export(&with_database(&config, &database), &format, since.as_deref()).await
         }
         Command::Token { command: TokenCommand::New { person, name } } => local::token_new(&person, &name),
+        Command::Healthcheck { url } => client::healthcheck(url.as_deref()).await,
         Command::Report { config, database, since, format } => {
             local::report(&with_database(&config, &database), &since, &format).await
         }
