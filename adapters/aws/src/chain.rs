@@ -56,11 +56,20 @@ impl Chain {
             return Ok(l.creds.clone());
         }
         let provider = self.provider.get_or_init(|| self.build()).await;
-        let c = provider.provide_credentials().await.map_err(|e| {
-            let message = describe(&e);
-            warn!(error = %message, "no AWS credentials from the default chain");
-            ProviderError::transient(message)
-        })?;
+        let c = match provider.provide_credentials().await {
+            Ok(c) => c,
+            Err(e) => {
+                let message = describe(&e);
+                // Keys inside the refresh margin still work: a metadata endpoint or STS that is
+                // briefly down must not stop a revoke while they do.
+                if let Some(l) = cached.as_ref().filter(|l| l.expires_at > now) {
+                    warn!(error = %message, "cannot refresh AWS credentials; using the current ones until they expire");
+                    return Ok(l.creds.clone());
+                }
+                warn!(error = %message, "no AWS credentials from the default chain");
+                return Err(ProviderError::transient(message));
+            }
+        };
         let expires_at = c.expiry().unwrap_or(now + REFRESH_MARGIN + UNDATED_KEYS_TTL);
         let creds =
             StaticCredentials::new(c.access_key_id(), c.secret_access_key(), c.session_token().map(str::to_string));

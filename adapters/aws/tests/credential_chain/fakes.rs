@@ -79,11 +79,12 @@ async fn serve(app: axum::Router) -> String {
 pub struct ContainerEndpoint {
     pub url: String,
     pub refused: Arc<AtomicUsize>,
+    state: Arc<ContainerState>,
 }
 
 struct ContainerState {
     minter: Arc<Minter>,
-    token: String,
+    token: Mutex<String>,
     refused: Arc<AtomicUsize>,
 }
 
@@ -91,15 +92,22 @@ impl ContainerEndpoint {
     /// Serves `/v2/credentials/elevate-task`, answering only calls that carry `token`.
     pub async fn start(minter: Arc<Minter>, token: &str) -> ContainerEndpoint {
         let refused = Arc::new(AtomicUsize::new(0));
-        let state = Arc::new(ContainerState { minter, token: token.into(), refused: refused.clone() });
-        let app =
-            axum::Router::new().route("/v2/credentials/elevate-task", axum::routing::get(container)).with_state(state);
-        ContainerEndpoint { url: format!("{}/v2/credentials/elevate-task", serve(app).await), refused }
+        let state = Arc::new(ContainerState { minter, token: Mutex::new(token.into()), refused: refused.clone() });
+        let app = axum::Router::new()
+            .route("/v2/credentials/elevate-task", axum::routing::get(container))
+            .with_state(state.clone());
+        ContainerEndpoint { url: format!("{}/v2/credentials/elevate-task", serve(app).await), refused, state }
+    }
+
+    /// The platform rotated its token: calls with the old one are refused from now on.
+    pub fn rotate_token(&self, token: &str) {
+        *self.state.token.lock().unwrap() = token.into();
     }
 }
 
 async fn container(State(s): State<Arc<ContainerState>>, headers: HeaderMap) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(s.token.as_str()) {
+    let expected = s.token.lock().unwrap().clone();
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         s.refused.fetch_add(1, Ordering::SeqCst);
         let body = json!({"code": "AccessDenied", "message": "Unable to validate the authorization token"});
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();

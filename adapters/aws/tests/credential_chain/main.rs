@@ -202,6 +202,44 @@ async fn an_ecs_task_role_is_fetched_again_before_its_keys_expire() {
 }
 
 #[tokio::test]
+async fn keys_still_valid_carry_on_while_the_source_is_down_and_expired_ones_do_not() {
+    let s = Scenario::start("container-down").await;
+    let Some(m) = common::moto() else { return };
+    let admin = m.admin();
+    create_user(admin.client(), "task-frank").await;
+    let role = powerful_role(&admin, "task-down", None).await;
+    let minter = Minter::new(m.admin(), &role, chrono::Duration::minutes(4));
+    let endpoint = ContainerEndpoint::start(minter.clone(), "authz-1").await;
+    s.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url);
+    s.set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "authz-1");
+
+    let p = chained(m, |_| {});
+    p.grant(&spec(312, inline_target(), &[("aws_iam_user", "task-frank")])).await.expect("first grant");
+    // The endpoint now refuses elevate (its token rotated, elevate's did not): the keys in hand
+    // expire in four minutes, inside the refresh margin, and still sign the revoke.
+    endpoint.rotate_token("authz-2");
+    p.revoke(&spec(312, inline_target(), &[("aws_iam_user", "task-frank")]), &[])
+        .await
+        .expect("revoke on the current keys");
+    assert!(endpoint.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a refresh was tried");
+    assert_eq!(minter.minted(), 1);
+    assert!(admin.client().inline_policies(&IamPrincipal::User("task-frank".into())).await.unwrap().is_empty());
+
+    // Keys past their expiry are never kept as a fallback. (A source's fresh answer is used
+    // once even if its expiry looks past, as with clock skew between hosts.)
+    let p = chained(m, |_| {});
+    endpoint.rotate_token("authz-1");
+    minter.set_lifetime(chrono::Duration::seconds(-60));
+    p.grant(&spec(313, inline_target(), &[("aws_iam_user", "task-frank")])).await.expect("grant on the fresh answer");
+    endpoint.rotate_token("authz-3");
+    let err = p.grant(&spec(314, inline_target(), &[("aws_iam_user", "task-frank")])).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient { message, .. } if message.starts_with("AWS credentials")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_ec2_instance_profile_is_read_over_imdsv2_and_refreshed() {
     let s = Scenario::start("imds").await;
     let Some(m) = common::moto() else { return };
