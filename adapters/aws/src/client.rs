@@ -128,11 +128,26 @@ impl AwsClient {
         if let Some(l) = leased.as_ref().filter(|l| l.fresh_at(SystemTime::now())) {
             return Ok(l.creds.clone());
         }
-        let base = self.base_credentials().await?;
-        let fresh = self.assume_role(&base, role).await?;
-        let creds = fresh.creds.clone();
-        *leased = Some(fresh);
-        Ok(creds)
+        let refreshed = match self.base_credentials().await {
+            Ok(base) => self.assume_role(&base, role).await,
+            Err(e) => Err(e),
+        };
+        match refreshed {
+            Ok(fresh) => {
+                let creds = fresh.creds.clone();
+                *leased = Some(fresh);
+                Ok(creds)
+            }
+            // The role's keys inside the refresh margin still work: STS briefly failing must
+            // not stop a revoke while they do.
+            Err(e) => match leased.as_ref().filter(|l| l.expires_at > SystemTime::now()) {
+                Some(l) => {
+                    warn!(role = %role.role_arn, error = %e, "cannot refresh the assumed role's keys; using the current ones until they expire");
+                    Ok(l.creds.clone())
+                }
+                None => Err(e),
+            },
+        }
     }
 
     async fn base_credentials(&self) -> Result<StaticCredentials, ProviderError> {
