@@ -240,8 +240,9 @@ pub enum ProviderConfig {
     /// Applies nothing; records what it would do. The quickstart's provider.
     DryRun,
     Webhook(WebhookSettings),
-    /// AWS IAM and Identity Center; keys from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
-    /// (environment or `ELEVATE_SECRETS_FILE`), optionally an assumed role.
+    /// AWS IAM and Identity Center; keys from `ELEVATE_SECRETS_FILE` or the standard AWS
+    /// credential chain (environment, profiles/SSO, web identity, container, IMDSv2),
+    /// optionally an assumed role.
     Aws(Box<elevate_aws::AwsConfig>),
     /// Google Cloud IAM conditional role bindings and Cloud Identity group memberships; a
     /// service-account key or external account JSON from `credentials_env`/`credentials_file`,

@@ -57,19 +57,17 @@ pub fn build(
                 Arc::new(elevate_webhook::WebhookProvider::new(cfg).map_err(|e| format!("providers.{name}: {e}"))?)
             }
             ProviderConfig::Aws(a) => {
+                // Keys in elevate's secrets file win; otherwise the standard AWS chain, which
+                // also reads AWS_ACCESS_KEY_ID/… from the environment but needs no standing keys
+                // on EKS, ECS, EC2 or with an SSO profile.
                 let key = |k: &str| crate::config::lookup_secret(k);
-                let creds = match (key("AWS_ACCESS_KEY_ID"), key("AWS_SECRET_ACCESS_KEY")) {
-                    (Some(id), Some(secret)) => {
-                        elevate_aws::StaticCredentials::new(id, secret, key("AWS_SESSION_TOKEN"))
-                    }
-                    _ => {
-                        return Err(format!(
-                            "providers.{name}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN \
-                             for temporary keys) in the environment or ELEVATE_SECRETS_FILE"
-                        ));
-                    }
+                let source = match (key("AWS_ACCESS_KEY_ID"), key("AWS_SECRET_ACCESS_KEY")) {
+                    (Some(id), Some(secret)) => elevate_aws::CredentialSource::Static(
+                        elevate_aws::StaticCredentials::new(id, secret, key("AWS_SESSION_TOKEN")),
+                    ),
+                    _ => elevate_aws::CredentialSource::DefaultChain,
                 };
-                let p = elevate_aws::AwsProvider::new((**a).clone(), creds)
+                let p = elevate_aws::AwsProvider::with_source((**a).clone(), source)
                     .map_err(|e| format!("providers.{name}: {e}"))?;
                 Arc::new(p)
             }

@@ -15,7 +15,10 @@ fn quickstart() -> String {
 
 fn elevate(args: &[&str], token: Option<&str>, server: Option<&str>) -> Output {
     let mut c = Command::new(BIN);
-    c.args(args).env_remove("ELEVATE_TOKEN").env_remove("ELEVATE_CONFIG").env("RUST_LOG", "warn");
+    c.args(args).env("RUST_LOG", "warn");
+    for var in ["ELEVATE_TOKEN", "ELEVATE_CONFIG", "ELEVATE_LISTEN", "ELEVATE_DATABASE_URL"] {
+        c.env_remove(var);
+    }
     if let Some(t) = token {
         c.env("ELEVATE_TOKEN", t);
     }
@@ -52,8 +55,17 @@ impl Server {
     }
 
     fn start_with(config: PathBuf, port: u16) -> Server {
+        Self::start_overridden(config, port, &[], &[])
+    }
+
+    /// `serve` with extra flags and environment, expected to listen on `port`.
+    fn start_overridden(config: PathBuf, port: u16, flags: &[&str], env: &[(&str, &str)]) -> Server {
         let child = Command::new(BIN)
             .args(["serve", "--config", config.to_str().unwrap()])
+            .args(flags)
+            .env_remove("ELEVATE_LISTEN")
+            .env_remove("ELEVATE_DATABASE_URL")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -274,4 +286,81 @@ fn a_drill_from_the_cli_reports_each_step_and_verifies_removal() {
     ] {
         assert!(out.contains(needle), "missing {needle} in:\n{out}");
     }
+}
+
+#[test]
+fn listen_and_database_come_from_the_flag_then_the_environment_then_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = |name: &str| dir.path().join(name).display().to_string();
+    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The file's address is taken: a server that ignored the overrides could not start.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let file_addr = taken.local_addr().unwrap().to_string();
+    let cfg = dir.path().join("elevate.toml");
+    let text = quickstart().replace("127.0.0.1:8080", &file_addr).replace("elevate-quickstart.db", &db("file.db"));
+    std::fs::write(&cfg, text).unwrap();
+
+    // The environment over the file: a container sets these and mounts the file unchanged.
+    let port = free();
+    let listen = format!("127.0.0.1:{port}");
+    let s = Server::start_overridden(
+        cfg.clone(),
+        port,
+        &[],
+        &[("ELEVATE_LISTEN", listen.as_str()), ("ELEVATE_DATABASE_URL", db("env.db").as_str())],
+    );
+    let o = s.run("example-token-alice", &["request", "demo-db", "2m", "INC-8", "look"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A container's HEALTHCHECK finds the server from the same variable.
+    let health = || Command::new(BIN).arg("healthcheck").env("ELEVATE_LISTEN", &listen).output().unwrap();
+    let o = health();
+    assert!(o.status.success() && stdout(&o).starts_with("ok: "), "{}{}", stdout(&o), stderr(&o));
+    drop(s);
+    let o = health();
+    assert_eq!(o.status.code(), Some(1), "a stopped server is unhealthy");
+    assert!(stderr(&o).starts_with("unhealthy: cannot reach"), "{}", stderr(&o));
+
+    // A flag over the environment.
+    let port = free();
+    let listen = format!("127.0.0.1:{port}");
+    let s = Server::start_overridden(
+        cfg.clone(),
+        port,
+        &["--listen", listen.as_str(), "--database-url", db("flag.db").as_str()],
+        &[("ELEVATE_LISTEN", file_addr.as_str()), ("ELEVATE_DATABASE_URL", db("env.db").as_str())],
+    );
+    drop(s);
+    assert!(Path::new(&db("env.db")).exists() && Path::new(&db("flag.db")).exists());
+
+    // Commands that open the database take the same overrides: env.db holds the request.
+    let export = |flags: &[&str], env: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(["audit", "export", "--config", cfg.to_str().unwrap(), "--format", "jsonl"]).args(flags);
+        c.env_remove("ELEVATE_DATABASE_URL").env("RUST_LOG", "warn");
+        if let Some(url) = env {
+            c.env("ELEVATE_DATABASE_URL", url);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().count()
+    };
+    assert!(export(&[], Some(&db("env.db"))) >= 1);
+    assert_eq!(export(&["--database-url", &db("flag.db")], Some(&db("env.db"))), 0, "the flag wins");
+    let o =
+        elevate(&["audit", "verify", "--config", cfg.to_str().unwrap(), "--database-url", &db("env.db")], None, None);
+    assert!(stdout(&o).starts_with("ok: "), "{}{}", stdout(&o), stderr(&o));
+    assert!(!Path::new(&db("file.db")).exists(), "the file's database was never opened");
+
+    // A bad override is named and nothing starts.
+    let o = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("ELEVATE_LISTEN", "everywhere:80")
+        .env_remove("ELEVATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("ELEVATE_LISTEN") && err.contains("`everywhere:80` is not an address"), "{err}");
+    assert!(!Path::new(&db("file.db")).exists());
+    drop(taken);
 }

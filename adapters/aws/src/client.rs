@@ -4,8 +4,9 @@
 //! Errors carry AWS's own code and message and nothing else: no request body, no header, so no
 //! key or token can leak through an error into a chat message or a log.
 
+use crate::chain::Chain;
 use crate::config::{AssumeRoleSettings, Endpoint, Settings};
-use crate::credentials::{Leased, StaticCredentials};
+use crate::credentials::{CredentialSource, Leased, StaticCredentials};
 use crate::errors::{backoff, error_of, is_throttling, retry_after};
 use crate::xml::{self, Node};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -34,8 +35,15 @@ const SSO_TARGET_PREFIX: &str = "SWBExternalService";
 pub struct AwsClient {
     http: reqwest::Client,
     settings: Settings,
-    base: StaticCredentials,
+    base: Base,
     leased: Mutex<Option<Leased>>,
+}
+
+/// elevate's identity before the optional assume-role.
+#[derive(Debug)]
+enum Base {
+    Static(StaticCredentials),
+    Chain(Chain),
 }
 
 impl std::fmt::Debug for AwsClient {
@@ -51,8 +59,8 @@ enum Failure {
 }
 
 impl AwsClient {
-    pub(crate) fn new(settings: Settings, base: StaticCredentials) -> Result<Self, String> {
-        // reqwest is built without a TLS crypto provider (see DESIGN.md): use ring unless the
+    pub(crate) fn new(settings: Settings, source: CredentialSource) -> Result<Self, String> {
+        // reqwest is built without a TLS crypto provider (see docs/design.md): use ring unless the
         // process already chose one. An error here only means one is installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -61,6 +69,10 @@ impl AwsClient {
             .user_agent(concat!("elevate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("aws provider: cannot build the HTTP client: {e}"))?;
+        let base = match source {
+            CredentialSource::Static(keys) => Base::Static(keys),
+            CredentialSource::DefaultChain => Base::Chain(Chain::new(&settings.sts.signing_region)),
+        };
         Ok(AwsClient { http, settings, base, leased: Mutex::new(None) })
     }
 
@@ -106,23 +118,46 @@ impl AwsClient {
             .map_err(|e| ProviderError::transient(format!("{action}: unreadable JSON answer: {e}")))
     }
 
-    /// The keys to sign with now: the environment's, or the assumed role's, refreshed ahead of
-    /// their expiry.
+    /// The keys to sign with now: the base identity's, or the assumed role's; temporary ones
+    /// are refreshed ahead of their expiry.
     async fn credentials(&self) -> Result<StaticCredentials, ProviderError> {
         let Some(role) = &self.settings.assume_role else {
-            return Ok(self.base.clone());
+            return self.base_credentials().await;
         };
         let mut leased = self.leased.lock().await;
         if let Some(l) = leased.as_ref().filter(|l| l.fresh_at(SystemTime::now())) {
             return Ok(l.creds.clone());
         }
-        let fresh = self.assume_role(role).await?;
-        let creds = fresh.creds.clone();
-        *leased = Some(fresh);
-        Ok(creds)
+        let refreshed = match self.base_credentials().await {
+            Ok(base) => self.assume_role(&base, role).await,
+            Err(e) => Err(e),
+        };
+        match refreshed {
+            Ok(fresh) => {
+                let creds = fresh.creds.clone();
+                *leased = Some(fresh);
+                Ok(creds)
+            }
+            // The role's keys inside the refresh margin still work: STS briefly failing must
+            // not stop a revoke while they do.
+            Err(e) => match leased.as_ref().filter(|l| l.expires_at > SystemTime::now()) {
+                Some(l) => {
+                    warn!(role = %role.role_arn, error = %e, "cannot refresh the assumed role's keys; using the current ones until they expire");
+                    Ok(l.creds.clone())
+                }
+                None => Err(e),
+            },
+        }
     }
 
-    async fn assume_role(&self, role: &AssumeRoleSettings) -> Result<Leased, ProviderError> {
+    async fn base_credentials(&self) -> Result<StaticCredentials, ProviderError> {
+        match &self.base {
+            Base::Static(keys) => Ok(keys.clone()),
+            Base::Chain(chain) => chain.credentials().await,
+        }
+    }
+
+    async fn assume_role(&self, base: &StaticCredentials, role: &AssumeRoleSettings) -> Result<Leased, ProviderError> {
         let secs = role.duration.as_secs().to_string();
         let mut params = vec![
             ("RoleArn", role.role_arn.as_str()),
@@ -132,7 +167,7 @@ impl AwsClient {
         if let Some(ext) = &role.external_id {
             params.push(("ExternalId", ext.as_str()));
         }
-        let doc = self.query_as(&self.base, Service::Sts, "AssumeRole", &params).await?;
+        let doc = self.query_as(base, Service::Sts, "AssumeRole", &params).await?;
         let c = doc
             .path(&["AssumeRoleResult", "Credentials"])
             .ok_or_else(|| ProviderError::transient("AssumeRole: answer without Credentials"))?;

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use std::time::Duration;
 
-/// How elevate reaches AWS. Holds no secrets: keys come from the environment
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), optionally exchanged for
-/// an assumed role's short-lived keys, so a config file can be shared and reviewed freely.
+/// How elevate reaches AWS. Holds no secrets: elevate's identity comes from the standard AWS
+/// credential chain (or keys in elevate's secrets file), optionally exchanged for an assumed
+/// role's short-lived keys, so a config file can be shared and reviewed freely.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
@@ -24,7 +24,7 @@ pub struct AwsConfig {
     pub sts_endpoint: Option<String>,
     #[serde(default)]
     pub identity_center_endpoint: Option<String>,
-    /// When set, elevate calls `sts:AssumeRole` with the environment's keys and acts as this
+    /// When set, elevate calls `sts:AssumeRole` with its base identity's keys and acts as this
     /// role, refreshing its keys before they expire.
     #[serde(default)]
     pub assume_role_arn: Option<String>,

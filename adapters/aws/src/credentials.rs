@@ -1,9 +1,20 @@
-//! Who elevate is in AWS: keys from the environment, optionally exchanged for an assumed role's
-//! short-lived keys. Secrets never reach a log line or an error message: `Debug` shows only the
-//! first characters of the key id.
+//! Who elevate is in AWS: fixed keys or the standard credential chain (see `chain`), optionally
+//! exchanged for an assumed role's short-lived keys. Secrets never reach a log line or an error
+//! message: `Debug` shows only the first characters of the key id.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
+
+/// Where elevate's base identity comes from, before the optional `assume_role_arn`.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// Fixed keys: elevate's secrets file, or tests.
+    Static(StaticCredentials),
+    /// The standard AWS chain (environment, profiles and SSO, web identity, container endpoint,
+    /// EC2 instance metadata), every temporary key refreshed before it expires. No standing keys
+    /// needed wherever the platform gives the process a role.
+    DefaultChain,
+}
 
 /// An access key pair, with a session token for temporary keys.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,15 +34,6 @@ impl StaticCredentials {
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),
             session_token: session_token.filter(|t| !t.is_empty()),
-        }
-    }
-
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and, for temporary keys, `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Result<Self, String> {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
-            (Some(id), Some(secret)) => Ok(StaticCredentials::new(id, secret, get("AWS_SESSION_TOKEN"))),
-            _ => Err("aws provider: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary keys)".into()),
         }
     }
 

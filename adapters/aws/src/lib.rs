@@ -13,6 +13,7 @@
 //! person still gives them. `list` finds elevate's inline policies; attachments, memberships and
 //! assignments carry no mark of who made them, so elevate's own records are the source for those.
 
+mod chain;
 mod client;
 mod config;
 mod credentials;
@@ -24,7 +25,7 @@ mod xml;
 
 pub use client::{AwsClient, Service};
 pub use config::AwsConfig;
-pub use credentials::StaticCredentials;
+pub use credentials::{CredentialSource, StaticCredentials};
 pub use identity_center::Assignment;
 pub use target::{Applied, IamPrincipal, POLICY_PREFIX, Target};
 pub use xml::Node;
@@ -36,23 +37,27 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tracing::info;
 
-/// The AWS provider. Cheap to share; holds one HTTP client and, with `assume_role_arn`, the
-/// current assumed-role keys.
+/// The AWS provider. Cheap to share; holds one HTTP client, the base credentials (fixed, or the
+/// chain's latest temporary keys) and, with `assume_role_arn`, the current assumed-role keys.
 #[derive(Debug)]
 pub struct AwsProvider {
     client: AwsClient,
 }
 
 impl AwsProvider {
-    /// Builds the provider with keys from the environment (`AWS_ACCESS_KEY_ID`, …). No call is
-    /// made here: a wrong key shows up on the first grant, as that grant's error.
+    /// Builds the provider on the standard AWS credential chain. No call is made here: missing or
+    /// wrong credentials show up on the first grant, as that grant's (transient) error.
     pub fn from_config(cfg: AwsConfig) -> Result<AwsProvider, String> {
-        AwsProvider::new(cfg, StaticCredentials::from_env()?)
+        AwsProvider::with_source(cfg, CredentialSource::DefaultChain)
     }
 
     /// Builds the provider with explicit base keys (tests, or keys from a secrets file).
     pub fn new(cfg: AwsConfig, credentials: StaticCredentials) -> Result<AwsProvider, String> {
-        Ok(AwsProvider { client: AwsClient::new(cfg.settings()?, credentials)? })
+        AwsProvider::with_source(cfg, CredentialSource::Static(credentials))
+    }
+
+    pub fn with_source(cfg: AwsConfig, source: CredentialSource) -> Result<AwsProvider, String> {
+        Ok(AwsProvider { client: AwsClient::new(cfg.settings()?, source)? })
     }
 
     /// The signed client, for tools and tests that inspect the account.

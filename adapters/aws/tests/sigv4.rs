@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::proxy::Fault;
 use common::{ACCOUNT, create_role, create_user, provider_at, spec};
 use elevate_aws::{IamPrincipal, Service, StaticCredentials};
 use elevate_core::ports::{GrantProvider, ProviderError};
@@ -100,6 +101,46 @@ async fn an_assumed_role_is_used_and_its_keys_are_reused_while_fresh() {
     });
     let err = p.grant(&spec(106, inline_target(), &[("aws_iam_user", "sig-bob")])).await.unwrap_err();
     assert!(matches!(&err, ProviderError::Permanent { code, .. } if code == "AccessDenied"), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_assumed_role_refresh_that_fails_keeps_the_keys_that_have_not_expired() {
+    let Some(m) = common::moto() else { return };
+    let admin = m.admin();
+    create_user(admin.client(), "sig-carl").await;
+    create_role(admin.client(), "sig-flaky", &format!("arn:aws:iam::{ACCOUNT}:user/elevate-admin")).await;
+    let all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        .to_string();
+    admin
+        .client()
+        .query(
+            Service::Iam,
+            "PutRolePolicy",
+            &[("RoleName", "sig-flaky"), ("PolicyName", "all"), ("PolicyDocument", &all)],
+        )
+        .await
+        .unwrap();
+    let proxy = common::proxy::Proxy::start(&m.url).await;
+    let p = provider_at(&proxy.url, m.admin_keys.clone(), |c| {
+        c.assume_role_arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/sig-flaky"));
+        c.max_attempts = Some(1);
+    });
+    // STS says the session ends in four minutes: inside the refresh margin, so the next call
+    // asks again, and STS is down then.
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(4)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rewrite = move |body: &str| {
+        let (head, rest) = body.split_once("<Expiration>").unwrap();
+        let (_, tail) = rest.split_once("</Expiration>").unwrap();
+        format!("{head}<Expiration>{soon}</Expiration>{tail}")
+    };
+    proxy.plan(Some("AssumeRole"), Fault::Rewrite(Box::new(rewrite)));
+    p.grant(&spec(107, inline_target(), &[("aws_iam_user", "sig-carl")])).await.expect("grant");
+    proxy.plan(Some("AssumeRole"), Fault::query_error(503, "ServiceUnavailable", "try later"));
+    p.revoke(&spec(107, inline_target(), &[("aws_iam_user", "sig-carl")]), &[])
+        .await
+        .expect("revoke on the current keys");
+    assert_eq!(proxy.count("AssumeRole"), 2, "{:?}", proxy.seen());
+    assert!(admin.client().inline_policies(&IamPrincipal::User("sig-carl".into())).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -310,3 +310,58 @@ pub async fn drill(server: &ServerArgs, role: &str, hold: &str) -> i32 {
         }
     }
 }
+
+/// Asks `/healthz` once, with a short timeout, and says what it found.
+pub async fn healthcheck(url: Option<&str>) -> i32 {
+    let url = url.map(str::to_string).unwrap_or_else(|| health_url(std::env::var("ELEVATE_LISTEN").ok().as_deref()));
+    let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot build an HTTP client: {e}");
+            return 2;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => {
+            println!("ok: {url}");
+            0
+        }
+        Ok(r) => {
+            eprintln!("unhealthy: {url} answered {}", r.status());
+            1
+        }
+        Err(e) => {
+            eprintln!("unhealthy: cannot reach {url}: {e}");
+            1
+        }
+    }
+}
+
+/// `/healthz` where a server started with this listen address answers: a wildcard address
+/// (`0.0.0.0`, `::`) is reached over loopback.
+fn health_url(listen: Option<&str>) -> String {
+    let Some(addr) = listen.and_then(|l| l.parse::<std::net::SocketAddr>().ok()) else {
+        return "http://127.0.0.1:8080/healthz".into();
+    };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_string(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}/healthz", addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health_url;
+
+    #[test]
+    fn the_health_url_follows_the_listen_address() {
+        assert_eq!(health_url(None), "http://127.0.0.1:8080/healthz");
+        assert_eq!(health_url(Some("0.0.0.0:9000")), "http://127.0.0.1:9000/healthz");
+        assert_eq!(health_url(Some("[::]:9000")), "http://[::1]:9000/healthz");
+        assert_eq!(health_url(Some("10.0.0.5:8081")), "http://10.0.0.5:8081/healthz");
+        assert_eq!(health_url(Some("not an address")), "http://127.0.0.1:8080/healthz");
+    }
+}

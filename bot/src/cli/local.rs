@@ -2,7 +2,7 @@
 
 use crate::{
     app::{App, AppOptions},
-    config::Config,
+    config::{Config, DatabaseConfig},
     http::token_hash,
 };
 use chrono::{DateTime, Utc};
@@ -11,14 +11,44 @@ use elevate_sql::SqlStore;
 use std::path::Path;
 use tracing::info;
 
+/// Where a command's settings come from: the config file, and what the deployment overrides
+/// over it (flag or environment, already merged by clap).
+pub struct Source<'a> {
+    pub path: &'a Path,
+    pub listen: Option<&'a str>,
+    pub database_url: Option<&'a str>,
+}
+
 fn load(path: &Path) -> Result<Config, i32> {
-    Config::load(path).map_err(|errs| {
+    load_from(&Source { path, listen: None, database_url: None })
+}
+
+/// Loads the file, then applies the overrides; a bad override is named with its flag and
+/// variable and stops the command before anything is opened.
+fn load_from(src: &Source<'_>) -> Result<Config, i32> {
+    let path = src.path;
+    let mut config = Config::load(path).map_err(|errs| {
         eprintln!("error: {} has {} problem{}:", path.display(), errs.len(), if errs.len() == 1 { "" } else { "s" });
         for e in errs {
             eprintln!("  {e}");
         }
         2
-    })
+    })?;
+    if let Some(listen) = src.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            eprintln!("error: --listen / ELEVATE_LISTEN: `{listen}` is not an address like 127.0.0.1:8080");
+            return Err(2);
+        }
+        config.server.listen = listen.to_string();
+    }
+    if let Some(url) = src.database_url {
+        if url.trim().is_empty() {
+            eprintln!("error: --database-url / ELEVATE_DATABASE_URL is empty");
+            return Err(2);
+        }
+        config.database = DatabaseConfig { url: Some(url.to_string()), url_env: None };
+    }
+    Ok(config)
 }
 
 async fn open_store(config: &Config) -> Result<SqlStore, i32> {
@@ -32,8 +62,8 @@ async fn open_store(config: &Config) -> Result<SqlStore, i32> {
     })
 }
 
-pub async fn serve(path: &Path) -> i32 {
-    let Ok(config) = load(path) else { return 2 };
+pub async fn serve(src: &Source<'_>) -> i32 {
+    let Ok(config) = load_from(src) else { return 2 };
     let listen = config.listen();
     let app = match App::build(config, AppOptions::default()).await {
         Ok(a) => a,
@@ -78,8 +108,9 @@ async fn shutdown_signal() {
     info!("shutting down");
 }
 
-pub fn check(path: &Path) -> i32 {
-    let Ok(config) = load(path) else { return 2 };
+pub fn check(src: &Source<'_>) -> i32 {
+    let path = src.path;
+    let Ok(config) = load_from(src) else { return 2 };
     let p = &config.policy;
     println!(
         "{}: ok ({} persons, {} groups, {} roles, {} providers, {} API tokens)",
@@ -123,8 +154,8 @@ pub fn explain(path: &Path, person: &str, role: &str) -> i32 {
     }
 }
 
-pub async fn audit_verify(path: &Path, public_key: Option<&str>) -> i32 {
-    let Ok(config) = load(path) else { return 2 };
+pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>) -> i32 {
+    let Ok(config) = load_from(src) else { return 2 };
     let Ok(store) = open_store(&config).await else { return 2 };
     let derived = config.audit.seed().ok().flatten().map(|seed| elevate_core::audit::sign_checkpoint(&seed, 0, "").1);
     let key = public_key.map(String::from).or(config.audit.public_key.clone()).or(derived);
@@ -182,7 +213,7 @@ fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("--since `{s}` is neither a time like 2026-01-31T00:00:00Z nor an age like 30d"))
 }
 
-pub async fn audit_export(path: &Path, format: &str, since: Option<&str>) -> i32 {
+pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -> i32 {
     if !matches!(format, "jsonl" | "csv") {
         eprintln!("error: --format must be jsonl or csv, not `{format}`");
         return 2;
@@ -194,7 +225,7 @@ pub async fn audit_export(path: &Path, format: &str, since: Option<&str>) -> i32
             return 2;
         }
     };
-    let Ok(config) = load(path) else { return 2 };
+    let Ok(config) = load_from(src) else { return 2 };
     let Ok(store) = open_store(&config).await else {
         return 2;
     };
@@ -256,7 +287,7 @@ pub fn token_new(person: &str, name: &str) -> i32 {
     0
 }
 
-pub async fn report(path: &Path, since: &str, format: &str) -> i32 {
+pub async fn report(src: &Source<'_>, since: &str, format: &str) -> i32 {
     if !matches!(format, "table" | "csv" | "json") {
         eprintln!("error: --format must be table, csv or json, not `{format}`");
         return 2;
@@ -269,7 +300,7 @@ pub async fn report(path: &Path, since: &str, format: &str) -> i32 {
             return 2;
         }
     };
-    let Ok(config) = load(path) else { return 2 };
+    let Ok(config) = load_from(src) else { return 2 };
     let Ok(store) = open_store(&config).await else { return 2 };
     let report = match elevate_core::service::report_from_store(&store, since, now).await {
         Ok(r) => r,

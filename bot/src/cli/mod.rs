@@ -22,6 +22,44 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// The database, for commands that open it. Precedence: `--database-url`, then
+/// `ELEVATE_DATABASE_URL`, then `[database]` in the config file.
+#[derive(clap::Args, Clone)]
+pub struct DatabaseArg {
+    /// The database, over `[database]` in the config file: a SQLite file path or a
+    /// `postgres://` URL. A URL with a password belongs in the environment variable (a flag
+    /// shows in the process list).
+    #[arg(long, env = "ELEVATE_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// What differs per deployment, over the config file. Precedence for each: the flag, then the
+/// environment variable, then the file.
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The address to listen on, over `[server] listen` (e.g. 0.0.0.0:8080 in a container).
+    #[arg(long, env = "ELEVATE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
+impl ServeArgs {
+    fn source(&self) -> local::Source<'_> {
+        local::Source {
+            path: &self.config.config,
+            listen: self.listen.as_deref(),
+            database_url: self.database.database_url.as_deref(),
+        }
+    }
+}
+
+fn with_database<'a>(config: &'a ConfigArg, database: &'a DatabaseArg) -> local::Source<'a> {
+    local::Source { path: &config.config, listen: None, database_url: database.database_url.as_deref() }
+}
+
 #[derive(clap::Args, Clone)]
 pub struct ServerArgs {
     /// The elevate server to talk to.
@@ -35,9 +73,10 @@ pub struct ServerArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: API, scheduler, audit feed.
-    Serve(ConfigArg),
-    /// Validate a config file and print every problem with its key path.
-    Check(ConfigArg),
+    Serve(ServeArgs),
+    /// Validate a config file and print every problem with its key path (with the same
+    /// overrides as `serve`).
+    Check(ServeArgs),
     /// Dry-run the policy: may PERSON request ROLE, who approves, what would happen.
     Explain {
         #[command(flatten)]
@@ -170,6 +209,8 @@ enum Command {
     Report {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        database: DatabaseArg,
         /// The period: an age like 30d, or a time (RFC 3339).
         #[arg(long, default_value = "30d")]
         since: String,
@@ -180,6 +221,14 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Exit 0 when the server answers `/healthz`, 1 otherwise: a container HEALTHCHECK with no
+    /// curl in the image.
+    Healthcheck {
+        /// The URL to ask; by default `/healthz` on ELEVATE_LISTEN's port over loopback, or
+        /// http://127.0.0.1:8080/healthz.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// API tokens.
     Token {
@@ -195,6 +244,8 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        database: DatabaseArg,
         #[arg(long)]
         public_key: Option<String>,
     },
@@ -205,6 +256,8 @@ enum AuditCommand {
     Export {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        database: DatabaseArg,
         #[arg(long, default_value = "jsonl")]
         format: String,
         /// Only events at or after this time (RFC 3339, or an age like 30d, 12h).
@@ -228,18 +281,21 @@ enum TokenCommand {
 pub async fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(c) => local::serve(&c.config).await,
-        Command::Check(c) => local::check(&c.config),
+        Command::Serve(c) => local::serve(&c.source()).await,
+        Command::Check(c) => local::check(&c.source()),
         Command::Explain { config, person, role } => local::explain(&config.config, &person, &role),
-        Command::Audit { command: AuditCommand::Verify { config, public_key } } => {
-            local::audit_verify(&config.config, public_key.as_deref()).await
+        Command::Audit { command: AuditCommand::Verify { config, database, public_key } } => {
+            local::audit_verify(&with_database(&config, &database), public_key.as_deref()).await
         }
         Command::Audit { command: AuditCommand::Keygen } => local::audit_keygen(),
-        Command::Audit { command: AuditCommand::Export { config, format, since } } => {
-            local::audit_export(&config.config, &format, since.as_deref()).await
+        Command::Audit { command: AuditCommand::Export { config, database, format, since } } => {
+            local::audit_export(&with_database(&config, &database), &format, since.as_deref()).await
         }
         Command::Token { command: TokenCommand::New { person, name } } => local::token_new(&person, &name),
-        Command::Report { config, since, format } => local::report(&config.config, &since, &format).await,
+        Command::Healthcheck { url } => client::healthcheck(url.as_deref()).await,
+        Command::Report { config, database, since, format } => {
+            local::report(&with_database(&config, &database), &since, &format).await
+        }
         Command::Request { role, words, ticket, server } => client::request(&server, &role, &words, ticket).await,
         Command::Approve { id, server } => client::act(&server, &id, "approve", serde_json::json!({})).await,
         Command::Deny { id, reason, server } => {

@@ -142,7 +142,7 @@ pub fn provider_at(url: &str, keys: StaticCredentials, tweak: impl FnOnce(&mut A
     AwsProvider::new(cfg, keys).expect("provider")
 }
 
-/// Installs the TLS crypto provider reqwest needs even for plain http (see DESIGN.md).
+/// Installs the TLS crypto provider reqwest needs even for plain http (see docs/design.md).
 pub fn tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
