@@ -396,4 +396,16 @@ pub trait ChatRefs: Send + Sync + 'static {
         channel: &str,
         message: &str,
     ) -> Result<(), StoreError>;
+    /// Records that the platform's delivery `id` (Slack's `trigger_id` or `event_id`, Discord's
+    /// interaction id) arrived at `now`, and says whether it is the first time: a platform's
+    /// retry or a replayed copy of a signed payload then acts once. Kept until `keep_until` (at
+    /// least the signature window), in the database, so a restart or another replica does not
+    /// forget it.
+    async fn first_delivery(
+        &self,
+        platform: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        keep_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }

@@ -180,6 +180,17 @@ pub fn interaction(kind: u64, who: Member<'_>, data: Value, message: Option<Valu
     p
 }
 
+/// The interaction of `who` typing `/elevate sub option:value …`, to send more than once.
+pub fn command(who: Member<'_>, sub: &str, options: &[(&str, Value)]) -> Value {
+    let opts: Vec<Value> = options
+        .iter()
+        .map(|(name, v)| json!({ "name": name, "type": if v.is_number() { 4 } else { 3 }, "value": v }))
+        .collect();
+    let data = json!({ "id": "1700000000000000001", "name": "elevate", "type": 1, "guild_id": GUILD,
+                       "options": [{ "name": sub, "type": 1, "options": opts }] });
+    interaction(2, who, data, None)
+}
+
 impl TestApp {
     pub fn fake_discord(&self) -> &FakeDiscord {
         self.discord.as_ref().expect("built with .discord()")
@@ -215,13 +226,7 @@ impl TestApp {
 
     /// `/elevate sub option:value …` typed by `who`.
     pub async fn discord_command_as(&self, who: Member<'_>, sub: &str, options: &[(&str, Value)]) -> DiscordAnswer {
-        let opts: Vec<Value> = options
-            .iter()
-            .map(|(name, v)| json!({ "name": name, "type": if v.is_number() { 4 } else { 3 }, "value": v }))
-            .collect();
-        let data = json!({ "id": "1700000000000000001", "name": "elevate", "type": 1, "guild_id": GUILD,
-                           "options": [{ "name": sub, "type": 1, "options": opts }] });
-        self.discord_send(interaction(2, who, data, None)).await
+        self.discord_send(command(who, sub, options)).await
     }
 
     pub async fn discord_command(&self, person: &str, sub: &str, options: &[(&str, Value)]) -> DiscordAnswer {
@@ -236,6 +241,12 @@ impl TestApp {
 
     /// `who` clicks the button `custom_id` on the message that carries it.
     pub async fn discord_click_as(&self, who: Member<'_>, custom_id: &str) -> DiscordAnswer {
+        self.discord_send(self.click(who, custom_id)).await
+    }
+
+    /// The interaction of `who` clicking `custom_id` on the message that carries it, to send
+    /// more than once.
+    pub fn click(&self, who: Member<'_>, custom_id: &str) -> Value {
         let message =
             self.fake_discord().all_messages().into_iter().rev().find(|m| m.buttons().iter().any(|b| b == custom_id));
         let message = message.map(|m| {
@@ -243,7 +254,7 @@ impl TestApp {
             "components": m.components, "type": 0 })
         });
         let data = json!({ "custom_id": custom_id, "component_type": 2 });
-        self.discord_send(interaction(3, who, data, message)).await
+        interaction(3, who, data, message)
     }
 
     pub async fn discord_click(&self, person: &str, custom_id: &str) -> DiscordAnswer {

@@ -62,6 +62,14 @@ pub fn sign(secret: &str, ts: &str, body: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A fresh `trigger_id` in Slack's shape: Slack gives every command and interaction its own,
+/// and elevate acts once per trigger.
+pub fn trigger_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("13345224609.738474920.{n:032x}")
+}
+
 /// A slash command's body as Slack posts it (form-encoded, the documented fields), `/elevate`
 /// typed by `user_id` in a general channel of `team`.
 pub fn command_body(team: &str, user_id: &str, user_name: &str, text: &str) -> String {
@@ -77,7 +85,7 @@ pub fn command_body(team: &str, user_id: &str, user_name: &str, text: &str) -> S
         ("text", text),
         ("api_app_id", "A0ELEVATE"),
         ("response_url", "https://hooks.slack.com/commands/T0ELEVATE/1/abc"),
-        ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+        ("trigger_id", &trigger_id()),
     ];
     serde_urlencoded::to_string(form).expect("form")
 }
@@ -162,10 +170,15 @@ impl TestApp {
         id: i64,
         signing: Signing<'_>,
     ) -> SlackAnswer {
+        let payload = self.click_payload(team, person, action, id);
+        self.slack_interaction(payload, signing).await
+    }
+
+    /// The `block_actions` payload of `person` (of `team`) clicking `action` of request `id`, to
+    /// send more than once.
+    pub fn click_payload(&self, team: &str, person: &str, action: &str, id: i64) -> Value {
         let (channel, ts) = self.message_with_button(action, id).unwrap_or((DB_CHANNEL.into(), "0".into()));
-        let click =
-            Click { team, person, action, value: &id.to_string(), channel: &channel, ts: &ts, ephemeral: false };
-        self.slack_interaction(click.payload(), signing).await
+        Click { team, person, action, value: &id.to_string(), channel: &channel, ts: &ts, ephemeral: false }.payload()
     }
 
     /// `person` clicks a button whose value is `value` (a confirm button of an ephemeral answer).
@@ -183,28 +196,7 @@ impl TestApp {
         metadata: &str,
         fields: &[(&str, &str)],
     ) -> SlackAnswer {
-        let mut values = serde_json::Map::new();
-        for (block, value) in fields {
-            let v = if *block == "role" {
-                json!({ "type": "static_select", "selected_option": { "text": { "type": "plain_text", "text": value }, "value": value } })
-            } else {
-                json!({ "type": "plain_text_input", "value": value })
-            };
-            values.insert(block.to_string(), json!({ *block: v }));
-        }
-        let payload = json!({
-            "type": "view_submission",
-            "team": { "id": TEAM, "domain": "example" },
-            "user": { "id": user(person), "username": person, "team_id": TEAM },
-            "api_app_id": "A0ELEVATE",
-            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
-            "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
-            "view": { "id": "V0001", "team_id": TEAM, "type": "modal", "callback_id": callback,
-                      "private_metadata": metadata, "hash": "156663117.cd33ad1f",
-                      "title": { "type": "plain_text", "text": "elevate" }, "blocks": [],
-                      "state": { "values": values } },
-        });
-        self.slack_interaction(payload, Signing::Good).await
+        self.slack_interaction(submission(person, callback, metadata, fields), Signing::Good).await
     }
 
     fn message_with_button(&self, action: &str, id: i64) -> Option<(String, String)> {
@@ -291,7 +283,7 @@ impl Click<'_> {
             "user": { "id": user(self.person), "username": self.person, "team_id": self.team },
             "api_app_id": "A0ELEVATE",
             "token": "gIkuvaNzQIHg97ATvDxqgjtO",
-            "trigger_id": "12466734323.1395872398.9f8d1b2c",
+            "trigger_id": trigger_id(),
             "container": { "type": "message", "message_ts": self.ts, "channel_id": self.channel, "is_ephemeral": self.ephemeral },
             "channel": { "id": self.channel, "name": "approvers" },
             "response_url": "https://hooks.slack.com/actions/T0ELEVATE/1/xyz",
@@ -299,4 +291,30 @@ impl Click<'_> {
                           "text": { "type": "plain_text", "text": self.action }, "action_ts": "1548426417.840180" }],
         })
     }
+}
+
+/// The `view_submission` payload of `person` submitting the modal `callback` with these fields
+/// (`(block, value)`; `role` is a select), to send more than once.
+pub fn submission(person: &str, callback: &str, metadata: &str, fields: &[(&str, &str)]) -> Value {
+    let mut values = serde_json::Map::new();
+    for (block, value) in fields {
+        let v = if *block == "role" {
+            json!({ "type": "static_select", "selected_option": { "text": { "type": "plain_text", "text": value }, "value": value } })
+        } else {
+            json!({ "type": "plain_text_input", "value": value })
+        };
+        values.insert(block.to_string(), json!({ *block: v }));
+    }
+    json!({
+        "type": "view_submission",
+        "team": { "id": TEAM, "domain": "example" },
+        "user": { "id": user(person), "username": person, "team_id": TEAM },
+        "api_app_id": "A0ELEVATE",
+        "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+        "trigger_id": trigger_id(),
+        "view": { "id": "V0001", "team_id": TEAM, "type": "modal", "callback_id": callback,
+                  "private_metadata": metadata, "hash": "156663117.cd33ad1f",
+                  "title": { "type": "plain_text", "text": "elevate" }, "blocks": [],
+                  "state": { "values": values } },
+    })
 }

@@ -25,7 +25,7 @@ async fn bad_requests_are_refused_with_a_named_problem_and_write_nothing() {
         (json!({ "role": "db", "duration": "soon", "reason": "INC-1 x" }), 400, "is not a duration"),
         (json!({ "role": "db", "duration": "1h", "reason": "" }), 400, "a reason is required"),
         (json!({ "role": "db", "duration": "1h", "reason": "x".repeat(1001) }), 400, "1001 characters"),
-        (json!({ "role": "db", "duration": "1h", "reason": "fix\nlag" }), 400, "control characters"),
+        (json!({ "role": "db", "duration": "1h", "reason": "fix\nlag" }), 400, "a control character"),
         (
             json!({ "role": "db", "duration": "1h", "reason": "x", "requester": "bob" }),
             400,

@@ -87,6 +87,14 @@ async fn interactions(State(discord): State<Discord>, headers: HeaderMap, body: 
 
 impl Discord {
     async fn dispatch(&self, p: &Value) -> Reply {
+        // Autocomplete changes nothing and is asked for on every keystroke; everything else acts
+        // once per interaction id, whatever Discord retries or someone replays.
+        if p["type"] != 4 && !self.first_delivery(p["id"].as_str().unwrap_or("")).await {
+            return match p["type"].as_u64() {
+                Some(3) => Reply::Ack,
+                _ => Reply::private(elevate_core::chat::ALREADY_RECEIVED),
+            };
+        }
         match p["type"].as_u64() {
             Some(2) => self.command(p).await,
             Some(3) => self.component(p).await,
@@ -154,6 +162,23 @@ impl Discord {
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e.message, "could not deliver a deferred Discord answer");
+        }
+    }
+
+    /// Whether this interaction id is the first of its kind; see the Slack adapter's
+    /// `first_delivery` for why a missing id or a store error counts as new.
+    async fn first_delivery(&self, id: &str) -> bool {
+        if id.is_empty() {
+            return true;
+        }
+        let now = self.inner.service.now();
+        let keep = now + chrono::Duration::minutes(10);
+        match self.inner.refs.first_delivery(crate::PLATFORM, id, now, keep).await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record a Discord interaction; handling it");
+                true
+            }
         }
     }
 

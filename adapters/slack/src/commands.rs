@@ -31,6 +31,9 @@ impl Slack {
     /// Handles one slash command; the returned JSON is the immediate (ephemeral) answer, `None`
     /// for an empty acknowledgement (a modal was opened).
     pub async fn handle_command(&self, form: CommandForm) -> Option<Value> {
+        if !self.first_delivery(&form.trigger_id).await {
+            return Some(json!({ "response_type": "ephemeral", "text": chat::ALREADY_RECEIVED }));
+        }
         let caller = match self.caller(&form.team_id, &form.user_id).await {
             Ok(c) => c,
             Err(e) => {

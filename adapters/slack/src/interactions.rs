@@ -44,6 +44,10 @@ fn refused(message: impl Into<String>) -> Answer {
 impl Slack {
     /// Handles one interaction payload; the JSON is the HTTP answer (`None`: empty 200).
     pub async fn handle_interaction(&self, payload: Value) -> Option<Value> {
+        // A repeat is acknowledged and nothing else: the first delivery answered already.
+        if !self.first_delivery(str_at(&payload, &["trigger_id"])).await {
+            return None;
+        }
         match payload["type"].as_str() {
             Some("block_actions") => {
                 self.block_action(&payload).await;

@@ -48,6 +48,8 @@ pub(crate) struct LockdownCache {
 #[derive(Clone)]
 pub struct SqlStore {
     pub(crate) pools: Pools,
+    /// Chat deliveries recorded, to forget old ones now and then (see `first_delivery`).
+    pub(crate) deliveries: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
@@ -87,7 +89,7 @@ impl SqlStore {
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError(format!("PostgreSQL migrations failed: {e}")))?;
-                SqlStore { pools: Pools::Postgres(pool) }
+                SqlStore { pools: Pools::Postgres(pool), deliveries: Default::default() }
             }
             Dialect::Sqlite => {
                 let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
@@ -135,7 +137,10 @@ impl SqlStore {
                     .connect_with(opts.read_only(true))
                     .await
                     .map_err(|e| StoreError(format!("cannot open SQLite database {path}: {e}")))?;
-                SqlStore { pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() } }
+                SqlStore {
+                    pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() },
+                    deliveries: Default::default(),
+                }
             }
         };
         Ok(store)

@@ -23,6 +23,10 @@ use crate::{
     service::LockdownReport,
 };
 
+/// The answer to a command that already arrived once (a platform's retry, or a replayed copy):
+/// nothing more is done.
+pub const ALREADY_RECEIVED: &str = "This command already arrived once and was handled then; nothing more was done.";
+
 /// The chat reference name of a request's approval card (`channel`, `message id`).
 pub const CARD: &str = "card";
 /// The chat reference name of the requester's chat user (`user id`, ``), kept so that DMs reach

@@ -9,6 +9,7 @@
 mod controls;
 mod hardening;
 mod lifecycle;
+mod replays;
 mod safety;
 mod snapshots;
 

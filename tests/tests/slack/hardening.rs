@@ -205,7 +205,7 @@ async fn only_active_human_members_of_the_workspace_act_and_every_refusal_is_aud
     for (id, _, _) in strangers() {
         let click = serde_json::json!({
             "type": "block_actions", "team": { "id": TEAM }, "user": { "id": id, "team_id": TEAM },
-            "channel": { "id": DB_CHANNEL }, "trigger_id": "1.2.3",
+            "channel": { "id": DB_CHANNEL }, "trigger_id": elevate_tests::slack::trigger_id(),
             "actions": [{ "action_id": "elevate_approve", "value": request.to_string(), "type": "button" }],
         });
         app.slack_interaction(click, Signing::Good).await;
@@ -213,7 +213,7 @@ async fn only_active_human_members_of_the_workspace_act_and_every_refusal_is_aud
     // An interaction whose clicker belongs to another workspace, though the payload's team is ours.
     let shared = serde_json::json!({
         "type": "block_actions", "team": { "id": TEAM }, "user": { "id": "UBOB", "team_id": "T0OTHER" },
-        "channel": { "id": DB_CHANNEL }, "trigger_id": "1.2.3",
+        "channel": { "id": DB_CHANNEL }, "trigger_id": elevate_tests::slack::trigger_id(),
         "actions": [{ "action_id": "elevate_approve", "value": request.to_string(), "type": "button" }],
     });
     app.slack_interaction(shared, Signing::Good).await;
