@@ -89,7 +89,7 @@ impl ChatRefs for SqlStore {
         let (now, keep) = (to_millis(now), to_millis(keep_until));
         // Forgetting what is past its window rides along now and then rather than on every
         // delivery: one delete in 64 keeps the table at a window's worth of rows.
-        let forget = self.deliveries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 0;
+        let forget = self.deliveries.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(64);
         match &self.pools {
             Pools::Sqlite { thread, .. } => {
                 thread
