@@ -7,7 +7,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use elevate_core::{
-    ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError},
+    ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError},
     service::Providers,
 };
 use serde_json::{Value, json};
@@ -109,8 +109,8 @@ impl GrantProvider for DryRunProvider {
         Ok(json!({ "target": spec.target, "principals": spec.principals }))
     }
 
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
-        info!(grant = %spec.grant_id, role = %spec.role, person = %spec.person, kept_for = shared_with.len(), "dry run: would revoke");
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
+        info!(grant = %spec.grant_id, role = %spec.role, person = %spec.person, still_needed = overlap.still_needed(), "dry run: would revoke");
         self.held.lock().expect("lock").remove(&spec.grant_id);
         Ok(())
     }
@@ -164,9 +164,9 @@ impl GrantProvider for Instrumented {
         self.record("grant", t, &r);
         r
     }
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
         let t = Instant::now();
-        let r = self.inner.revoke(spec, shared_with).await;
+        let r = self.inner.revoke(spec, overlap).await;
         self.record("revoke", t, &r);
         r
     }
