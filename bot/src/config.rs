@@ -243,6 +243,8 @@ pub enum ProviderConfig {
     /// AWS IAM and Identity Center; keys from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
     /// (environment or `ELEVATE_SECRETS_FILE`), optionally an assumed role.
     Aws(Box<elevate_aws::AwsConfig>),
+    /// PostgreSQL role membership; the connection URL from `url_env` or `url_file`.
+    PostgresRoles(Box<elevate_dbroles::PostgresRolesConfig>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +272,7 @@ impl ProviderConfig {
             ProviderConfig::DryRun => "dry-run",
             ProviderConfig::Webhook(_) => "webhook",
             ProviderConfig::Aws(_) => "aws",
+            ProviderConfig::PostgresRoles(_) => "postgres-roles",
         }
     }
 }
@@ -535,11 +538,23 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
                     out.insert(name.clone(), ProviderConfig::Aws(Box::new(a)));
                 }
             }
+            Some("postgres-roles") => {
+                if let Some(c) = de::<elevate_dbroles::PostgresRolesConfig>(&path, &rest, errs) {
+                    match c.settings() {
+                        Ok(_) => {
+                            out.insert(name.clone(), ProviderConfig::PostgresRoles(Box::new(c)));
+                        }
+                        Err(e) => errs.push(ConfigError::new(&path, e)),
+                    }
+                }
+            }
             Some(other) => errs.push(ConfigError::new(
                 format!("{path}.type"),
-                format!("unknown provider type `{other}` (known: dry-run, webhook, aws)"),
+                format!("unknown provider type `{other}` (known: dry-run, webhook, aws, postgres-roles)"),
             )),
-            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run, webhook or aws)")),
+            None => {
+                errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run, webhook, aws or postgres-roles)"))
+            }
         }
     }
     out

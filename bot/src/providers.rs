@@ -2,7 +2,7 @@
 //! provider call goes through (latency and errors for `/metrics`).
 
 use crate::{
-    config::{Config, ProviderConfig},
+    config::{Config, ProviderConfig, SecretRef},
     metrics::Metrics,
 };
 use async_trait::async_trait;
@@ -30,6 +30,7 @@ pub fn validate_target(p: &ProviderConfig, target: &Value) -> Result<(), String>
             }
         }
         ProviderConfig::Aws(_) => elevate_aws::Target::parse(target).map(|_| ()),
+        ProviderConfig::PostgresRoles(_) => elevate_dbroles::Target::parse(target).map(|_| ()),
     }
 }
 
@@ -69,6 +70,16 @@ pub fn build(
                     }
                 };
                 let p = elevate_aws::AwsProvider::new((**a).clone(), creds)
+                    .map_err(|e| format!("providers.{name}: {e}"))?;
+                Arc::new(p)
+            }
+            ProviderConfig::PostgresRoles(c) => {
+                let settings = c.settings().map_err(|e| format!("providers.{name}: {e}"))?;
+                // The URL holds elevate's password: it is read here and handed to the provider,
+                // and no error below quotes it.
+                let url = SecretRef { secret_env: c.url_env.clone(), secret_file: c.url_file.clone() }
+                    .resolve(&format!("providers.{name}"))?;
+                let p = elevate_dbroles::PostgresRolesProvider::new(settings, &url)
                     .map_err(|e| format!("providers.{name}: {e}"))?;
                 Arc::new(p)
             }
