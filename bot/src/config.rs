@@ -609,6 +609,33 @@ mod tests {
     }
 
     #[test]
+    fn the_postgres_roles_example_config_is_valid() {
+        let text = include_str!("../../examples/postgres-roles.toml");
+        let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(cfg.providers.values().any(|p| p.kind() == "postgres-roles"));
+    }
+
+    #[test]
+    fn postgres_roles_settings_and_targets_are_checked() {
+        let base = include_str!("../../examples/postgres-roles.toml");
+        let errors = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            let errs = Config::parse(&base.replace(from, to)).unwrap_err();
+            errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("\n")
+        };
+        let e = errors("url_env = \"PROD_DB_ELEVATE_URL\"", "url = \"postgres://elevate:pw@db/app\"");
+        assert!(e.contains("providers.proddb") && e.contains("url"), "{e}");
+        let e = errors("url_env = \"PROD_DB_ELEVATE_URL\"", "schema2 = \"x\"");
+        assert!(e.contains("schema2"), "{e}");
+        let e = errors("schema = \"elevate\"", "schema = \"\"");
+        assert!(e.contains("schema name is empty"), "{e}");
+        let e = errors("target = { role = \"app_write\" }", "target = { role = \"app_write\", db = \"x\" }");
+        assert!(e.contains("roles.prod-db-write") && e.contains("unknown key `db`"), "{e}");
+        let e = errors("target = { role = \"app_write\" }", "target = { role = \"\" }");
+        assert!(e.contains("role name is empty"), "{e}");
+    }
+
+    #[test]
     fn the_quickstart_config_is_valid() {
         let text = include_str!("../../examples/quickstart.toml");
         let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));

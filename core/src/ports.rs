@@ -240,8 +240,12 @@ pub trait Store: Send + Sync + 'static {
     /// or active now (extension requests, which hold nothing themselves, do not count): what a
     /// revoke must not take away. One indexed lookup per role, whatever the number of such
     /// requests, read from the states themselves, so it cannot drift from them.
-    async fn still_needed(&self, except: RequestId, requester: &PersonId, roles: &[RoleName])
-    -> Result<bool, StoreError>;
+    async fn still_needed(
+        &self,
+        except: RequestId,
+        requester: &PersonId,
+        roles: &[RoleName],
+    ) -> Result<bool, StoreError>;
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError>;
     /// An event that changes no state (reminder, refused approval, drift found).
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError>;

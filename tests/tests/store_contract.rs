@@ -502,7 +502,8 @@ on_both_dbs!(still_needed_sees_only_the_persons_other_live_grants_of_the_roles_n
     let old = create_as(&store, "db", "alice", 5, State::Active, &["bob"]).await;
     for i in 0..520 {
         let mut new = new_request(RequestKind::Normal);
-        (new.role, new.state, new.created_at) = (RoleName::parse("web").unwrap(), State::Active, t0() + Duration::minutes(10 + i));
+        (new.role, new.state, new.created_at) =
+            (RoleName::parse("web").unwrap(), State::Active, t0() + Duration::minutes(10 + i));
         store.create_request(new, event(EventKind::RequestCreated), Vec::new()).await.unwrap();
     }
     let newest = create_as(&store, "db", "alice", 600, State::Approved, &["bob"]).await;

@@ -24,8 +24,8 @@ pub(crate) struct Membership {
 /// is nothing of elevate's to revoke or list.
 const UNDEFINED_TABLE: &str = "42P01";
 
-/// An advisory lock key (any constant) for creating the bookkeeping table once.
-const SETUP_LOCK: i64 = 0x656c_6576_6174_65;
+/// An advisory lock key (any constant; "elevate" in ASCII) for creating the bookkeeping table once.
+const SETUP_LOCK: i64 = 0x0065_6c65_7661_7465;
 
 fn table(p: &PostgresRolesProvider) -> String {
     format!("{}.role_grants", p.settings.schema.quoted())

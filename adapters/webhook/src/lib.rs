@@ -135,7 +135,7 @@ impl WebhookProvider {
         overlap: Option<Overlap>,
     ) -> Result<(StatusCode, Value), ProviderError> {
         let body = serde_json::to_vec(&Call { action, grant, still_needed: overlap.map(Overlap::still_needed) })
-        .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
+            .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
         let key = format!("{}:{action}", grant.map(|g| g.grant_id.as_str()).unwrap_or("all"));
         let mut attempt = 0;
         loop {

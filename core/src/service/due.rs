@@ -303,8 +303,7 @@ impl Service {
             .filter(|r| r.provider == role.provider && r.target == role.target)
             .map(|r| r.name.clone())
             .collect();
-        let needed =
-            self.store.still_needed(spec.request, &spec.person, &sharing).await.map_err(CoreError::store)?;
+        let needed = self.store.still_needed(spec.request, &spec.person, &sharing).await.map_err(CoreError::store)?;
         Ok(if needed { Overlap::StillNeeded } else { Overlap::Alone })
     }
 
