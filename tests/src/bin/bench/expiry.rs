@@ -27,9 +27,9 @@ fn now_ms() -> i64 {
 }
 
 /// 100,000 active grants, 1,000 of them expiring in the same second: held by 10,000 people
-/// (ten each), and again by 1,000 people holding a hundred grants of the same role each (the
-/// worst case for overlap checks: every revoke must name the person's other grants of the role
-/// to the provider).
+/// (ten each), and again by 1,000 people holding a hundred grants of the same role each (every
+/// revoke asks whether another of them still needs the role's target); then 2,000 grants of one
+/// person and one role.
 pub async fn precision(b: &mut Bench) -> anyhow::Result<()> {
     precision_with(b, 10_000, true).await?;
     precision_with(b, 1_000, false).await?;
