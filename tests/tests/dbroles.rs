@@ -227,14 +227,20 @@ async fn overlapping_grants_and_a_membership_held_before_elevate_keep_the_role()
     assert_eq!(app.state(id).await, "expired");
     assert!(c.member("app_write", "carol").await, "not elevate's to take away");
 
-    // Told that another live grant still needs the membership (say, one approved whose own
-    // grant call is still in flight, so elevate holds no record of it here yet), a revoke takes
-    // away only its own record.
+    // Told that another live grant still needs the membership (one approved whose own grant
+    // call is still in flight, so elevate holds no record of it here yet), a revoke leaves the
+    // membership, and its record for reconciliation: should that other grant never be applied,
+    // the next reconciliation finds nothing needs the membership and removes it.
     let pg = app.app.service.providers()["pg"].clone();
     let spec = leftover(&app, 999_999, "alice", &format!("alice_{}", c.s), "write");
     pg.grant(&spec).await.unwrap();
     pg.revoke(&spec, Overlap::StillNeeded).await.unwrap();
     assert!(c.member("app_write", "alice").await);
+    let listed: Vec<_> = pg.list().await.unwrap().into_iter().map(|g| g.grant_id).collect();
+    assert_eq!(listed, [spec.grant_id.clone()]);
+    let report = app.app.service.reconcile().await.unwrap();
+    assert_eq!(report.drift_revoked, [spec.grant_id.clone()]);
+    assert!(!c.member("app_write", "alice").await);
     assert!(pg.list().await.unwrap().is_empty());
     drop(app);
     c.drop().await;

@@ -28,7 +28,7 @@ impl Redactor {
     }
 
     pub fn clean(&self, message: &str) -> String {
-        let mut out: String = message.chars().filter(|c| !c.is_control() || *c == ' ').take(500).collect();
+        let mut out: String = message.chars().filter(|c| !c.is_control()).take(500).collect();
         for s in &self.secrets {
             out = out.replace(s.as_str(), "***");
         }

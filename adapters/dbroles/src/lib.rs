@@ -25,6 +25,9 @@
 //! row, and revokes the membership only if core says no other live grant needs it
 //! ([`Overlap::Alone`]) *and* no other row of elevate's still holds it, under a transaction-level
 //! advisory lock on (role, login) so that two revokes at once cannot each leave it to the other.
+//! When core says another grant needs it but elevate has no row of that grant here yet (it is
+//! approved, its grant call in flight), the row stays, so that reconciliation removes the
+//! membership should that grant never be applied.
 //!
 //! ## Ending sessions
 //!

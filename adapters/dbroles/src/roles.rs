@@ -198,8 +198,17 @@ pub(crate) async fn revoke(p: &PostgresRolesProvider, grant_id: &str, overlap: O
         .await
         .map_err(e)?;
         let keep = by_hand || others || overlap.still_needed();
+        if !by_hand && !others && overlap.still_needed() {
+            // Needed by a grant elevate has no row of here yet (approved, its own grant call
+            // still in flight). Should that grant never be applied, nothing would ever remove
+            // the membership: so this row stays, and reconciliation revokes it once nothing
+            // needs the membership any more (or drops it once the other grant has its own row).
+            tx.commit().await.map_err(e)?;
+            info!(grant = %grant_id, %role, %login, "postgres-roles revoke: membership kept for a grant being applied; the record stays for reconciliation");
+            return Ok(());
+        }
         if keep {
-            info!(grant = %grant_id, %role, %login, by_hand, others, still_needed = overlap.still_needed(), "postgres-roles revoke: membership kept for what else gives it");
+            info!(grant = %grant_id, %role, %login, by_hand, others, "postgres-roles revoke: membership kept for what else gives it");
         } else {
             let sql = format!(
                 "REVOKE {} FROM {}",
