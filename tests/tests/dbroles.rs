@@ -237,9 +237,9 @@ async fn overlapping_grants_and_a_membership_held_before_elevate_keep_the_role()
     pg.revoke(&spec, Overlap::StillNeeded).await.unwrap();
     assert!(c.member("app_write", "alice").await);
     let listed: Vec<_> = pg.list().await.unwrap().into_iter().map(|g| g.grant_id).collect();
-    assert_eq!(listed, [spec.grant_id.clone()]);
+    assert_eq!(listed, [spec.grant_id.as_str()]);
     let report = app.app.service.reconcile().await.unwrap();
-    assert_eq!(report.drift_revoked, [spec.grant_id.clone()]);
+    assert_eq!(report.drift_revoked, [spec.grant_id.as_str()]);
     assert!(!c.member("app_write", "alice").await);
     assert!(pg.list().await.unwrap().is_empty());
     drop(app);
