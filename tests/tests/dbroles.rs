@@ -235,19 +235,30 @@ async fn overlapping_grants_and_a_membership_held_before_elevate_keep_the_role()
 
     // Told that another live grant still needs the membership (one approved whose own grant
     // call is still in flight, so elevate holds no record of it here yet), a revoke leaves the
-    // membership, and its record for reconciliation: should that other grant never be applied,
-    // the next reconciliation finds nothing needs the membership and removes it.
+    // membership, and its own record, held over: once that grant is applied, the record passes
+    // to it, and its revoke removes the membership at once.
     let pg = app.app.service.providers()["pg"].clone();
-    let spec = leftover(&app, 999_999, "alice", &format!("alice_{}", c.s), "write");
-    pg.grant(&spec).await.unwrap();
-    pg.revoke(&spec, Overlap::StillNeeded).await.unwrap();
+    let login = format!("alice_{}", c.s);
+    let ending = leftover(&app, 999_999, "alice", &login, "write");
+    let applying = leftover(&app, 999_998, "alice", &login, "write");
+    let listed = || async { pg.list().await.unwrap().into_iter().map(|g| g.grant_id).collect::<Vec<_>>() };
+    pg.grant(&ending).await.unwrap();
+    pg.revoke(&ending, Overlap::StillNeeded).await.unwrap();
     assert!(c.member("app_write", "alice").await);
-    let listed: Vec<_> = pg.list().await.unwrap().into_iter().map(|g| g.grant_id).collect();
-    assert_eq!(listed, [spec.grant_id.as_str()]);
-    let report = app.app.service.reconcile().await.unwrap();
-    assert_eq!(report.drift_revoked, [spec.grant_id.as_str()]);
+    assert_eq!(listed().await, [ending.grant_id.as_str()]);
+    pg.grant(&applying).await.unwrap();
+    assert_eq!(listed().await, [applying.grant_id.as_str()], "the held-over record has done its work");
+    pg.revoke(&applying, Overlap::Alone).await.unwrap();
     assert!(!c.member("app_write", "alice").await);
-    assert!(pg.list().await.unwrap().is_empty());
+    // Should that grant never be applied, the next reconciliation finds nothing needs the
+    // membership (request 999999 does not exist) and removes it.
+    pg.grant(&ending).await.unwrap();
+    pg.revoke(&ending, Overlap::StillNeeded).await.unwrap();
+    assert!(c.member("app_write", "alice").await);
+    let report = app.app.service.reconcile().await.unwrap();
+    assert_eq!(report.drift_revoked, [ending.grant_id.as_str()]);
+    assert!(!c.member("app_write", "alice").await);
+    assert!(listed().await.is_empty());
     drop(app);
     c.drop().await;
 }

@@ -26,8 +26,9 @@
 //! ([`Overlap::Alone`]) *and* no other row of elevate's still holds it, under a transaction-level
 //! advisory lock on (role, login) so that two revokes at once cannot each leave it to the other.
 //! When core says another grant needs it but elevate has no row of that grant here yet (it is
-//! approved, its grant call in flight), the row stays, so that reconciliation removes the
-//! membership should that grant never be applied.
+//! approved, its grant call in flight), the row stays, marked `held_over`, until a grant of the
+//! same membership is applied (which deletes it), or reconciliation removes the membership
+//! should that grant never be applied; other revokes do not count a held-over row.
 //!
 //! ## Ending sessions
 //!

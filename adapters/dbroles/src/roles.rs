@@ -57,6 +57,7 @@ pub(crate) async fn ensure_table(p: &PostgresRolesProvider) -> Result<(), Provid
            by_hand BOOLEAN NOT NULL, \
            terminate_sessions BOOLEAN NOT NULL, \
            ended BOOLEAN NOT NULL DEFAULT false, \
+           held_over BOOLEAN NOT NULL DEFAULT false, \
            granted_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
            expires_at TIMESTAMPTZ NOT NULL); \
          CREATE INDEX IF NOT EXISTS role_grants_membership ON {t} (role_name, login); \
@@ -136,7 +137,7 @@ pub(crate) async fn grant(p: &PostgresRolesProvider, spec: &GrantSpec, m: &Membe
         "INSERT INTO {t} (grant_id, role_name, login, elevate_role, person, by_hand, terminate_sessions, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, CAST($8 AS TIMESTAMPTZ)) ON CONFLICT (grant_id) DO UPDATE SET role_name = excluded.role_name, \
          login = excluded.login, elevate_role = excluded.elevate_role, person = excluded.person, \
-         by_hand = excluded.by_hand, terminate_sessions = excluded.terminate_sessions, ended = false, \
+         by_hand = excluded.by_hand, terminate_sessions = excluded.terminate_sessions, ended = false, held_over = false, \
          expires_at = excluded.expires_at"
     )))
     .bind(&spec.grant_id)
@@ -147,6 +148,17 @@ pub(crate) async fn grant(p: &PostgresRolesProvider, spec: &GrantSpec, m: &Membe
     .bind(by_hand)
     .bind(m.terminate_sessions)
     .bind(spec.expires_at.to_rfc3339())
+    .execute(&mut *tx)
+    .await
+    .map_err(e)?;
+    // A row kept only until a grant being applied had its own (see `revoke`): this is that
+    // grant, or another that now holds the membership, so the row has done its work.
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {t} WHERE role_name = $1 AND login = $2 AND held_over AND grant_id <> $3"
+    )))
+    .bind(m.role.as_str())
+    .bind(m.login.as_str())
+    .bind(&spec.grant_id)
     .execute(&mut *tx)
     .await
     .map_err(e)?;
@@ -189,7 +201,8 @@ pub(crate) async fn revoke(p: &PostgresRolesProvider, grant_id: &str, overlap: O
     let mut end_sessions = ended;
     if !ended {
         let (others,): (bool,) = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM {t} WHERE role_name = $1 AND login = $2 AND grant_id <> $3 AND NOT ended)"
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE role_name = $1 AND login = $2 AND grant_id <> $3 AND NOT ended \
+             AND NOT held_over)"
         )))
         .bind(&role)
         .bind(&login)
@@ -201,8 +214,14 @@ pub(crate) async fn revoke(p: &PostgresRolesProvider, grant_id: &str, overlap: O
         if !by_hand && !others && overlap.still_needed() {
             // Needed by a grant elevate has no row of here yet (approved, its own grant call
             // still in flight). Should that grant never be applied, nothing would ever remove
-            // the membership: so this row stays, and reconciliation revokes it once nothing
-            // needs the membership any more (or drops it once the other grant has its own row).
+            // the membership: so this row stays, marked, until that grant is applied (which
+            // deletes it) or reconciliation finds nothing needs the membership and revokes it.
+            // Other revokes do not count a held-over row as holding the membership.
+            sqlx::query(AssertSqlSafe(format!("UPDATE {t} SET held_over = true WHERE grant_id = $1")))
+                .bind(grant_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
             tx.commit().await.map_err(e)?;
             info!(grant = %grant_id, %role, %login, "postgres-roles revoke: membership kept for a grant being applied; the record stays for reconciliation");
             return Ok(());
@@ -260,12 +279,12 @@ pub(crate) async fn revoke(p: &PostgresRolesProvider, grant_id: &str, overlap: O
     Ok(())
 }
 
-type ListedRow = (String, String, String, String, String, bool, bool, bool, i64, i64);
+type ListedRow = (String, String, String, String, String, bool, bool, bool, bool, i64, i64);
 
 pub(crate) async fn list(p: &PostgresRolesProvider) -> Result<Vec<ListedGrant>, ProviderError> {
     let t = table(p);
     let rows: Vec<ListedRow> = match sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT grant_id, role_name, login, elevate_role, person, by_hand, terminate_sessions, ended, \
+        "SELECT grant_id, role_name, login, elevate_role, person, by_hand, terminate_sessions, ended, held_over, \
          CAST(EXTRACT(EPOCH FROM granted_at) * 1000 AS BIGINT), CAST(EXTRACT(EPOCH FROM expires_at) * 1000 AS BIGINT) \
          FROM {t} ORDER BY grant_id"
     )))
@@ -278,12 +297,15 @@ pub(crate) async fn list(p: &PostgresRolesProvider) -> Result<Vec<ListedGrant>, 
     };
     Ok(rows
         .into_iter()
-        .map(|(grant_id, role, login, elevate_role, person, by_hand, terminate, ended, granted, expires)| {
+        .map(|(grant_id, role, login, elevate_role, person, by_hand, terminate, ended, held_over, granted, expires)| {
             let (granted, expires) = (from_millis(granted), from_millis(expires));
             let mut description =
                 format!("membership of `{role}` for login `{login}` (window ends {})", expires.to_rfc3339());
             if by_hand {
                 description.push_str("; the login held it before elevate, so it stays");
+            }
+            if held_over {
+                description.push_str("; its grant ended, kept for another grant being applied");
             }
             if ended {
                 description.push_str("; revoked, its sessions still to be ended");
