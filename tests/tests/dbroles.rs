@@ -322,6 +322,26 @@ async fn reconciliation_removes_elevates_leftovers_and_leaves_hand_made_membersh
 }
 
 #[tokio::test]
+async fn two_revokes_of_one_membership_at_once_never_both_leave_it_to_the_other() {
+    let Some((c, app, _secret)) = spawn().await else { return };
+    let pg = app.app.service.providers()["pg"].clone();
+    let login = format!("alice_{}", c.s);
+    for round in 0..5 {
+        let a = leftover(&app, 900_000 + 2 * round, "alice", &login, "write");
+        let b = leftover(&app, 900_001 + 2 * round, "alice", &login, "write");
+        pg.grant(&a).await.unwrap();
+        pg.grant(&b).await.unwrap();
+        // Both end at once, each told (rightly, both being `revoking`) that nothing else needs it.
+        let (ra, rb) = tokio::join!(pg.revoke(&a, Overlap::Alone), pg.revoke(&b, Overlap::Alone));
+        (ra.unwrap(), rb.unwrap());
+        assert!(!c.member("app_write", "alice").await, "round {round}: the membership was left behind");
+        assert!(pg.list().await.unwrap().is_empty());
+    }
+    drop(app);
+    c.drop().await;
+}
+
+#[tokio::test]
 async fn a_revoke_ends_the_logins_sessions_when_the_target_asks_for_it() {
     let Some((c, app, _secret)) = spawn().await else { return };
     let s = c.s.clone();
