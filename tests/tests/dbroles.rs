@@ -333,7 +333,8 @@ async fn two_revokes_of_one_membership_at_once_never_both_leave_it_to_the_other(
         pg.grant(&b).await.unwrap();
         // Both end at once, each told (rightly, both being `revoking`) that nothing else needs it.
         let (ra, rb) = tokio::join!(pg.revoke(&a, Overlap::Alone), pg.revoke(&b, Overlap::Alone));
-        (ra.unwrap(), rb.unwrap());
+        ra.unwrap();
+        rb.unwrap();
         assert!(!c.member("app_write", "alice").await, "round {round}: the membership was left behind");
         assert!(pg.list().await.unwrap().is_empty());
     }
