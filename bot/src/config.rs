@@ -248,6 +248,8 @@ pub enum ProviderConfig {
     /// service-account key or external account JSON from `credentials_env`/`credentials_file`,
     /// or the metadata server.
     Gcp(Box<elevate_gcp::GcpConfig>),
+    /// PostgreSQL role membership; the connection URL from `url_env` or `url_file`.
+    PostgresRoles(Box<elevate_dbroles::PostgresRolesConfig>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,6 +278,7 @@ impl ProviderConfig {
             ProviderConfig::Webhook(_) => "webhook",
             ProviderConfig::Aws(_) => "aws",
             ProviderConfig::Gcp(_) => "gcp",
+            ProviderConfig::PostgresRoles(_) => "postgres-roles",
         }
     }
 }
@@ -551,11 +554,24 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
                     }
                 }
             }
+            Some("postgres-roles") => {
+                if let Some(c) = de::<elevate_dbroles::PostgresRolesConfig>(&path, &rest, errs) {
+                    match c.settings() {
+                        Ok(_) => {
+                            out.insert(name.clone(), ProviderConfig::PostgresRoles(Box::new(c)));
+                        }
+                        Err(e) => errs.push(ConfigError::new(&path, e)),
+                    }
+                }
+            }
             Some(other) => errs.push(ConfigError::new(
                 format!("{path}.type"),
-                format!("unknown provider type `{other}` (known: dry-run, webhook, aws, gcp)"),
+                format!("unknown provider type `{other}` (known: dry-run, webhook, aws, gcp, postgres-roles)"),
             )),
-            None => errs.push(ConfigError::new(format!("{path}.type"), "missing (dry-run, webhook, aws or gcp)")),
+            None => errs.push(ConfigError::new(
+                format!("{path}.type"),
+                "missing (dry-run, webhook, aws, gcp or postgres-roles)",
+            )),
         }
     }
     out
@@ -620,6 +636,33 @@ mod tests {
         let bad = text.replace("resource = \"projects/prod-app-1\"", "resource = \"prod-app-1\"");
         let errs = Config::parse(&bad).unwrap_err();
         assert!(errs.iter().any(|e| e.to_string().contains("resource `prod-app-1`")), "{errs:?}");
+    }
+
+    #[test]
+    fn the_postgres_roles_example_config_is_valid() {
+        let text = include_str!("../../examples/postgres-roles.toml");
+        let cfg = Config::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(cfg.providers.values().any(|p| p.kind() == "postgres-roles"));
+    }
+
+    #[test]
+    fn postgres_roles_settings_and_targets_are_checked() {
+        let base = include_str!("../../examples/postgres-roles.toml");
+        let errors = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            let errs = Config::parse(&base.replace(from, to)).unwrap_err();
+            errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("\n")
+        };
+        let e = errors("url_env = \"PROD_DB_ELEVATE_URL\"", "url = \"postgres://elevate:pw@db/app\"");
+        assert!(e.contains("providers.proddb") && e.contains("url"), "{e}");
+        let e = errors("url_env = \"PROD_DB_ELEVATE_URL\"", "schema2 = \"x\"");
+        assert!(e.contains("schema2"), "{e}");
+        let e = errors("schema = \"elevate\"", "schema = \"\"");
+        assert!(e.contains("schema name is empty"), "{e}");
+        let e = errors("target = { role = \"app_write\" }", "target = { role = \"app_write\", db = \"x\" }");
+        assert!(e.contains("roles.prod-db-write") && e.contains("unknown key `db`"), "{e}");
+        let e = errors("target = { role = \"app_write\" }", "target = { role = \"\" }");
+        assert!(e.contains("role name is empty"), "{e}");
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! provider call goes through (latency and errors for `/metrics`).
 
 use crate::{
-    config::{Config, ProviderConfig},
+    config::{Config, ProviderConfig, SecretRef},
     metrics::Metrics,
 };
 use async_trait::async_trait;
 use elevate_core::{
-    ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError},
+    ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError},
     service::Providers,
 };
 use serde_json::{Value, json};
@@ -31,6 +31,7 @@ pub fn validate_target(p: &ProviderConfig, target: &Value) -> Result<(), String>
         }
         ProviderConfig::Aws(_) => elevate_aws::Target::parse(target).map(|_| ()),
         ProviderConfig::Gcp(_) => elevate_gcp::Target::parse(target).map(|_| ()),
+        ProviderConfig::PostgresRoles(_) => elevate_dbroles::Target::parse(target).map(|_| ()),
     }
 }
 
@@ -72,6 +73,16 @@ pub fn build(
                 Arc::new(p)
             }
             ProviderConfig::Gcp(g) => Arc::new(gcp(config, name, g)?),
+            ProviderConfig::PostgresRoles(c) => {
+                let settings = c.settings().map_err(|e| format!("providers.{name}: {e}"))?;
+                // The URL holds elevate's password: it is read here and handed to the provider,
+                // and no error below quotes it.
+                let url = SecretRef { secret_env: c.url_env.clone(), secret_file: c.url_file.clone() }
+                    .resolve(&format!("providers.{name}"))?;
+                let p = elevate_dbroles::PostgresRolesProvider::new(settings, &url)
+                    .map_err(|e| format!("providers.{name}: {e}"))?;
+                Arc::new(p)
+            }
         };
         out.insert(name.clone(), instrument(name, provider, metrics));
     }
@@ -129,8 +140,8 @@ impl GrantProvider for DryRunProvider {
         Ok(json!({ "target": spec.target, "principals": spec.principals }))
     }
 
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
-        info!(grant = %spec.grant_id, role = %spec.role, person = %spec.person, kept_for = shared_with.len(), "dry run: would revoke");
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
+        info!(grant = %spec.grant_id, role = %spec.role, person = %spec.person, still_needed = overlap.still_needed(), "dry run: would revoke");
         self.held.lock().expect("lock").remove(&spec.grant_id);
         Ok(())
     }
@@ -184,9 +195,9 @@ impl GrantProvider for Instrumented {
         self.record("grant", t, &r);
         r
     }
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
         let t = Instant::now();
-        let r = self.inner.revoke(spec, shared_with).await;
+        let r = self.inner.revoke(spec, overlap).await;
         self.record("revoke", t, &r);
         r
     }

@@ -236,6 +236,16 @@ pub trait Store: Send + Sync + 'static {
     /// The states of those of `ids` that exist, in id order: many at once, for reconciliation.
     async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError>;
     async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError>;
+    /// Whether a request other than `except`, of `requester`, for one of `roles`, is approved
+    /// or active now (extension requests, which hold nothing themselves, do not count): what a
+    /// revoke must not take away. One indexed lookup per role, whatever the number of such
+    /// requests, read from the states themselves, so it cannot drift from them.
+    async fn still_needed(
+        &self,
+        except: RequestId,
+        requester: &PersonId,
+        roles: &[RoleName],
+    ) -> Result<bool, StoreError>;
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError>;
     /// An event that changes no state (reminder, refused approval, drift found).
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError>;
@@ -325,6 +335,24 @@ pub struct ListedGrant {
     pub description: String,
 }
 
+/// Whether another live grant still needs what a revoke would remove. Core works it out from
+/// the request states (see `Store::still_needed`) each time a revoke runs, so that a provider is
+/// told one fact rather than handed a list that grows with the number of overlapping grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// No other approved or active grant of the same person through the same provider and
+    /// target: remove everything this grant gave.
+    Alone,
+    /// At least one other approved or active grant gives the same access: keep what is shared.
+    StillNeeded,
+}
+
+impl Overlap {
+    pub fn still_needed(self) -> bool {
+        self == Overlap::StillNeeded
+    }
+}
+
 /// Applies and removes grants in some system. Every call is idempotent on the grant id:
 /// applying twice leaves one grant; revoking what is gone is success.
 #[async_trait]
@@ -339,10 +367,11 @@ pub trait GrantProvider: Send + Sync + 'static {
     fn validate_target(&self, target: &Value) -> Result<(), String>;
     /// Applies the grant; returns a handle kept for revoke.
     async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError>;
-    /// Removes the grant. `shared_with` lists other active grants of the same person and target:
-    /// a provider whose grants share one resource (an attached policy, a group membership) must
-    /// leave it in place while any of them remains.
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError>;
+    /// Removes the grant. `overlap` says whether another live grant of the same person through
+    /// the same provider and target still needs the same access: a provider whose grants share
+    /// one resource (an attached policy, a group or role membership) must then leave it in place
+    /// and remove only what is this grant's own.
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError>;
     /// What elevate created that still exists, for reconciliation.
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError>;
 }

@@ -258,45 +258,47 @@ async fn an_extension_is_approved_like_a_request_and_capped_at_the_max_total() {
 }
 
 #[tokio::test]
-async fn the_first_of_two_overlapping_grants_to_expire_leaves_the_other() {
+async fn overlapping_grants_keep_the_shared_access_until_the_last_of_them_ends() {
     let app = TestApp::spawn().await;
     let short = app.active_grant("db", "1h").await;
-    let long = app.active_grant("db-ro", "3h").await;
+    let same_role = app.active_grant("db", "2h").await;
+    let same_target = app.active_grant("db-ro", "3h").await;
+    let still_needed = |id: i64| {
+        let revoke = &app.receiver.calls_for("revoke", &TestApp::grant_id(id))[0];
+        revoke.body["still_needed"].clone()
+    };
+
     app.after(Duration::hours(1)).await;
     assert_eq!(app.state(short).await, "expired");
-    assert_eq!(app.state(long).await, "active");
-    assert!(app.receiver.holds(&TestApp::grant_id(long)));
-    let revoke = &app.receiver.calls_for("revoke", &TestApp::grant_id(short))[0];
-    assert_eq!(
-        revoke.body["shared_with"],
-        json!([TestApp::grant_id(long)]),
-        "the provider is told what still needs the target"
-    );
-    app.after(Duration::hours(2)).await;
-    assert_eq!(app.state(long).await, "expired");
-    let revoke = &app.receiver.calls_for("revoke", &TestApp::grant_id(long))[0];
-    assert!(revoke.body.get("shared_with").is_none());
+    assert_eq!(still_needed(short), json!(true), "the same role is still held by the 2h grant");
+    app.after(Duration::hours(1)).await;
+    assert_eq!(app.state(same_role).await, "expired");
+    assert_eq!(still_needed(same_role), json!(true), "another role with the same provider and target is held");
+    assert!(app.receiver.holds(&TestApp::grant_id(same_target)));
+    app.after(Duration::hours(1)).await;
+    assert_eq!(app.state(same_target).await, "expired");
+    assert_eq!(still_needed(same_target), json!(false), "the last one removes the access");
+    let kept = app.events().await.into_iter().find(|e| e.subject == Some(short) && e.kind == "grant.expired").unwrap();
+    assert_eq!(kept.details["kept_for_overlapping_grants"], true);
 }
 
 #[tokio::test]
-async fn a_revoke_is_told_of_exactly_the_persons_other_live_grants_of_its_provider_and_target() {
+async fn only_the_persons_live_grants_of_the_same_provider_and_target_count_as_overlapping() {
     let app = TestApp::spawn().await;
     let first = app.active_grant("db", "1h").await;
-    let same_role = app.active_grant("db", "3h").await;
-    let same_target = app.active_grant("db-ro", "3h").await;
     let other_target = app.active_grant("prod", "2h").await;
     let undecided = app.alice().request("db", "2h", "INC-2 later").await.id();
     app.after(Duration::hours(1)).await;
     assert_eq!(app.state(first).await, "expired");
+    assert_eq!(app.state(other_target).await, "active");
     let revoke = &app.receiver.calls_for("revoke", &TestApp::grant_id(first))[0];
-    let mut shared: Vec<String> =
-        revoke.body["shared_with"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    shared.sort();
-    let mut want = vec![TestApp::grant_id(same_role), TestApp::grant_id(same_target)];
-    want.sort();
-    assert_eq!(shared, want, "not the other target's grant ({other_target}), not the undecided request ({undecided})");
+    assert_eq!(
+        revoke.body["still_needed"],
+        json!(false),
+        "not the other target's grant ({other_target}), not the undecided request ({undecided})"
+    );
     let kept = app.events().await.into_iter().find(|e| e.subject == Some(first) && e.kind == "grant.expired").unwrap();
-    assert_eq!(kept.details["kept_for_overlapping_grants"], 2);
+    assert_eq!(kept.details["kept_for_overlapping_grants"], false);
 }
 
 #[tokio::test]

@@ -456,6 +456,63 @@ on_both_dbs!(request_states_reads_many_at_once_and_skips_the_unknown, |db| async
     assert!(store.request_states(&[]).await.unwrap().is_empty());
 });
 
+/// Moves a request to `to` with an event, as core would.
+async fn move_to(store: &SqlStore, id: RequestId, to: State) {
+    let f = Box::new(move |_: &elevate_core::Request| -> Decision {
+        Change { to: Some(to), event: Some(event(EventKind::GrantRevoking)), ..Change::default() }.into()
+    });
+    assert!(matches!(store.decide(id, f).await.unwrap(), Decided::Changed(_)));
+}
+
+on_both_dbs!(still_needed_sees_only_the_persons_other_live_grants_of_the_roles_named, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let roles = |names: &[&str]| names.iter().map(|r| RoleName::parse(r).unwrap()).collect::<Vec<_>>();
+    let alice = PersonId::parse("alice").unwrap();
+    let bob = PersonId::parse("bob").unwrap();
+    let needed = |except: RequestId, who: &PersonId, names: &[&str]| {
+        let (store, who, names) = (store.clone(), who.clone(), roles(names));
+        async move { store.still_needed(except, &who, &names).await.unwrap() }
+    };
+    let first = create_as(&store, "db", "alice", 0, State::Active, &["bob"]).await;
+    let second = create_as(&store, "db", "alice", 1, State::Active, &["bob"]).await;
+    let web = create_as(&store, "web", "alice", 2, State::Approved, &["bob"]).await;
+    let ssh = create_as(&store, "ssh", "alice", 3, State::Pending, &[]).await;
+    let bobs = create_as(&store, "db", "bob", 4, State::Active, &["alice"]).await;
+    // An approved extension of `first` holds nothing itself.
+    let mut ext = new_request(RequestKind::Extension(first));
+    (ext.role, ext.state) = (RoleName::parse("vpn").unwrap(), State::Approved);
+    let ext = store.create_request(ext, event(EventKind::RequestCreated), Vec::new()).await.unwrap().id;
+
+    assert!(needed(first, &alice, &["db"]).await, "the second db grant");
+    assert!(needed(second, &alice, &["db"]).await, "the first db grant");
+    assert!(!needed(web, &alice, &["web"]).await, "a request does not need itself");
+    assert!(needed(web, &alice, &["web", "db"]).await, "an approved one counts, so does a sharing role");
+    assert!(!needed(ssh, &alice, &["ssh"]).await, "a pending request gives nothing");
+    assert!(!needed(bobs, &bob, &["db"]).await, "alice's grants are not bob's");
+    assert!(!needed(ext, &alice, &["vpn"]).await, "an extension request gives nothing");
+    assert!(!needed(first, &alice, &[]).await);
+
+    move_to(&store, second, State::Revoking).await;
+    assert!(!needed(first, &alice, &["db"]).await, "a grant being revoked no longer counts");
+    move_to(&store, first, State::Revoking).await;
+    assert!(!needed(second, &alice, &["db"]).await);
+
+    // At any count: hundreds of newer live grants of another role do not hide an older one of
+    // the role asked about (a list cut at 500, newest first, did).
+    let old = create_as(&store, "db", "alice", 5, State::Active, &["bob"]).await;
+    for i in 0..520 {
+        let mut new = new_request(RequestKind::Normal);
+        (new.role, new.state, new.created_at) =
+            (RoleName::parse("web").unwrap(), State::Active, t0() + Duration::minutes(10 + i));
+        store.create_request(new, event(EventKind::RequestCreated), Vec::new()).await.unwrap();
+    }
+    let newest = create_as(&store, "db", "alice", 600, State::Approved, &["bob"]).await;
+    assert!(needed(newest, &alice, &["db"]).await, "the oldest live db grant ({old}) is found");
+    move_to(&store, newest, State::Revoked).await;
+    assert!(!needed(old, &alice, &["db"]).await);
+    assert!(needed(old, &alice, &["db", "web"]).await);
+});
+
 // On SQLite, writes that arrive together are committed together (one transaction, a savepoint
 // each): a write that fails half-way must still write nothing, and the others everything.
 on_both_dbs!(writes_committed_together_fail_and_succeed_on_their_own, |db| async move {

@@ -32,7 +32,7 @@ pub use xml::Node;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError};
+use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tracing::info;
@@ -124,17 +124,17 @@ impl GrantProvider for AwsProvider {
         serde_json::to_value(&applied).map_err(|e| ProviderError::permanent("Encode", e.to_string()))
     }
 
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
         let applied = Self::applied(spec)?;
         if let Applied::InlinePolicy { principal, policy_name } = &applied {
             // Per grant id: never shared.
             return self.client.delete_inline_policy(principal, policy_name).await;
         }
-        // A sibling that cannot be resolved any more is counted as sharing: keeping access a
-        // little longer is recoverable, removing what another live grant gives is not.
-        let kept_for = shared_with.iter().find(|o| Self::applied(o).map_or(true, |oa| oa == applied));
-        if let Some(other) = kept_for {
-            info!(grant = %spec.grant_id, kept_for = %other.grant_id, what = %applied.describe(), "aws revoke: still given by another grant");
+        // Another live grant of the same person and target resolves to the same attachment,
+        // membership or assignment: keeping it a little longer is recoverable, removing what
+        // another live grant gives is not.
+        if overlap.still_needed() {
+            info!(grant = %spec.grant_id, what = %applied.describe(), "aws revoke: still given by another grant");
             return Ok(());
         }
         match &applied {

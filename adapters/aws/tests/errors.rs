@@ -7,7 +7,7 @@ mod common;
 use common::proxy::{Fault, Proxy};
 use common::{create_user, provider_at, spec};
 use elevate_aws::{AwsConfig, AwsProvider, IamPrincipal};
-use elevate_core::ports::{GrantProvider, GrantSpec, ProviderError};
+use elevate_core::ports::{GrantProvider, GrantSpec, Overlap, ProviderError};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,7 @@ async fn server_errors_are_retried_and_then_transient() {
         Fault::Reply { status: 502, headers: vec![], body: "<html>Bad Gateway</html>".into() },
     );
     proxy.plan(Some("DetachUserPolicy"), Fault::query_error(500, "InternalFailure", "oops"));
-    match p.revoke(&s, &[]).await.unwrap_err() {
+    match p.revoke(&s, Overlap::Alone).await.unwrap_err() {
         ProviderError::Transient { message, .. } => {
             assert!(message.contains("InternalFailure") && message.contains("HTTP 500"), "{message}")
         }
@@ -110,7 +110,7 @@ async fn server_errors_are_retried_and_then_transient() {
     }
     assert_eq!(attached(m, "err-5xx").await, [READ_ONLY], "the failed revoke changed nothing");
     // The scheduler's next attempt goes through.
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert!(attached(m, "err-5xx").await.is_empty());
 }
 

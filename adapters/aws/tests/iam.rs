@@ -6,7 +6,7 @@ mod common;
 
 use common::{create_group, create_user, spec, window};
 use elevate_aws::{IamPrincipal, Service};
-use elevate_core::ports::{GrantProvider, ProviderError};
+use elevate_core::ports::{GrantProvider, Overlap, ProviderError};
 use serde_json::json;
 
 const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
@@ -47,7 +47,7 @@ async fn inline_policy_carries_the_grant_window_and_is_deleted_on_revoke() {
     );
     assert_eq!(end - start, chrono::Duration::hours(2));
 
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert_eq!(c.get_inline_policy(&alice, "elevate-grant-elevate-201").await.unwrap(), None);
 }
 
@@ -82,7 +82,7 @@ async fn every_statement_of_a_full_policy_gets_the_window_on_a_role() {
     assert_eq!(c.inline_policies(&role).await.unwrap(), ["elevate-grant-elevate-202"]);
     let doc = c.get_inline_policy(&role, "elevate-grant-elevate-202").await.unwrap().unwrap();
     assert_eq!(doc["Statement"][1]["Condition"]["DateLessThan"]["aws:CurrentTime"], "2026-11-24T16:05:00Z");
-    p.revoke(&extended, &[]).await.unwrap();
+    p.revoke(&extended, Overlap::Alone).await.unwrap();
     assert!(c.inline_policies(&role).await.unwrap().is_empty());
 }
 
@@ -116,13 +116,13 @@ async fn managed_policy_is_attached_once_and_kept_while_an_overlapping_grant_nee
     assert_eq!(c.attached_policies(&bob).await.unwrap(), [READ_ONLY]);
 
     // The first expires while the second is active: the attachment stays.
-    p.revoke(&first, std::slice::from_ref(&second)).await.unwrap();
+    p.revoke(&first, Overlap::StillNeeded).await.unwrap();
     assert_eq!(c.attached_policies(&bob).await.unwrap(), [READ_ONLY]);
     // The second expires alone: detached.
-    p.revoke(&second, &[]).await.unwrap();
+    p.revoke(&second, Overlap::Alone).await.unwrap();
     assert!(c.attached_policies(&bob).await.unwrap().is_empty());
     // Detached by hand already, or revoked twice: success.
-    p.revoke(&second, &[]).await.unwrap();
+    p.revoke(&second, Overlap::Alone).await.unwrap();
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn managed_policy_on_a_role_uses_the_handle_on_revoke() {
     // The person's principals changed in the policy file since: revoke still detaches from
     // the role the grant went to.
     s.principals.clear();
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert!(c.attached_policies(&role).await.unwrap().is_empty());
 }
 
@@ -157,11 +157,11 @@ async fn group_membership_is_added_once_and_kept_for_overlapping_grants() {
     p.grant(&first).await.unwrap();
     p.grant(&second).await.unwrap();
     assert_eq!(c.group_members("iam-breakglass").await.unwrap(), ["iam-carol"]);
-    p.revoke(&second, std::slice::from_ref(&first)).await.unwrap();
+    p.revoke(&second, Overlap::StillNeeded).await.unwrap();
     assert_eq!(c.group_members("iam-breakglass").await.unwrap(), ["iam-carol"]);
-    p.revoke(&first, &[]).await.unwrap();
+    p.revoke(&first, Overlap::Alone).await.unwrap();
     assert!(c.group_members("iam-breakglass").await.unwrap().is_empty());
-    p.revoke(&first, &[]).await.unwrap();
+    p.revoke(&first, Overlap::Alone).await.unwrap();
 }
 
 #[tokio::test]
@@ -183,12 +183,12 @@ async fn revoking_what_was_removed_by_hand_succeeds() {
         .await
         .unwrap();
     c.query(Service::Iam, "DetachUserPolicy", &[("UserName", "iam-dave"), ("PolicyArn", READ_ONLY)]).await.unwrap();
-    p.revoke(&inline, &[]).await.unwrap();
-    p.revoke(&managed, &[]).await.unwrap();
+    p.revoke(&inline, Overlap::Alone).await.unwrap();
+    p.revoke(&managed, Overlap::Alone).await.unwrap();
     // Even the user itself gone.
     c.query(Service::Iam, "DeleteUser", &[("UserName", "iam-dave")]).await.unwrap();
-    p.revoke(&inline, &[]).await.unwrap();
-    p.revoke(&managed, &[]).await.unwrap();
+    p.revoke(&inline, Overlap::Alone).await.unwrap();
+    p.revoke(&managed, Overlap::Alone).await.unwrap();
 }
 
 #[tokio::test]

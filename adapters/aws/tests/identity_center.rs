@@ -7,7 +7,7 @@ mod common;
 use common::proxy::{Fault, Proxy};
 use common::{ACCOUNT, provider_at, spec};
 use elevate_aws::{AwsClient, AwsProvider};
-use elevate_core::ports::{GrantProvider, GrantSpec, ProviderError};
+use elevate_core::ports::{GrantProvider, GrantSpec, Overlap, ProviderError};
 use serde_json::{Value, json};
 
 struct Ic {
@@ -82,10 +82,10 @@ async fn an_assignment_is_created_once_and_deleted_on_revoke() {
     p.grant(&s).await.unwrap();
     assert_eq!(assignments(c, &ic).await.len(), 1);
 
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert!(assignments(c, &ic).await.is_empty());
     // Already gone (deleted by hand, or revoked twice): success.
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
 }
 
 #[tokio::test]
@@ -99,9 +99,9 @@ async fn an_overlapping_grant_keeps_the_assignment() {
     p.grant(&first).await.unwrap();
     p.grant(&second).await.unwrap();
     assert_eq!(assignments(c, &ic).await.len(), 1);
-    p.revoke(&first, std::slice::from_ref(&second)).await.unwrap();
+    p.revoke(&first, Overlap::StillNeeded).await.unwrap();
     assert_eq!(assignments(c, &ic).await.len(), 1);
-    p.revoke(&second, &[]).await.unwrap();
+    p.revoke(&second, Overlap::Alone).await.unwrap();
     assert!(assignments(c, &ic).await.is_empty());
 }
 
@@ -118,7 +118,7 @@ async fn a_group_principal_comes_from_the_persons_group_key() {
     );
     p.grant(&s).await.unwrap();
     assert_eq!(assignments(c, &ic).await, [("GROUP".to_string(), "ic-group-sre".to_string())]);
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert!(assignments(c, &ic).await.is_empty());
 
     let missing = spec(305, target(&ic, "user"), &[("aws_iam_user", "carol")]);
@@ -143,7 +143,7 @@ async fn in_progress_requests_are_polled_until_they_succeed() {
     assert_eq!(proxy.count("DescribeAccountAssignmentCreationStatus"), 2, "{:?}", proxy.seen());
 
     proxy.plan(Some("DeleteAccountAssignment"), set_status("AccountAssignmentDeletionStatus", "IN_PROGRESS", None));
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert_eq!(proxy.count("DescribeAccountAssignmentDeletionStatus"), 1);
     assert!(assignments(p.client(), &ic).await.is_empty());
 }

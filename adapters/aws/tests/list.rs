@@ -5,7 +5,7 @@ mod common;
 
 use common::{create_user, spec};
 use elevate_aws::{IamPrincipal, Service};
-use elevate_core::ports::GrantProvider;
+use elevate_core::ports::{GrantProvider, Overlap};
 use serde_json::json;
 
 fn windowed_doc(end: &str) -> String {
@@ -57,7 +57,7 @@ async fn policies_created_behind_elevates_back_are_listed_and_revocable() {
     // The listed target is itself a valid target.
     p.validate_target(&spec.target).unwrap();
 
-    p.revoke(&spec, &[]).await.unwrap();
+    p.revoke(&spec, Overlap::Alone).await.unwrap();
     let left = c.inline_policies(&IamPrincipal::User("list-mallory".into())).await.unwrap();
     assert_eq!(left, ["team-standing"]);
     assert!(!p.list().await.unwrap().iter().any(|l| l.grant_id == "elevate-901"));
@@ -112,6 +112,6 @@ async fn roles_past_the_first_page_are_searched() {
     let found = listed.iter().find(|l| l.grant_id == "elevate-903").expect("found on page two");
     let spec = found.spec.clone().unwrap();
     assert_eq!(spec.principals.get("aws_iam_role").map(String::as_str), Some("list-role-104"));
-    p.revoke(&spec, &[]).await.unwrap();
+    p.revoke(&spec, Overlap::Alone).await.unwrap();
     assert!(c.inline_policies(&IamPrincipal::Role("list-role-104".into())).await.unwrap().is_empty());
 }

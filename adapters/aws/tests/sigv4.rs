@@ -136,7 +136,7 @@ async fn an_assumed_role_refresh_that_fails_keeps_the_keys_that_have_not_expired
     proxy.plan(Some("AssumeRole"), Fault::Rewrite(Box::new(rewrite)));
     p.grant(&spec(107, inline_target(), &[("aws_iam_user", "sig-carl")])).await.expect("grant");
     proxy.plan(Some("AssumeRole"), Fault::query_error(503, "ServiceUnavailable", "try later"));
-    p.revoke(&spec(107, inline_target(), &[("aws_iam_user", "sig-carl")]), &[])
+    p.revoke(&spec(107, inline_target(), &[("aws_iam_user", "sig-carl")]), elevate_core::ports::Overlap::Alone)
         .await
         .expect("revoke on the current keys");
     assert_eq!(proxy.count("AssumeRole"), 2, "{:?}", proxy.seen());

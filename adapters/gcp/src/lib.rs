@@ -9,8 +9,8 @@
 //!
 //! Every call is idempotent on the grant id and revoking what is gone is success. Overlap: with
 //! one binding per grant, revoking one grant's binding never touches what another grant gives;
-//! a group membership is one per person and group, so it stays (with its expiry moved to the
-//! latest remaining window) while another active grant of the same person needs it.
+//! a group membership is one per person and group, so it stays (with the latest expiry elevate
+//! set) while another live grant of the same person needs it, and goes with the last of them.
 //! `list` finds elevate's bindings by their condition's title on the resources its roles name,
 //! and purges those whose window is over (Google keeps them in the policy after they stop
 //! granting). Memberships carry no mark of which grant made them, so `list` does not report
@@ -30,7 +30,7 @@ pub use target::{Applied, PRINCIPAL_KEY, TITLE_PREFIX, Target};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use client::Client;
-use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError};
+use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError};
 use elevate_core::{Clock, SystemClock};
 use iam::Edit;
 use serde_json::{Value, json};
@@ -145,48 +145,34 @@ impl GcpProvider {
         Err(ProviderError::transient(format!("the membership of {email} in {group} kept changing; will try again")))
     }
 
+    /// Ends this grant's part in a membership. While another live grant of the same person and
+    /// group still needs it (`Overlap::StillNeeded`) it stays as it is: its expiry is the latest
+    /// window elevate set, and the revoke of the last grant that needs it removes it (Google's
+    /// own expiry is the backstop should elevate be down then). When no other grant needs it,
+    /// a membership with an expiry is removed whoever set that expiry: a time-limited membership
+    /// elevate found at grant time was taken over (its expiry moved to cover the grant), and
+    /// leaving one in place because its expiry is later than this grant's window would keep
+    /// access that an earlier, longer grant's early revoke was meant to end. Only a membership
+    /// without an expiry, standing access, is never elevate's to remove.
     async fn revoke_membership(
         &self,
         spec: &GrantSpec,
         group: &str,
         email: &str,
-        shared_with: &[GrantSpec],
+        overlap: Overlap,
     ) -> Result<(), ProviderError> {
-        // The latest window of the other grants that need the same membership. A sibling that
-        // cannot be resolved is counted as sharing: keeping access a little longer is
-        // recoverable, removing what another live grant gives is not.
-        let mut keep_until: Option<DateTime<Utc>> = None;
-        for other in shared_with {
-            let shares = match self.applied(other).await {
-                Ok(Applied::GroupMembership { group: g, member: m, .. }) => g == group && m == email,
-                Ok(_) => false,
-                Err(_) => true,
-            };
-            if shares {
-                keep_until = keep_until.max(Some(other.expires_at));
-            }
-        }
         let Some(m) = self.client.find_membership(group, email).await? else {
             return Ok(());
         };
-        let Some(expires) = m.expires else {
+        if m.expires.is_none() {
             info!(grant = %spec.grant_id, group, "standing membership without an expiry: not elevate's, left alone");
             return Ok(());
-        };
-        // Elevate sets the expiry to the latest window of its grants; a later one was set by
-        // someone else, and ends by itself.
-        let ours = keep_until.map_or(spec.expires_at, |k| k.max(spec.expires_at));
-        if expires > ours + chrono::Duration::seconds(1) {
-            info!(grant = %spec.grant_id, group, %expires, "membership runs past elevate's windows: left to its own expiry");
+        }
+        if overlap.still_needed() {
+            info!(grant = %spec.grant_id, group, "membership still needed by another grant: kept");
             return Ok(());
         }
-        match keep_until {
-            Some(k) => {
-                info!(grant = %spec.grant_id, group, until = %k, "membership still needed by another grant");
-                if expires > k { self.client.set_expiry(&m.name, k).await } else { Ok(()) }
-            }
-            None => self.client.delete_membership(&m.name).await,
-        }
+        self.client.delete_membership(&m.name).await
     }
 }
 
@@ -224,11 +210,11 @@ impl GrantProvider for GcpProvider {
         serde_json::to_value(&applied).map_err(|e| ProviderError::permanent("Encode", e.to_string()))
     }
 
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
         match self.applied(spec).await? {
             Applied::IamBinding { resource, title, .. } => {
-                // One binding per grant: the others' bindings (`shared_with`) are their own and
-                // stay whatever happens to this one.
+                // One binding per grant: other grants' bindings are their own and stay whatever
+                // happens to this one, so `overlap` does not matter here.
                 let r = self.client.modify_policy(&resource, self.now(), |b| iam::remove(b, &title)).await;
                 match r {
                     Ok(Edit::Changed) => info!(grant = %spec.grant_id, %resource, "gcp binding removed"),
@@ -244,7 +230,7 @@ impl GrantProvider for GcpProvider {
                 Ok(())
             }
             Applied::GroupMembership { group, member, .. } => {
-                self.revoke_membership(spec, &group, &member, shared_with).await
+                self.revoke_membership(spec, &group, &member, overlap).await
             }
         }
     }

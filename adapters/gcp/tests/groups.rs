@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{FakeGoogle, provider, spec, t0, with_handle};
-use elevate_core::ports::{GrantProvider, ProviderError};
+use elevate_core::ports::{GrantProvider, Overlap, ProviderError};
 use serde_json::{Value, json};
 
 const ALICE: &str = "user:alice@example.com";
@@ -40,9 +40,9 @@ async fn a_membership_is_added_with_the_grants_end_as_its_expiry_and_removed_at_
     assert_eq!(fake.members(&group).len(), 2, "a retried grant adds nothing");
 
     let s = with_handle(s, handle);
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert_eq!(fake.members(&group), [("bob@example.com".to_string(), None)]);
-    p.revoke(&s, &[]).await.expect("revoking what is gone is success");
+    p.revoke(&s, Overlap::Alone).await.expect("revoking what is gone is success");
 }
 
 #[tokio::test]
@@ -56,11 +56,11 @@ async fn google_removes_the_membership_at_its_expiry_even_if_elevate_never_comes
     assert_eq!(fake.members(&group).len(), 1);
     fake.advance(Duration::minutes(2));
     assert!(fake.members(&group).is_empty(), "gone by Google's clock");
-    p.revoke(&with_handle(s, handle), &[]).await.expect("already gone is success");
+    p.revoke(&with_handle(s, handle), Overlap::Alone).await.expect("already gone is success");
 }
 
 #[tokio::test]
-async fn overlapping_grants_share_the_membership_whose_expiry_follows_the_latest_window() {
+async fn overlapping_grants_share_the_membership_which_goes_with_the_last_of_them() {
     let fake = FakeGoogle::start().await;
     let p = provider(&fake);
     let group = fake.add_group("oncall@example.com");
@@ -73,11 +73,13 @@ async fn overlapping_grants_share_the_membership_whose_expiry_follows_the_latest
     p.grant(&short).await.unwrap();
     assert_eq!(fake.members(&group)[0].1, Some(secs(long.expires_at)));
 
-    // The long one is revoked early: the short one still needs the membership, until its end.
+    // The long one is revoked early: the short one still needs the membership, which stays
+    // as it is; the short one's revoke, the last, removes it although its expiry is the long
+    // one's (a later expiry does not make it someone else's).
     let (short, long) = (with_handle(short, hs), with_handle(long, hl));
-    p.revoke(&long, std::slice::from_ref(&short)).await.unwrap();
-    assert_eq!(fake.members(&group), [("alice@example.com".to_string(), Some(secs(short.expires_at)))]);
-    p.revoke(&short, &[]).await.unwrap();
+    p.revoke(&long, Overlap::StillNeeded).await.unwrap();
+    assert_eq!(fake.members(&group), [("alice@example.com".to_string(), Some(secs(long.expires_at)))]);
+    p.revoke(&short, Overlap::Alone).await.unwrap();
     assert!(fake.members(&group).is_empty());
 }
 
@@ -91,14 +93,14 @@ async fn a_standing_membership_is_not_elevates_and_stays() {
     let handle = p.grant(&s).await.unwrap();
     assert_eq!(handle["pre_existing"], true);
     assert_eq!(fake.members(&group), [("alice@example.com".to_string(), None)], "no expiry added to standing access");
-    p.revoke(&with_handle(s.clone(), handle), &[]).await.unwrap();
+    p.revoke(&with_handle(s.clone(), handle), Overlap::Alone).await.unwrap();
     // Even without the handle (a reconciled or lost one), a membership without expiry stays.
-    p.revoke(&s, &[]).await.unwrap();
+    p.revoke(&s, Overlap::Alone).await.unwrap();
     assert_eq!(fake.members(&group), [("alice@example.com".to_string(), None)]);
 }
 
 #[tokio::test]
-async fn someone_elses_later_expiry_is_neither_shortened_nor_removed() {
+async fn a_time_limited_membership_found_at_grant_time_is_taken_over_and_removed_at_the_end() {
     let fake = FakeGoogle::start().await;
     let p = provider(&fake);
     let group = fake.add_group("oncall@example.com");
@@ -106,8 +108,9 @@ async fn someone_elses_later_expiry_is_neither_shortened_nor_removed() {
     fake.add_member(&group, "alice@example.com", Some(theirs));
     let s = spec(4, ALICE, oncall(), t0(), 1);
     let handle = p.grant(&s).await.unwrap();
-    p.revoke(&with_handle(s, handle), &[]).await.unwrap();
-    assert_eq!(fake.members(&group), [("alice@example.com".to_string(), Some(theirs))]);
+    assert_eq!(fake.members(&group), [("alice@example.com".to_string(), Some(theirs))], "never shortened");
+    p.revoke(&with_handle(s, handle), Overlap::Alone).await.unwrap();
+    assert!(fake.members(&group).is_empty(), "standing access is a membership without an expiry");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 
 use chrono::Duration;
 use common::{FakeGoogle, provider, spec, t0, with_handle};
-use elevate_core::ports::GrantProvider;
+use elevate_core::ports::{GrantProvider, Overlap};
 use serde_json::{Value, json};
 
 const ALICE: &str = "user:alice@example.com";
@@ -52,9 +52,9 @@ async fn a_role_on_a_project_folder_or_organization_is_a_binding_that_ends_itsel
         assert_eq!(fake.bindings(resource).len(), 3);
 
         let s = with_handle(s, handle);
-        p.revoke(&s, &[]).await.unwrap();
+        p.revoke(&s, Overlap::Alone).await.unwrap();
         assert_eq!(fake.bindings(resource), theirs(), "only elevate's binding went");
-        p.revoke(&s, &[]).await.expect("revoking what is gone is success");
+        p.revoke(&s, Overlap::Alone).await.expect("revoking what is gone is success");
     }
 }
 
@@ -91,7 +91,7 @@ async fn a_change_made_between_elevates_read_and_write_is_kept() {
     // And on the way out too.
     let other = json!({ "role": "roles/logging.viewer", "members": ["user:dave@example.com"] });
     fake.change_before_next_write("projects/prod-1", other.clone());
-    p.revoke(&with_handle(s, handle), &[]).await.unwrap();
+    p.revoke(&with_handle(s, handle), Overlap::Alone).await.unwrap();
     let bindings = fake.bindings("projects/prod-1");
     assert!(bindings.contains(&outside) && bindings.contains(&other), "{bindings:?}");
     assert!(bindings.iter().all(|b| elevate_gcp::target::grant_of(b).is_none()));
@@ -108,11 +108,11 @@ async fn overlapping_grants_have_a_binding_each_and_revoking_one_leaves_the_othe
     let hl = p.grant(&long).await.unwrap();
     assert_eq!(fake.bindings("projects/prod-1").len(), 2);
     let long = with_handle(long, hl);
-    p.revoke(&with_handle(short, hs), std::slice::from_ref(&long)).await.unwrap();
+    p.revoke(&with_handle(short, hs), Overlap::StillNeeded).await.unwrap();
     let left = fake.bindings("projects/prod-1");
     assert_eq!(left.len(), 1);
     assert_eq!(elevate_gcp::target::grant_of(&left[0]), Some("elevate-2"), "the long grant still gives the role");
-    p.revoke(&long, &[]).await.unwrap();
+    p.revoke(&long, Overlap::Alone).await.unwrap();
     assert!(fake.bindings("projects/prod-1").is_empty());
 }
 
@@ -131,7 +131,7 @@ async fn list_finds_elevates_bindings_and_a_drifted_one_can_be_removed_from_its_
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].grant_id, "elevate-424242");
     assert!(listed[0].description.contains("roles/cloudsql.admin on projects/prod-2"), "{}", listed[0].description);
-    p.revoke(listed[0].spec.as_ref().unwrap(), &[]).await.unwrap();
+    p.revoke(listed[0].spec.as_ref().unwrap(), Overlap::Alone).await.unwrap();
     assert_eq!(fake.bindings("projects/prod-2"), theirs());
     assert!(p.list().await.unwrap().is_empty());
 }

@@ -10,7 +10,7 @@ use crate::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use elevate_core::{
-    RequestId, State,
+    PersonId, RequestId, RoleName, State,
     audit::{AuditEvent, NewEvent},
     ports::{DecideFn, Decided, DueItem, Lockdown, NewDue, RequestQuery, Store, StoreError},
     request::{NewRequest, Request},
@@ -56,6 +56,10 @@ macro_rules! with_writer {
         }
     };
 }
+
+/// Requests that may give access now, as the predicate of the partial index `requests_live`
+/// states it (both databases use a partial index only for a query that repeats its predicate).
+const LIVE: &str = "state IN ('approved', 'active') AND kind <> 'extension'";
 
 /// One request and its approvals in one statement: one round trip, one snapshot.
 const SELECT_REQUEST_WITH_APPROVALS: &str = concat!(
@@ -165,6 +169,38 @@ impl Store for SqlStore {
             }
             let rows = query.fetch_all(r).await.map_err(err)?;
             group_requests(rows)
+        })
+    }
+
+    async fn still_needed(
+        &self,
+        except: RequestId,
+        requester: &PersonId,
+        roles: &[RoleName],
+    ) -> Result<bool, StoreError> {
+        if roles.is_empty() {
+            return Ok(false);
+        }
+        // The conditions on state and kind are written exactly as the predicate of the partial
+        // index `requests_live` (migration `live_grants`), so that both databases may use it:
+        // the lookup touches the first live row or two of (requester, role), however many there
+        // are. SQLite, without statistics, would rather take (requester, state) and walk every
+        // live grant of the person whatever its role, so it is told which index to use (and
+        // fails loudly, rather than scanning, should the index ever not fit the query).
+        let index = if matches!(self.pools, Pools::Sqlite { .. }) { " INDEXED BY requests_live" } else { "" };
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM requests{index} WHERE requester = $1 AND role IN ({}) AND {LIVE} \
+             AND id <> ${})",
+            placeholders(2, roles.len()),
+            roles.len() + 2
+        );
+        with_pool!(self, |r| {
+            let mut q = sqlx::query_as::<_, (bool,)>(sqlx::AssertSqlSafe(sql)).bind(requester.as_str());
+            for role in roles {
+                q = q.bind(role.as_str());
+            }
+            let (found,) = q.bind(except.0).fetch_one(r).await.map_err(err)?;
+            Ok(found)
         })
     }
 

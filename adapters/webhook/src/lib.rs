@@ -14,7 +14,7 @@
 //! is shown to the requester.
 
 use async_trait::async_trait;
-use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, ProviderError};
+use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -87,8 +87,10 @@ struct Call<'a> {
     action: &'a str,
     #[serde(flatten)]
     grant: Option<&'a GrantSpec>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    shared_with: Vec<&'a str>,
+    /// On revoke only: whether another live grant of the same person and target still needs
+    /// the same access, so that the receiver keeps what is shared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    still_needed: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -130,14 +132,10 @@ impl WebhookProvider {
         &self,
         action: &str,
         grant: Option<&GrantSpec>,
-        shared: &[GrantSpec],
+        overlap: Option<Overlap>,
     ) -> Result<(StatusCode, Value), ProviderError> {
-        let body = serde_json::to_vec(&Call {
-            action,
-            grant,
-            shared_with: shared.iter().map(|s| s.grant_id.as_str()).collect(),
-        })
-        .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
+        let body = serde_json::to_vec(&Call { action, grant, still_needed: overlap.map(Overlap::still_needed) })
+            .map_err(|e| ProviderError::permanent("Encode", e.to_string()))?;
         let key = format!("{}:{action}", grant.map(|g| g.grant_id.as_str()).unwrap_or("all"));
         let mut attempt = 0;
         loop {
@@ -233,15 +231,15 @@ impl GrantProvider for WebhookProvider {
     }
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError> {
-        self.call("grant", Some(spec), &[]).await.map(|(_, v)| v)
+        self.call("grant", Some(spec), None).await.map(|(_, v)| v)
     }
 
-    async fn revoke(&self, spec: &GrantSpec, shared_with: &[GrantSpec]) -> Result<(), ProviderError> {
-        self.call("revoke", Some(spec), shared_with).await.map(|_| ())
+    async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
+        self.call("revoke", Some(spec), Some(overlap)).await.map(|_| ())
     }
 
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError> {
-        let (_, v) = self.call("list", None, &[]).await?;
+        let (_, v) = self.call("list", None, None).await?;
         let list: ListResponse = serde_json::from_value(v).map_err(|e| {
             ProviderError::permanent("BadListResponse", format!("list answer is not {{\"grants\": […]}}: {e}"))
         })?;

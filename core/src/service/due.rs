@@ -7,7 +7,7 @@ use crate::{
     State, UserError,
     audit::{Actor, EventKind, NewEvent},
     error::{CoreError, CoreResult},
-    ports::{Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Patch, ProviderError},
+    ports::{Change, Decided, Decision, DueItem, DueKind, GrantSpec, Linked, NewDue, Overlap, Patch, ProviderError},
     request::{Request, RequestKind},
 };
 use serde_json::json;
@@ -173,7 +173,11 @@ impl Service {
         let now = self.now();
         let ev = NewEvent::new(now, Actor::System, EventKind::GrantUndone, Some(spec.request), json!({}));
         self.store.append_event(ev).await.map_err(CoreError::store)?;
-        if let Err(e) = provider.revoke(spec, &[]).await {
+        let result = match self.overlap(spec).await {
+            Ok(overlap) => provider.revoke(spec, overlap).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
             warn!(request = %spec.request, error = %e, "undo failed; scheduling cleanup");
             self.store
                 .schedule(vec![NewDue::new(DueKind::Cleanup, spec.request, now)])
@@ -280,35 +284,27 @@ impl Service {
         }
     }
 
-    /// Other grants of the same person through the same provider and target: a revoke must not
-    /// take away what they still give.
-    async fn shared_with(&self, req: &Request) -> CoreResult<Vec<GrantSpec>> {
+    /// Whether another live grant of the same person through the same provider and target
+    /// still needs what revoking `spec` would remove. Asked afresh on every attempt (another
+    /// grant may have ended since), and answered by one indexed lookup in the store, so that a
+    /// revoke costs the same whether the person holds one overlapping grant or thousands. A spec
+    /// whose role is no longer configured (a drift revoke of something unknown) shares with no
+    /// role elevate knows.
+    pub(super) async fn overlap(&self, spec: &GrantSpec) -> CoreResult<Overlap> {
         let policy = self.policy();
-        let Some(role) = policy.roles.get(&req.role) else {
-            return Ok(Vec::new());
+        let Some(role) = policy.roles.get(&spec.role) else {
+            return Ok(Overlap::Alone);
         };
         // The roles that share this one's provider and target (this role among them: the same
-        // person may hold it twice), so that the store returns only their grants, not all of
-        // the person's.
+        // person may hold it twice).
         let sharing: Vec<_> = policy
             .roles
             .values()
             .filter(|r| r.provider == role.provider && r.target == role.target)
             .map(|r| r.name.clone())
             .collect();
-        let q = crate::ports::RequestQuery {
-            states: vec![State::Active, State::Approved],
-            requester: Some(req.requester.clone()),
-            roles: sharing,
-            skip_approvals: true,
-            ..Default::default()
-        };
-        let others = self.store.list_requests(&q).await.map_err(CoreError::store)?;
-        Ok(others
-            .into_iter()
-            .filter(|o| o.id != req.id && !matches!(o.kind, RequestKind::Extension(_)))
-            .filter_map(|o| self.spec(&policy, &o, None).map(|(s, _)| s))
-            .collect())
+        let needed = self.store.still_needed(spec.request, &spec.person, &sharing).await.map_err(CoreError::store)?;
+        Ok(if needed { Overlap::StillNeeded } else { Overlap::Alone })
     }
 
     async fn run_revoke(&self, item: DueItem, req: Request) -> CoreResult<()> {
@@ -322,8 +318,8 @@ impl Service {
             // than pretend it is gone.
             return self.revoke_failed(&item, &req, "the role or its provider is no longer configured", None).await;
         };
-        let shared = self.shared_with(&req).await?;
-        match provider.revoke(&spec, &shared).await {
+        let overlap = self.overlap(&spec).await?;
+        match provider.revoke(&spec, overlap).await {
             Ok(()) => {
                 let now = self.now();
                 let kind = match ending {
@@ -333,7 +329,7 @@ impl Service {
                 };
                 let item_id = item.id;
                 let dry_run = req.is_dry_run();
-                let shared_n = shared.len();
+                let kept = overlap.still_needed();
                 let f = Box::new(move |r: &Request| -> Decision {
                     if r.state != State::Revoking {
                         return Decision::Refuse(UserError::conflict("not revoking"), None);
@@ -345,7 +341,7 @@ impl Service {
                             Actor::System,
                             kind,
                             Some(r.id),
-                            json!({ "attempts": item.attempts + 1, "dry_run": dry_run, "kept_for_overlapping_grants": shared_n }),
+                            json!({ "attempts": item.attempts + 1, "dry_run": dry_run, "kept_for_overlapping_grants": kept }),
                         )),
                         finish: Some(item_id),
                         ..Change::default()
@@ -408,7 +404,8 @@ impl Service {
         let Some((spec, provider)) = self.spec(&policy, &req, None) else {
             return self.finish(&item).await;
         };
-        match provider.revoke(&spec, &[]).await {
+        let overlap = self.overlap(&spec).await?;
+        match provider.revoke(&spec, overlap).await {
             Ok(()) => self.finish(&item).await,
             Err(e) => {
                 let attempts = item.attempts + 1;

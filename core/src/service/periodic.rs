@@ -65,7 +65,10 @@ impl Service {
                     continue;
                 }
                 let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
-                match provider.revoke(&spec, &[]).await {
+                // What the drifted grant gave may still be given by a live grant of the same
+                // person and target (a provider that names the role and person in its list).
+                let overlap = self.overlap(&spec).await?;
+                match provider.revoke(&spec, overlap).await {
                     Ok(()) => {
                         let ev = NewEvent::new(
                             self.now(),

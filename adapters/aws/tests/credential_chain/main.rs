@@ -218,7 +218,7 @@ async fn keys_still_valid_carry_on_while_the_source_is_down_and_expired_ones_do_
     // The endpoint now refuses elevate (its token rotated, elevate's did not): the keys in hand
     // expire in four minutes, inside the refresh margin, and still sign the revoke.
     endpoint.rotate_token("authz-2");
-    p.revoke(&spec(312, inline_target(), &[("aws_iam_user", "task-frank")]), &[])
+    p.revoke(&spec(312, inline_target(), &[("aws_iam_user", "task-frank")]), elevate_core::ports::Overlap::Alone)
         .await
         .expect("revoke on the current keys");
     assert!(endpoint.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a refresh was tried");

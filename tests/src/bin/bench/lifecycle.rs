@@ -16,10 +16,10 @@ use tokio::time::Instant;
 
 const HOLD: Duration = Duration::from_secs(1);
 const WORKERS: usize = 64;
-/// Requesters the lifecycles are spread over. Every revoke reads and sends the person's other
-/// live grants of the role (so that it does not take away what they still give), and the
-/// clients submit faster than grants expire, so with few people each holds many at once: with
-/// 1,000 people about 20 at the peak, with 100 (the second SQLite row) about 200.
+/// Requesters the lifecycles are spread over. Every revoke asks whether another live grant of
+/// the person's still needs the role's target (so that it does not take away what they still
+/// give), and the clients submit faster than grants expire, so with few people each holds many
+/// at once: with 1,000 people about 20 at the peak, with 100 (the second SQLite row) about 200.
 pub const PEOPLE: usize = 1000;
 const FEW_PEOPLE: usize = 100;
 

@@ -26,6 +26,8 @@ pub struct Revoke {
     pub expires_at_ms: Option<i64>,
     /// The `?by=` of the URL the calling server was given (which replica called).
     pub by: String,
+    /// Whether elevate said another live grant still needs the same access.
+    pub still_needed: bool,
 }
 
 #[derive(Default)]
@@ -121,7 +123,8 @@ async fn handle(
             let mut inner = r.inner.lock().unwrap();
             inner.grants.remove(&grant_id);
             let by = query.as_deref().and_then(|q| q.strip_prefix("by=")).unwrap_or("").to_string();
-            inner.revokes.push(Revoke { grant_id: grant_id.clone(), at_ms: arrived, expires_at_ms, by });
+            let still_needed = v["still_needed"].as_bool().unwrap_or(false);
+            inner.revokes.push(Revoke { grant_id: grant_id.clone(), at_ms: arrived, expires_at_ms, by, still_needed });
             json!({ "revoked": grant_id })
         }
         Some("list") => {
