@@ -1,10 +1,9 @@
-//! The two Slack notifiers, each reading the audit log from its own cursor (so a Slack outage or
-//! a restart delays messages but loses none, and one failing channel does not hold up the other).
-//!
-//! [`SlackNotifier`] keeps approval cards current and DMs the requester. A card is re-rendered
-//! from the request as it is now, so delivering an event twice, or late, updates the card to the
-//! same thing; only the DM could repeat. [`SlackFeed`] posts core's one-line wording of every
-//! event, escaped, to the audit channel.
+//! Slack egress. [`SlackNotifier`] turns each audit event into per-destination notices (the
+//! request's approval card, the requester's DMs) that the bot's delivery loop delivers each on
+//! its own: a card is re-rendered from the request as it is now, so delivering a notice twice,
+//! or late, updates the card to the same thing; only a DM could repeat. [`SlackFeed`] and
+//! [`SlackSecurity`] are feed channels: core's one-line wording of every event (of every
+//! security event), escaped, packed into messages, each event exactly once and in order.
 
 use crate::{PLATFORM, Slack, text::escape};
 use async_trait::async_trait;
@@ -12,9 +11,20 @@ use elevate_core::{
     Request,
     audit::AuditEvent,
     chat::{self, CardAction},
-    ports::Notifier,
+    delivery::{DeliveryError, FeedLimits, Notice, Part},
+    ports::{FeedChannel, Notifier},
     render,
 };
+use std::time::Duration;
+
+/// How Slack feed messages are filled. `text` may hold 40,000 characters but Slack recommends
+/// staying under 4,000, and 50 lines still reads as one message. `chat.postMessage` allows
+/// about one message per second per channel (its "special" rate limit).
+const FEED_LIMITS: FeedLimits = FeedLimits { max_chars: 4000, max_lines: 50, min_interval: Duration::from_secs(1) };
+
+/// Errors of `chat.update` after which the card is posted again as a new message: it was
+/// deleted, or can no longer be edited.
+const REPOST: &[&str] = &["message_not_found", "cant_update_message", "edit_window_closed"];
 
 /// Approval cards and requester DMs.
 pub struct SlackNotifier(pub Slack);
@@ -23,17 +33,29 @@ pub struct SlackNotifier(pub Slack);
 pub struct SlackFeed(pub Slack);
 
 #[async_trait]
-impl Notifier for SlackFeed {
+impl FeedChannel for SlackFeed {
     fn name(&self) -> &str {
         "slack-feed"
     }
 
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn limits(&self) -> FeedLimits {
+        FEED_LIMITS
+    }
+
+    fn line(&self, event: &AuditEvent, request: Option<&Request>) -> Option<String> {
+        self.0.settings().audit_channel.as_ref()?;
+        Some(escape(&render::feed_line(event, request)))
+    }
+
+    async fn post(&self, text: &str, _first: i64, _last: i64) -> Result<(), DeliveryError> {
         let Some(channel) = self.0.settings().audit_channel.as_deref() else {
             return Ok(());
         };
-        let line = escape(&render::feed_line(event, request));
-        self.0.inner.api.post(channel, &line, None).await.map(|_| ())
+        self.0.inner.api.send(channel, text, None, None).await.map(|_| ())
     }
 }
 
@@ -42,20 +64,32 @@ impl Notifier for SlackFeed {
 pub struct SlackSecurity(pub Slack);
 
 #[async_trait]
-impl Notifier for SlackSecurity {
+impl FeedChannel for SlackSecurity {
     fn name(&self) -> &str {
         "slack-security"
     }
 
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn limits(&self) -> FeedLimits {
+        FEED_LIMITS
+    }
+
+    fn line(&self, event: &AuditEvent, request: Option<&Request>) -> Option<String> {
         if !render::for_security(&event.kind) {
-            return Ok(());
+            return None;
         }
+        self.0.inner.service.policy().security.slack_channel.as_ref()?;
+        Some(format!(":rotating_light: {}", escape(&render::feed_line(event, request))))
+    }
+
+    async fn post(&self, text: &str, _first: i64, _last: i64) -> Result<(), DeliveryError> {
         let Some(channel) = self.0.inner.service.policy().security.slack_channel.clone() else {
             return Ok(());
         };
-        let line = format!(":rotating_light: {}", escape(&render::feed_line(event, request)));
-        self.0.inner.api.post(&channel, &line, None).await.map(|_| ())
+        self.0.inner.api.send(&channel, text, None, None).await.map(|_| ())
     }
 }
 
@@ -65,39 +99,99 @@ impl Notifier for SlackNotifier {
         "slack"
     }
 
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
-        let Some(req) = request else { return Ok(()) };
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    async fn notices(&self, event: &AuditEvent, request: Option<&Request>) -> Result<Vec<Notice>, DeliveryError> {
+        let Some(req) = request else { return Ok(Vec::new()) };
         let slack = &self.0;
+        let mut out = Vec::new();
         if chat::updates_card(&event.kind) {
-            slack.update_card(req, event.kind == "request.created").await?;
+            out.push(Notice::card(event, req, event.kind == "request.created"));
         }
-        let line = render::requester_line(event, req, &|p| slack.name(p), &escape);
-        if let Some(line) = line
-            && let Some(user) = slack.requester_user(req).await?
+        if render::requester_line(event, req, &|p| slack.name(p), &escape).is_some()
+            && let Some(user) = slack.requester_user(req).await.map_err(DeliveryError::transient)?
         {
-            let extend = chat::offers_extend(&event.kind).then_some(req.id.0);
-            let blocks = slack.dm_blocks(&line, extend);
-            slack.dm(&user, &line, blocks).await?;
+            out.push(Notice::dm(event, req, &user));
         }
-        Ok(())
+        Ok(out)
+    }
+
+    async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
+        let slack = &self.0;
+        let api = &slack.inner.api;
+        match (&notice.part, &notice.request) {
+            (Part::Card { created }, Some(req)) => slack.update_card(req, *created).await,
+            (Part::Dm { user }, Some(req)) => {
+                let Some(line) = render::requester_line(&notice.event, req, &|p| slack.name(p), &escape) else {
+                    return Ok(());
+                };
+                let extend = chat::offers_extend(&notice.event.kind).then_some(req.id.0);
+                let blocks = slack.dm_blocks(&line, extend);
+                let channel = api.dm_channel(user).await?;
+                api.send(&channel, &line, blocks, None).await.map(|_| ())
+            }
+            (Part::CardNote { text }, Some(req)) => {
+                let card = slack.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
+                match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
+                    Some((channel, ts)) => api.send(&channel, &escape(text), None, Some(&ts)).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            }
+            (Part::Line { channel, text }, _) => api.send(channel, text, None, None).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    fn reroute(&self, notice: &Notice, error: &DeliveryError) -> Vec<Notice> {
+        match &notice.part {
+            Part::Dm { user } => notice
+                .card_note(format!(
+                    "I could not DM the requester (<@{user}>) about this: Slack says `{}`. They will not hear \
+                     about it from me.",
+                    error.code().unwrap_or("?")
+                ))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn report(&self, notice: &Notice, text: &str) -> Option<Notice> {
+        let channel = self.0.inner.service.policy().security.slack_channel.clone()?;
+        Some(Notice::line(&notice.event, &channel, format!(":warning: {}", escape(text))))
     }
 }
 
 impl Slack {
     /// Posts the card when a request is created (in the role's `slack_channel`, if it has one),
-    /// and updates it in place afterwards.
-    async fn update_card(&self, req: &Request, create: bool) -> Result<(), String> {
+    /// and updates it in place afterwards. A card that was deleted (or can no longer be
+    /// edited) is posted again as a new message in the same channel, and the new one recorded.
+    async fn update_card(&self, req: &Request, create: bool) -> Result<(), DeliveryError> {
         let refs = self.inner.refs.as_ref();
         let policy = self.inner.service.policy();
         let (fallback, blocks) = self.card(req);
-        match chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref()).await? {
-            CardAction::Update(channel, ts) => self.inner.api.update(&channel, &ts, &fallback, Some(blocks)).await,
-            CardAction::Post(channel) => {
-                let (channel, ts) = self.inner.api.post(&channel, &fallback, Some(blocks)).await?;
-                refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts).await.map_err(|e| e.to_string())
+        let action = chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref())
+            .await
+            .map_err(DeliveryError::transient)?;
+        let channel = match action {
+            CardAction::Update(channel, ts) => {
+                match self.inner.api.edit(&channel, &ts, &fallback, Some(blocks.clone())).await {
+                    Err(DeliveryError::Permanent { code, .. }) if REPOST.contains(&code.as_str()) => {
+                        tracing::warn!(request = %req.id, channel, code, "approval card is gone; posting it again");
+                        channel
+                    }
+                    other => return other,
+                }
             }
-            CardAction::Nothing => Ok(()),
-        }
+            CardAction::Post(channel) => channel,
+            CardAction::Nothing => return Ok(()),
+        };
+        let (channel, ts) = self.inner.api.send(&channel, &fallback, Some(blocks), None).await?;
+        refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts)
+            .await
+            .map_err(|e| DeliveryError::transient(e.to_string()))
     }
 
     /// The requester's Slack user: the policy's, else the one who made the request from Slack.
