@@ -227,7 +227,9 @@ impl FeedEngine {
                 index.push(i);
             }
         }
-        let (covered, result) = match delivery::pack_lines(&lines, limits).into_iter().next() {
+        let packed = delivery::pack_lines(&lines, limits).into_iter().next();
+        let posting = packed.is_some();
+        let (covered, result) = match packed {
             None => (self.backlog.len(), Ok(())),
             Some((text, n)) => {
                 let covered = index[n - 1] + 1;
@@ -248,7 +250,9 @@ impl FeedEngine {
                 self.backlog.drain(..covered);
                 self.posted = Some(last);
                 self.failures = 0;
-                self.not_before = Some(now + limits.min_interval);
+                if posting {
+                    self.not_before = Some(now + limits.min_interval);
+                }
                 // Written at once: the window in which a crash would post this message again.
                 self.store.set_cursor(&self.cursor_name, last).await?;
                 self.written = last;

@@ -39,6 +39,9 @@ use tracing::{error, warn};
 const MAX_OPEN_EVENTS: usize = 5000;
 /// Events read from the store at once.
 const PAGE: u32 = 200;
+/// Destinations delivered to at once: a thousand new cards after a restart do not open a
+/// thousand connections; the others start as these finish.
+const MAX_IN_FLIGHT: usize = 32;
 
 struct Item {
     seq: i64,
@@ -153,12 +156,16 @@ impl NoticeEngine {
         }
         // Outside the loops, a step also delivers what its own deliveries re-routed or
         // reported, so that a test sees the whole of it (but tries a failing queue only once).
-        for round in 0..4 {
+        for round in 0.. {
             let now = sh.clock.now();
             let mut tasks: Vec<JoinHandle<()>> = Vec::new();
             {
                 let mut st = sh.state.lock().expect("lock");
+                let mut in_flight = st.queues.values().filter(|q| q.busy).count();
                 for (key, q) in st.queues.iter_mut() {
+                    if in_flight >= MAX_IN_FLIGHT {
+                        break;
+                    }
                     if q.busy || q.items.is_empty() || (!drain && q.not_before.is_some_and(|at| at > now)) {
                         continue;
                     }
@@ -166,6 +173,7 @@ impl NoticeEngine {
                         continue;
                     }
                     q.busy = true;
+                    in_flight += 1;
                     tasks.push(tokio::spawn(work(sh.clone(), key.clone())));
                 }
             }

@@ -56,6 +56,8 @@ pub struct SlackMessage {
     pub blocks: Value,
     /// The message this one replies to in a thread.
     pub thread_ts: Option<String>,
+    /// When it was posted, on the fake's time.
+    pub posted_at: DateTime<Utc>,
 }
 
 impl SlackMessage {
@@ -310,6 +312,7 @@ async fn handle(
                 text: s("text"),
                 blocks: args["blocks"].clone(),
                 thread_ts: args["thread_ts"].as_str().map(String::from),
+                posted_at: now,
             };
             m.messages.push(msg);
             ok(json!({ "channel": channel, "ts": ts, "message": { "type": "message", "ts": ts, "text": s("text") } }))

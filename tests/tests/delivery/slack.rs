@@ -134,3 +134,19 @@ on_both_dbs!(a_burst_of_500_events_reaches_the_feed_in_batches_within_the_rate_l
     assert_eq!(slack.early_retries(), 0, "every 429's Retry-After was honoured");
     assert!(took <= Duration::seconds(60), "took {took}");
 });
+
+on_both_dbs!(a_crash_during_an_outage_loses_no_card_and_no_feed_line, |db| async move {
+    let app = TestApp::builder().db(db).slack().spawn().await;
+    let slack = app.fake_slack().clone();
+    slack.go_down(app.clock.now() + Duration::minutes(5), Outage::Timeout);
+    let id = app.alice().request("db", "1h", "INC-1 before the crash").await.id();
+    step_now(&app).await;
+    assert!(slack.messages(DB_CHANNEL).is_empty() && slack.messages(AUDIT_CHANNEL).is_empty());
+
+    // The process dies with the card and the feed line only in its memory.
+    let app = app.crash_and_restart(false).await;
+    app.advance(Duration::minutes(6));
+    deliver_paced(&app, 200).await;
+    assert_eq!(app.card(id).buttons().len(), 2, "the card came after the restart");
+    assert_eq!(feed_lines(&app), expected_feed(&app).await, "the feed line too, once");
+});
