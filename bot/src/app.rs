@@ -130,7 +130,7 @@ impl App {
                 let settings = sc.settings().map_err(anyhow::Error::msg)?;
                 let refs: Arc<dyn ChatRefs> = Arc::new(store.clone());
                 let slack = elevate_slack::Slack::new(settings, service.clone(), refs).context("Slack client")?;
-                notifiers.push(Arc::new(elevate_slack::SlackNotifier(slack.clone())));
+                notifiers.push(Arc::new(elevate_slack::SlackNotifier::new(slack.clone())));
                 feeds.push(Arc::new(elevate_slack::SlackSecurity(slack.clone())));
                 if slack.settings().audit_channel.is_some() {
                     feeds.push(Arc::new(elevate_slack::SlackFeed(slack.clone())));

@@ -150,6 +150,9 @@ impl NoticeEngine {
     pub async fn step(&self, mode: Mode) -> Result<Progress, StoreError> {
         let sh = &self.shared;
         let drain = mode == Mode::Drain;
+        if drain {
+            sh.notifier.reset_pacing();
+        }
         {
             let _reading = sh.reader.lock().await;
             self.read(drain).await?;

@@ -10,7 +10,8 @@
 //! to fix, counted and reported.
 
 use crate::{RequestId, audit::AuditEvent, request::Request};
-use std::time::Duration;
+use chrono::{DateTime, Utc};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 /// Why a chat call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,6 +197,57 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
     doubled.min(BACKOFF_CAP)
 }
 
+/// A platform rate limit as a token bucket: `burst` calls at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+/// Client-side pacing of calls that share one platform limit (Slack: one post per second per
+/// channel). Each destination backs off on its own, so without this a hundred cards for one
+/// channel would each wait out the same 429 and come back together, a herd the platform
+/// answers with another hundred 429s. With it, a call over the limit fails at once, locally,
+/// as transient with the time its turn comes, and the platform sees no more than its rate; a
+/// 429 it answers anyway holds the whole limit for its `Retry-After`.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    buckets: Mutex<HashMap<String, (f64, DateTime<Utc>)>>,
+}
+
+impl Pacer {
+    /// Takes a call from `key`'s bucket at `now`, or fails with when to try again.
+    pub fn take(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        let (tokens, at) = buckets.entry(key.to_string()).or_insert((rate.burst, now));
+        if now < *at {
+            let wait = (*at - now).to_std().unwrap_or_default();
+            return Err(DeliveryError::Transient { message: format!("{key}: paced"), retry_after: Some(wait) });
+        }
+        let elapsed = (now - *at).num_milliseconds() as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * rate.per_second).min(rate.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = Duration::from_secs_f64((1.0 - *tokens) / rate.per_second);
+        Err(DeliveryError::Transient { message: format!("{key}: paced"), retry_after: Some(wait) })
+    }
+
+    /// Forgets every limit (tests that drain delivery without moving their clock).
+    pub fn clear(&self) {
+        self.buckets.lock().expect("pacer lock").clear();
+    }
+
+    /// After a 429 for `key`: nothing more until `until`.
+    pub fn hold(&self, key: &str, until: DateTime<Utc>) {
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        let b = buckets.entry(key.to_string()).or_insert((0.0, until));
+        *b = (0.0, until.max(b.1));
+    }
+}
+
 /// How a platform's messages may be filled with feed lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedLimits {
@@ -267,6 +319,24 @@ mod tests {
         let packed = pack_lines(&["x".repeat(50)], LIMITS);
         assert_eq!(packed[0].0.chars().count(), 20);
         assert!(packed[0].0.ends_with('…'));
+    }
+
+    #[test]
+    fn a_pacer_lets_a_burst_through_then_one_call_per_interval() {
+        let pacer = Pacer::default();
+        let rate = Rate { burst: 2.0, per_second: 1.0 };
+        let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        assert!(pacer.take("c", rate, t0).is_ok() && pacer.take("c", rate, t0).is_ok());
+        let Err(DeliveryError::Transient { retry_after: Some(wait), .. }) = pacer.take("c", rate, t0) else {
+            panic!("the third call is paced")
+        };
+        assert_eq!(wait, Duration::from_secs(1));
+        assert!(pacer.take("other", rate, t0).is_ok(), "another limit is not affected");
+        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(1)).is_ok());
+        pacer.hold("c", t0 + chrono::Duration::seconds(30));
+        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(29)).is_err(), "a 429 holds the limit");
+        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(30)).is_err(), "and empties it");
+        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(31)).is_ok());
     }
 
     #[test]

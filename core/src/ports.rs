@@ -370,6 +370,9 @@ pub trait Notifier: Send + Sync + 'static {
         let _ = (notice, error);
         Vec::new()
     }
+    /// Forgets any client-side pacing, so that the next calls go to the platform at once
+    /// (tests that drain delivery without moving their clock).
+    fn reset_pacing(&self) {}
     /// The notice that reports a permanent failure (`text`) to the security channel, if the
     /// platform has one configured.
     fn report(&self, notice: &Notice, text: &str) -> Option<Notice> {

@@ -11,7 +11,7 @@ use elevate_core::{
     Request,
     audit::AuditEvent,
     chat::{self, CardAction},
-    delivery::{DeliveryError, FeedLimits, Notice, Part},
+    delivery::{DeliveryError, FeedLimits, Notice, Pacer, Part, Rate},
     ports::{FeedChannel, Notifier},
     render,
 };
@@ -26,8 +26,50 @@ const FEED_LIMITS: FeedLimits = FeedLimits { max_chars: 4000, max_lines: 50, min
 /// deleted, or can no longer be edited.
 const REPOST: &[&str] = &["message_not_found", "cant_update_message", "edit_window_closed"];
 
-/// Approval cards and requester DMs.
-pub struct SlackNotifier(pub Slack);
+/// `chat.postMessage` per channel, as Slack documents it: about one per second, short bursts
+/// allowed.
+const POST_RATE: Rate = Rate { burst: 10.0, per_second: 1.0 };
+/// `chat.update` and `conversations.open`: Tier 3, 50+ per minute.
+const TIER_3: Rate = Rate { burst: 20.0, per_second: 50.0 / 60.0 };
+
+/// Approval cards and requester DMs, paced per Slack limit (see [`Pacer`]).
+pub struct SlackNotifier {
+    slack: Slack,
+    pacer: Pacer,
+}
+
+impl SlackNotifier {
+    pub fn new(slack: Slack) -> Self {
+        SlackNotifier { slack, pacer: Pacer::default() }
+    }
+
+    /// Runs `call` within the limit `key`; a 429 holds that limit for its `Retry-After`.
+    async fn paced<T>(
+        &self,
+        key: String,
+        rate: Rate,
+        call: impl std::future::Future<Output = Result<T, DeliveryError>>,
+    ) -> Result<T, DeliveryError> {
+        self.pacer.take(&key, rate, self.slack.inner.service.now())?;
+        let result = call.await;
+        if let Err(DeliveryError::Transient { retry_after: Some(wait), .. }) = &result {
+            let until = self.slack.inner.service.now() + chrono::Duration::from_std(*wait).unwrap_or_default();
+            self.pacer.hold(&key, until);
+        }
+        result
+    }
+
+    async fn post(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<serde_json::Value>,
+        thread: Option<&str>,
+    ) -> Result<(String, String), DeliveryError> {
+        let api = &self.slack.inner.api;
+        self.paced(format!("chat.postMessage:{channel}"), POST_RATE, api.send(channel, text, blocks, thread)).await
+    }
+}
 
 /// The audit channel.
 pub struct SlackFeed(pub Slack);
@@ -105,7 +147,7 @@ impl Notifier for SlackNotifier {
 
     async fn notices(&self, event: &AuditEvent, request: Option<&Request>) -> Result<Vec<Notice>, DeliveryError> {
         let Some(req) = request else { return Ok(Vec::new()) };
-        let slack = &self.0;
+        let slack = &self.slack;
         let mut out = Vec::new();
         if chat::updates_card(&event.kind) {
             out.push(Notice::card(event, req, event.kind == "request.created"));
@@ -119,29 +161,33 @@ impl Notifier for SlackNotifier {
     }
 
     async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
-        let slack = &self.0;
+        let slack = &self.slack;
         let api = &slack.inner.api;
         match (&notice.part, &notice.request) {
-            (Part::Card { created }, Some(req)) => slack.update_card(req, *created).await,
+            (Part::Card { created }, Some(req)) => self.update_card(req, *created).await,
             (Part::Dm { user }, Some(req)) => {
                 let Some(line) = render::requester_line(&notice.event, req, &|p| slack.name(p), &escape) else {
                     return Ok(());
                 };
                 let extend = chat::offers_extend(&notice.event.kind).then_some(req.id.0);
                 let blocks = slack.dm_blocks(&line, extend);
-                let channel = api.dm_channel(user).await?;
-                api.send(&channel, &line, blocks, None).await.map(|_| ())
+                let channel = self.paced("conversations.open".into(), TIER_3, api.dm_channel(user)).await?;
+                self.post(&channel, &line, blocks, None).await.map(|_| ())
             }
             (Part::CardNote { text }, Some(req)) => {
                 let card = slack.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
                 match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
-                    Some((channel, ts)) => api.send(&channel, &escape(text), None, Some(&ts)).await.map(|_| ()),
+                    Some((channel, ts)) => self.post(&channel, &escape(text), None, Some(&ts)).await.map(|_| ()),
                     None => Ok(()),
                 }
             }
-            (Part::Line { channel, text }, _) => api.send(channel, text, None, None).await.map(|_| ()),
+            (Part::Line { channel, text }, _) => self.post(channel, text, None, None).await.map(|_| ()),
             _ => Ok(()),
         }
+    }
+
+    fn reset_pacing(&self) {
+        self.pacer.clear();
     }
 
     fn reroute(&self, notice: &Notice, error: &DeliveryError) -> Vec<Notice> {
@@ -159,25 +205,27 @@ impl Notifier for SlackNotifier {
     }
 
     fn report(&self, notice: &Notice, text: &str) -> Option<Notice> {
-        let channel = self.0.inner.service.policy().security.slack_channel.clone()?;
+        let channel = self.slack.inner.service.policy().security.slack_channel.clone()?;
         Some(Notice::line(&notice.event, &channel, format!(":warning: {}", escape(text))))
     }
 }
 
-impl Slack {
+impl SlackNotifier {
     /// Posts the card when a request is created (in the role's `slack_channel`, if it has one),
     /// and updates it in place afterwards. A card that was deleted (or can no longer be
     /// edited) is posted again as a new message in the same channel, and the new one recorded.
     async fn update_card(&self, req: &Request, create: bool) -> Result<(), DeliveryError> {
-        let refs = self.inner.refs.as_ref();
-        let policy = self.inner.service.policy();
-        let (fallback, blocks) = self.card(req);
+        let slack = &self.slack;
+        let refs = slack.inner.refs.as_ref();
+        let policy = slack.inner.service.policy();
+        let (fallback, blocks) = slack.card(req);
         let action = chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref())
             .await
             .map_err(DeliveryError::transient)?;
         let channel = match action {
             CardAction::Update(channel, ts) => {
-                match self.inner.api.edit(&channel, &ts, &fallback, Some(blocks.clone())).await {
+                let edit = slack.inner.api.edit(&channel, &ts, &fallback, Some(blocks.clone()));
+                match self.paced("chat.update".into(), TIER_3, edit).await {
                     Err(DeliveryError::Permanent { code, .. }) if REPOST.contains(&code.as_str()) => {
                         tracing::warn!(request = %req.id, channel, code, "approval card is gone; posting it again");
                         channel
@@ -188,12 +236,14 @@ impl Slack {
             CardAction::Post(channel) => channel,
             CardAction::Nothing => return Ok(()),
         };
-        let (channel, ts) = self.inner.api.send(&channel, &fallback, Some(blocks), None).await?;
+        let (channel, ts) = self.post(&channel, &fallback, Some(blocks), None).await?;
         refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts)
             .await
             .map_err(|e| DeliveryError::transient(e.to_string()))
     }
+}
 
+impl Slack {
     /// The requester's Slack user: the policy's, else the one who made the request from Slack.
     async fn requester_user(&self, req: &Request) -> Result<Option<String>, String> {
         let from_policy = self.slack_user(req.requester.as_str());

@@ -150,3 +150,25 @@ on_both_dbs!(a_crash_during_an_outage_loses_no_card_and_no_feed_line, |db| async
     assert_eq!(app.card(id).buttons().len(), 2, "the card came after the restart");
     assert_eq!(feed_lines(&app), expected_feed(&app).await, "the feed line too, once");
 });
+
+on_both_dbs!(many_cards_for_one_channel_keep_within_its_rate_without_a_herd_of_retries, |db| async move {
+    let app = TestApp::builder().db(db).slack().spawn().await;
+    let slack = app.fake_slack().clone();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(
+            app.person(if i % 2 == 0 { "alice" } else { "erin" })
+                .request("db", "1h", &format!("INC-{i} rush"))
+                .await
+                .id(),
+        );
+    }
+    let took = deliver_paced(&app, 5000).await;
+
+    for id in ids {
+        assert_eq!(app.card(id).buttons().len(), 2, "card #{id}");
+    }
+    assert_eq!(slack.early_retries(), 0, "no card came back before its Retry-After");
+    assert_eq!(slack.rate_limited("chat.postMessage"), 0, "paced below Slack's limit: no 429 at all");
+    assert!(took <= Duration::seconds(60), "about one card per second after the burst: {took}");
+});

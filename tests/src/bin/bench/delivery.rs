@@ -68,8 +68,10 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
         let (h, base, seen) = (h.clone(), base.clone(), seen.clone());
         let i = i as usize;
         async move {
-            let (role, channel) = if i % 6 == 5 { ("broken".into(), BROKEN_CHANNEL.into()) } else { role(i % HEALTHY_ROLES) };
-            let id = request(&h, &base, &node::requester(i % 200), &role, BACKLOG + i).await.map_err(|e| e.to_string())?;
+            let (role, channel) =
+                if i % 6 == 5 { ("broken".into(), BROKEN_CHANNEL.into()) } else { role(i % HEALTHY_ROLES) };
+            let id =
+                request(&h, &base, &node::requester(i % 200), &role, BACKLOG + i).await.map_err(|e| e.to_string())?;
             if channel != BROKEN_CHANNEL {
                 seen.lock().unwrap().push((id, channel, Utc::now()));
             }
