@@ -208,30 +208,41 @@ pub struct Rate {
 /// channel). Each destination backs off on its own, so without this a hundred cards for one
 /// channel would each wait out the same 429 and come back together, a herd the platform
 /// answers with another hundred 429s. With it, a call over the limit fails at once, locally,
-/// as transient with the time its turn comes, and the platform sees no more than its rate; a
-/// 429 it answers anyway holds the whole limit for its `Retry-After`.
+/// as transient with a turn of its own: turns are handed out one interval apart, so waiting
+/// destinations come back one by one rather than all at once, and the platform sees no more
+/// than its rate. A 429 it answers anyway holds the whole limit for its `Retry-After`.
 #[derive(Debug, Default)]
 pub struct Pacer {
-    buckets: Mutex<HashMap<String, (f64, DateTime<Utc>)>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: DateTime<Utc>,
+    /// The next turn to hand out to a call that finds the bucket empty.
+    next_turn: DateTime<Utc>,
 }
 
 impl Pacer {
-    /// Takes a call from `key`'s bucket at `now`, or fails with when to try again.
+    /// Takes a call from `key`'s bucket at `now`, or fails with when its turn comes.
     pub fn take(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<(), DeliveryError> {
         let mut buckets = self.buckets.lock().expect("pacer lock");
-        let (tokens, at) = buckets.entry(key.to_string()).or_insert((rate.burst, now));
-        if now < *at {
-            let wait = (*at - now).to_std().unwrap_or_default();
-            return Err(DeliveryError::Transient { message: format!("{key}: paced"), retry_after: Some(wait) });
+        let b = buckets.entry(key.to_string()).or_insert(Bucket { tokens: rate.burst, at: now, next_turn: now });
+        if now >= b.at {
+            let elapsed = (now - b.at).num_milliseconds() as f64 / 1000.0;
+            b.tokens = (b.tokens + elapsed * rate.per_second).min(rate.burst);
+            b.at = now;
+            if b.tokens >= 1.0 {
+                b.tokens -= 1.0;
+                return Ok(());
+            }
         }
-        let elapsed = (now - *at).num_milliseconds() as f64 / 1000.0;
-        *tokens = (*tokens + elapsed * rate.per_second).min(rate.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = Duration::from_secs_f64((1.0 - *tokens) / rate.per_second);
+        let interval = chrono::Duration::milliseconds((1000.0 / rate.per_second).ceil() as i64);
+        let refill = chrono::Duration::milliseconds((((1.0 - b.tokens) / rate.per_second) * 1000.0).ceil() as i64);
+        let turn = b.next_turn.max(b.at.max(now) + refill);
+        b.next_turn = turn + interval;
+        let wait = (turn - now).to_std().unwrap_or_default();
         Err(DeliveryError::Transient { message: format!("{key}: paced"), retry_after: Some(wait) })
     }
 
@@ -243,8 +254,10 @@ impl Pacer {
     /// After a 429 for `key`: nothing more until `until`.
     pub fn hold(&self, key: &str, until: DateTime<Utc>) {
         let mut buckets = self.buckets.lock().expect("pacer lock");
-        let b = buckets.entry(key.to_string()).or_insert((0.0, until));
-        *b = (0.0, until.max(b.1));
+        let b = buckets.entry(key.to_string()).or_insert(Bucket { tokens: 0.0, at: until, next_turn: until });
+        b.tokens = 0.0;
+        b.at = b.at.max(until);
+        b.next_turn = b.next_turn.max(until);
     }
 }
 
@@ -305,11 +318,11 @@ mod tests {
 
     #[test]
     fn lines_are_packed_in_order_within_both_limits() {
-        let lines: Vec<String> = ["aaaa", "bbbb", "cccc", "dddd", "eeeeeeeeeeeeeee", "f"].map(String::from).to_vec();
+        let lines: Vec<String> = ["aaaa", "bbbb", "cccc", "dddd", "eeeeeeeeeeeeeeee", "f"].map(String::from).to_vec();
         let packed = pack_lines(&lines, LIMITS);
         assert_eq!(
             packed,
-            vec![("aaaa\nbbbb\ncccc".to_string(), 3), ("dddd".to_string(), 1), ("eeeeeeeeeeeeeee\nf".to_string(), 2)]
+            vec![("aaaa\nbbbb\ncccc".to_string(), 3), ("dddd".to_string(), 1), ("eeeeeeeeeeeeeeee\nf".to_string(), 2)]
         );
         assert_eq!(packed.iter().map(|p| p.1).sum::<usize>(), lines.len(), "every line once");
     }
@@ -322,21 +335,23 @@ mod tests {
     }
 
     #[test]
-    fn a_pacer_lets_a_burst_through_then_one_call_per_interval() {
+    fn a_pacer_lets_a_burst_through_then_hands_out_turns_one_interval_apart() {
         let pacer = Pacer::default();
         let rate = Rate { burst: 2.0, per_second: 1.0 };
         let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
-        assert!(pacer.take("c", rate, t0).is_ok() && pacer.take("c", rate, t0).is_ok());
-        let Err(DeliveryError::Transient { retry_after: Some(wait), .. }) = pacer.take("c", rate, t0) else {
-            panic!("the third call is paced")
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let wait = |r: Result<(), DeliveryError>| match r {
+            Err(DeliveryError::Transient { retry_after: Some(w), .. }) => w,
+            other => panic!("expected a turn, got {other:?}"),
         };
-        assert_eq!(wait, Duration::from_secs(1));
+        assert!(pacer.take("c", rate, t0).is_ok() && pacer.take("c", rate, t0).is_ok());
+        assert_eq!(wait(pacer.take("c", rate, t0)), Duration::from_secs(1), "the first waiter's turn");
+        assert_eq!(wait(pacer.take("c", rate, t0)), Duration::from_secs(2), "the next one's, not the same");
         assert!(pacer.take("other", rate, t0).is_ok(), "another limit is not affected");
-        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(1)).is_ok());
-        pacer.hold("c", t0 + chrono::Duration::seconds(30));
-        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(29)).is_err(), "a 429 holds the limit");
-        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(30)).is_err(), "and empties it");
-        assert!(pacer.take("c", rate, t0 + chrono::Duration::seconds(31)).is_ok());
+        assert!(pacer.take("c", rate, at(1)).is_ok(), "at its turn, a call goes");
+        pacer.hold("c", at(30));
+        assert!(pacer.take("c", rate, at(29)).is_err(), "a 429 holds the limit");
+        assert!(pacer.take("c", rate, at(31)).is_ok());
     }
 
     #[test]

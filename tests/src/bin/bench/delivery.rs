@@ -27,6 +27,9 @@ const HEALTHY_ROLES: usize = 20;
 const RATE: u32 = 12;
 const BROKEN_CHANNEL: &str = "CBENCHBROKEN";
 
+/// Each healthy request as answered: its id, its card's channel, when the answer came.
+type Answered = Vec<(i64, String, DateTime<Utc>)>;
+
 fn role(i: usize) -> (String, String) {
     (format!("r{i:02}"), format!("CBENCHR{i:02}"))
 }
@@ -62,7 +65,7 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
     let server = Node::start(&b.elevate, b.dir.path(), "delivery", &cfg).await?;
     let t0 = Utc::now();
     println!("  {RATE} req/s for {secs} s (10 to {HEALTHY_ROLES} healthy roles, 2 to `broken`); feed {BACKLOG} behind");
-    let answered: Arc<Mutex<Vec<(i64, String, DateTime<Utc>)>>> = Arc::default();
+    let answered: Arc<Mutex<Answered>> = Arc::default();
     let (base, h, seen) = (server.base.clone(), http.clone(), answered.clone());
     let out = open_loop(RATE, Duration::from_secs(secs), move |i| {
         let (h, base, seen) = (h.clone(), base.clone(), seen.clone());
