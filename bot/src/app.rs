@@ -2,24 +2,30 @@
 
 use crate::{
     config::Config,
-    feed::{LogNotifier, run_feed},
+    feed::{FeedEngine, LogFeed, Mode, Progress},
     http::{self, AppState},
     metrics::Metrics,
+    notices::NoticeEngine,
     providers,
     scheduler::{NotifyWake, Scheduler, run_cron},
 };
 use anyhow::Context;
 use elevate_core::{
     Service,
-    ports::{ChatRefs, GrantProvider, Notifier, Store},
+    ports::{ChatRefs, FeedChannel, GrantProvider, Notifier, Store},
     time::{Clock, SystemClock},
 };
 use elevate_sql::{Dialect, SqlStore};
 use std::{
     collections::BTreeMap,
     sync::{Arc, atomic::AtomicBool},
+    time::Duration,
 };
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{Mutex, Notify, watch},
+    task::JoinHandle,
+};
 use tracing::info;
 
 /// What tests and tools may swap in.
@@ -27,7 +33,10 @@ pub struct AppOptions {
     pub clock: Arc<dyn Clock>,
     /// Providers replacing configured ones of the same name (tests point them at fakes).
     pub provider_overrides: BTreeMap<String, Arc<dyn GrantProvider>>,
+    /// Per-destination notifiers besides the configured chat platforms'.
     pub notifiers: Vec<Arc<dyn Notifier>>,
+    /// Feed channels besides the configured chat platforms' (by default the log).
+    pub feeds: Vec<Arc<dyn FeedChannel>>,
     /// Run the scheduler, cron and feed loops in the background.
     pub background: bool,
     /// Override the configured database URL.
@@ -39,7 +48,8 @@ impl Default for AppOptions {
         AppOptions {
             clock: Arc::new(SystemClock),
             provider_overrides: BTreeMap::new(),
-            notifiers: vec![Arc::new(LogNotifier)],
+            notifiers: Vec::new(),
+            feeds: vec![Arc::new(LogFeed)],
             background: true,
             database_url: None,
         }
@@ -62,7 +72,7 @@ pub struct App {
     pub slack: Option<elevate_slack::Slack>,
     /// The Discord adapter, when `[discord]` is configured.
     pub discord: Option<elevate_discord::Discord>,
-    notifiers: Vec<Arc<dyn Notifier>>,
+    delivery: Delivery,
     background: bool,
     ready: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
@@ -114,15 +124,16 @@ impl App {
             &config.scheduler,
         ));
         let mut notifiers = opts.notifiers;
+        let mut feeds = opts.feeds;
         let slack = match &config.slack {
             Some(sc) => {
                 let settings = sc.settings().map_err(anyhow::Error::msg)?;
                 let refs: Arc<dyn ChatRefs> = Arc::new(store.clone());
                 let slack = elevate_slack::Slack::new(settings, service.clone(), refs).context("Slack client")?;
-                notifiers.push(Arc::new(elevate_slack::SlackNotifier(slack.clone())));
-                notifiers.push(Arc::new(elevate_slack::SlackSecurity(slack.clone())));
+                notifiers.push(Arc::new(elevate_slack::SlackNotifier::new(slack.clone())));
+                feeds.push(Arc::new(elevate_slack::SlackSecurity(slack.clone())));
                 if slack.settings().audit_channel.is_some() {
-                    notifiers.push(Arc::new(elevate_slack::SlackFeed(slack.clone())));
+                    feeds.push(Arc::new(elevate_slack::SlackFeed(slack.clone())));
                 }
                 info!(team = %slack.settings().team_id, socket_mode = slack.settings().app_token.is_some(), "Slack ready");
                 Some(slack)
@@ -136,15 +147,16 @@ impl App {
                 let discord =
                     elevate_discord::Discord::new(settings, service.clone(), refs).context("Discord adapter")?;
                 notifiers.push(Arc::new(elevate_discord::DiscordNotifier(discord.clone())));
-                notifiers.push(Arc::new(elevate_discord::DiscordSecurity(discord.clone())));
+                feeds.push(Arc::new(elevate_discord::DiscordSecurity(discord.clone())));
                 if discord.settings().audit_channel.is_some() {
-                    notifiers.push(Arc::new(elevate_discord::DiscordFeed(discord.clone())));
+                    feeds.push(Arc::new(elevate_discord::DiscordFeed(discord.clone())));
                 }
                 info!(guild = discord.settings().guild_id, "Discord ready");
                 Some(discord)
             }
             None => None,
         };
+        let delivery = Delivery::new(Arc::new(store.clone()), &metrics, &opts.clock, notifiers, feeds);
         let (shutdown_tx, _) = watch::channel(false);
         Ok(App {
             config,
@@ -157,7 +169,7 @@ impl App {
             provider_overrides: opts.provider_overrides,
             slack,
             discord,
-            notifiers,
+            delivery,
             background: opts.background,
             ready: Arc::new(AtomicBool::new(false)),
             shutdown_tx,
@@ -188,9 +200,10 @@ impl App {
         router
     }
 
-    /// Every notifier the audit feed delivers to (tests drain them synchronously).
-    pub fn notifiers(&self) -> &[Arc<dyn Notifier>] {
-        &self.notifiers
+    /// One delivery step of every notifier and feed channel (tests drive delivery with it
+    /// instead of the background loops): what still waits, and when it may next be tried.
+    pub async fn deliver_step(&self, mode: Mode) -> Progress {
+        self.delivery.step(mode).await
     }
 
     /// Starts the scheduler, cron and audit-feed loops (if enabled) and marks the app ready.
@@ -205,9 +218,27 @@ impl App {
                 self.config.scheduler.clone(),
                 self.shutdown_tx.subscribe(),
             )));
-            for n in &self.notifiers {
-                let poke = Arc::new(tokio::sync::Notify::new());
-                self.tasks.push(tokio::spawn(run_feed(store.clone(), n.clone(), poke, self.shutdown_tx.subscribe())));
+            for f in &self.delivery.feeds {
+                let clock = self.clock.clone();
+                let f = f.clone();
+                let shutdown = self.shutdown_tx.subscribe();
+                self.tasks.push(tokio::spawn(run_loop(clock, shutdown, Arc::new(Notify::new()), move || {
+                    let f = f.clone();
+                    async move {
+                        let mut f = f.lock().await;
+                        let name = f.name().to_string();
+                        (name, f.step(Mode::Background).await)
+                    }
+                })));
+            }
+            for (n, poke) in &self.delivery.notices {
+                let clock = self.clock.clone();
+                let n = n.clone();
+                let shutdown = self.shutdown_tx.subscribe();
+                self.tasks.push(tokio::spawn(run_loop(clock, shutdown, poke.clone(), move || {
+                    let n = n.clone();
+                    async move { (n.name().to_string(), n.step(Mode::Background).await) }
+                })));
             }
         }
         self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -244,6 +275,90 @@ impl App {
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks.drain(..) {
             t.abort();
+        }
+    }
+}
+
+/// The delivery engines: one per notifier (per-destination queues) and one per feed channel.
+struct Delivery {
+    notices: Vec<(NoticeEngine, Arc<Notify>)>,
+    feeds: Vec<Arc<Mutex<FeedEngine>>>,
+}
+
+impl Delivery {
+    fn new(
+        store: Arc<dyn Store>,
+        metrics: &Arc<Metrics>,
+        clock: &Arc<dyn Clock>,
+        notifiers: Vec<Arc<dyn Notifier>>,
+        feeds: Vec<Arc<dyn FeedChannel>>,
+    ) -> Delivery {
+        let notices = notifiers
+            .into_iter()
+            .map(|n| {
+                let poke = Arc::new(Notify::new());
+                (NoticeEngine::new(store.clone(), n, metrics.clone(), clock.clone(), poke.clone()), poke)
+            })
+            .collect();
+        let feeds = feeds
+            .into_iter()
+            .map(|f| Arc::new(Mutex::new(FeedEngine::new(store.clone(), f, metrics.clone(), clock.clone()))))
+            .collect();
+        Delivery { notices, feeds }
+    }
+
+    async fn step(&self, mode: Mode) -> Progress {
+        let mut p = Progress::default();
+        for (n, _) in &self.notices {
+            match n.step(mode).await {
+                Ok(q) => p = p.merge(q),
+                Err(e) => tracing::warn!(notifier = n.name(), error = %e, "delivery step failed"),
+            }
+        }
+        for f in &self.feeds {
+            let mut f = f.lock().await;
+            match f.step(mode).await {
+                Ok(q) => p = p.merge(q),
+                Err(e) => tracing::warn!(feed = f.name(), error = %e, "feed step failed"),
+            }
+        }
+        p
+    }
+}
+
+/// How often a delivery loop looks for new audit events when nothing wakes it sooner.
+const DELIVERY_POLL: Duration = Duration::from_millis(200);
+
+/// Runs one delivery engine's steps until shutdown: after each, sleeps until its next retry is
+/// due, new events may have arrived (a short poll), or one of its destinations finished.
+async fn run_loop<F, Fut>(clock: Arc<dyn Clock>, mut shutdown: watch::Receiver<bool>, poke: Arc<Notify>, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (String, Result<Progress, elevate_core::ports::StoreError>)>,
+{
+    let mut failures = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let (name, result) = step().await;
+        let wait = match result {
+            Ok(p) => {
+                failures = 0;
+                let until = p.wake.map(|w| (w - clock.now()).to_std().unwrap_or_default());
+                until.map_or(DELIVERY_POLL, |u| u.min(DELIVERY_POLL))
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = elevate_core::delivery::backoff(failures, None);
+                tracing::warn!(name, error = %e, ?wait, "delivery could not read or write the store; retrying");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = poke.notified() => {}
+            _ = shutdown.changed() => {}
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Prometheus text exposition for `/metrics`. Counters and histograms of provider calls live
-//! here; gauges (requests by state, active grants, scheduler lag) are read from the store when
-//! scraped, so every replica reports the same truth.
+//! Prometheus text exposition for `/metrics`. Counters and histograms of provider calls and
+//! chat deliveries live here, with the delivery loops' own gauges (feed lag, oldest undelivered
+//! notice: what this process is behind on); gauges of shared state (requests by state, active
+//! grants, scheduler lag) are read from the store when scraped, so every replica reports the
+//! same truth.
 
 use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Duration};
 
@@ -19,6 +21,14 @@ pub struct Metrics {
     calls: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
     latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
     due_runs: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// (platform, destination kind, outcome) → chat calls.
+    deliveries: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    /// (platform, code) → permanent failures.
+    refusals: Mutex<BTreeMap<(String, String), u64>>,
+    /// feed channel → (events behind, seconds behind).
+    feed_lag: Mutex<BTreeMap<String, (u64, f64)>>,
+    /// notifier → (notices waiting, age of the oldest in seconds).
+    notices: Mutex<BTreeMap<String, (u64, f64)>>,
 }
 
 impl Metrics {
@@ -38,6 +48,26 @@ impl Metrics {
 
     pub fn due_run(&self, kind: &'static str, outcome: &'static str) {
         *self.due_runs.lock().expect("lock").entry((kind, outcome)).or_default() += 1;
+    }
+
+    /// One chat delivery attempt: `outcome` is `ok`, `transient` or `permanent`.
+    pub fn delivery(&self, platform: &str, destination: &'static str, outcome: &'static str) {
+        *self.deliveries.lock().expect("lock").entry((platform.to_string(), destination, outcome)).or_default() += 1;
+    }
+
+    /// A permanent failure with the platform's code.
+    pub fn refusal(&self, platform: &str, code: &str) {
+        *self.refusals.lock().expect("lock").entry((platform.to_string(), code.to_string())).or_default() += 1;
+    }
+
+    /// How far a feed channel is behind the audit log.
+    pub fn feed_lag(&self, feed: &str, events: u64, seconds: f64) {
+        self.feed_lag.lock().expect("lock").insert(feed.to_string(), (events, seconds));
+    }
+
+    /// Notices a notifier has not delivered yet, and how long the oldest has waited.
+    pub fn notices_waiting(&self, notifier: &str, waiting: u64, oldest_seconds: f64) {
+        self.notices.lock().expect("lock").insert(notifier.to_string(), (waiting, oldest_seconds));
     }
 
     /// Writes the process-local series.
@@ -70,6 +100,48 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE elevate_scheduler_runs_total counter");
         for ((kind, outcome), n) in self.due_runs.lock().expect("lock").iter() {
             let _ = writeln!(out, "elevate_scheduler_runs_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}");
+        }
+        let _ =
+            writeln!(out, "# HELP elevate_chat_deliveries_total Chat calls by platform, destination kind and outcome.");
+        let _ = writeln!(out, "# TYPE elevate_chat_deliveries_total counter");
+        for ((p, d, o), n) in self.deliveries.lock().expect("lock").iter() {
+            let _ = writeln!(
+                out,
+                "elevate_chat_deliveries_total{{platform=\"{p}\",destination=\"{d}\",outcome=\"{o}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# HELP elevate_chat_refusals_total Permanent chat failures by platform and code.");
+        let _ = writeln!(out, "# TYPE elevate_chat_refusals_total counter");
+        for ((p, code), n) in self.refusals.lock().expect("lock").iter() {
+            let _ = writeln!(out, "elevate_chat_refusals_total{{platform=\"{p}\",code=\"{code}\"}} {n}");
+        }
+        let feed_lag = self.feed_lag.lock().expect("lock");
+        let _ = writeln!(out, "# HELP elevate_feed_lag_events Audit events read but not yet posted, per feed channel.");
+        let _ = writeln!(out, "# TYPE elevate_feed_lag_events gauge");
+        for (f, (events, _)) in feed_lag.iter() {
+            let _ = writeln!(out, "elevate_feed_lag_events{{feed=\"{f}\"}} {events}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP elevate_feed_lag_seconds Age of the oldest audit event not yet posted, per feed channel."
+        );
+        let _ = writeln!(out, "# TYPE elevate_feed_lag_seconds gauge");
+        for (f, (_, secs)) in feed_lag.iter() {
+            let _ = writeln!(out, "elevate_feed_lag_seconds{{feed=\"{f}\"}} {secs}");
+        }
+        let notices = self.notices.lock().expect("lock");
+        let _ = writeln!(out, "# HELP elevate_notices_waiting Chat notices not yet delivered, per notifier.");
+        let _ = writeln!(out, "# TYPE elevate_notices_waiting gauge");
+        for (n, (waiting, _)) in notices.iter() {
+            let _ = writeln!(out, "elevate_notices_waiting{{notifier=\"{n}\"}} {waiting}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP elevate_notice_oldest_seconds Age of the oldest undelivered chat notice, per notifier."
+        );
+        let _ = writeln!(out, "# TYPE elevate_notice_oldest_seconds gauge");
+        for (n, (_, secs)) in notices.iter() {
+            let _ = writeln!(out, "elevate_notice_oldest_seconds{{notifier=\"{n}\"}} {secs}");
         }
     }
 }

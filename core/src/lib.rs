@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod chat;
+pub mod delivery;
 pub mod duration;
 pub mod error;
 pub mod explain;

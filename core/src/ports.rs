@@ -3,6 +3,7 @@
 use crate::{
     EndReason, PersonId, RequestId, RoleName, State, UserError,
     audit::{AuditEvent, NewEvent},
+    delivery::{DeliveryError, FeedLimits, Notice},
     request::{NewRequest, Request},
 };
 use async_trait::async_trait;
@@ -376,12 +377,56 @@ pub trait GrantProvider: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError>;
 }
 
-/// Renders audit events to a chat platform or another feed. Fed from the audit log in `seq`
-/// order by a cursor, so nothing is lost when the bot restarts (delivery is at least once).
+/// Turns audit events into chat notices (one per destination: a card, a person's DMs, a
+/// channel) and delivers them. The bot feeds it from the audit log in `seq` order by a durable
+/// cursor and gives every destination its own queue, so a destination that fails holds up only
+/// itself; the cursor passes an event once all its notices are done, so nothing is lost when
+/// the bot restarts (delivery is at least once: a card is re-rendered to the same thing, only a
+/// DM could repeat).
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
+    /// Names the notifier's cursor: `slack`, `discord`.
     fn name(&self) -> &str;
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String>;
+    /// The platform, a metrics label.
+    fn platform(&self) -> &'static str;
+    /// The notices an event makes. An error (a chat reference could not be read) is retried.
+    async fn notices(&self, event: &AuditEvent, request: Option<&Request>) -> Result<Vec<Notice>, DeliveryError>;
+    /// Delivers one notice.
+    async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError>;
+    /// After a permanent failure of `notice`: what to deliver instead (an undeliverable DM is
+    /// noted beside the card).
+    fn reroute(&self, notice: &Notice, error: &DeliveryError) -> Vec<Notice> {
+        let _ = (notice, error);
+        Vec::new()
+    }
+    /// Forgets any client-side pacing, so that the next calls go to the platform at once
+    /// (tests that drain delivery without moving their clock).
+    fn reset_pacing(&self) {}
+    /// The notice that reports a permanent failure (`text`) to the security channel, if the
+    /// platform has one configured.
+    fn report(&self, notice: &Notice, text: &str) -> Option<Notice> {
+        let _ = (notice, text);
+        None
+    }
+}
+
+/// An audit feed channel (the audit channel, the security channel, the log): the line of every
+/// event it shows, in order, exactly once. The bot packs consecutive lines into messages within
+/// [`FeedChannel::limits`] and moves the channel's durable cursor past events only once the
+/// message holding them is posted.
+#[async_trait]
+pub trait FeedChannel: Send + Sync + 'static {
+    /// Names the channel's cursor: `slack-feed`, `discord-security`.
+    fn name(&self) -> &str;
+    /// The platform, a metrics label.
+    fn platform(&self) -> &'static str;
+    fn limits(&self) -> FeedLimits;
+    /// The event's line as this channel shows it; `None` for events it does not show (or when
+    /// the channel is not configured).
+    fn line(&self, event: &AuditEvent, request: Option<&Request>) -> Option<String>;
+    /// Posts one message holding the lines of events `first..=last` (a platform that can
+    /// deduplicate a retried post, e.g. by a nonce, derives its key from them).
+    async fn post(&self, text: &str, first: i64, last: i64) -> Result<(), DeliveryError>;
 }
 
 /// Tells the scheduler loop that new due work exists, so it need not wait for its next wake-up.

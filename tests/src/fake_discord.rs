@@ -4,8 +4,18 @@
 //! time) and only for users the fake knows; the bot token is checked on bot routes; commands are
 //! a set per guild that `PUT` replaces whole. Errors come back as Discord sends them (JSON
 //! `{"message", "code"}`; 429 with `retry_after` in the body and a `Retry-After` header), and a
-//! test can script a fault for the next call of a kind.
+//! test can script a fault for the next call of a kind, take the bot's access to a channel away,
+//! delete a message, or take the whole API down for a while.
+//!
+//! Rate limits are enforced on the fake's time ([`FakeTime`]) the way Discord's headers
+//! describe them: a bucket per route and channel (creating and editing messages: 5 per 5
+//! seconds per channel, what Discord's `X-RateLimit-*` headers announce for those routes) and
+//! the global limit of 50 requests per second. Every answer carries `X-RateLimit-Limit`,
+//! `-Remaining`, `-Reset-After` and `-Bucket`; a call over its limit gets 429 with `retry_after`
+//! and `X-RateLimit-Scope: user`, and changes nothing. A create with `enforce_nonce` whose
+//! nonce the channel saw lately answers the message already created, as Discord does.
 
+use crate::fake_time::{Buckets, FakeTime, Limit, Outage};
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -13,11 +23,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::any,
 };
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     sync::{Arc, Mutex},
 };
+
+/// Creating or editing messages in one channel.
+pub const CHANNEL_LIMIT: Limit = Limit { burst: 5.0, per_second: 1.0 };
+const GLOBAL_LIMIT: Limit = Limit { burst: 50.0, per_second: 50.0 };
 
 /// One call as the fake received it.
 #[derive(Debug, Clone)]
@@ -75,6 +90,14 @@ struct Model {
     /// guild id (or `global`) → registered commands
     commands: BTreeMap<String, Vec<Value>>,
     next_id: u64,
+    buckets: Buckets,
+    /// Channels the bot may no longer see (50001 Missing Access).
+    no_access: BTreeSet<String>,
+    outage: Option<(DateTime<Utc>, Outage)>,
+    /// 429s answered, by kind.
+    rate_limited: BTreeMap<String, usize>,
+    /// (channel, nonce) → message id, for `enforce_nonce`.
+    nonces: BTreeMap<(String, String), String>,
 }
 
 impl Model {
@@ -91,6 +114,7 @@ pub struct FakeDiscord {
     pub url: String,
     pub token: String,
     pub application_id: String,
+    pub time: FakeTime,
     model: Arc<Mutex<Model>>,
 }
 
@@ -103,8 +127,13 @@ impl FakeDiscord {
             next_id: 1_800_000_000_000_000_000,
             ..Model::default()
         }));
-        let mut fake =
-            FakeDiscord { url: String::new(), token: token.into(), application_id: application_id.into(), model };
+        let mut fake = FakeDiscord {
+            url: String::new(),
+            token: token.into(),
+            application_id: application_id.into(),
+            time: FakeTime::default(),
+            model,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         fake.url = format!("http://{}", listener.local_addr().unwrap());
         let router = Router::new().route("/api/v10/{*path}", any(handle)).with_state(fake.clone());
@@ -123,6 +152,26 @@ impl FakeDiscord {
     /// it is refused (403, code 50007), as Discord does.
     pub fn refuse_dms(&self, user: &str) {
         self.model.lock().unwrap().closed_dms.insert(user.into());
+    }
+
+    /// The bot loses access to `channel`: posting or editing there answers 403, 50001.
+    pub fn revoke_access(&self, channel: &str) {
+        self.model.lock().unwrap().no_access.insert(channel.into());
+    }
+
+    /// Someone deleted the message: editing it answers 404, 10008.
+    pub fn delete_message(&self, channel: &str, id: &str) {
+        self.model.lock().unwrap().messages.retain(|m| !(m.channel == channel && m.id == id));
+    }
+
+    /// Every call fails this way until the fake's time reaches `until`.
+    pub fn go_down(&self, until: DateTime<Utc>, how: Outage) {
+        self.model.lock().unwrap().outage = Some((until, how));
+    }
+
+    /// 429s answered so far to calls of `kind`.
+    pub fn rate_limited(&self, kind: &str) -> usize {
+        self.model.lock().unwrap().rate_limited.get(kind).copied().unwrap_or(0)
     }
 
     pub fn fail_next(&self, kind: &str, fault: DiscordFault) {
@@ -161,6 +210,18 @@ impl FakeDiscord {
 
 fn error(status: StatusCode, code: u32, message: &str) -> Response {
     (status, Json(json!({ "message": message, "code": code }))).into_response()
+}
+
+fn too_many(secs: f64, global: bool) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            ("retry-after", format!("{}", secs.ceil() as u64)),
+            ("x-ratelimit-scope", if global { "global" } else { "user" }.to_string()),
+        ],
+        Json(json!({ "message": "You are being rate limited.", "retry_after": secs, "global": global })),
+    )
+        .into_response()
 }
 
 fn message_json(m: &FakeMessage) -> Value {
@@ -209,15 +270,58 @@ async fn handle(
     });
     if let Some(fault) = m.faults.get_mut(kind).and_then(|q| q.pop_front()) {
         return match fault {
-            DiscordFault::RateLimited(secs) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", format!("{}", secs.ceil() as u64)), ("x-ratelimit-scope", "user".into())],
-                Json(json!({ "message": "You are being rate limited.", "retry_after": secs, "global": false })),
-            )
-                .into_response(),
+            DiscordFault::RateLimited(secs) => {
+                *m.rate_limited.entry(kind.to_string()).or_default() += 1;
+                too_many(secs, false)
+            }
             DiscordFault::ServerError => error(StatusCode::BAD_GATEWAY, 0, "502: Bad Gateway"),
         };
     }
+    let now = fake.time.now();
+    match m.outage {
+        Some((until, how)) if now < until => {
+            return match how {
+                Outage::ServerError => error(StatusCode::SERVICE_UNAVAILABLE, 0, "503: Service Unavailable"),
+                Outage::Timeout => error(StatusCode::GATEWAY_TIMEOUT, 0, "504: Gateway Timeout"),
+            };
+        }
+        _ => {}
+    }
+    if let Err(wait) = m.buckets.take("global", GLOBAL_LIMIT, now) {
+        *m.rate_limited.entry(kind.to_string()).or_default() += 1;
+        return too_many(wait.as_secs_f64(), true);
+    }
+    let bucket = match (kind, parts.as_slice()) {
+        ("create_message" | "edit_message", [_, channel, ..]) => Some(format!("{kind}:{channel}")),
+        _ => None,
+    };
+    if let Some(b) = &bucket
+        && let Err(wait) = m.buckets.take(b, CHANNEL_LIMIT, now)
+    {
+        *m.rate_limited.entry(kind.to_string()).or_default() += 1;
+        return too_many(wait.as_secs_f64(), false);
+    }
+    let remaining = bucket.as_ref().map(|b| m.buckets.remaining(b)).unwrap_or(0);
+    let mut answer = answer(&fake, &mut m, kind, &parts, &headers, &body);
+    if let Some(b) = bucket {
+        let h = answer.headers_mut();
+        h.insert("x-ratelimit-limit", "5".parse().unwrap());
+        h.insert("x-ratelimit-remaining", remaining.to_string().parse().unwrap());
+        h.insert("x-ratelimit-reset-after", "5.000".parse().unwrap());
+        h.insert("x-ratelimit-bucket", hex::encode(b.as_bytes()).parse().unwrap());
+    }
+    answer
+}
+
+/// The answer to a call within its limits.
+fn answer(
+    fake: &FakeDiscord,
+    m: &mut Model,
+    kind: &str,
+    parts: &[&str],
+    headers: &HeaderMap,
+    body: &Value,
+) -> Response {
     let webhook = parts.first() == Some(&"webhooks");
     if webhook {
         // Interaction webhooks are authorised by the token in the path, not the bot token.
@@ -231,10 +335,20 @@ async fn handle(
         }
     }
     let text = |k: &str| body[k].as_str().unwrap_or("").to_string();
-    match (kind, parts.as_slice()) {
+    match (kind, parts) {
         ("create_message", [_, channel, _]) => {
             if !m.channels.contains(*channel) {
                 return error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+            }
+            if m.no_access.contains(*channel) {
+                return error(StatusCode::FORBIDDEN, 50001, "Missing Access");
+            }
+            let nonce = body["nonce"].as_str().filter(|_| body["enforce_nonce"] == true).map(String::from);
+            if let Some(n) = &nonce
+                && let Some(id) = m.nonces.get(&(channel.to_string(), n.clone()))
+                && let Some(existing) = m.messages.iter().find(|x| &x.id == id)
+            {
+                return Json(message_json(existing)).into_response();
             }
             if m.dms.iter().any(|(u, c)| c == channel && m.closed_dms.contains(u)) {
                 return error(StatusCode::FORBIDDEN, 50007, "Cannot send messages to this user");
@@ -248,9 +362,15 @@ async fn handle(
                 allowed_mentions: body["allowed_mentions"].clone(),
             };
             m.messages.push(msg.clone());
+            if let Some(n) = nonce {
+                m.nonces.insert((channel.to_string(), n), msg.id.clone());
+            }
             Json(message_json(&msg)).into_response()
         }
         ("edit_message", [_, channel, _, id]) => {
+            if m.no_access.contains(*channel) {
+                return error(StatusCode::FORBIDDEN, 50001, "Missing Access");
+            }
             let Some(msg) = m.messages.iter_mut().find(|x| x.channel == *channel && x.id == *id) else {
                 return error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
             };

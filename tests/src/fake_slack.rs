@@ -2,8 +2,16 @@
 //! a small stateful model, not a stub: messages live in channels and must exist to be updated;
 //! DM channels are opened before they are posted to; users have profiles; tokens are checked.
 //! Errors come back the way Slack sends them (`200 {"ok": false, "error": …}`, or `429` with
-//! `Retry-After`), and a test can script a fault for the next call of a method.
+//! `Retry-After`), and a test can script a fault for the next call of a method, remove the bot
+//! from a channel, archive a channel, delete a message, or take the whole API down for a while.
+//!
+//! Rate limits are enforced as Slack documents them, on the fake's time ([`FakeTime`]):
+//! `chat.postMessage` about one message per second per channel with a generous burst (Slack:
+//! "special" limit), `chat.update` and `conversations.open` Tier 3 (50 per minute),
+//! `users.info`, `chat.postEphemeral` and `views.open` Tier 4 (100 per minute). A call over its
+//! limit gets `429` with `Retry-After` (whole seconds) and changes nothing.
 
+use crate::fake_time::{Buckets, FakeTime, Limit, Outage};
 use axum::{
     Json, Router,
     extract::{Path, RawQuery, State},
@@ -11,11 +19,17 @@ use axum::{
     response::{IntoResponse, Response},
     routing::any,
 };
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     sync::{Arc, Mutex},
 };
+
+/// `chat.postMessage` per channel: one per second, bursts of this many allowed.
+pub const POST_BURST: f64 = 30.0;
+const TIER_3: Limit = Limit { burst: 50.0, per_second: 50.0 / 60.0 };
+const TIER_4: Limit = Limit { burst: 100.0, per_second: 100.0 / 60.0 };
 
 /// One call as the fake received it: the method and its arguments (JSON body or query).
 #[derive(Debug, Clone)]
@@ -40,6 +54,10 @@ pub struct SlackMessage {
     pub ts: String,
     pub text: String,
     pub blocks: Value,
+    /// The message this one replies to in a thread.
+    pub thread_ts: Option<String>,
+    /// When it was posted, on the fake's time.
+    pub posted_at: DateTime<Utc>,
 }
 
 impl SlackMessage {
@@ -73,6 +91,19 @@ struct Model {
     next_ts: u64,
     /// user id → `users.info` fields beyond id, team and email (`is_bot`, `deleted`, …).
     user_flags: BTreeMap<String, Value>,
+    buckets: Buckets,
+    /// `chat.postMessage` limits set by a test for one channel.
+    post_limits: BTreeMap<String, Limit>,
+    /// Channels the bot is not a member of (`not_in_channel`).
+    outside: BTreeSet<String>,
+    archived: BTreeSet<String>,
+    outage: Option<(DateTime<Utc>, Outage)>,
+    /// 429s answered, by method.
+    rate_limited: BTreeMap<String, usize>,
+    /// When each rate-limited bucket said to come back.
+    retry_at: BTreeMap<String, DateTime<Utc>>,
+    /// Calls that came back before their `Retry-After` was over.
+    early: usize,
 }
 
 /// The running fake. Cheap to clone.
@@ -80,6 +111,7 @@ struct Model {
 pub struct FakeSlack {
     pub url: String,
     pub token: String,
+    pub time: FakeTime,
     model: Arc<Mutex<Model>>,
 }
 
@@ -91,7 +123,7 @@ impl FakeSlack {
             next_ts: 1_700_000_000,
             ..Model::default()
         }));
-        let fake = FakeSlack { url: String::new(), token: token.to_string(), model };
+        let fake = FakeSlack { url: String::new(), token: token.to_string(), time: FakeTime::default(), model };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/api", listener.local_addr().unwrap());
         let router = Router::new().route("/api/{method}", any(handle)).with_state(fake.clone());
@@ -110,6 +142,42 @@ impl FakeSlack {
     /// `{"deleted": true}`, `{"is_restricted": true}`, `{"team_id": "TOTHER"}`, …
     pub fn set_user_flags(&self, id: &str, flags: Value) {
         self.model.lock().unwrap().user_flags.insert(id.into(), flags);
+    }
+
+    /// The bot is not (or no longer) a member of `channel`: posting there answers
+    /// `not_in_channel`.
+    pub fn remove_bot(&self, channel: &str) {
+        self.model.lock().unwrap().outside.insert(channel.into());
+    }
+
+    /// The channel is archived: posting there answers `is_archived`.
+    pub fn archive(&self, channel: &str) {
+        self.model.lock().unwrap().archived.insert(channel.into());
+    }
+
+    /// Someone deleted the message: updating it answers `message_not_found`.
+    pub fn delete_message(&self, channel: &str, ts: &str) {
+        self.model.lock().unwrap().messages.retain(|m| !(m.channel == channel && m.ts == ts));
+    }
+
+    /// Every call fails this way until the fake's time reaches `until`.
+    pub fn go_down(&self, until: DateTime<Utc>, how: Outage) {
+        self.model.lock().unwrap().outage = Some((until, how));
+    }
+
+    /// A tighter `chat.postMessage` limit for one channel.
+    pub fn limit_posts(&self, channel: &str, limit: Limit) {
+        self.model.lock().unwrap().post_limits.insert(channel.into(), limit);
+    }
+
+    /// Calls made again before the `Retry-After` of their 429 was over.
+    pub fn early_retries(&self) -> usize {
+        self.model.lock().unwrap().early
+    }
+
+    /// 429s answered so far to `method`.
+    pub fn rate_limited(&self, method: &str) -> usize {
+        self.model.lock().unwrap().rate_limited.get(method).copied().unwrap_or(0)
     }
 
     pub fn fail_next(&self, method: &str, fault: SlackFault) {
@@ -155,6 +223,29 @@ fn error(code: &str) -> Response {
     Json(json!({ "ok": false, "error": code })).into_response()
 }
 
+fn too_many(retry_after: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", retry_after.to_string())],
+        Json(json!({ "ok": false, "error": "ratelimited" })),
+    )
+        .into_response()
+}
+
+/// The bucket and limit a call is counted against, as Slack documents them.
+fn limit_of(m: &Model, method: &str, args: &Value) -> Option<(String, Limit)> {
+    match method {
+        "chat.postMessage" => {
+            let channel = args["channel"].as_str().unwrap_or("");
+            let limit = m.post_limits.get(channel).copied().unwrap_or(Limit { burst: POST_BURST, per_second: 1.0 });
+            Some((format!("{method}:{channel}"), limit))
+        }
+        "chat.update" | "conversations.open" => Some((method.to_string(), TIER_3)),
+        "users.info" | "chat.postEphemeral" | "views.open" => Some((method.to_string(), TIER_4)),
+        _ => None,
+    }
+}
+
 fn args_of(query: Option<String>, body: &str) -> Value {
     if let Ok(v) = serde_json::from_str::<Value>(body) {
         return v;
@@ -174,20 +265,39 @@ async fn handle(
     let args = args_of(query, &body);
     let mut m = fake.model.lock().unwrap();
     m.calls.push(SlackCall { method: method.clone(), args: args.clone() });
+    let now = fake.time.now();
     if let Some(fault) = m.faults.get_mut(&method).and_then(|q| q.pop_front()) {
         return match fault {
-            SlackFault::RateLimited(secs) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", secs.to_string())],
-                Json(json!({ "ok": false, "error": "ratelimited" })),
-            )
-                .into_response(),
+            SlackFault::RateLimited(secs) => {
+                *m.rate_limited.entry(method.clone()).or_default() += 1;
+                too_many(secs)
+            }
             SlackFault::Error(code) => error(code),
         };
+    }
+    match m.outage {
+        Some((until, how)) if now < until => {
+            return match how {
+                Outage::ServerError => (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response(),
+                Outage::Timeout => error("request_timeout"),
+            };
+        }
+        _ => {}
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     if auth != format!("Bearer {}", fake.token) {
         return error("invalid_auth");
+    }
+    if let Some((key, limit)) = limit_of(&m, &method, &args) {
+        if m.retry_at.get(&key).is_some_and(|at| now < *at) {
+            m.early += 1;
+        }
+        if let Err(wait) = m.buckets.take(&key, limit, now) {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            *m.rate_limited.entry(method.clone()).or_default() += 1;
+            m.retry_at.insert(key, now + chrono::Duration::seconds(secs as i64));
+            return too_many(secs);
+        }
     }
     let s = |k: &str| args[k].as_str().unwrap_or("").to_string();
     match method.as_str() {
@@ -196,6 +306,12 @@ async fn handle(
             if !m.channels.contains(&channel) {
                 return error("channel_not_found");
             }
+            if m.archived.contains(&channel) {
+                return error("is_archived");
+            }
+            if m.outside.contains(&channel) {
+                return error("not_in_channel");
+            }
             m.next_ts += 1;
             let ts = format!("{}.000100", m.next_ts);
             let msg = SlackMessage {
@@ -203,6 +319,8 @@ async fn handle(
                 ts: ts.clone(),
                 text: s("text"),
                 blocks: args["blocks"].clone(),
+                thread_ts: args["thread_ts"].as_str().map(String::from),
+                posted_at: now,
             };
             m.messages.push(msg);
             ok(json!({ "channel": channel, "ts": ts, "message": { "type": "message", "ts": ts, "text": s("text") } }))

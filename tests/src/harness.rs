@@ -107,6 +107,7 @@ impl TestAppBuilder {
         };
         let slack = if self.slack {
             let fake = crate::slack::start_fake().await;
+            fake.time.use_clock(clock.clone());
             text = crate::slack::config(&text, &fake.url);
             Some(fake)
         } else {
@@ -114,6 +115,7 @@ impl TestAppBuilder {
         };
         let discord = if self.discord {
             let fake = crate::discord::start_fake().await;
+            fake.time.use_clock(clock.clone());
             text = crate::discord::config(&text, &fake.url);
             Some(fake)
         } else {
@@ -175,6 +177,7 @@ impl TestApp {
             clock: p.clock.clone(),
             provider_overrides: p.providers,
             notifiers: p.notifiers,
+            feeds: Vec::new(),
             background: p.background,
             database_url: Some(p.db.url.clone()),
         };

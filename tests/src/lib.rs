@@ -14,6 +14,7 @@ pub mod db;
 pub mod discord;
 pub mod fake_discord;
 pub mod fake_slack;
+pub mod fake_time;
 pub mod harness;
 pub mod policy;
 pub mod receiver;

@@ -235,17 +235,17 @@ impl TestApp {
         }
     }
 
-    /// Delivers every audit event so far to every notifier, as the feed loop would.
+    /// Delivers every audit event so far to every notifier and feed channel, as the delivery
+    /// loops would, retrying failed destinations at once (ignoring backoff and posting rates).
+    /// Between retries a few seconds pass at the fake chat APIs only (not on the app's clock),
+    /// as if the test waited out their rate limits.
     pub async fn deliver(&self) {
-        for n in self.app.notifiers() {
-            let cursor = format!("feed:{}", n.name());
-            let mut failures = 0;
-            for _ in 0..50 {
-                match elevate_bot::feed::deliver_batch(self.store(), n.as_ref(), &cursor, &mut failures).await {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "delivery failed; retrying"),
-                }
+        for _ in 0..50 {
+            if self.app.deliver_step(elevate_bot::feed::Mode::Drain).await.waiting == 0 {
+                break;
+            }
+            for time in self.slack.iter().map(|s| &s.time).chain(self.discord.iter().map(|d| &d.time)) {
+                time.pass(std::time::Duration::from_secs(5));
             }
         }
         self.settle().await;

@@ -1,34 +1,83 @@
-//! The Discord REST calls elevate makes, through serenity's `Http` client. In production
-//! serenity's rate limiter paces calls and honours 429s itself. With `api_url` set the limiter
-//! must be off (serenity ignores the proxy otherwise), and a 429 then arrives here as an error
-//! whose `Retry-After` serenity has already dropped: it is retried after a short pause, a few
-//! times, and anything longer is left to the audit feed, which delivers the event again later.
+//! The Discord REST calls elevate makes, through serenity's `Http` client. Every failure is
+//! classified here from Discord's documented JSON error codes into a [`DeliveryError`]:
+//! transient (429, 5xx, timeouts, connection errors) or permanent (Unknown Message 10008,
+//! Unknown Channel 10003, Missing Access 50001, Cannot send messages to this user 50007,
+//! Missing Permissions 50013, … with what to fix). Nothing is retried here: the bot's delivery
+//! loop retries a transient failure of one destination while the others go on. In production
+//! serenity's rate limiter paces calls by Discord's bucket headers and waits out 429s itself
+//! (each route's bucket on its own, so one channel's wait does not hold another's); with
+//! `api_url` set the limiter must be off (serenity ignores the proxy otherwise), and a 429 then
+//! arrives as a transient error whose `Retry-After` serenity has dropped, so the loop backs off.
 
 use crate::DiscordSettings;
+use elevate_core::delivery::DeliveryError;
 use serenity::{
     builder::{CreateCommand, CreateInteractionResponseFollowup, CreateMessage, EditInteractionResponse, EditMessage},
-    http::{Http, HttpBuilder},
+    http::{Http, HttpBuilder, HttpError},
     model::id::{ApplicationId, ChannelId, GuildId, MessageId, UserId},
 };
 use std::{future::Future, time::Duration};
 
-/// Attempts at one call answered with 429 while the rate limiter is off.
-const RATE_LIMIT_ATTEMPTS: u32 = 3;
-/// The pause before such a retry.
-const RATE_LIMIT_PAUSE: Duration = Duration::from_millis(250);
+/// A call that has not answered in this long is abandoned as a (transient) timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A failed call. `refused` is Discord's considered "no" (a 4xx other than 429: unknown
-/// channel, missing access, a user who does not accept DMs); retrying will not change it.
+/// Discord JSON error codes that no retry will change, with what to do about each.
+const PERMANENT: &[(isize, &str)] = &[
+    (10003, "check the channel id in the config"),
+    (10008, "the message was deleted; elevate posts a new one"),
+    (10013, "check the person's `discord_id` in the policy"),
+    (50001, "give @elevate access to the channel (View Channel)"),
+    (50007, "the person does not accept DMs from server members; they can allow them in Privacy Settings"),
+    (50013, "give @elevate the Send Messages and Embed Links permissions in the channel"),
+    (50033, "check the person's `discord_id` in the policy"),
+    (50035, "Discord refused the message's shape (a bug in elevate; report it)"),
+];
+
+/// A failed call: `message` for logs, `error` the same failure classified for delivery.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    pub refused: bool,
     pub message: String,
+    pub error: DeliveryError,
 }
 
 impl From<ApiError> for String {
     fn from(e: ApiError) -> String {
         e.message
     }
+}
+
+impl From<ApiError> for DeliveryError {
+    fn from(e: ApiError) -> DeliveryError {
+        e.error
+    }
+}
+
+/// Classifies one failed call.
+fn classify(what: &str, e: serenity::Error) -> ApiError {
+    let message = format!("{what}: {e}");
+    let channel = what.rsplit(' ').next().unwrap_or("");
+    let error = match &e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            let status = r.status_code.as_u16();
+            if status == 429 || status == 408 || status >= 500 {
+                DeliveryError::Transient {
+                    message: message.clone(),
+                    retry_after: (status == 429).then_some(Duration::from_secs(1)),
+                }
+            } else {
+                let code = r.error.code;
+                let fix = PERMANENT.iter().find(|(c, _)| *c == code).map(|(_, f)| *f).unwrap_or(match status {
+                    401 => "the bot token is not valid: check `bot_token_env` / the secret file",
+                    _ => "an error elevate does not know; see Discord's JSON error codes",
+                });
+                let code = if code == 0 { status.to_string() } else { code.to_string() };
+                DeliveryError::permanent(code, format!("{what}: {}", r.error.message))
+                    .with_fix(fix.replace("the channel", &format!("channel {channel}")))
+            }
+        }
+        _ => DeliveryError::transient(message.clone()),
+    };
+    ApiError { message, error }
 }
 
 pub(crate) struct DiscordApi {
@@ -38,11 +87,11 @@ pub(crate) struct DiscordApi {
 }
 
 fn snowflake(what: &str, s: &str) -> Result<u64, ApiError> {
-    s.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n != 0)
-        .ok_or_else(|| ApiError { refused: true, message: format!("`{s}` is not a Discord {what} id") })
+    s.trim().parse::<u64>().ok().filter(|n| *n != 0).ok_or_else(|| {
+        let message = format!("`{s}` is not a Discord {what} id");
+        let error = DeliveryError::permanent("invalid_id", message.clone()).with_fix("check the id in the config");
+        ApiError { message, error }
+    })
 }
 
 impl DiscordApi {
@@ -58,25 +107,12 @@ impl DiscordApi {
     where
         Fut: Future<Output = serenity::Result<T>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(serenity::Error::Http(e))
-                    if e.status_code().is_some_and(|s| s.as_u16() == 429) && attempt < RATE_LIMIT_ATTEMPTS =>
-                {
-                    tracing::warn!(call = what, attempt, "Discord rate limit; retrying");
-                    tokio::time::sleep(RATE_LIMIT_PAUSE).await;
-                }
-                Err(e) => {
-                    let status = match &e {
-                        serenity::Error::Http(h) => h.status_code().map(|s| s.as_u16()),
-                        _ => None,
-                    };
-                    let refused = status.is_some_and(|s| (400..500).contains(&s) && s != 429);
-                    return Err(ApiError { refused, message: format!("{what}: {e}") });
-                }
+        match tokio::time::timeout(CALL_TIMEOUT, f()).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(what, e)),
+            Err(_) => {
+                let message = format!("{what}: timed out");
+                Err(ApiError { error: DeliveryError::transient(message.clone()), message })
             }
         }
     }
@@ -84,7 +120,8 @@ impl DiscordApi {
     /// Posts a message; returns its id.
     pub async fn post(&self, channel: &str, msg: CreateMessage) -> Result<String, ApiError> {
         let channel = ChannelId::new(snowflake("channel", channel)?);
-        let m = self.call("create message", || self.http.send_message(channel, vec![], &msg)).await?;
+        let what = format!("create message in channel {channel}");
+        let m = self.call(&what, || self.http.send_message(channel, vec![], &msg)).await?;
         Ok(m.id.to_string())
     }
 
@@ -92,7 +129,8 @@ impl DiscordApi {
     pub async fn edit(&self, channel: &str, message: &str, msg: EditMessage) -> Result<(), ApiError> {
         let channel = ChannelId::new(snowflake("channel", channel)?);
         let message = MessageId::new(snowflake("message", message)?);
-        self.call("edit message", || self.http.edit_message(channel, message, &msg, vec![])).await.map(|_| ())
+        let what = format!("edit message {message} in channel {channel}");
+        self.call(&what, || self.http.edit_message(channel, message, &msg, vec![])).await.map(|_| ())
     }
 
     /// The DM channel with a user (`POST /users/@me/channels`; Discord returns the same channel
@@ -100,7 +138,8 @@ impl DiscordApi {
     pub async fn open_dm(&self, user: &str) -> Result<String, ApiError> {
         let user = UserId::new(snowflake("user", user)?);
         let body = serde_json::json!({ "recipient_id": user.to_string() });
-        let ch = self.call("open DM", || self.http.create_private_channel(&body)).await?;
+        let what = format!("open DM with user {user}");
+        let ch = self.call(&what, || self.http.create_private_channel(&body)).await?;
         Ok(ch.id.to_string())
     }
 

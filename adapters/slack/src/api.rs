@@ -1,7 +1,12 @@
-//! The Slack Web API calls elevate makes, through slack-morphism's client. Rate limits (429) are
-//! retried here, honouring `Retry-After` up to a cap; any other failure is returned as text for
-//! the caller to log or to hand back to the audit feed, which retries the event later.
+//! The Slack Web API calls elevate makes, through slack-morphism's client. Every failure is
+//! classified here from Slack's documented error codes into a [`DeliveryError`]: transient (429
+//! with its `Retry-After`, 5xx, `internal_error`, timeouts, connection errors) or permanent
+//! (Slack's considered "no", with its code and what to fix). Calls made for notices are not
+//! retried here: the bot's delivery loop retries a transient failure of one destination while
+//! the others go on, so a rate limit never blocks anything but its own channel. Calls made
+//! while a person waits (an ephemeral answer, a modal) retry a short 429 once.
 
+use elevate_core::delivery::DeliveryError;
 use serde_json::Value;
 use slack_morphism::{
     errors::SlackClientError,
@@ -11,37 +16,93 @@ use slack_morphism::{
 use std::time::Duration;
 use tracing::warn;
 
-/// Attempts at one call when Slack answers 429.
-const RATE_LIMIT_ATTEMPTS: u32 = 3;
 /// Calls made while Slack waits for an answer (`views.open`, `users.info`) give up after this,
 /// so that the acknowledgement still goes out within Slack's 3 seconds.
 const INGRESS_BUDGET: Duration = Duration::from_millis(2500);
-/// Longest `Retry-After` honoured inline; longer waits fail the call and leave the retry to the
-/// feed, so that a handler never holds up for minutes.
-const MAX_INLINE_WAIT: Duration = Duration::from_secs(30);
+/// Longest `Retry-After` a call made for a waiting person honours before trying once more.
+const INLINE_WAIT: Duration = Duration::from_secs(2);
+/// A call that has not answered in this long is abandoned as a (transient) timeout, so that a
+/// hung connection cannot hold a destination for ever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Calls one Web API method, retrying on 429 as Slack's `Retry-After` asks (up to a cap).
+/// Slack error codes that no retry will change, from the Web API reference of the methods
+/// elevate calls (`chat.postMessage`, `chat.update`, `conversations.open`, …), with what the
+/// person running elevate should do about each.
+const PERMANENT: &[(&str, &str)] = &[
+    ("message_not_found", "the message was deleted; elevate posts a new one"),
+    ("cant_update_message", "the message is not elevate's; elevate posts a new one"),
+    ("edit_window_closed", "the workspace forbids editing old messages; elevate posts a new one"),
+    ("channel_not_found", "check the channel id in the config (it must be the id, `C…`, not the name)"),
+    ("not_in_channel", "invite @elevate to the channel"),
+    ("is_archived", "unarchive the channel or configure another one"),
+    ("restricted_action", "a workspace admin restricted posting in the channel; allow the app to post"),
+    ("user_not_found", "check the person's `slack_id` in the policy"),
+    ("user_disabled", "the person's Slack account is deactivated; update the policy"),
+    ("account_inactive", "the bot token belongs to a deleted user or app; reinstall the app"),
+    ("cannot_dm_bot", "the person's `slack_id` names a bot; fix the policy"),
+    ("msg_too_long", "the message is too long for Slack (a bug in elevate's wording; report it)"),
+    ("invalid_blocks", "Slack refused the message layout (a bug in elevate; report it)"),
+    ("no_text", "the message was empty (a bug in elevate; report it)"),
+    ("invalid_auth", "the bot token is not valid: check `bot_token_env` / the secret file"),
+    ("not_authed", "no bot token was sent: check `bot_token_env` / the secret file"),
+    ("token_revoked", "the bot token was revoked: reinstall the app and update the secret"),
+    ("missing_scope", "the app lacks an OAuth scope (chat:write, im:write, users:read.email); reinstall it"),
+];
+
+/// Slack error codes that a later attempt can succeed past.
+const TRANSIENT: &[&str] =
+    &["ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"];
+
+/// Classifies one failed call of `method`.
+pub(crate) fn classify(method: &str, e: SlackClientError) -> DeliveryError {
+    match e {
+        SlackClientError::RateLimitError(r) => DeliveryError::Transient {
+            message: format!("{method}: rate limited"),
+            retry_after: Some(r.retry_after.unwrap_or(Duration::from_secs(1))),
+        },
+        SlackClientError::ApiError(a) => {
+            let code = a.code.as_str();
+            if TRANSIENT.contains(&code) {
+                return DeliveryError::transient(format!("{method}: {code}"));
+            }
+            let fix = PERMANENT.iter().find(|(c, _)| *c == code).map(|(_, f)| *f);
+            let e = DeliveryError::permanent(code, format!("{method} refused"));
+            match fix {
+                Some(f) => e.with_fix(f),
+                // An undocumented code: not retried (Slack answered, deliberately), but said.
+                None => e.with_fix("an error code elevate does not know; see Slack's API reference"),
+            }
+        }
+        SlackClientError::HttpError(h) if h.status_code.is_client_error() && h.status_code.as_u16() != 408 => {
+            DeliveryError::permanent(h.status_code.as_u16().to_string(), format!("{method}: HTTP {}", h.status_code))
+        }
+        // 5xx, 408, connection and protocol errors: Slack or the way to it is having trouble.
+        other => DeliveryError::transient(format!("{method}: {other}")),
+    }
+}
+
+/// Calls one Web API method once, classifying its failure; a hung call is a transient timeout.
 macro_rules! call {
     ($self:ident, $method:literal, |$s:ident| $call:expr) => {{
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let $s = $self.client.open_session(&$self.token);
-            match $call.await {
-                Ok(v) => break Ok(v),
-                Err(SlackClientError::RateLimitError(e)) if attempt < RATE_LIMIT_ATTEMPTS => {
-                    let wait = e.retry_after.unwrap_or(Duration::from_secs(1));
-                    if wait > MAX_INLINE_WAIT {
-                        break Err(format!("{}: rate limited for {wait:?}", $method));
-                    }
-                    warn!(method = $method, ?wait, "Slack rate limit; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(SlackClientError::ApiError(e)) => {
-                    break Err(format!("{}: {}", $method, e.code));
-                }
-                Err(e) => break Err(format!("{}: {e}", $method)),
+        let $s = $self.client.open_session(&$self.token);
+        match tokio::time::timeout(CALL_TIMEOUT, $call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify($method, e)),
+            Err(_) => Err(DeliveryError::transient(concat!($method, ": timed out"))),
+        }
+    }};
+}
+
+/// For calls a person waits on: once more after a short `Retry-After`.
+macro_rules! call_waiting {
+    ($self:ident, $method:literal, |$s:ident| $call:expr) => {{
+        match call!($self, $method, |$s| $call) {
+            Err(DeliveryError::Transient { retry_after: Some(wait), .. }) if wait <= INLINE_WAIT => {
+                warn!(method = $method, ?wait, "Slack rate limit; retrying once");
+                tokio::time::sleep(wait).await;
+                call!($self, $method, |$s| $call)
             }
+            other => other,
         }
     }};
 }
@@ -70,57 +131,93 @@ impl SlackApi {
         &self.client
     }
 
-    /// Posts a message; returns `(channel, ts)`.
-    pub async fn post(&self, channel: &str, text: &str, blocks: Option<Value>) -> Result<(String, String), String> {
-        let content = content(text, blocks)?;
-        let req = SlackApiChatPostMessageRequest::new(channel.into(), content);
-        let r = call!(self, "chat.postMessage", |s| s.chat_post_message(&req))?;
+    /// Posts a message (in the thread of `thread` when given); returns `(channel, ts)`.
+    pub async fn send(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<Value>,
+        thread: Option<&str>,
+    ) -> Result<(String, String), DeliveryError> {
+        let mut req = SlackApiChatPostMessageRequest::new(channel.into(), content(text, blocks)?);
+        if let Some(ts) = thread {
+            req = req.with_thread_ts(ts.into());
+        }
+        let r = call!(self, "chat.postMessage", |s| s.chat_post_message(&req))
+            .map_err(|e| e.at(&format!("channel {channel}"), channel))?;
         Ok((r.channel.to_string(), r.ts.to_string()))
     }
 
-    pub async fn update(&self, channel: &str, ts: &str, text: &str, blocks: Option<Value>) -> Result<(), String> {
+    /// Replaces a message elevate posted.
+    pub async fn edit(&self, channel: &str, ts: &str, text: &str, blocks: Option<Value>) -> Result<(), DeliveryError> {
         let content = content(text, Some(blocks.unwrap_or_else(|| Value::Array(vec![]))))?;
         let req = SlackApiChatUpdateRequest::new(channel.into(), content, ts.into());
-        call!(self, "chat.update", |s| s.chat_update(&req)).map(|_| ())
+        call!(self, "chat.update", |s| s.chat_update(&req))
+            .map(|_| ())
+            .map_err(|e| e.at(&format!("message {ts} in channel {channel}"), channel))
+    }
+
+    /// The DM channel with `user`.
+    pub async fn dm_channel(&self, user: &str) -> Result<String, DeliveryError> {
+        let req = SlackApiConversationsOpenRequest::new().with_users(vec![user.into()]);
+        let r = call!(self, "conversations.open", |s| s.conversations_open(&req))
+            .map_err(|e| e.at(&format!("user {user}"), user))?;
+        Ok(r.channel.id.to_string())
+    }
+
+    /// [`SlackApi::send`] for callers that only log the failure.
+    pub async fn post(&self, channel: &str, message: &str, blocks: Option<Value>) -> Result<(String, String), String> {
+        self.send(channel, message, blocks, None).await.map_err(text)
+    }
+
+    /// [`SlackApi::dm_channel`] for callers that only log the failure.
+    pub async fn open_dm(&self, user: &str) -> Result<String, String> {
+        self.dm_channel(user).await.map_err(text)
     }
 
     /// A message only `user` sees, in `channel`.
-    pub async fn ephemeral(&self, channel: &str, user: &str, text: &str) -> Result<(), String> {
-        let req = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(text, None)?);
-        call!(self, "chat.postEphemeral", |s| s.chat_post_ephemeral(&req)).map(|_| ())
+    pub async fn ephemeral(&self, channel: &str, user: &str, message: &str) -> Result<(), String> {
+        let req = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message, None)?);
+        call_waiting!(self, "chat.postEphemeral", |s| s.chat_post_ephemeral(&req)).map(|_| ()).map_err(text)
     }
 
     /// Opens a modal; `view` is Block Kit JSON, checked against slack-morphism's model.
     pub async fn open_view(&self, trigger_id: &str, view: Value) -> Result<(), String> {
         let view: SlackView = serde_json::from_value(view).map_err(|e| format!("view: {e}"))?;
         let req = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
-        tokio::time::timeout(INGRESS_BUDGET, async { call!(self, "views.open", |s| s.views_open(&req)) })
+        tokio::time::timeout(INGRESS_BUDGET, async { call_waiting!(self, "views.open", |s| s.views_open(&req)) })
             .await
             .map_err(|_| "views.open: timed out".to_string())?
             .map(|_| ())
+            .map_err(text)
     }
 
     /// A Slack user as `users.info` shows them: workspace, flags and profile.
     pub async fn user_info(&self, user: &str) -> Result<SlackUser, String> {
         let req = SlackApiUsersInfoRequest::new(user.into());
-        let r = tokio::time::timeout(INGRESS_BUDGET, async { call!(self, "users.info", |s| s.users_info(&req)) })
-            .await
-            .map_err(|_| "users.info: timed out".to_string())??;
+        let r =
+            tokio::time::timeout(INGRESS_BUDGET, async { call_waiting!(self, "users.info", |s| s.users_info(&req)) })
+                .await
+                .map_err(|_| "users.info: timed out".to_string())?
+                .map_err(text)?;
         Ok(r.user)
-    }
-
-    /// The DM channel with `user`.
-    pub async fn open_dm(&self, user: &str) -> Result<String, String> {
-        let req = SlackApiConversationsOpenRequest::new().with_users(vec![user.into()]);
-        let r = call!(self, "conversations.open", |s| s.conversations_open(&req))?;
-        Ok(r.channel.id.to_string())
     }
 }
 
-fn content(text: &str, blocks: Option<Value>) -> Result<SlackMessageContent, String> {
+/// The failure as the callers that only log it (or look for a code at its end) read it:
+/// `views.open refused: expired_trigger_id`.
+fn text(e: DeliveryError) -> String {
+    match e {
+        DeliveryError::Permanent { code, message, .. } => format!("{message}: {code}"),
+        t => t.to_string(),
+    }
+}
+
+fn content(text: &str, blocks: Option<Value>) -> Result<SlackMessageContent, DeliveryError> {
     let mut c = SlackMessageContent::new().with_text(text.to_string());
     if let Some(b) = blocks {
-        let blocks: Vec<SlackBlock> = serde_json::from_value(b).map_err(|e| format!("blocks: {e}"))?;
+        let blocks: Vec<SlackBlock> = serde_json::from_value(b)
+            .map_err(|e| DeliveryError::permanent("invalid_blocks", format!("blocks: {e}")))?;
         c = c.with_blocks(blocks);
     }
     Ok(c)

@@ -1,10 +1,9 @@
-//! The two Slack notifiers, each reading the audit log from its own cursor (so a Slack outage or
-//! a restart delays messages but loses none, and one failing channel does not hold up the other).
-//!
-//! [`SlackNotifier`] keeps approval cards current and DMs the requester. A card is re-rendered
-//! from the request as it is now, so delivering an event twice, or late, updates the card to the
-//! same thing; only the DM could repeat. [`SlackFeed`] posts core's one-line wording of every
-//! event, escaped, to the audit channel.
+//! Slack egress. [`SlackNotifier`] turns each audit event into per-destination notices (the
+//! request's approval card, the requester's DMs) that the bot's delivery loop delivers each on
+//! its own: a card is re-rendered from the request as it is now, so delivering a notice twice,
+//! or late, updates the card to the same thing; only a DM could repeat. [`SlackFeed`] and
+//! [`SlackSecurity`] are feed channels: core's one-line wording of every event (of every
+//! security event), escaped, packed into messages, each event exactly once and in order.
 
 use crate::{PLATFORM, Slack, text::escape};
 use async_trait::async_trait;
@@ -12,28 +11,93 @@ use elevate_core::{
     Request,
     audit::AuditEvent,
     chat::{self, CardAction},
-    ports::Notifier,
+    delivery::{DeliveryError, FeedLimits, Notice, Pacer, Part, Rate},
+    ports::{FeedChannel, Notifier},
     render,
 };
+use std::time::Duration;
 
-/// Approval cards and requester DMs.
-pub struct SlackNotifier(pub Slack);
+/// How Slack feed messages are filled. `text` may hold 40,000 characters but Slack recommends
+/// staying under 4,000, and 50 lines still reads as one message. `chat.postMessage` allows
+/// about one message per second per channel (its "special" rate limit).
+const FEED_LIMITS: FeedLimits = FeedLimits { max_chars: 4000, max_lines: 50, min_interval: Duration::from_secs(1) };
+
+/// Errors of `chat.update` after which the card is posted again as a new message: it was
+/// deleted, or can no longer be edited.
+const REPOST: &[&str] = &["message_not_found", "cant_update_message", "edit_window_closed"];
+
+/// `chat.postMessage` per channel, as Slack documents it: about one per second, short bursts
+/// allowed.
+const POST_RATE: Rate = Rate { burst: 10.0, per_second: 1.0 };
+/// `chat.update` and `conversations.open`: Tier 3, 50+ per minute.
+const TIER_3: Rate = Rate { burst: 20.0, per_second: 50.0 / 60.0 };
+
+/// Approval cards and requester DMs, paced per Slack limit (see [`Pacer`]).
+pub struct SlackNotifier {
+    slack: Slack,
+    pacer: Pacer,
+}
+
+impl SlackNotifier {
+    pub fn new(slack: Slack) -> Self {
+        SlackNotifier { slack, pacer: Pacer::default() }
+    }
+
+    /// Runs `call` within the limit `key`; a 429 holds that limit for its `Retry-After`.
+    async fn paced<T>(
+        &self,
+        key: String,
+        rate: Rate,
+        call: impl std::future::Future<Output = Result<T, DeliveryError>>,
+    ) -> Result<T, DeliveryError> {
+        self.pacer.take(&key, rate, self.slack.inner.service.now())?;
+        let result = call.await;
+        if let Err(DeliveryError::Transient { retry_after: Some(wait), .. }) = &result {
+            let until = self.slack.inner.service.now() + chrono::Duration::from_std(*wait).unwrap_or_default();
+            self.pacer.hold(&key, until);
+        }
+        result
+    }
+
+    async fn post(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<serde_json::Value>,
+        thread: Option<&str>,
+    ) -> Result<(String, String), DeliveryError> {
+        let api = &self.slack.inner.api;
+        self.paced(format!("chat.postMessage:{channel}"), POST_RATE, api.send(channel, text, blocks, thread)).await
+    }
+}
 
 /// The audit channel.
 pub struct SlackFeed(pub Slack);
 
 #[async_trait]
-impl Notifier for SlackFeed {
+impl FeedChannel for SlackFeed {
     fn name(&self) -> &str {
         "slack-feed"
     }
 
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn limits(&self) -> FeedLimits {
+        FEED_LIMITS
+    }
+
+    fn line(&self, event: &AuditEvent, request: Option<&Request>) -> Option<String> {
+        self.0.settings().audit_channel.as_ref()?;
+        Some(escape(&render::feed_line(event, request)))
+    }
+
+    async fn post(&self, text: &str, _first: i64, _last: i64) -> Result<(), DeliveryError> {
         let Some(channel) = self.0.settings().audit_channel.as_deref() else {
             return Ok(());
         };
-        let line = escape(&render::feed_line(event, request));
-        self.0.inner.api.post(channel, &line, None).await.map(|_| ())
+        self.0.inner.api.send(channel, text, None, None).await.map(|_| ())
     }
 }
 
@@ -42,20 +106,32 @@ impl Notifier for SlackFeed {
 pub struct SlackSecurity(pub Slack);
 
 #[async_trait]
-impl Notifier for SlackSecurity {
+impl FeedChannel for SlackSecurity {
     fn name(&self) -> &str {
         "slack-security"
     }
 
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn limits(&self) -> FeedLimits {
+        FEED_LIMITS
+    }
+
+    fn line(&self, event: &AuditEvent, request: Option<&Request>) -> Option<String> {
         if !render::for_security(&event.kind) {
-            return Ok(());
+            return None;
         }
+        self.0.inner.service.policy().security.slack_channel.as_ref()?;
+        Some(format!(":rotating_light: {}", escape(&render::feed_line(event, request))))
+    }
+
+    async fn post(&self, text: &str, _first: i64, _last: i64) -> Result<(), DeliveryError> {
         let Some(channel) = self.0.inner.service.policy().security.slack_channel.clone() else {
             return Ok(());
         };
-        let line = format!(":rotating_light: {}", escape(&render::feed_line(event, request)));
-        self.0.inner.api.post(&channel, &line, None).await.map(|_| ())
+        self.0.inner.api.send(&channel, text, None, None).await.map(|_| ())
     }
 }
 
@@ -65,41 +141,109 @@ impl Notifier for SlackNotifier {
         "slack"
     }
 
-    async fn deliver(&self, event: &AuditEvent, request: Option<&Request>) -> Result<(), String> {
-        let Some(req) = request else { return Ok(()) };
-        let slack = &self.0;
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    async fn notices(&self, event: &AuditEvent, request: Option<&Request>) -> Result<Vec<Notice>, DeliveryError> {
+        let Some(req) = request else { return Ok(Vec::new()) };
+        let slack = &self.slack;
+        let mut out = Vec::new();
         if chat::updates_card(&event.kind) {
-            slack.update_card(req, event.kind == "request.created").await?;
+            out.push(Notice::card(event, req, event.kind == "request.created"));
         }
-        let line = render::requester_line(event, req, &|p| slack.name(p), &escape);
-        if let Some(line) = line
-            && let Some(user) = slack.requester_user(req).await?
+        if render::requester_line(event, req, &|p| slack.name(p), &escape).is_some()
+            && let Some(user) = slack.requester_user(req).await.map_err(DeliveryError::transient)?
         {
-            let extend = chat::offers_extend(&event.kind).then_some(req.id.0);
-            let blocks = slack.dm_blocks(&line, extend);
-            slack.dm(&user, &line, blocks).await?;
+            out.push(Notice::dm(event, req, &user));
         }
-        Ok(())
+        Ok(out)
+    }
+
+    async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
+        let slack = &self.slack;
+        let api = &slack.inner.api;
+        match (&notice.part, &notice.request) {
+            (Part::Card { created }, Some(req)) => self.update_card(req, *created).await,
+            (Part::Dm { user }, Some(req)) => {
+                let Some(line) = render::requester_line(&notice.event, req, &|p| slack.name(p), &escape) else {
+                    return Ok(());
+                };
+                let extend = chat::offers_extend(&notice.event.kind).then_some(req.id.0);
+                let blocks = slack.dm_blocks(&line, extend);
+                let channel = self.paced("conversations.open".into(), TIER_3, api.dm_channel(user)).await?;
+                self.post(&channel, &line, blocks, None).await.map(|_| ())
+            }
+            (Part::CardNote { text }, Some(req)) => {
+                let card = slack.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
+                match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
+                    Some((channel, ts)) => self.post(&channel, &escape(text), None, Some(&ts)).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            }
+            (Part::Line { channel, text }, _) => self.post(channel, text, None, None).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    fn reset_pacing(&self) {
+        self.pacer.clear();
+    }
+
+    fn reroute(&self, notice: &Notice, error: &DeliveryError) -> Vec<Notice> {
+        match &notice.part {
+            Part::Dm { user } => notice
+                .card_note(format!(
+                    "I could not DM the requester (<@{user}>) about this: Slack says `{}`. They will not hear \
+                     about it from me.",
+                    error.code().unwrap_or("?")
+                ))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn report(&self, notice: &Notice, text: &str) -> Option<Notice> {
+        let channel = self.slack.inner.service.policy().security.slack_channel.clone()?;
+        Some(Notice::line(&notice.event, &channel, format!(":warning: {}", escape(text))))
+    }
+}
+
+impl SlackNotifier {
+    /// Posts the card when a request is created (in the role's `slack_channel`, if it has one),
+    /// and updates it in place afterwards. A card that was deleted (or can no longer be
+    /// edited) is posted again as a new message in the same channel, and the new one recorded.
+    async fn update_card(&self, req: &Request, create: bool) -> Result<(), DeliveryError> {
+        let slack = &self.slack;
+        let refs = slack.inner.refs.as_ref();
+        let policy = slack.inner.service.policy();
+        let (fallback, blocks) = slack.card(req);
+        let action = chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref())
+            .await
+            .map_err(DeliveryError::transient)?;
+        let channel = match action {
+            CardAction::Update(channel, ts) => {
+                let edit = slack.inner.api.edit(&channel, &ts, &fallback, Some(blocks.clone()));
+                match self.paced("chat.update".into(), TIER_3, edit).await {
+                    Err(DeliveryError::Permanent { code, .. }) if REPOST.contains(&code.as_str()) => {
+                        tracing::warn!(request = %req.id, channel, code, "approval card is gone; posting it again");
+                        channel
+                    }
+                    other => return other,
+                }
+            }
+            CardAction::Post(channel) => channel,
+            CardAction::Nothing => return Ok(()),
+        };
+        let (channel, ts) = self.post(&channel, &fallback, Some(blocks), None).await?;
+        refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts)
+            .await
+            .map_err(|e| DeliveryError::transient(e.to_string()))
     }
 }
 
 impl Slack {
-    /// Posts the card when a request is created (in the role's `slack_channel`, if it has one),
-    /// and updates it in place afterwards.
-    async fn update_card(&self, req: &Request, create: bool) -> Result<(), String> {
-        let refs = self.inner.refs.as_ref();
-        let policy = self.inner.service.policy();
-        let (fallback, blocks) = self.card(req);
-        match chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref()).await? {
-            CardAction::Update(channel, ts) => self.inner.api.update(&channel, &ts, &fallback, Some(blocks)).await,
-            CardAction::Post(channel) => {
-                let (channel, ts) = self.inner.api.post(&channel, &fallback, Some(blocks)).await?;
-                refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts).await.map_err(|e| e.to_string())
-            }
-            CardAction::Nothing => Ok(()),
-        }
-    }
-
     /// The requester's Slack user: the policy's, else the one who made the request from Slack.
     async fn requester_user(&self, req: &Request) -> Result<Option<String>, String> {
         let from_policy = self.slack_user(req.requester.as_str());

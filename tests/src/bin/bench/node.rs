@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub approvers: usize,
     /// `[scheduler] concurrency`; `None` keeps the default.
     pub concurrency: Option<usize>,
+    /// More roles like [`ROLE`], each with its own approval channel: `(role, channel)`.
+    pub extra_roles: Vec<(String, String)>,
 }
 
 impl NodeConfig {
@@ -59,6 +61,7 @@ impl NodeConfig {
             requesters: 100,
             approvers: 10,
             concurrency: None,
+            extra_roles: Vec::new(),
         }
     }
 
@@ -113,6 +116,13 @@ impl NodeConfig {
              default_duration = \"1h\"\nmax_duration = \"1d\"\nrequesters = [\"engineers\"]\napprovers = [\"approvers\"]\n\
              approvals_required = 1\nslack_channel = \"{APPROVAL_CHANNEL}\""
         );
+        for (role, channel) in &self.extra_roles {
+            let _ = writeln!(
+                t,
+                "\n[roles.{role}]\nprovider = \"hook\"\ntarget = {{ app = \"{role}\" }}\ndefault_duration = \"1h\"\n\
+                 max_duration = \"1d\"\nrequesters = [\"engineers\"]\napprovers = [\"approvers\"]\nslack_channel = \"{channel}\""
+            );
+        }
         t
     }
 }
