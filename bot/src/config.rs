@@ -49,6 +49,9 @@ pub struct SlackConfig {
     /// The Web API base; only tests change it.
     #[serde(default = "default_slack_api")]
     pub api_url: String,
+    /// How long the members of a Slack user group (`slack_usergroup`) are trusted once read:
+    /// someone removed from the group stops acting for it within this long. Default `1m`.
+    pub usergroup_cache: Option<String>,
 }
 
 fn default_slack_api() -> String {
@@ -79,12 +82,24 @@ impl SlackConfig {
                 _ => {}
             }
         }
+        if let Err(e) = self.usergroup_cache() {
+            errs.push(ConfigError::new("slack.usergroup_cache", e));
+        }
         if !self.team_id.starts_with(['T', 'E']) {
             errs.push(ConfigError::new(
                 "slack.team_id",
                 format!("`{}` is not a Slack workspace id (like T0123ABCD)", self.team_id),
             ));
         }
+    }
+
+    fn usergroup_cache(&self) -> Result<std::time::Duration, String> {
+        let Some(text) = &self.usergroup_cache else { return Ok(std::time::Duration::from_secs(60)) };
+        let d = elevate_core::GrantDuration::parse(text)?;
+        if d.as_chrono() > chrono::Duration::hours(1) {
+            return Err(format!("`{text}` is too long: at most 1h, or removed members keep acting for it"));
+        }
+        Ok(std::time::Duration::from_secs(d.as_chrono().num_seconds() as u64))
     }
 
     /// Resolves the secrets for the Slack adapter; errors name where a secret was looked for.
@@ -107,6 +122,7 @@ impl SlackConfig {
                 None
             },
             api_url: self.api_url.clone(),
+            usergroup_cache: self.usergroup_cache()?,
         })
     }
 }

@@ -28,6 +28,8 @@ use std::{
 
 /// `chat.postMessage` per channel: one per second, bursts of this many allowed.
 pub const POST_BURST: f64 = 30.0;
+/// Tier 2: 20+ calls per minute (`usergroups.users.list`).
+const TIER_2: Limit = Limit { burst: 20.0, per_second: 20.0 / 60.0 };
 const TIER_3: Limit = Limit { burst: 50.0, per_second: 50.0 / 60.0 };
 const TIER_4: Limit = Limit { burst: 100.0, per_second: 100.0 / 60.0 };
 
@@ -91,6 +93,8 @@ struct Model {
     next_ts: u64,
     /// user id → `users.info` fields beyond id, team and email (`is_bot`, `deleted`, …).
     user_flags: BTreeMap<String, Value>,
+    /// User group id (`S…`) → its members, as `usergroups.users.list` lists them.
+    usergroups: BTreeMap<String, Vec<String>>,
     buckets: Buckets,
     /// `chat.postMessage` limits set by a test for one channel.
     post_limits: BTreeMap<String, Limit>,
@@ -142,6 +146,12 @@ impl FakeSlack {
     /// `{"deleted": true}`, `{"is_restricted": true}`, `{"team_id": "TOTHER"}`, …
     pub fn set_user_flags(&self, id: &str, flags: Value) {
         self.model.lock().unwrap().user_flags.insert(id.into(), flags);
+    }
+
+    /// A user group (`S…`) and its members; `usergroups.users.list` of any other id answers
+    /// `no_such_subteam`.
+    pub fn set_usergroup(&self, id: &str, members: &[&str]) {
+        self.model.lock().unwrap().usergroups.insert(id.into(), members.iter().map(|m| m.to_string()).collect());
     }
 
     /// The bot is not (or no longer) a member of `channel`: posting there answers
@@ -242,6 +252,7 @@ fn limit_of(m: &Model, method: &str, args: &Value) -> Option<(String, Limit)> {
         }
         "chat.update" | "conversations.open" => Some((method.to_string(), TIER_3)),
         "users.info" | "chat.postEphemeral" | "views.open" => Some((method.to_string(), TIER_4)),
+        "usergroups.users.list" => Some((method.to_string(), TIER_2)),
         _ => None,
     }
 }
@@ -363,6 +374,10 @@ async fn handle(
                 ok(json!({ "user": user }))
             }
             None => error("user_not_found"),
+        },
+        "usergroups.users.list" => match m.usergroups.get(&s("usergroup")) {
+            Some(users) => ok(json!({ "users": users })),
+            None => error("no_such_subteam"),
         },
         "conversations.open" => {
             let user = match &args["users"] {

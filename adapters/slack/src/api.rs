@@ -46,7 +46,11 @@ const PERMANENT: &[(&str, &str)] = &[
     ("invalid_auth", "the bot token is not valid: check `bot_token_env` / the secret file"),
     ("not_authed", "no bot token was sent: check `bot_token_env` / the secret file"),
     ("token_revoked", "the bot token was revoked: reinstall the app and update the secret"),
-    ("missing_scope", "the app lacks an OAuth scope (chat:write, im:write, users:read.email); reinstall it"),
+    (
+        "missing_scope",
+        "the app lacks an OAuth scope the manifest asks for; update the app from the manifest and reinstall it",
+    ),
+    ("no_such_subteam", "check the group's `slack_usergroup` id in the config (`S…`)"),
 ];
 
 /// Slack error codes that a later attempt can succeed past.
@@ -190,6 +194,18 @@ impl SlackApi {
             .map_err(|_| "views.open: timed out".to_string())?
             .map(|_| ())
             .map_err(text)
+    }
+
+    /// The members of a user group (`usergroups.users.list`, scope `usergroups:read`).
+    pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, String> {
+        let req = SlackApiUserGroupsUsersListRequest::new(usergroup.into());
+        let r = tokio::time::timeout(INGRESS_BUDGET, async {
+            call_waiting!(self, "usergroups.users.list", |s| s.usergroups_users_list(&req))
+        })
+        .await
+        .map_err(|_| "usergroups.users.list: timed out".to_string())?
+        .map_err(text)?;
+        Ok(r.users.into_iter().map(|u| u.to_string()).collect())
     }
 
     /// A Slack user as `users.info` shows them: workspace, flags and profile.

@@ -4,6 +4,9 @@
 //! one (shared channels, other workspaces of an Enterprise Grid organisation) are refused, with
 //! the refusal audited, before the policy is asked. Then the user becomes a person of the policy
 //! by the `slack_id` the policy gives them, else by the email on their (human, active) profile.
+//! The Slack user groups the policy's groups name (`slack_usergroup = "S…"`) are read with
+//! `usergroups.users.list` when a command or click arrives (cached for `usergroup_cache`), and
+//! those the user is in go into `Caller.chat_roles`, where the policy looks for them.
 
 use crate::{PLATFORM, Slack};
 use elevate_core::{PersonId, UserError, policy::Caller, service::NotAllowed};
@@ -25,11 +28,16 @@ struct Account {
     email: Option<String>,
 }
 
+/// A user group's members and when Slack listed them (on the service's clock).
+type Listed = (Vec<String>, chrono::DateTime<chrono::Utc>);
+
 /// Slack user → account lookups, and person → Slack user learnt from them (for DMs).
 #[derive(Default)]
 pub(crate) struct Directory {
     accounts: Mutex<HashMap<String, (Option<Account>, Instant)>>,
     users: Mutex<HashMap<PersonId, String>>,
+    /// User group id → its members, and when Slack said so (on the service's clock).
+    usergroups: Mutex<HashMap<String, Listed>>,
 }
 
 /// Reads an account's standing from what Slack says of it.
@@ -87,17 +95,58 @@ impl Slack {
             return Err(service.refuse_actor(PLATFORM, user_id, why).await);
         }
         let policy = service.policy();
-        if let Some(p) = policy.person_by_slack_id(user_id) {
-            return Ok(Caller::person(p.id.clone()));
-        }
-        match account.email.as_deref().and_then(|e| policy.person_by_email(e)) {
-            Some(p) => {
-                self.inner.identity.users.lock().expect("identity lock").insert(p.id.clone(), user_id.to_string());
-                Ok(Caller::person(p.id.clone()))
+        let person = if let Some(p) = policy.person_by_slack_id(user_id) {
+            p.id.clone()
+        } else {
+            match account.email.as_deref().and_then(|e| policy.person_by_email(e)) {
+                Some(p) => {
+                    self.inner.identity.users.lock().expect("identity lock").insert(p.id.clone(), user_id.to_string());
+                    p.id.clone()
+                }
+                None => {
+                    return Err(UserError::unauthenticated(format!(
+                        "Your Slack account (`{user_id}`) is not linked to anyone in elevate's policy. Ask an elevate admin to add `slack_id = \"{user_id}\"` (or your Slack email) to your `[persons.…]` entry."
+                    )));
+                }
             }
-            None => Err(UserError::unauthenticated(format!(
-                "Your Slack account (`{user_id}`) is not linked to anyone in elevate's policy. Ask an elevate admin to add `slack_id = \"{user_id}\"` (or your Slack email) to your `[persons.…]` entry."
-            ))),
+        };
+        let mut usergroups: Vec<String> = policy.groups.values().filter_map(|g| g.slack_usergroup.clone()).collect();
+        usergroups.sort();
+        usergroups.dedup();
+        let mut chat_roles = Vec::new();
+        for group in usergroups {
+            if self.usergroup_members(&group).await?.iter().any(|m| m == user_id) {
+                chat_roles.push(group);
+            }
+        }
+        Ok(Caller { person, chat_roles })
+    }
+
+    /// The members of a Slack user group, cached for the configured `usergroup_cache`, so that
+    /// someone removed from the group stops acting for it within that time.
+    async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, UserError> {
+        let ttl = chrono::Duration::from_std(self.inner.settings.usergroup_cache).unwrap_or_default();
+        let now = self.inner.service.now();
+        let cached = self.inner.identity.usergroups.lock().expect("identity lock").get(group).cloned();
+        if let Some((members, _)) = cached.filter(|(_, at)| now - *at < ttl) {
+            return Ok(members);
+        }
+        match self.inner.api.usergroup_members(group).await {
+            Ok(members) => {
+                self.inner
+                    .identity
+                    .usergroups
+                    .lock()
+                    .expect("identity lock")
+                    .insert(group.to_string(), (members.clone(), now));
+                Ok(members)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, usergroup = group, "usergroups.users.list failed");
+                Err(UserError::unauthenticated(format!(
+                    "elevate could not read the members of the Slack user group `{group}` just now; nothing was changed, try again in a minute."
+                )))
+            }
         }
     }
 

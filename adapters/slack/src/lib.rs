@@ -44,6 +44,8 @@ pub struct SlackSettings {
     pub app_token: Option<String>,
     /// The Web API base, `https://slack.com/api` unless a test points it at a fake.
     pub api_url: String,
+    /// How long the members of a Slack user group are trusted once read.
+    pub usergroup_cache: std::time::Duration,
 }
 
 impl std::fmt::Debug for SlackSettings {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for SlackSettings {
             .field("audit_channel", &self.audit_channel)
             .field("socket_mode", &self.app_token.is_some())
             .field("api_url", &self.api_url)
+            .field("usergroup_cache", &self.usergroup_cache)
             .finish_non_exhaustive()
     }
 }

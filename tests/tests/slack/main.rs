@@ -12,6 +12,7 @@ mod lifecycle;
 mod replays;
 mod safety;
 mod snapshots;
+mod usergroups;
 
 use elevate_tests::TestApp;
 
