@@ -370,7 +370,8 @@ fn describe(n: &Notice) -> String {
     match &n.part {
         elevate_core::delivery::Part::Card { .. } => format!("the approval card of {req}"),
         elevate_core::delivery::Part::Dm { user } => format!("DMs to {user} (about {req})"),
-        elevate_core::delivery::Part::CardNote { .. } => format!("a note beside the card of {req}"),
+        elevate_core::delivery::Part::CardNote { .. } => format!("a reply under the card of {req}"),
+        elevate_core::delivery::Part::DmText { user, .. } => format!("a reminder DM to {user} (about {req})"),
         elevate_core::delivery::Part::Line { channel, .. } => format!("messages to channel {channel}"),
     }
 }

@@ -110,9 +110,12 @@ pub enum Part {
     Card { created: bool },
     /// DM this chat user the event's line for the requester.
     Dm { user: String },
-    /// A short note beside the request's approval card (e.g. that its requester cannot be
-    /// DMed), so the people watching the card learn it.
+    /// A reply in the thread of the request's approval card: the request's later events, and
+    /// notes such as that its requester cannot be DMed, so the people watching the card learn
+    /// them.
     CardNote { text: String },
+    /// DM this chat user `text` (an approver reminded of a request waiting for them).
+    DmText { user: String, text: String },
     /// A line in a channel (the security channel's delivery-failure reports).
     Line { channel: String, text: String },
 }
@@ -149,6 +152,28 @@ impl Notice {
             event: event.clone(),
             request: Some(req.clone()),
             part: Part::Dm { user: user.to_string() },
+        }
+    }
+
+    /// A reply under the card of `req` (same destination as the card, so after its update).
+    pub fn thread(event: &AuditEvent, req: &Request, text: impl Into<String>) -> Notice {
+        Notice {
+            key: card_key(req.id),
+            kind: DestKind::Card,
+            event: event.clone(),
+            request: Some(req.clone()),
+            part: Part::CardNote { text: text.into() },
+        }
+    }
+
+    /// A DM of `text` to chat user `user`, keyed by the user.
+    pub fn dm_text(event: &AuditEvent, req: &Request, user: &str, text: impl Into<String>) -> Notice {
+        Notice {
+            key: format!("dm:{user}"),
+            kind: DestKind::Dm,
+            event: event.clone(),
+            request: Some(req.clone()),
+            part: Part::DmText { user: user.to_string(), text: text.into() },
         }
     }
 

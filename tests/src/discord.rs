@@ -289,6 +289,17 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no approval message for #{id}"))
     }
 
+    /// The replies to request `id`'s approval message, oldest first.
+    pub fn discord_replies(&self, id: i64) -> Vec<String> {
+        let card = self.discord_card(id);
+        let fake = self.fake_discord();
+        fake.messages(&card.channel)
+            .into_iter()
+            .filter(|m| m.reply_to.as_deref() == Some(card.id.as_str()))
+            .map(|m| m.content)
+            .collect()
+    }
+
     /// The DMs `person` got, as text.
     pub fn discord_dms(&self, person: &str) -> Vec<String> {
         self.fake_discord().dms(&user(person)).into_iter().map(|m| m.content).collect()

@@ -62,6 +62,8 @@ pub struct FakeMessage {
     pub content: String,
     pub components: Value,
     pub allowed_mentions: Value,
+    /// The message this one replies to (`message_reference.message_id`).
+    pub reply_to: Option<String>,
 }
 
 impl FakeMessage {
@@ -360,6 +362,7 @@ fn answer(
                 content: text("content"),
                 components: body.get("components").cloned().unwrap_or(json!([])),
                 allowed_mentions: body["allowed_mentions"].clone(),
+                reply_to: body["message_reference"]["message_id"].as_str().map(String::from),
             };
             m.messages.push(msg.clone());
             if let Some(n) = nonce {
@@ -435,6 +438,7 @@ fn answer(
                 content: text("content"),
                 components: body.get("components").cloned().unwrap_or(json!([])),
                 allowed_mentions: body["allowed_mentions"].clone(),
+                reply_to: None,
             };
             m.messages.push(msg.clone());
             Json(message_json(&msg)).into_response()

@@ -214,6 +214,17 @@ impl TestApp {
         })
     }
 
+    /// The replies in the thread of request `id`'s card, oldest first.
+    pub fn thread(&self, id: i64) -> Vec<String> {
+        let card = self.card(id);
+        self.fake_slack()
+            .messages(&card.channel)
+            .into_iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(card.ts.as_str()))
+            .map(|m| m.text)
+            .collect()
+    }
+
     /// The approval card of request `id`, as it stands now.
     pub fn card(&self, id: i64) -> crate::fake_slack::SlackMessage {
         let fake = self.fake_slack();

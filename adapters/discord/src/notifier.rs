@@ -21,7 +21,10 @@ use elevate_core::{
 };
 use serenity::{
     builder::{CreateMessage, EditMessage},
-    model::channel::Nonce,
+    model::{
+        channel::{MessageReference, Nonce},
+        id::{ChannelId, MessageId},
+    },
 };
 use std::time::Duration;
 
@@ -134,6 +137,15 @@ impl Notifier for DiscordNotifier {
         if chat::updates_card(&event.kind) {
             out.push(Notice::card(event, req, event.kind == "request.created"));
         }
+        let policy = discord.inner.service.policy();
+        if let Some(line) = chat::thread_line(event, req, &policy) {
+            out.push(Notice::thread(event, req, line));
+        }
+        for (person, text) in chat::nudges(event, req, &policy) {
+            if let Some(user) = discord.discord_user(person.as_str()) {
+                out.push(Notice::dm_text(event, req, &user, text));
+            }
+        }
         if render::requester_line(event, req, &|p| discord.name(p), &escape).is_some() {
             let from_policy = discord.discord_user(req.requester.as_str());
             let user = chat::requester_user(discord.inner.refs.as_ref(), PLATFORM, req, from_policy)
@@ -162,11 +174,22 @@ impl Notifier for DiscordNotifier {
                 let channel = api.open_dm(user).await?;
                 Ok(api.post(&channel, msg).await.map(|_| ())?)
             }
+            (Part::DmText { user, text }, Some(_)) => {
+                let msg = CreateMessage::new().content(clip(&escape(text))).allowed_mentions(quiet());
+                let channel = api.open_dm(user).await?;
+                Ok(api.post(&channel, msg).await.map(|_| ())?)
+            }
             (Part::CardNote { text }, Some(req)) => {
                 let card = discord.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
                 match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
-                    Some((channel, _)) => {
-                        let msg = CreateMessage::new().content(clip(&escape(text))).allowed_mentions(quiet());
+                    Some((channel, message)) => {
+                        // A reply to the approval message, so the card's replies tell its story;
+                        // should the message be gone, the reply is posted without it.
+                        let mut msg = CreateMessage::new().content(clip(&escape(text))).allowed_mentions(quiet());
+                        if let (Ok(c), Ok(m)) = (channel.parse::<u64>(), message.parse::<u64>()) {
+                            let to = MessageReference::from((ChannelId::new(c), MessageId::new(m)));
+                            msg = msg.reference_message(to.fail_if_not_exists(false));
+                        }
                         Ok(api.post(&channel, msg).await.map(|_| ())?)
                     }
                     None => Ok(()),

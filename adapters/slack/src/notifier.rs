@@ -152,10 +152,19 @@ impl Notifier for SlackNotifier {
         if chat::updates_card(&event.kind) {
             out.push(Notice::card(event, req, event.kind == "request.created"));
         }
+        let policy = slack.inner.service.policy();
+        if let Some(line) = chat::thread_line(event, req, &policy) {
+            out.push(Notice::thread(event, req, line));
+        }
         if render::requester_line(event, req, &|p| slack.name(p), &escape).is_some()
             && let Some(user) = slack.requester_user(req).await.map_err(DeliveryError::transient)?
         {
             out.push(Notice::dm(event, req, &user));
+        }
+        for (person, text) in chat::nudges(event, req, &policy) {
+            if let Some(user) = slack.slack_user(person.as_str()) {
+                out.push(Notice::dm_text(event, req, &user, text));
+            }
         }
         Ok(out)
     }
@@ -173,6 +182,10 @@ impl Notifier for SlackNotifier {
                 let blocks = slack.dm_blocks(&line, extend);
                 let channel = self.paced("conversations.open".into(), TIER_3, api.dm_channel(user)).await?;
                 self.post(&channel, &line, blocks, None).await.map(|_| ())
+            }
+            (Part::DmText { user, text }, Some(_)) => {
+                let channel = self.paced("conversations.open".into(), TIER_3, api.dm_channel(user)).await?;
+                self.post(&channel, &escape(text), None, None).await.map(|_| ())
             }
             (Part::CardNote { text }, Some(req)) => {
                 let card = slack.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;

@@ -71,6 +71,9 @@ pub struct Role {
     pub ticket_required: bool,
     pub pending_timeout: GrantDuration,
     pub reminder_interval: Option<GrantDuration>,
+    /// Reminders (and escalations) are also DMed to each approver who has not decided yet, not
+    /// only replied under the card.
+    pub remind_by_dm: bool,
     /// Where the approval card goes, per platform.
     pub slack_channel: Option<String>,
     pub discord_channel: Option<String>,

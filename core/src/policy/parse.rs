@@ -70,6 +70,8 @@ struct RawRole {
     ticket_required: bool,
     pending_timeout: Option<String>,
     reminder_interval: Option<String>,
+    #[serde(default)]
+    remind_by_dm: bool,
     slack_channel: Option<String>,
     discord_channel: Option<String>,
     #[serde(default)]
@@ -319,6 +321,12 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
             Some(s) => duration(&format!("{path}.escalate_after"), s, &mut errs).map(Some),
             None => Some(None),
         };
+        if raw.remind_by_dm && raw.reminder_interval.is_none() && raw.escalate_after.is_none() {
+            errs.push(ConfigError::new(
+                format!("{path}.remind_by_dm"),
+                "needs reminder_interval or escalate_after: without them there is nothing to DM",
+            ));
+        }
         if raw.escalate_after.is_some() == raw.escalate_to.is_empty() {
             errs.push(ConfigError::new(format!("{path}.escalate_to"), "escalate_after and escalate_to go together"));
         }
@@ -352,6 +360,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
                     ticket_required: raw.ticket_required,
                     pending_timeout: pt,
                     reminder_interval: ri,
+                    remind_by_dm: raw.remind_by_dm,
                     slack_channel: raw.slack_channel,
                     discord_channel: raw.discord_channel,
                     auto_approve: raw.auto_approve,
@@ -477,6 +486,16 @@ mod tests {
         assert_eq!(role.approvals_required, 1);
         assert!(!role.self_approval);
         assert_eq!(role.ticket(None, "INC-42 fix").unwrap().as_deref(), Some("INC-42"));
+    }
+
+    #[test]
+    fn remind_by_dm_needs_something_to_remind_of() {
+        let text = OK.replace("ticket_pattern", "remind_by_dm = true\n        ticket_pattern");
+        let errs = parse(&text).unwrap_err();
+        assert_eq!(errs[0].path, "roles.db.remind_by_dm");
+        assert!(errs[0].message.contains("needs reminder_interval or escalate_after"), "{errs:?}");
+        let ok = text.replace("remind_by_dm = true", "remind_by_dm = true\n        reminder_interval = \"20m\"");
+        assert!(parse(&ok).unwrap().roles[&RoleName::parse("db").unwrap()].remind_by_dm);
     }
 
     #[test]

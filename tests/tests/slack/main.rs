@@ -9,6 +9,7 @@
 mod controls;
 mod hardening;
 mod lifecycle;
+mod reminders;
 mod replays;
 mod safety;
 mod snapshots;

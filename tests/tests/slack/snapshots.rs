@@ -101,6 +101,15 @@ async fn a_request_from_command_to_expiry() {
     ");
     assert_snapshot!(last_dm(&app), @"text: Expired: your `prod` access (#1) has been removed.");
 
+    // The card's thread tells the whole story; the card itself only where it stands.
+    assert_snapshot!(app.thread(id).join("\n"), @"
+    #1 approval 1 of 2 by bob
+    #1 approved by bob, carol
+    #1 granted: alice has prod until 2026-03-02 10:00 UTC
+    #1 alice's prod access expires in 10 min
+    #1 alice's prod access expired and was removed
+    ");
+
     let feed: Vec<String> = app.fake_slack().messages(AUDIT_CHANNEL).into_iter().map(|m| m.text).collect();
     assert_snapshot!(feed.join("\n"), @r#"
     #1 alice requested prod for 1h: "INC-4211 fix &lt;!channel&gt; &amp; lag" (needs 2 approvals)
