@@ -372,6 +372,7 @@ fn describe(n: &Notice) -> String {
         elevate_core::delivery::Part::Dm { user } => format!("DMs to {user} (about {req})"),
         elevate_core::delivery::Part::CardNote { .. } => format!("a reply under the card of {req}"),
         elevate_core::delivery::Part::DmText { user, .. } => format!("a reminder DM to {user} (about {req})"),
+        elevate_core::delivery::Part::Home { user } => format!("the home view of {user}"),
         elevate_core::delivery::Part::Line { channel, .. } => format!("messages to channel {channel}"),
     }
 }

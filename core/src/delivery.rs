@@ -91,6 +91,8 @@ pub enum DestKind {
     Card,
     Dm,
     Channel,
+    /// A person's home view (Slack's App Home tab).
+    Home,
 }
 
 impl DestKind {
@@ -99,6 +101,7 @@ impl DestKind {
             DestKind::Card => "card",
             DestKind::Dm => "dm",
             DestKind::Channel => "channel",
+            DestKind::Home => "home",
         }
     }
 }
@@ -116,6 +119,8 @@ pub enum Part {
     CardNote { text: String },
     /// DM this chat user `text` (an approver reminded of a request waiting for them).
     DmText { user: String, text: String },
+    /// Publish this chat user's home view again, as things stand at delivery time.
+    Home { user: String },
     /// A line in a channel (the security channel's delivery-failure reports).
     Line { channel: String, text: String },
 }
@@ -163,6 +168,17 @@ impl Notice {
             event: event.clone(),
             request: Some(req.clone()),
             part: Part::CardNote { text: text.into() },
+        }
+    }
+
+    /// Refreshes chat user `user`'s home view, keyed by the user's home.
+    pub fn home(event: &AuditEvent, req: Option<&Request>, user: &str) -> Notice {
+        Notice {
+            key: format!("home:{user}"),
+            kind: DestKind::Home,
+            event: event.clone(),
+            request: req.cloned(),
+            part: Part::Home { user: user.to_string() },
         }
     }
 

@@ -93,6 +93,8 @@ struct Model {
     next_ts: u64,
     /// user id → `users.info` fields beyond id, team and email (`is_bot`, `deleted`, …).
     user_flags: BTreeMap<String, Value>,
+    /// User id → the Home tab view last published for them (`views.publish`).
+    homes: BTreeMap<String, Value>,
     /// User group id (`S…`) → its members, as `usergroups.users.list` lists them.
     usergroups: BTreeMap<String, Vec<String>>,
     buckets: Buckets,
@@ -146,6 +148,11 @@ impl FakeSlack {
     /// `{"deleted": true}`, `{"is_restricted": true}`, `{"team_id": "TOTHER"}`, …
     pub fn set_user_flags(&self, id: &str, flags: Value) {
         self.model.lock().unwrap().user_flags.insert(id.into(), flags);
+    }
+
+    /// The App Home view last published for `user`, if any.
+    pub fn home(&self, user: &str) -> Option<Value> {
+        self.model.lock().unwrap().homes.get(user).cloned()
     }
 
     /// A user group (`S…`) and its members; `usergroups.users.list` of any other id answers
@@ -251,7 +258,7 @@ fn limit_of(m: &Model, method: &str, args: &Value) -> Option<(String, Limit)> {
             Some((format!("{method}:{channel}"), limit))
         }
         "chat.update" | "conversations.open" => Some((method.to_string(), TIER_3)),
-        "users.info" | "chat.postEphemeral" | "views.open" => Some((method.to_string(), TIER_4)),
+        "users.info" | "chat.postEphemeral" | "views.open" | "views.publish" => Some((method.to_string(), TIER_4)),
         "usergroups.users.list" => Some((method.to_string(), TIER_2)),
         _ => None,
     }
@@ -375,6 +382,26 @@ async fn handle(
             }
             None => error("user_not_found"),
         },
+        "views.publish" => {
+            let user = s("user_id");
+            let view = args["view"].clone();
+            let view = if view.is_string() {
+                serde_json::from_str(view.as_str().unwrap_or("")).unwrap_or(Value::Null)
+            } else {
+                view
+            };
+            if !m.users.contains_key(&user) {
+                return error("user_not_found");
+            }
+            if view["type"] != "home" || !view["blocks"].is_array() {
+                return error("invalid_arguments");
+            }
+            if view["blocks"].as_array().map_or(0, |b| b.len()) > 100 {
+                return error("invalid_blocks");
+            }
+            m.homes.insert(user, view.clone());
+            ok(json!({ "view": view }))
+        }
         "usergroups.users.list" => match m.usergroups.get(&s("usergroup")) {
             Some(users) => ok(json!({ "users": users })),
             None => error("no_such_subteam"),

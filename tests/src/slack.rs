@@ -329,3 +329,40 @@ pub fn submission(person: &str, callback: &str, metadata: &str, fields: &[(&str,
                   "state": { "values": values } },
     })
 }
+
+impl TestApp {
+    /// `person` opens elevate's App Home tab (the `app_home_opened` event Slack sends).
+    pub async fn slack_open_home(&self, person: &str) {
+        let event = json!({
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO", "team_id": TEAM, "api_app_id": "A0ELEVATE",
+            "type": "event_callback", "event_id": format!("Ev{}", trigger_id().replace('.', "")),
+            "event_time": 1_700_000_000, "authorizations": [],
+            "event": { "type": "app_home_opened", "user": user(person), "channel": format!("D{}", user(person)),
+                       "tab": "home", "event_ts": "1700000000.000100" },
+        });
+        let a = self.slack_post("/slack/events", "application/json", event.to_string(), Signing::Good).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        self.settle().await;
+    }
+
+    /// The App Home tab Slack would show `person` now, rendered as text.
+    pub fn slack_home(&self, person: &str) -> String {
+        let view = self.fake_slack().home(&user(person)).unwrap_or_else(|| panic!("no Home tab for {person}"));
+        crate::render::slack_blocks(&view["blocks"])
+    }
+
+    /// `person` clicks a button of their Home tab: a `block_actions` payload from a view.
+    pub async fn slack_home_click(&self, person: &str, action: &str, value: &str) -> SlackAnswer {
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": TEAM, "domain": "example" },
+            "user": { "id": user(person), "username": person, "team_id": TEAM },
+            "api_app_id": "A0ELEVATE", "token": "gIkuvaNzQIHg97ATvDxqgjtO", "trigger_id": trigger_id(),
+            "container": { "type": "view", "view_id": "VHOME" },
+            "view": { "id": "VHOME", "type": "home", "team_id": TEAM },
+            "actions": [{ "action_id": action, "block_id": "home", "type": "button", "value": value,
+                          "text": { "type": "plain_text", "text": action }, "action_ts": "1548426417.840180" }],
+        });
+        self.slack_interaction(payload, Signing::Good).await
+    }
+}

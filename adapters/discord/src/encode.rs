@@ -33,6 +33,7 @@ fn icon(tone: Tone) -> &'static str {
 /// Discord they ask again through the form.
 pub(crate) fn encode_action(a: &Action) -> String {
     match a {
+        Action::RequestForm => "request:form".into(),
         Action::Approve(id) => format!("approve:{}", id.0),
         Action::Deny(id) => format!("deny:{}", id.0),
         Action::Extend(id) => format!("extend:{}", id.0),
@@ -50,6 +51,7 @@ pub(crate) fn decode_click(custom_id: &str) -> Result<Command, String> {
     let (action, arg) = custom_id.split_once(':').ok_or_else(not_ours)?;
     let id = || parse_id(arg).map_err(|e| e.message);
     Ok(match action {
+        "request" if arg == "form" => Command::from_action(Action::RequestForm),
         "approve" => Command::from_action(Action::Approve(id()?)),
         "deny" => Command::from_action(Action::Deny(id()?)),
         "extend" => Command::from_action(Action::Extend(id()?)),

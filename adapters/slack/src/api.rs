@@ -196,6 +196,14 @@ impl SlackApi {
             .map_err(text)
     }
 
+    /// Publishes a user's App Home tab (`views.publish`, no scope beyond the bot's own).
+    pub async fn publish_home(&self, user: &str, view: Value) -> Result<(), DeliveryError> {
+        let view: SlackView = serde_json::from_value(view)
+            .map_err(|e| DeliveryError::permanent("invalid_view", format!("views.publish: {e}")))?;
+        let req = SlackApiViewsPublishRequest::new(user.into(), view);
+        call!(self, "views.publish", |s| s.views_publish(&req)).map(|_| ())
+    }
+
     /// The members of a user group (`usergroups.users.list`, scope `usergroups:read`).
     pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, String> {
         let req = SlackApiUserGroupsUsersListRequest::new(usergroup.into());

@@ -9,6 +9,8 @@ use elevate_core::{
 };
 use serde_json::{Value, json};
 
+/// The "Request access" button (App Home, `mine`): opens the request form.
+pub(crate) const REQUEST_FORM_BUTTON: &str = "elevate_request_form";
 pub(crate) const APPROVE: &str = "elevate_approve";
 pub(crate) const DENY: &str = "elevate_deny";
 pub(crate) const EXTEND: &str = "elevate_extend";
@@ -57,6 +59,7 @@ fn foreign() -> String {
 /// A button's `action_id` and `value`.
 pub(crate) fn encode_action(a: &Action) -> (&'static str, String) {
     match a {
+        Action::RequestForm => (REQUEST_FORM_BUTTON, String::new()),
         Action::Approve(id) => (APPROVE, id.0.to_string()),
         Action::Deny(id) => (DENY, id.0.to_string()),
         Action::Extend(id) => (EXTEND, id.0.to_string()),
@@ -76,6 +79,7 @@ pub(crate) fn decode_action(action_id: &str, value: &str) -> Result<Action, Stri
     let confirmed = || -> Result<Value, String> { serde_json::from_str(value).map_err(|_| foreign()) };
     let s = |v: &Value, k: &str| v[k].as_str().map(String::from).ok_or_else(foreign);
     Ok(match action_id {
+        REQUEST_FORM_BUTTON => Action::RequestForm,
         APPROVE => Action::Approve(id()?),
         DENY => Action::Deny(id()?),
         EXTEND => Action::Extend(id()?),

@@ -106,10 +106,13 @@ async fn events(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> 
     match event["type"].as_str() {
         Some("url_verification") => Json(json!({ "challenge": event["challenge"] })).into_response(),
         // Events are retried by Slack (`X-Slack-Retry-Num`); each `event_id` is acted on once.
-        Some("event_callback") if !slack.first_delivery(event["event_id"].as_str().unwrap_or("")).await => {
+        Some("event_callback") => {
+            if slack.first_delivery(event["event_id"].as_str().unwrap_or("")).await {
+                slack.handle_event(&event);
+            }
             StatusCode::OK.into_response()
         }
-        // elevate subscribes to no event it acts on yet; acknowledge so Slack does not retry.
+        // Anything else is acknowledged so that Slack does not retry it.
         _ => StatusCode::OK.into_response(),
     }
 }

@@ -12,6 +12,7 @@ mod api;
 mod blocks;
 mod commands;
 mod encode;
+mod home;
 mod identity;
 mod ingress;
 mod interactions;
@@ -72,6 +73,8 @@ pub(crate) struct Inner {
     pub refs: Arc<dyn ChatRefs>,
     pub api: api::SlackApi,
     pub identity: identity::Directory,
+    /// Who opened their App Home tab, as whom: their tab is refreshed when it changes.
+    pub homes: Mutex<std::collections::BTreeMap<String, elevate_core::policy::Caller>>,
     /// Follow-ups sent after a payload was acknowledged (ephemeral errors, DMs after a modal).
     pub later: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -88,6 +91,7 @@ impl Slack {
                 refs,
                 api,
                 identity: identity::Directory::default(),
+                homes: Mutex::default(),
                 later: Mutex::new(Vec::new()),
             }),
         })

@@ -29,6 +29,8 @@ const REPOST: &[&str] = &["message_not_found", "cant_update_message", "edit_wind
 /// `chat.postMessage` per channel, as Slack documents it: about one per second, short bursts
 /// allowed.
 const POST_RATE: Rate = Rate { burst: 10.0, per_second: 1.0 };
+/// `views.publish`: Tier 4, 100+ per minute.
+const TIER_4: Rate = Rate { burst: 20.0, per_second: 100.0 / 60.0 };
 /// `chat.update` and `conversations.open`: Tier 3, 50+ per minute.
 const TIER_3: Rate = Rate { burst: 20.0, per_second: 50.0 / 60.0 };
 
@@ -146,9 +148,9 @@ impl Notifier for SlackNotifier {
     }
 
     async fn notices(&self, event: &AuditEvent, request: Option<&Request>) -> Result<Vec<Notice>, DeliveryError> {
-        let Some(req) = request else { return Ok(Vec::new()) };
         let slack = &self.slack;
-        let mut out = Vec::new();
+        let mut out = slack.homes_touched(event, request);
+        let Some(req) = request else { return Ok(out) };
         if chat::updates_card(&event.kind) {
             out.push(Notice::card(event, req, event.kind == "request.created"));
         }
@@ -183,6 +185,7 @@ impl Notifier for SlackNotifier {
                 let channel = self.paced("conversations.open".into(), TIER_3, api.dm_channel(user)).await?;
                 self.post(&channel, &line, blocks, None).await.map(|_| ())
             }
+            (Part::Home { user }, _) => self.paced("views.publish".into(), TIER_4, slack.publish_home(user)).await,
             (Part::DmText { user, text }, Some(_)) => {
                 let channel = self.paced("conversations.open".into(), TIER_3, api.dm_channel(user)).await?;
                 self.post(&channel, &escape(text), None, None).await.map(|_| ())

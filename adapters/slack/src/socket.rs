@@ -51,6 +51,21 @@ async fn on_interaction(
     }
 }
 
+/// Events API callbacks (the App Home tab being opened), in the shape the HTTP route receives.
+async fn on_event(
+    event: SlackPushEventCallback,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let slack = adapter(&states).await.ok_or("Slack adapter missing")?;
+    let mut callback = serde_json::to_value(&event)?;
+    callback["type"] = serde_json::json!("event_callback");
+    if slack.first_delivery(callback["event_id"].as_str().unwrap_or("")).await {
+        slack.handle_event(&callback);
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(slack: Slack) -> anyhow::Result<()> {
     let app_token = slack
         .settings()
@@ -58,8 +73,10 @@ pub(crate) async fn run(slack: Slack) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("Socket Mode needs an app token (slack.app_token_env)"))?;
     let client = Arc::new(slack.inner.api.client().clone());
-    let callbacks =
-        SlackSocketModeListenerCallbacks::new().with_command_events(on_command).with_interaction_events(on_interaction);
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        .with_command_events(on_command)
+        .with_interaction_events(on_interaction)
+        .with_push_events(on_event);
     let env = Arc::new(
         SlackClientEventsListenerEnvironment::new(client)
             .with_error_handler(|err, _client, _states| {

@@ -15,7 +15,7 @@ fn scopes_of(method: &str) -> &'static [&'static str] {
         // users.info, and the email on the profile it returns (linking by email).
         "users.info" => &["users:read", "users:read.email"],
         "usergroups.users.list" => &["usergroups:read"],
-        "views.open" => &[],
+        "views.open" | "views.publish" => &[],
         other => panic!("no scope known for `{other}`: add it here from Slack's reference"),
     }
 }
@@ -52,10 +52,29 @@ fn the_manifest_asks_for_exactly_the_scopes_the_code_uses() {
     assert_eq!(manifest_scopes(), needed);
 }
 
+/// The events elevate acts on: what `home.rs` matches.
+const HANDLED_EVENTS: &[&str] = &["app_home_opened"];
+
 #[test]
-fn the_manifest_subscribes_to_no_event_and_opens_the_messages_tab_read_only() {
-    assert!(!MANIFEST.contains("bot_events"), "elevate acts on no event; subscribing forces a needless URL check");
-    for line in ["messages_tab_enabled: true", "messages_tab_read_only_enabled: true", "- command: /elevate"] {
+fn the_manifest_subscribes_to_exactly_the_events_elevate_acts_on() {
+    let handler = include_str!("../src/home.rs");
+    let mut lines = MANIFEST.lines().skip_while(|l| l.trim() != "bot_events:").skip(1);
+    let mut subscribed = BTreeSet::new();
+    for line in lines.by_ref() {
+        let Some(item) = line.trim().strip_prefix("- ") else { break };
+        subscribed.insert(item.split('#').next().unwrap_or("").trim().to_string());
+    }
+    let handled: BTreeSet<String> = HANDLED_EVENTS.iter().map(|e| e.to_string()).collect();
+    assert_eq!(subscribed, handled);
+    for e in HANDLED_EVENTS {
+        assert!(handler.contains(&format!("\"{e}\"")), "home.rs does not handle {e}");
+    }
+    for line in [
+        "home_tab_enabled: true",
+        "messages_tab_enabled: true",
+        "messages_tab_read_only_enabled: true",
+        "- command: /elevate",
+    ] {
         assert!(MANIFEST.contains(line), "manifest lacks `{line}`");
     }
 }

@@ -143,6 +143,8 @@ pub enum Style {
 /// decoded back into a [`super::Command`] when the click arrives; authority is checked then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Opens the request form.
+    RequestForm,
     Approve(RequestId),
     /// Opens the deny form.
     Deny(RequestId),

@@ -386,6 +386,7 @@ impl Command {
     pub fn from_action(action: super::Action) -> Command {
         use super::Action as A;
         match action {
+            A::RequestForm => Command::RequestForm,
             A::Approve(id) => Command::Approve(id),
             A::Deny(id) => Command::Deny { id, reason: None },
             A::Extend(id) => Command::Extend { id, duration: None, reason: None },

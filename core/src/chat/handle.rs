@@ -231,20 +231,7 @@ fn help(policy: &Policy, caller: &Caller, syntax: Syntax) -> Message {
 
 /// One line per open request, or a sentence saying there are none.
 fn status_lines(reqs: &[Request], now: chrono::DateTime<chrono::Utc>) -> Vec<Text> {
-    reqs.iter()
-        .map(|r| match (r.state, r.expires_at) {
-            (State::Active, Some(exp)) => {
-                let left = (exp - now).num_minutes().max(0);
-                Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(
-                    " active, {}h{:02}m left (until {})",
-                    left / 60,
-                    left % 60,
-                    crate::render::time(exp)
-                ))
-            }
-            (s, _) => Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(" for {}: {s}", r.duration)),
-        })
-        .collect()
+    reqs.iter().map(|r| super::home::status_line(r, now)).collect()
 }
 
 fn status(reqs: &[Request], now: chrono::DateTime<chrono::Utc>) -> Message {
@@ -254,56 +241,9 @@ fn status(reqs: &[Request], now: chrono::DateTime<chrono::Utc>) -> Message {
     Message { tone: Tone::Info, blocks: vec![Block::List(status_lines(reqs, now))] }
 }
 
-/// `mine`: the caller's open requests with what they can do about each, then the requests
-/// waiting for their decision.
+/// `mine`: what the Slack Home tab shows, as a private answer (Discord has no home tab).
 async fn mine(ctx: &Ctx<'_>) -> Result<Handled, CoreError> {
-    let (svc, caller) = (ctx.service, ctx.caller);
-    let now = svc.now();
-    let own = super::requests_of(svc, caller, super::OPEN_STATES.to_vec()).await?;
-    let mut msg = Message::text(Tone::Info, Text::new().strong("Your access"));
-    if own.is_empty() {
-        msg = msg.with(Block::Text(Text::plain("You have no pending requests and no active grants.")));
-    }
-    for r in &own {
-        msg = msg.with(Block::Text(status_lines(std::slice::from_ref(r), now).remove(0)));
-        let buttons = match r.state {
-            State::Active => vec![
-                Button::new(&format!("Extend {}", r.id), Action::Extend(r.id), Style::Primary),
-                Button::new(&format!("Release {}", r.id), Action::Release(r.id), Style::Plain),
-            ],
-            State::Pending => vec![Button::new(&format!("Cancel {}", r.id), Action::Cancel(r.id), Style::Plain)],
-            _ => vec![],
-        };
-        if !buttons.is_empty() {
-            msg = msg.with(Block::Buttons(buttons));
-        }
-    }
-    let policy = svc.policy();
-    let q = crate::ports::RequestQuery { states: vec![State::Pending], ..Default::default() };
-    let waiting: Vec<Request> = svc
-        .store()
-        .list_requests(&q)
-        .await
-        .map_err(CoreError::store)?
-        .into_iter()
-        .filter(|r| r.requester != caller.person)
-        .filter(|r| policy.roles.get(&r.role).is_some_and(|role| policy.may_approve(caller, role, now - r.created_at)))
-        .collect();
-    if !waiting.is_empty() {
-        msg = msg.with(Block::Text(Text::new().strong("Waiting for your decision")));
-        for r in &waiting {
-            let line = Text::plain(format!("{} ", r.id))
-                .push(Span::Person(r.requester.clone()))
-                .and(" asks for ")
-                .code(r.role.as_str())
-                .and(format!(" for {}: {}", r.duration, r.reason));
-            msg = msg.with(Block::Text(line)).with(Block::Buttons(vec![
-                Button::new(&format!("Approve {}", r.id), Action::Approve(r.id), Style::Success),
-                Button::new(&format!("Deny {}", r.id), Action::Deny(r.id), Style::Danger),
-            ]));
-        }
-    }
-    Ok(Answer::Private(msg).into())
+    Ok(Answer::Private(super::home(ctx.service, ctx.caller).await?).into())
 }
 
 /// A question with one danger button; the platform asks once more before the click counts.

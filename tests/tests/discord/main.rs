@@ -8,6 +8,7 @@
 
 mod controls;
 mod hardening;
+mod home;
 mod lifecycle;
 mod reminders;
 mod replays;

@@ -135,6 +135,7 @@ async fn answers_to_each_command() {
     #1 `db` active, 0h30m left (until 2026-03-02 09:30 UTC)
     row: [Cancel #2] cancel:2 (style 2) {"disabled":false}
     row: [Extend #1] extend:1 (style 1) {"disabled":false} [Release #1] release:1 (style 2) {"disabled":false}
+    row: [Request access] request:form (style 1) {"disabled":false}
     "#);
     assert_snapshot!(shown(&app.discord_command("bob", "mine", &[]).await), @r#"
     message (flags 64, mentions {"parse":[],"roles":[],"users":[]}):
@@ -142,6 +143,7 @@ async fn answers_to_each_command() {
     You have no pending requests and no active grants.
     **Waiting for your decision**
     #2 <@1500000000000000001> asks for `prod` for 30m: INC-2 deploy
+    row: [Request access] request:form (style 1) {"disabled":false}
     row: [Approve #2] approve:2 (style 3) {"disabled":false} [Deny #2] deny:2 (style 4) {"disabled":false}
     "#);
     let extend = [("id", json!(id)), ("duration", json!("30m"))];

@@ -183,6 +183,7 @@ async fn answers_to_each_command() {
     section: #1 `db` active, 0h30m left (until 2026-03-02 09:30 UTC)
     actions: [Extend #1] elevate_extend=1 (primary)
              [Release #1] elevate_release=1
+    actions: [Request access] elevate_request_form= (primary)
     ");
     assert_snapshot!(shown(&app.slack_command("bob", "mine").await), @"
     text: *Your access*
@@ -191,6 +192,7 @@ async fn answers_to_each_command() {
     #2 <@UALICE> asks for `prod` for 30m: INC-2 deploy
     section: *Your access*
     section: You have no pending requests and no active grants.
+    actions: [Request access] elevate_request_form= (primary)
     section: *Waiting for your decision*
     section: #2 <@UALICE> asks for `prod` for 30m: INC-2 deploy
     actions: [Approve #2] elevate_approve=2 (primary)
