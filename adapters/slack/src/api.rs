@@ -180,8 +180,14 @@ impl SlackApi {
     }
 
     /// A message only `user` sees, in `channel`.
-    pub async fn ephemeral(&self, channel: &str, user: &str, message: &str) -> Result<(), String> {
-        let req = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message, None)?);
+    pub async fn ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        message: &str,
+        blocks: Option<Value>,
+    ) -> Result<(), String> {
+        let req = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(message, blocks)?);
         call_waiting!(self, "chat.postEphemeral", |s| s.chat_post_ephemeral(&req)).map(|_| ()).map_err(text)
     }
 

@@ -20,6 +20,10 @@ pub(crate) const CONFIRM_LOCKDOWN: &str = "elevate_confirm_lockdown";
 pub(crate) const CONFIRM_REVOKE: &str = "elevate_confirm_revoke";
 
 pub(crate) const REQUEST_FORM: &str = "elevate_request";
+/// The global shortcut "Request elevated access" (see the manifest).
+pub(crate) const SHORTCUT_REQUEST: &str = "elevate_request_access";
+/// The message shortcut "Show this elevate request" (see the manifest).
+pub(crate) const SHORTCUT_SHOW: &str = "elevate_show_request";
 pub(crate) const DENY_FORM: &str = "elevate_deny";
 pub(crate) const EXTEND_FORM: &str = "elevate_extend";
 pub(crate) const LOCKDOWN_FORM: &str = "elevate_lockdown";

@@ -12,7 +12,7 @@ use elevate_core::{
 };
 use serde_json::Value;
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     path.iter().try_fold(v, |v, k| v.get(*k)).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -25,7 +25,7 @@ fn field(view: &Value, f: Field) -> Option<String> {
 }
 
 /// The workspace of an interaction: `team.id`, else the user's (Enterprise Grid org-wide apps).
-fn team(p: &Value) -> &str {
+pub(crate) fn team(p: &Value) -> &str {
     match str_at(p, &["team", "id"]) {
         "" => str_at(p, &["user", "team_id"]),
         t => t,
@@ -33,11 +33,11 @@ fn team(p: &Value) -> &str {
 }
 
 /// The clicker's own workspace, where the payload says it (shared channels, Enterprise Grid).
-fn user_team(p: &Value) -> Option<&str> {
+pub(crate) fn user_team(p: &Value) -> Option<&str> {
     p["user"]["team_id"].as_str()
 }
 
-fn refused(message: impl Into<String>) -> Answer {
+pub(crate) fn refused(message: impl Into<String>) -> Answer {
     Answer::Refused(Refusal { text: Text::from_marked(&message.into()), field: None })
 }
 
@@ -54,6 +54,10 @@ impl Slack {
                 None
             }
             Some("view_submission") => self.view_submission(&payload).await,
+            Some("shortcut") | Some("message_action") => {
+                self.shortcut(&payload).await;
+                None
+            }
             _ => None,
         }
     }
@@ -69,6 +73,12 @@ impl Slack {
                 Ok(caller) => self.run(&caller, team(p), &channel, Command::from_action(action)).await.answer,
             },
         };
+        self.answer_click(p, channel, user, answer).await;
+    }
+
+    /// Answers a click or shortcut: a form opens at once (its trigger expires in 3 s), anything
+    /// else is told privately after the acknowledgement.
+    pub(crate) async fn answer_click(&self, p: &Value, channel: String, user: String, answer: Answer) {
         if let Answer::Form(f) = &answer {
             if let Err(e) = self.inner.api.open_view(str_at(p, &["trigger_id"]), encode::view(f)).await {
                 tracing::warn!(error = %e, "views.open failed");
@@ -79,8 +89,8 @@ impl Slack {
         self.tell_later(channel, user, answer);
     }
 
-    /// Sends a private answer after the acknowledgement: ephemeral in the channel clicked in
-    /// (as text: answers to clicks carry no buttons), or as a DM where there is no channel.
+    /// Sends a private answer after the acknowledgement: ephemeral in the channel clicked in, or
+    /// as a DM where there is no channel (the Home tab, a global shortcut).
     fn tell_later(&self, channel: String, user: String, answer: Answer) {
         let Some((line, blocks)) = self.private_parts(&answer) else { return };
         let slack = self.clone();
@@ -88,7 +98,7 @@ impl Slack {
             let sent = if channel.is_empty() {
                 slack.dm(&user, &line, blocks).await
             } else {
-                slack.inner.api.ephemeral(&channel, &user, &line).await
+                slack.inner.api.ephemeral(&channel, &user, &line, blocks).await
             };
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not answer a click");

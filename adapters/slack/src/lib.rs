@@ -17,6 +17,7 @@ mod identity;
 mod ingress;
 mod interactions;
 mod notifier;
+mod shortcuts;
 mod socket;
 pub mod text;
 

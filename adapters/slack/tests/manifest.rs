@@ -78,3 +78,14 @@ fn the_manifest_subscribes_to_exactly_the_events_elevate_acts_on() {
         assert!(MANIFEST.contains(line), "manifest lacks `{line}`");
     }
 }
+
+#[test]
+fn every_shortcut_of_the_manifest_is_one_elevate_handles() {
+    let codes = include_str!("../src/encode.rs");
+    let ids: Vec<&str> =
+        MANIFEST.lines().filter_map(|l| l.trim().strip_prefix("callback_id:")).map(str::trim).collect();
+    assert_eq!(ids, ["elevate_request_access", "elevate_show_request"]);
+    for id in ids {
+        assert!(codes.contains(&format!("\"{id}\"")), "encode.rs has no constant for shortcut {id}");
+    }
+}

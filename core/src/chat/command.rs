@@ -23,6 +23,8 @@ pub enum Command {
     Status,
     /// Like status, with buttons, plus what waits for the caller's decision.
     Mine,
+    /// One request as its card shows it, with what the caller may do about it.
+    Show(RequestId),
     /// Without a number: the caller's only active grant.
     Release(Option<RequestId>),
     /// Without a duration: the extend form.
@@ -166,6 +168,13 @@ pub const USAGES: &[Usage] = &[
         restricted: false,
     },
     Usage {
+        name: "show",
+        words: "ID",
+        args: &[ID],
+        what: "one request as its card shows it, with what you may do about it",
+        restricted: false,
+    },
+    Usage {
         name: "release",
         words: "[ID]",
         args: &[arg("id", ArgKind::Id, false, "Request number (default: your only active grant)")],
@@ -305,6 +314,7 @@ impl Command {
                     }
                 }
             }
+            "show" => Command::Show(id("show")?),
             "cancel" => Command::Cancel(id("cancel")?),
             "approve" => Command::Approve(id("approve")?),
             "deny" => Command::Deny { id: id("deny")?, reason: rest(&args[1..]) },
@@ -366,6 +376,7 @@ impl Command {
                 duration: get("duration").map(duration).transpose()?,
                 reason: get("reason"),
             },
+            "show" => Command::Show(id()?),
             "cancel" => Command::Cancel(id()?),
             "approve" => Command::Approve(id()?),
             "deny" => Command::Deny { id: id()?, reason: get("reason") },

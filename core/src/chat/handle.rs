@@ -85,6 +85,7 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
             Ok(Answer::Private(status(&reqs, svc.now())).into())
         }
         Command::Mine => mine(ctx).await,
+        Command::Show(id) => Ok(Answer::Private(super::home::show(svc, caller, id).await?).into()),
         Command::Release(id) => {
             let id = match id {
                 Some(id) => id,

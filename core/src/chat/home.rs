@@ -135,6 +135,43 @@ async fn security(svc: &Service, mut msg: Message, now: DateTime<Utc>) -> Result
     Ok(msg)
 }
 
+/// One request as its card shows it (what, who, why, where it stands), with the buttons of
+/// what the caller may do about it now: the message shortcut on a card, and `show ID`.
+pub async fn show(svc: &Service, caller: &Caller, id: crate::RequestId) -> Result<Message, CoreError> {
+    let req = svc.get(id).await?;
+    let policy = svc.policy();
+    let now = svc.now();
+    let mine = req.requester == caller.person;
+    let may = policy.roles.get(&req.role).is_some_and(|r| policy.may_approve(caller, r, now - req.created_at));
+    if !mine && !may && !policy.is_security(caller) {
+        return Err(crate::UserError::forbidden(format!(
+            "{} is not yours to see: only its requester, its approvers and the security team see a request.",
+            req.id
+        ))
+        .into());
+    }
+    let mut msg = super::card(&policy, &req);
+    // The card's own buttons are for everyone in its channel; these are the caller's.
+    msg.blocks.retain(|b| !matches!(b, Block::Buttons(_)));
+    let mut buttons = Vec::new();
+    match req.state {
+        State::Pending if mine => buttons.push(Button::new("Cancel", Action::Cancel(req.id), Style::Plain)),
+        State::Pending if may => {
+            buttons.push(Button::new("Approve", Action::Approve(req.id), Style::Success));
+            buttons.push(Button::new("Deny", Action::Deny(req.id), Style::Danger));
+        }
+        State::Active if mine => {
+            buttons.push(Button::new("Extend", Action::Extend(req.id), Style::Primary));
+            buttons.push(Button::new("Release", Action::Release(req.id), Style::Plain));
+        }
+        _ => {}
+    }
+    if !buttons.is_empty() {
+        msg = msg.with(Block::Buttons(buttons));
+    }
+    Ok(msg)
+}
+
 /// One request of the caller's, as `status` and the home show it.
 pub(super) fn status_line(r: &Request, now: DateTime<Utc>) -> Text {
     match (r.state, r.expires_at) {

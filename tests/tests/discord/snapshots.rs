@@ -106,6 +106,7 @@ async fn answers_to_each_command() {
     • `/elevate request role reason [duration] [ticket]`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)
     • `/elevate status`: your pending requests and active grants
     • `/elevate mine`: the same with buttons, and what waits for your decision
+    • `/elevate show id`: one request as its card shows it, with what you may do about it
     • `/elevate release [id]`: give access back early
     • `/elevate extend id duration [reason]`: ask for more time
     • `/elevate cancel id`: withdraw a pending request

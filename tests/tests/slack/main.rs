@@ -13,6 +13,7 @@ mod lifecycle;
 mod reminders;
 mod replays;
 mod safety;
+mod shortcuts;
 mod snapshots;
 mod usergroups;
 

@@ -130,6 +130,7 @@ async fn answers_to_each_command() {
     • `/elevate ROLE DURATION REASON…`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)
     • `/elevate status`: your pending requests and active grants
     • `/elevate mine`: the same with buttons, and what waits for your decision
+    • `/elevate show ID`: one request as its card shows it, with what you may do about it
     • `/elevate release [ID]`: give access back early
     • `/elevate extend ID DURATION [REASON…]`: ask for more time
     • `/elevate cancel ID`: withdraw a pending request
@@ -146,6 +147,7 @@ async fn answers_to_each_command() {
     section: • `/elevate ROLE DURATION REASON…`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)
     • `/elevate status`: your pending requests and active grants
     • `/elevate mine`: the same with buttons, and what waits for your decision
+    • `/elevate show ID`: one request as its card shows it, with what you may do about it
     • `/elevate release [ID]`: give access back early
     • `/elevate extend ID DURATION [REASON…]`: ask for more time
     • `/elevate cancel ID`: withdraw a pending request
