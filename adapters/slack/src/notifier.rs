@@ -175,7 +175,10 @@ impl Notifier for SlackNotifier {
         let slack = &self.slack;
         let api = &slack.inner.api;
         match (&notice.part, &notice.request) {
-            (Part::Card { created }, Some(req)) => self.update_card(req, *created).await,
+            (Part::Card { created }, Some(req)) => {
+                self.update_card(req, *created).await?;
+                self.update_escalated(req, notice.event.kind == "request.escalated").await
+            }
             (Part::Dm { user }, Some(req)) => {
                 let Some(line) = render::requester_line(&notice.event, req, &|p| slack.name(p), &escape) else {
                     return Ok(());
@@ -256,6 +259,47 @@ impl SlackNotifier {
         refs.set_chat_ref(PLATFORM, req.id, chat::CARD, &channel, &ts)
             .await
             .map_err(|e| DeliveryError::transient(e.to_string()))
+    }
+}
+
+impl SlackNotifier {
+    /// Copies of the card in the Slack channels of the groups a request was escalated to
+    /// (`[groups.…] slack_channel`): posted when it escalates, then kept in step with the card
+    /// (the same buttons, the same state), each recorded as the chat reference
+    /// `escalated:{group}`.
+    async fn update_escalated(&self, req: &Request, escalating: bool) -> Result<(), DeliveryError> {
+        let slack = &self.slack;
+        let policy = slack.inner.service.policy();
+        let Some(role) = policy.roles.get(&req.role) else { return Ok(()) };
+        let refs = slack.inner.refs.as_ref();
+        let transient = |e: elevate_core::ports::StoreError| DeliveryError::transient(e.to_string());
+        for group in &role.escalate_to {
+            let Some(channel) = policy.groups.get(group).and_then(|g| g.slack_channel.clone()) else { continue };
+            let name = format!("escalated:{group}");
+            let (fallback, blocks) = slack.card(req);
+            match refs.chat_ref(PLATFORM, req.id, &name).await.map_err(transient)? {
+                Some((c, ts)) => {
+                    let edit = slack.inner.api.edit(&c, &ts, &fallback, Some(blocks));
+                    match self.paced("chat.update".into(), TIER_3, edit).await {
+                        Err(DeliveryError::Permanent { code, .. }) if REPOST.contains(&code.as_str()) => {}
+                        other => other?,
+                    }
+                }
+                None if escalating => {
+                    let (c, ts) = self.post(&channel, &fallback, Some(blocks), None).await?;
+                    refs.set_chat_ref(PLATFORM, req.id, &name, &c, &ts).await.map_err(transient)?;
+                    // Said in the original card's thread, so its watchers know where it went.
+                    if let Some((card_channel, card_ts)) =
+                        refs.chat_ref(PLATFORM, req.id, chat::CARD).await.map_err(transient)?
+                    {
+                        let note = format!("Escalated: the card was posted to {} too.", crate::text::channel(&c));
+                        self.post(&card_channel, &note, None, Some(&card_ts)).await?;
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Group {
     pub members: BTreeSet<PersonId>,
     pub discord_role: Option<String>,
     pub slack_usergroup: Option<String>,
+    /// Where the group is reached in Slack: a request escalated to the group gets a copy of its
+    /// approval card here.
+    pub slack_channel: Option<String>,
 }
 
 /// Something that can be requested.

@@ -45,6 +45,7 @@ struct RawGroup {
     members: Vec<String>,
     discord_role: Option<String>,
     slack_usergroup: Option<String>,
+    slack_channel: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -194,7 +195,13 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         if let Some(name) = name {
             groups.insert(
                 name.clone(),
-                Group { name, members, discord_role: raw.discord_role, slack_usergroup: raw.slack_usergroup },
+                Group {
+                    name,
+                    members,
+                    discord_role: raw.discord_role,
+                    slack_usergroup: raw.slack_usergroup,
+                    slack_channel: raw.slack_channel,
+                },
             );
         }
     }

@@ -6,7 +6,7 @@
 use chrono::Duration;
 use elevate_tests::{
     TestApp, policy,
-    slack::{DB_CHANNEL, user},
+    slack::{DB_CHANNEL, PROD_CHANNEL, user},
 };
 
 async fn app(remind_by_dm: bool) -> TestApp {
@@ -17,6 +17,11 @@ async fn app(remind_by_dm: bool) -> TestApp {
             text.replacen("escalate_to = [\"security\"]\n", "escalate_to = [\"security\"]\nremind_by_dm = true\n", 1);
     }
     text = text.replacen("[roles.esc]\n", &format!("[roles.esc]\nslack_channel = \"{DB_CHANNEL}\"\n"), 1);
+    text = text.replacen(
+        "[groups.security]\nmembers = [\"dave\"]\n",
+        &format!("[groups.security]\nmembers = [\"dave\"]\nslack_channel = \"{PROD_CHANNEL}\"\n"),
+        1,
+    );
     TestApp::builder().config(&text).slack().spawn().await
 }
 
@@ -74,8 +79,20 @@ async fn an_escalation_is_said_in_the_thread_and_reaches_the_escalation_group() 
     );
     let dave = dms(&app, "dave");
     assert!(dave.iter().any(|d| d.contains("was escalated to you")), "{dave:?}");
+    assert!(thread.iter().any(|t| t.contains(&format!("the card was posted to <#{PROD_CHANNEL}> too"))), "{thread:?}");
+    let copy = || {
+        app.fake_slack()
+            .messages(PROD_CHANNEL)
+            .into_iter()
+            .find(|m| m.text.starts_with(&format!("Request #{id}:")))
+            .expect("a copy of the card in the security group's channel")
+    };
+    assert_eq!(copy().buttons(), ["elevate_approve", "elevate_deny"]);
 
-    // Dave approves from the reminder: the same authority checks as the card.
-    app.slack_command("dave", &format!("approve {id}")).await;
+    // Dave approves from the copy: the same authority checks as the card; both copies follow.
+    app.slack_click("dave", "elevate_approve", id).await;
+    app.deliver().await;
     assert_eq!(app.state(id).await, "approved");
+    assert!(copy().buttons().is_empty() && copy().all_text().contains("Approved by"), "{}", copy().all_text());
+    assert!(app.card(id).buttons().is_empty());
 }
