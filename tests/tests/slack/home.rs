@@ -61,6 +61,14 @@ async fn an_approver_decides_from_home_with_the_cards_checks() {
     app.deliver().await;
     assert_eq!(app.state(id).await, "approved");
     assert!(!app.slack_home("bob").contains("Waiting for your decision"), "decided: gone from bob's home");
+
+    // A stale Home tab clicked again: already decided, refused, nothing changes.
+    app.slack_home_click("bob", "elevate_approve", &id.to_string()).await;
+    let told = app.fake_slack().dms(&user("bob")).join("\n");
+    assert!(told.contains("already"), "bob is told it was decided: {told}");
+    assert_eq!(app.state(id).await, "approved");
+    let approved = app.events().await.into_iter().filter(|e| e.kind == "request.approved").count();
+    assert_eq!(approved, 1, "approved once");
 }
 
 #[tokio::test]
