@@ -182,3 +182,33 @@ impl Discord {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Whatever custom_id a click or modal carries, decoding never panics, anything elevate did
+    //! not make is refused with a message, and elevate's own ids decode to their command.
+    use super::*;
+    use elevate_core::RequestId;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_custom_id_decodes_or_is_refused(kind in "(approve|deny|extend|release|cancel|lockdown|revoke|request|x)?", sep in "[:]?", arg in "\\PC{0,40}") {
+            let id = format!("{kind}{sep}{arg}");
+            if let Err(why) = decode_click(&id) {
+                prop_assert!(!why.trim().is_empty());
+            }
+            if let Some(Err(why)) = decode_form_kind(&id) {
+                prop_assert!(!why.trim().is_empty());
+            }
+        }
+
+        #[test]
+        fn elevates_own_buttons_decode_to_their_command(id in 1i64..i64::MAX) {
+            let approve = encode_action(&Action::Approve(RequestId(id)));
+            prop_assert_eq!(decode_click(&approve), Ok(Command::Approve(RequestId(id))));
+        }
+    }
+}

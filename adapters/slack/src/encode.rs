@@ -287,3 +287,54 @@ pub(crate) fn view(f: &Form) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod properties {
+    //! Whatever a click or a form submission carries, decoding never panics, anything elevate
+    //! did not make is refused with a message, and what elevate makes decodes to itself.
+    use super::*;
+    use elevate_core::RequestId;
+    use proptest::prelude::*;
+
+    fn ids() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(APPROVE.to_string()),
+            Just(DENY.to_string()),
+            Just(CONFIRM_LOCKDOWN.to_string()),
+            Just(CONFIRM_REVOKE.to_string()),
+            Just(REQUEST_FORM_BUTTON.to_string()),
+            "\\PC{0,30}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_click_decodes_or_is_refused_with_a_message(action in ids(), value in "\\PC{0,80}") {
+            if let Err(why) = decode_action(&action, &value) {
+                prop_assert!(!why.trim().is_empty());
+            }
+        }
+
+        #[test]
+        fn any_form_decodes_or_is_refused(callback in ids(), metadata in "\\PC{0,80}") {
+            if let Some(Err(why)) = decode_form_kind(&callback, &metadata) {
+                prop_assert!(!why.trim().is_empty());
+            }
+        }
+
+        #[test]
+        fn elevates_own_buttons_decode_to_themselves(id in 1i64..i64::MAX, scope in "[a-z*-]{1,20}", reason in "\\PC{1,60}") {
+            for a in [
+                Action::Approve(RequestId(id)),
+                Action::Release(RequestId(id)),
+                Action::Lockdown { scope: scope.clone(), reason: reason.clone() },
+                Action::Revoke { id: RequestId(id), reason: reason.clone() },
+            ] {
+                let (action, value) = encode_action(&a);
+                prop_assert_eq!(decode_action(action, &value), Ok(a));
+            }
+        }
+    }
+}

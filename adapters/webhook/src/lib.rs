@@ -177,7 +177,11 @@ impl WebhookProvider {
                 Err(e) if e.is_timeout() => {
                     ProviderError::transient(format!("receiver did not answer within {:?}", self.cfg.timeout))
                 }
-                Err(e) => ProviderError::transient(format!("cannot reach the receiver: {}", short(&e.to_string()))),
+                // Without the URL: it may carry a token in its query, and this text reaches the audit feed.
+                Err(e) => ProviderError::transient(format!(
+                    "cannot reach the receiver: {}",
+                    short(&e.without_url().to_string())
+                )),
             };
             let ProviderError::Transient { retry_after, .. } = &failure else {
                 return Err(failure);
