@@ -51,10 +51,10 @@ pub fn explain(policy: &Policy, person: &str, role: &str) -> Result<String, Stri
     for g in &role.approvers {
         if let Some(grp) = policy.groups.get(g) {
             if let Some(r) = &grp.discord_role {
-                approvers.push(format!("(anyone with Discord role {r})"));
+                approvers.push(format!("(anyone with Discord role {r}, read at click time: not counted here)"));
             }
             if let Some(u) = &grp.slack_usergroup {
-                approvers.push(format!("(members of Slack user group {u})"));
+                approvers.push(format!("(members of Slack user group {u}, read at click time: not counted here)"));
             }
         }
     }
