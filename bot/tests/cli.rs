@@ -364,3 +364,84 @@ fn listen_and_database_come_from_the_flag_then_the_environment_then_the_file() {
     assert!(!Path::new(&db("file.db")).exists());
     drop(taken);
 }
+
+#[test]
+fn every_argument_and_option_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(format!("{path} {} (no about)", sub.get_name()));
+            }
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&elevate_bot::cli::Cli::command(), "elevate", &mut missing);
+    assert!(missing.is_empty(), "without help: {missing:#?}");
+}
+
+#[test]
+fn whoami_roles_and_a_request_that_waits_for_its_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    let o = s.run("example-token-carol", &["whoami"]);
+    assert_eq!(stdout(&o).trim(), "carol (token `carol-example`), security team", "{}", stderr(&o));
+    let o = s.run("example-token-alice", &["roles"]);
+    let roles = stdout(&o);
+    assert!(
+        roles.contains("demo-db") && roles.contains("at most 5m") && roles.contains("approved by 1 of db-approvers"),
+        "{roles}"
+    );
+
+    // The same strict duration rule as in chat: `1.5h` is refused, not read as the reason.
+    let o = s.run("example-token-alice", &["request", "demo-db", "1.5h", "INC-7", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
+
+    // --wait follows the request until bob decides; the exit code says how it ended.
+    let url = s.url.clone();
+    let approve = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        elevate(&["approve", "1"], Some("example-token-bob"), Some(&url))
+    });
+    let o = s.run("example-token-alice", &["request", "demo-db", "2m", "INC-7", "look", "--wait"]);
+    assert!(approve.join().unwrap().status.success());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = stdout(&o);
+    assert!(lines.contains("— pending") && lines.contains("— active"), "{lines}");
+
+    let url = s.url.clone();
+    let deny = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        elevate(&["deny", "2", "--reason", "not now"], Some("example-token-bob"), Some(&url))
+    });
+    let o = s.run("example-token-alice", &["request", "prod-admin", "2m", "INC-8", "look", "--wait"]);
+    deny.join().unwrap();
+    assert_eq!(o.status.code(), Some(3), "denied: {} {}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn completions_man_page_and_version_come_from_the_same_definition() {
+    let o = elevate(&["completions", "bash"], None, None);
+    assert!(o.status.success() && stdout(&o).contains("_elevate()") && stdout(&o).contains("breakglass"));
+    let o = elevate(&["completions", "zsh"], None, None);
+    assert!(o.status.success() && stdout(&o).contains("#compdef elevate"));
+    let o = elevate(&["man"], None, None);
+    assert!(o.status.success() && stdout(&o).contains(".TH elevate 1") && stdout(&o).contains("ELEVATE_TOKEN"));
+    let o = elevate(&["--version"], None, None);
+    let v = stdout(&o);
+    assert!(v.starts_with("elevate ") && v.contains(" (") && v.trim_end().ends_with(')'), "{v}");
+    let o = elevate(&["report", "--format", "xml"], None, None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("[possible values: table, csv, json]"), "{}", stderr(&o));
+}

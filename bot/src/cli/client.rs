@@ -1,11 +1,10 @@
 //! The action verbs: thin clients of the REST API.
 
 use super::ServerArgs;
-use elevate_core::GrantDuration;
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal, Write};
 
-fn token() -> Result<String, String> {
+pub(super) fn token() -> Result<String, String> {
     std::env::var("ELEVATE_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
@@ -13,7 +12,12 @@ fn token() -> Result<String, String> {
 }
 
 /// Sends one call; prints the error the server named, or the connection problem.
-async fn call(server: &ServerArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, i32> {
+pub(super) async fn call(
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, i32> {
     let token = token().map_err(|e| {
         eprintln!("error: {e}");
         2
@@ -70,7 +74,7 @@ pub fn describe(v: &Value) -> String {
     line
 }
 
-fn print(server: &ServerArgs, v: &Value) {
+pub(super) fn print(server: &ServerArgs, v: &Value) {
     if server.json {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
@@ -78,13 +82,19 @@ fn print(server: &ServerArgs, v: &Value) {
     }
 }
 
-pub async fn request(server: &ServerArgs, role: &str, words: &[String], ticket: Option<String>) -> i32 {
-    let (duration, reason_words) = match words.split_first() {
-        Some((first, rest)) if GrantDuration::parse(first).is_ok() => (Some(first.clone()), rest),
-        _ => (None, words),
+pub async fn request(server: &ServerArgs, role: &str, words: &[String], ticket: Option<String>, wait: bool) -> i32 {
+    // The same rule as in chat: a word that starts like a number is the duration, and must be one.
+    let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+    let (duration, reason) = match elevate_core::chat::duration_and_rest(&words) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return 1;
+        }
     };
-    let body = json!({ "role": role, "duration": duration, "reason": reason_words.join(" "), "ticket": ticket });
+    let body = json!({ "role": role, "duration": duration, "reason": reason, "ticket": ticket });
     match call(server, reqwest::Method::POST, "/api/v1/requests", Some(body)).await {
+        Ok(v) if wait => super::wait::until_decided(server, &v).await,
         Ok(v) => {
             print(server, &v);
             0

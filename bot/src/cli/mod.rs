@@ -3,13 +3,24 @@
 //! token in `ELEVATE_TOKEN`, so the actor is always the token's person.
 
 mod client;
+mod extras;
 mod local;
+mod wait;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "elevate", version, about = "Just-in-time privilege elevation, approved in chat.")]
+#[command(
+    name = "elevate",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ELEVATE_GIT_COMMIT"), ")"),
+    about = "Just-in-time privilege elevation, approved in chat.",
+    after_help = "Environment:\n  ELEVATE_TOKEN   your API token, for the commands that call a server (request, approve, \
+                  status, whoami, …); `elevate token new` makes one. Kept out of flags so that it stays out of \
+                  the process list and shell history.\n  ELEVATE_SERVER  the server to talk to (or --server)\n  \
+                  ELEVATE_CONFIG  the config file (or --config)\n  ELEVATE_DATABASE_URL, ELEVATE_LISTEN  over the \
+                  config file, for serve and check"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,12 +73,32 @@ fn with_database<'a>(config: &'a ConfigArg, database: &'a DatabaseArg) -> local:
 
 #[derive(clap::Args, Clone)]
 pub struct ServerArgs {
-    /// The elevate server to talk to.
+    /// The elevate server to talk to (your token is read from ELEVATE_TOKEN).
     #[arg(long, env = "ELEVATE_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// Print the raw JSON answer.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `report` prints.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReportFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// Comma-separated, for spreadsheets.
+    Csv,
+    /// One JSON document.
+    Json,
+}
+
+/// How `audit export` prints.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated, one event per row.
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -81,31 +112,42 @@ enum Command {
     Explain {
         #[command(flatten)]
         config: ConfigArg,
+        /// The person, as the policy names them.
         #[arg(long = "as")]
         person: String,
+        /// The role, as the policy names it (`elevate roles` lists yours).
         #[arg(long)]
         role: String,
     },
     /// Ask for a role: `elevate request ROLE [DURATION] REASON...`.
     Request {
+        /// The role, as the policy names it (`elevate roles` lists yours).
         role: String,
         /// Duration (e.g. 30m, 2h, 1h30m) then the reason; the duration may be left out.
         #[arg(required = true, num_args = 1..)]
         words: Vec<String>,
+        /// A ticket, when the role asks for one and the reason does not name it.
         #[arg(long)]
         ticket: Option<String>,
+        /// Wait until the request is decided, printing each change; the exit code says how it
+        /// ended: 0 active, 3 denied, 4 timed out, 5 cancelled or ended, 6 the grant failed.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Approve a pending request.
     Approve {
+        /// The request number (`12` or `#12`).
         id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Deny a pending request, with a reason.
     Deny {
+        /// The request number (`12` or `#12`).
         id: String,
+        /// Why, in words: it is recorded in the audit log and shown to the people concerned.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -113,13 +155,16 @@ enum Command {
     },
     /// Withdraw your own pending request.
     Cancel {
+        /// The request number (`12` or `#12`).
         id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Take an active grant away (approvers and the security team), with a reason.
     Revoke {
+        /// The request number (`12` or `#12`).
         id: String,
+        /// Why, in words: it is recorded in the audit log and shown to the people concerned.
         #[arg(long)]
         reason: String,
         /// Do not ask for confirmation.
@@ -130,14 +175,18 @@ enum Command {
     },
     /// Give your access back early.
     Release {
+        /// The request number (`12` or `#12`).
         id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Ask for more time on your active grant (needs approval like a request).
     Extend {
+        /// The request number (`12` or `#12`).
         id: String,
+        /// How long, e.g. 30m, 2h or 1h30m.
         duration: String,
+        /// Why more time is needed (shown to the approvers).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -145,7 +194,9 @@ enum Command {
     },
     /// Emergency access without approval (for persons the role allows); alerts the security team.
     Breakglass {
+        /// The role, as the policy names it (`elevate roles` lists yours).
         role: String,
+        /// How long, e.g. 30m, 2h or 1h30m.
         duration: String,
         /// Why, in words: it is shown to the security team and kept for the review.
         #[arg(required = true, num_args = 1..)]
@@ -156,6 +207,7 @@ enum Command {
     /// Run a break-glass drill: a real grant through the emergency path that revokes itself,
     /// with each step's timing and a check that the provider no longer lists it.
     Drill {
+        /// The role, as the policy names it (`elevate roles` lists yours).
         role: String,
         /// How long the drill grant lasts.
         #[arg(long, default_value = "1m")]
@@ -165,7 +217,9 @@ enum Command {
     },
     /// Mark a break-glass grant reviewed (security team).
     Review {
+        /// The request number (`12` or `#12`).
         id: String,
+        /// What the review found: kept with the grant and in the audit log.
         #[arg(long)]
         note: String,
         #[command(flatten)]
@@ -173,7 +227,9 @@ enum Command {
     },
     /// Kill switch (security team): refuse new requests for ROLE (or `all`) and revoke its grants now.
     Lockdown {
+        /// A role, or `all` for every role.
         scope: String,
+        /// Why, in words: it is recorded in the audit log and shown to the people concerned.
         #[arg(long)]
         reason: String,
         /// Refuse break-glass too.
@@ -187,6 +243,7 @@ enum Command {
     },
     /// Lift a lockdown (security team).
     Unlock {
+        /// A role, or `all` for every role.
         scope: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -198,6 +255,7 @@ enum Command {
     },
     /// Show one request, or your pending requests and active grants.
     Status {
+        /// A request number; without it, your pending requests and active grants.
         id: Option<String>,
         /// Everyone's, not only yours.
         #[arg(long)]
@@ -214,9 +272,28 @@ enum Command {
         /// The period: an age like 30d, or a time (RFC 3339).
         #[arg(long, default_value = "30d")]
         since: String,
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// How to print it.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
     },
+    /// Who your token says you are.
+    Whoami {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The roles you may request: for how long, and who approves.
+    Roles {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print a shell completion script: `elevate completions bash > /etc/bash_completion.d/elevate`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `elevate man > elevate.1`.
+    Man,
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -246,6 +323,7 @@ enum AuditCommand {
         config: ConfigArg,
         #[command(flatten)]
         database: DatabaseArg,
+        /// The checkpoint key's public half (hex), over `[audit] public_key`.
         #[arg(long)]
         public_key: Option<String>,
     },
@@ -258,8 +336,9 @@ enum AuditCommand {
         config: ConfigArg,
         #[command(flatten)]
         database: DatabaseArg,
-        #[arg(long, default_value = "jsonl")]
-        format: String,
+        /// How to print the events.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
         /// Only events at or after this time (RFC 3339, or an age like 30d, 12h).
         #[arg(long)]
         since: Option<String>,
@@ -270,8 +349,10 @@ enum AuditCommand {
 enum TokenCommand {
     /// Make a new random token for PERSON and print the config lines holding its hash.
     New {
+        /// The person, as the policy names them.
         #[arg(long)]
         person: String,
+        /// A name for the token, to tell a person's tokens apart in the config and the audit log.
         #[arg(long, default_value = "cli")]
         name: String,
     },
@@ -289,14 +370,26 @@ pub async fn run() -> i32 {
         }
         Command::Audit { command: AuditCommand::Keygen } => local::audit_keygen(),
         Command::Audit { command: AuditCommand::Export { config, database, format, since } } => {
-            local::audit_export(&with_database(&config, &database), &format, since.as_deref()).await
+            let format = if format == ExportFormat::Csv { "csv" } else { "jsonl" };
+            local::audit_export(&with_database(&config, &database), format, since.as_deref()).await
         }
         Command::Token { command: TokenCommand::New { person, name } } => local::token_new(&person, &name),
         Command::Healthcheck { url } => client::healthcheck(url.as_deref()).await,
         Command::Report { config, database, since, format } => {
-            local::report(&with_database(&config, &database), &since, &format).await
+            let format = match format {
+                ReportFormat::Table => "table",
+                ReportFormat::Csv => "csv",
+                ReportFormat::Json => "json",
+            };
+            local::report(&with_database(&config, &database), &since, format).await
         }
-        Command::Request { role, words, ticket, server } => client::request(&server, &role, &words, ticket).await,
+        Command::Request { role, words, ticket, wait, server } => {
+            client::request(&server, &role, &words, ticket, wait).await
+        }
+        Command::Whoami { server } => extras::whoami(&server).await,
+        Command::Roles { server } => extras::roles(&server).await,
+        Command::Completions { shell } => extras::completions(shell),
+        Command::Man => extras::man(),
         Command::Approve { id, server } => client::act(&server, &id, "approve", serde_json::json!({})).await,
         Command::Deny { id, reason, server } => {
             client::act(&server, &id, "deny", serde_json::json!({ "reason": reason })).await

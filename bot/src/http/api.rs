@@ -204,8 +204,23 @@ pub async fn grants(
 
 pub async fn whoami(State(st): State<AppState>, who: Authenticated) -> Result<Json<Value>, ApiError> {
     let policy = st.service.policy();
-    let roles: Vec<String> = policy.requestable_roles(&who.caller).iter().map(|r| r.name.to_string()).collect();
-    Ok(Json(json!({ "person": who.caller.person, "token": who.token_name, "may_request": roles })))
+    let requestable = policy.requestable_roles(&who.caller);
+    let names: Vec<String> = requestable.iter().map(|r| r.name.to_string()).collect();
+    let roles: Vec<Value> = requestable
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name, "description": r.description,
+                "default_duration": r.default_duration.to_string(), "max_duration": r.max_duration.to_string(),
+                "approvers": r.approvers.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+                "approvals_required": r.approvals_required, "auto_approve": r.auto_approve,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "person": who.caller.person, "token": who.token_name, "may_request": names, "roles": roles,
+        "security": policy.is_security(&who.caller),
+    })))
 }
 
 impl AppState {

@@ -272,8 +272,8 @@ fn looks_like_duration(word: &str) -> bool {
 }
 
 /// Splits `DURATION REASON…` where the duration is optional: a word that looks like a duration
-/// must be a valid one.
-fn duration_and_rest(words: &[&str]) -> Result<(Option<String>, String), UserError> {
+/// must be a valid one. The one rule for every way of typing a request (chat, CLI).
+pub fn duration_and_rest(words: &[&str]) -> Result<(Option<String>, String), UserError> {
     match words.split_first() {
         Some((d, rest)) if looks_like_duration(d) => {
             GrantDuration::parse(d).map_err(|e| UserError::invalid(e).on(Field::Duration))?;

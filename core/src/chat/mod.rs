@@ -14,7 +14,7 @@ mod thread;
 
 pub use answer::{Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone};
 pub use card::card;
-pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, foreign_payload, parse_id, usage};
+pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, duration_and_rest, foreign_payload, parse_id, usage};
 pub use handle::{Ctx, Handled, handle, refusal, sent};
 pub use home::home;
 pub use thread::{nudges, thread_line};

@@ -1,0 +1,45 @@
+//! `elevate request … --wait`: follows a request until it is decided, printing each change, so
+//! that a script (a deploy step in CI) can wait for access and know from the exit code what
+//! happened.
+
+use super::{ServerArgs, client};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How often the request is read again.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Exit codes of `--wait`, documented in `--help` and the README.
+pub const ACTIVE: i32 = 0;
+pub const DENIED: i32 = 3;
+pub const TIMED_OUT: i32 = 4;
+pub const ENDED: i32 = 5;
+pub const FAILED: i32 = 6;
+
+/// Waits for the request in `created` (the API's answer to the request) to become active,
+/// or to end without access; prints each state it passes through.
+pub async fn until_decided(server: &ServerArgs, created: &Value) -> i32 {
+    let id = created["id"].as_i64().unwrap_or(0);
+    let mut last = String::new();
+    let mut current = created.clone();
+    loop {
+        let state = current["state"].as_str().unwrap_or("?").to_string();
+        if state != last {
+            client::print(server, &current);
+            last = state.clone();
+        }
+        match state.as_str() {
+            "active" => return ACTIVE,
+            "denied" => return DENIED,
+            "timed_out" => return TIMED_OUT,
+            "failed" => return FAILED,
+            "cancelled" | "revoked" | "expired" | "released" => return ENDED,
+            _ => {}
+        }
+        tokio::time::sleep(POLL).await;
+        current = match client::call(server, reqwest::Method::GET, &format!("/api/v1/requests/{id}"), None).await {
+            Ok(v) => v,
+            Err(code) => return code,
+        };
+    }
+}
