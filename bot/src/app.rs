@@ -41,6 +41,8 @@ pub struct AppOptions {
     pub background: bool,
     /// Override the configured database URL.
     pub database_url: Option<String>,
+    /// The config file the process was started from, read again by a reload.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -52,6 +54,7 @@ impl Default for AppOptions {
             feeds: vec![Arc::new(LogFeed)],
             background: true,
             database_url: None,
+            config_path: None,
         }
     }
 }
@@ -72,6 +75,7 @@ pub struct App {
     pub slack: Option<elevate_slack::Slack>,
     /// The Discord adapter, when `[discord]` is configured.
     pub discord: Option<elevate_discord::Discord>,
+    pub reloader: Arc<crate::reload::Reloader>,
     delivery: Delivery,
     background: bool,
     ready: Arc<AtomicBool>,
@@ -157,6 +161,8 @@ impl App {
             None => None,
         };
         let delivery = Delivery::new(Arc::new(store.clone()), &metrics, &opts.clock, notifiers, feeds);
+        let running = service.providers().keys().cloned().collect();
+        let reloader = Arc::new(crate::reload::Reloader::new(opts.config_path.clone(), running, service.clone()));
         let (shutdown_tx, _) = watch::channel(false);
         Ok(App {
             config,
@@ -169,6 +175,7 @@ impl App {
             provider_overrides: opts.provider_overrides,
             slack,
             discord,
+            reloader,
             delivery,
             background: opts.background,
             ready: Arc::new(AtomicBool::new(false)),
@@ -183,6 +190,7 @@ impl App {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             ready: self.ready.clone(),
+            reloader: self.reloader.clone(),
         }
     }
 

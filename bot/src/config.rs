@@ -398,7 +398,8 @@ impl AuditConfig {
     }
 }
 
-const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord", "audit"];
+/// Sections read once at start: a change to them needs a restart (a reload says so).
+pub const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord", "audit"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {

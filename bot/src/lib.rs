@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod notices;
 pub mod providers;
+pub mod reload;
 pub mod scheduler;
 
 /// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the

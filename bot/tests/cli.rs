@@ -445,3 +445,55 @@ fn completions_man_page_and_version_come_from_the_same_definition() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("[possible values: table, csv, json]"), "{}", stderr(&o));
 }
+
+const LOGS_ROLE: &str = "\n[roles.demo-logs]\nprovider = \"dry\"\ndefault_duration = \"1h\"\nmax_duration = \"8h\"\n\
+                         requesters = [\"engineers\"]\napprovers = [\"db-approvers\"]\n";
+
+#[test]
+fn the_policy_reloads_without_a_restart_and_a_bad_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    let original = std::fs::read_to_string(&s.config).unwrap();
+    let roles = |who: &str| stdout(&s.run(who, &["roles"]));
+    assert!(!roles("example-token-alice").contains("demo-logs"));
+
+    std::fs::write(&s.config, format!("{original}{LOGS_ROLE}")).unwrap();
+    let o = s.run("example-token-alice", &["reload"]);
+    assert_eq!(o.status.code(), Some(1), "only the security team reloads: {}", stderr(&o));
+    let o = s.run("example-token-carol", &["reload"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("roles added: demo-logs"), "{}", stdout(&o));
+    assert!(roles("example-token-alice").contains("demo-logs"), "the next request sees the new policy");
+
+    // An invalid file: every problem named, the running policy kept.
+    let bad = format!("{original}{LOGS_ROLE}")
+        .replace("provider = \"dry\"\ndefault_duration = \"1h\"", "provider = \"nope\"\ndefault_duration = \"soon\"");
+    std::fs::write(&s.config, bad).unwrap();
+    let o = s.run("example-token-carol", &["reload"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("roles.demo-logs.provider") && err.contains("roles.demo-logs.default_duration"), "{err}");
+    assert!(roles("example-token-alice").contains("demo-logs"), "still the last good policy");
+
+    // A start-only section changed: reloaded, and said to need a restart.
+    let restart = format!("{original}{LOGS_ROLE}").replace("[scheduler]\n", "[scheduler]\nconcurrency = 7\n");
+    std::fs::write(&s.config, restart).unwrap();
+    let o = s.run("example-token-carol", &["reload"]);
+    assert!(o.status.success() && stdout(&o).contains("needs a restart to apply: scheduler"), "{}", stdout(&o));
+
+    // SIGHUP does the same as `elevate reload`.
+    std::fs::write(&s.config, &original).unwrap();
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let t = Instant::now();
+    while roles("example-token-alice").contains("demo-logs") {
+        assert!(t.elapsed() < Duration::from_secs(10), "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Each reload is in the audit log, with the config's hash.
+    let o = elevate(&["audit", "export", "--config", s.config.to_str().unwrap()], None, None);
+    let reloads = stdout(&o).lines().filter(|l| l.contains("config.reloaded")).count();
+    assert_eq!(reloads, 3, "{}", stdout(&o));
+    assert!(stdout(&o).contains("config_sha256"));
+}

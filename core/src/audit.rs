@@ -101,6 +101,8 @@ event_kinds! {
     BreakglassReviewed = "breakglass.reviewed",
     /// The periodic usage report, posted to the audit feed.
     Report = "report.posted",
+    /// A new policy was swapped in without a restart: the config's hash and what changed.
+    ConfigReloaded = "config.reloaded",
 }
 
 impl fmt::Display for EventKind {

@@ -48,6 +48,7 @@ pub fn for_security(kind: &str) -> bool {
         "security.alert"
             | "security.lockdown"
             | "security.unlock"
+            | "config.reloaded"
             | "breakglass.review_pending"
             | "breakglass.reviewed"
             | "grant.revoke_alert"
@@ -190,6 +191,37 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 r => format!("role {r}"),
             }
         ),
+        "config.reloaded" => {
+            let list = |k: &str| -> Vec<String> {
+                d.get(k)
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            };
+            let mut changes = Vec::new();
+            for (key, word) in [
+                ("roles_added", "roles added"),
+                ("roles_removed", "roles removed"),
+                ("roles_changed", "roles changed"),
+                ("persons_added", "persons added"),
+                ("persons_removed", "persons removed"),
+                ("groups_added", "groups added"),
+                ("groups_removed", "groups removed"),
+                ("groups_changed", "groups changed"),
+                ("tokens_added", "tokens added"),
+                ("tokens_removed", "tokens removed"),
+            ] {
+                let l = list(key);
+                if !l.is_empty() {
+                    changes.push(format!("{word}: {}", l.join(", ")));
+                }
+            }
+            let changes = if changes.is_empty() { "no policy change".to_string() } else { changes.join("; ") };
+            let hash = s(d, "config_sha256");
+            format!("policy reloaded by {who} (config {}): {changes}", &hash[..hash.len().min(12)])
+        }
         "report.posted" => format!("{}\n```\n{}```", s(d, "title"), s(d, "table")),
         "breakglass.review_pending" => format!("{id} break-glass use by {person} of {role} still needs a review"),
         "breakglass.reviewed" => format!("{id} break-glass use reviewed by {who}: {}", s(d, "note")),

@@ -180,6 +180,7 @@ impl TestApp {
             feeds: Vec::new(),
             background: p.background,
             database_url: Some(p.db.url.clone()),
+            config_path: None,
         };
         let mut app = App::build(config, opts).await.expect("app builds");
         if let Some(d) = &app.discord {

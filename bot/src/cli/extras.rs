@@ -23,6 +23,52 @@ pub fn man() -> i32 {
     }
 }
 
+pub async fn reload(server: &ServerArgs) -> i32 {
+    let token = match client::token() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let url = format!("{}/api/v1/admin/reload", server.server.trim_end_matches('/'));
+    let resp = match reqwest::Client::new().post(&url).bearer_auth(token).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot reach the elevate server at {}: {}", server.server, e.without_url());
+            return 2;
+        }
+    };
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if server.json {
+        println!("{v}");
+    }
+    if !status.is_success() {
+        eprintln!("error: {}", v["error"]["message"].as_str().unwrap_or("the server refused without a message"));
+        for p in v["error"]["problems"].as_array().into_iter().flatten() {
+            eprintln!("  {}: {}", p["path"].as_str().unwrap_or("?"), p["message"].as_str().unwrap_or("?"));
+        }
+        return if status.is_client_error() { 1 } else { 2 };
+    }
+    if !server.json {
+        let sha = v["config_sha256"].as_str().unwrap_or("");
+        println!("reloaded (config sha256 {})", &sha[..sha.len().min(12)]);
+        for (k, items) in v["changes"].as_object().into_iter().flatten() {
+            let names: Vec<&str> = items.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            if !names.is_empty() {
+                println!("  {}: {}", k.replace('_', " "), names.join(", "));
+            }
+        }
+        let restart: Vec<&str> =
+            v["needs_restart"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !restart.is_empty() {
+            println!("  needs a restart to apply: {}", restart.join(", "));
+        }
+    }
+    0
+}
+
 pub async fn whoami(server: &ServerArgs) -> i32 {
     match client::call(server, reqwest::Method::GET, "/api/v1/whoami", None).await {
         Ok(v) if server.json => {

@@ -65,7 +65,8 @@ async fn open_store(config: &Config) -> Result<SqlStore, i32> {
 pub async fn serve(src: &Source<'_>) -> i32 {
     let Ok(config) = load_from(src) else { return 2 };
     let listen = config.listen();
-    let app = match App::build(config, AppOptions::default()).await {
+    let opts = AppOptions { config_path: Some(src.path.to_path_buf()), ..AppOptions::default() };
+    let app = match App::build(config, opts).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: cannot start: {e:#}");
@@ -80,6 +81,7 @@ pub async fn serve(src: &Source<'_>) -> i32 {
         }
     };
     info!(address = %format!("http://{listen}"), "elevate listening");
+    reload_on_hangup(app.reloader.clone());
     match app.serve(listener, shutdown_signal()).await {
         Ok(()) => 0,
         Err(e) => {
@@ -87,6 +89,35 @@ pub async fn serve(src: &Source<'_>) -> i32 {
             2
         }
     }
+}
+
+/// SIGHUP re-reads the config file, as daemons do; the outcome goes to the log (and a
+/// successful reload to the audit log).
+fn reload_on_hangup(reloader: std::sync::Arc<crate::reload::Reloader>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match reloader.reload(None).await {
+                Ok(done) => {
+                    info!(config_sha256 = %done.config_sha256, changes = ?done.changes, "policy reloaded (SIGHUP)");
+                    if !done.needs_restart.is_empty() {
+                        tracing::warn!(sections = ?done.needs_restart, "these sections changed but are only read at start: restart elevate to apply them");
+                    }
+                }
+                Err(crate::reload::ReloadError::Invalid(problems)) => {
+                    for p in &problems {
+                        tracing::error!(path = %p.path, problem = %p.message, "reload refused: the running policy stays");
+                    }
+                }
+                Err(crate::reload::ReloadError::Refused(e)) => {
+                    tracing::error!(error = %e, "reload failed; the running policy stays")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 async fn shutdown_signal() {

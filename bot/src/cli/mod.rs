@@ -276,6 +276,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
+    /// Re-read the server's config file and swap in its policy without a restart (security
+    /// team). An invalid file changes nothing and every problem is listed; sections read only at
+    /// start are named as needing a restart. `kill -HUP` on the server does the same.
+    Reload {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Who your token says you are.
     Whoami {
         #[command(flatten)]
@@ -387,6 +394,7 @@ pub async fn run() -> i32 {
             client::request(&server, &role, &words, ticket, wait).await
         }
         Command::Whoami { server } => extras::whoami(&server).await,
+        Command::Reload { server } => extras::reload(&server).await,
         Command::Roles { server } => extras::roles(&server).await,
         Command::Completions { shell } => extras::completions(shell),
         Command::Man => extras::man(),

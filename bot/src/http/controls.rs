@@ -83,3 +83,22 @@ pub async fn drill_report(
     let id = elevate_core::RequestId::parse(&id).map_err(elevate_core::UserError::invalid)?;
     Ok(Json(json!(st.service.drill_report(id).await?)))
 }
+
+/// Re-reads the config file (security team): 200 with what changed, 422 naming every problem
+/// of an invalid config (the running policy stays).
+pub async fn reload(State(st): State<AppState>, who: Authenticated) -> Result<axum::response::Response, ApiError> {
+    use crate::reload::ReloadError;
+    match st.reloader.reload(Some(&who.caller)).await {
+        Ok(done) => Ok(Json(json!(done)).into_response()),
+        Err(ReloadError::Invalid(problems)) => {
+            let list: Vec<Value> = problems.iter().map(|p| json!({ "path": p.path, "message": p.message })).collect();
+            let body = json!({ "error": {
+                "code": "invalid_config",
+                "message": format!("The config has {} problem(s); the running policy is unchanged.", list.len()),
+                "problems": list,
+            } });
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+        }
+        Err(ReloadError::Refused(e)) => Err(e.into()),
+    }
+}

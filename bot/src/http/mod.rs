@@ -30,6 +30,7 @@ pub struct AppState {
     pub store: SqlStore,
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 impl AppState {
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/{action}", post(api::act))
         .route("/api/v1/grants", get(api::grants))
         .route("/api/v1/whoami", get(api::whoami))
+        .route("/api/v1/admin/reload", post(controls::reload))
         .route("/api/v1/breakglass", post(controls::breakglass))
         .route("/api/v1/drills", post(controls::drill))
         .route("/api/v1/drills/{id}", get(controls::drill_report))

@@ -29,7 +29,7 @@ pub struct LockdownReport {
 }
 
 impl Service {
-    fn security_only(&self, caller: &Caller, what: &str) -> CoreResult<()> {
+    pub(super) fn security_only(&self, caller: &Caller, what: &str) -> CoreResult<()> {
         self.known_caller(caller)?;
         let policy = self.policy();
         if !policy.is_security(caller) {

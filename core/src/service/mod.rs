@@ -9,6 +9,7 @@ mod drill;
 mod due;
 mod due_notices;
 mod periodic;
+mod reload;
 mod request;
 
 pub use actors::NotAllowed;
@@ -19,6 +20,7 @@ pub use periodic::{
     CHECKPOINT_CURSOR, ReconcileReport, VerifyReport, report_from_store, verify_since_checkpoint, verify_store,
     verify_store_with,
 };
+pub use reload::PolicyDiff;
 
 use crate::{
     RequestId, UserError,
