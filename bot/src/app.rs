@@ -205,7 +205,7 @@ impl App {
             let routes = elevate_discord::routes(d.clone());
             router = router.merge(http::limits::limited(routes, http::limits::CHAT_BODY_MAX));
         }
-        router
+        router.layer(axum::middleware::from_fn_with_state(self.metrics.clone(), http::access::log))
     }
 
     /// One delivery step of every notifier and feed channel (tests drive delivery with it

@@ -20,12 +20,17 @@ pub fn install_crypto() {
 }
 
 /// Logging for the binary: human-readable by default, JSON with `ELEVATE_LOG_FORMAT=json`,
-/// level from `RUST_LOG` (default `info`). Secrets are never logged: configs hold only their
-/// sources, and errors name where a secret was looked for, not its value.
+/// level from `RUST_LOG` (default `info`). Colours only on a terminal: a log file or a
+/// collector gets plain text. Secrets are never logged: configs hold only their sources, and
+/// errors name where a secret was looked for, not its value.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if std::env::var("ELEVATE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {

@@ -497,3 +497,53 @@ fn the_policy_reloads_without_a_restart_and_a_bad_file_changes_nothing() {
     assert_eq!(reloads, 3, "{}", stdout(&o));
     assert!(stdout(&o).contains("config_sha256"));
 }
+
+#[test]
+fn each_request_is_logged_once_without_secrets_and_refused_logins_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("elevate.toml");
+    let text = quickstart()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("elevate-quickstart.db", &dir.path().join("e.db").display().to_string());
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    elevate(&["status", "1"], Some("example-token-alice"), Some(&url));
+    elevate(&["status"], Some("a-wrong-token-SECRET"), Some(&url));
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port)).map(|mut s| {
+        use std::io::Write;
+        let _ =
+            s.write_all(b"GET /api/v1/requests?token=QUERY-SECRET HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(!out.contains("\u{1b}["), "no colour codes when stderr is not a terminal");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("elevate::http")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("route=/api/v1/requests/{id}") && l.contains("status=404") || l.contains("status=200")),
+        "{out}"
+    );
+    assert!(lines.iter().all(|l| l.contains("request_id=") && l.contains("ms=")), "{out}");
+    assert!(out.contains("API authentication refused"), "{out}");
+    for secret in ["example-token-alice", "a-wrong-token-SECRET", "QUERY-SECRET"] {
+        assert!(!out.contains(secret), "{secret} reached the log:\n{out}");
+    }
+}

@@ -120,9 +120,31 @@ async fn health_readiness_and_metrics_answer() {
         "elevate_requests{state=\"active\"} 1",
         "elevate_grants_active 1",
         "elevate_scheduler_lag_seconds",
-        "elevate_provider_calls_total{provider=\"hook\",op=\"grant\",outcome=\"ok\"} 1",
-        "elevate_provider_call_seconds_count{provider=\"hook\",op=\"grant\"} 1",
+        "elevate_provider_calls_total{op=\"grant\",outcome=\"ok\",provider=\"hook\"} 1",
+        "elevate_provider_call_seconds_count{op=\"grant\",provider=\"hook\"} 1",
+        "elevate_requests_open{state=\"active\"} 1",
+        "elevate_requests_finished_total{outcome=\"expired\"} 0",
+        "elevate_build_info{commit=\"",
+        "elevate_http_requests_total{method=\"POST\",route=\"/api/v1/requests\",status=\"201\"}",
+        "elevate_http_request_seconds_count{route=\"/api/v1/requests/{id}/{action}\"}",
+        "process_resident_memory_bytes",
+        "process_open_fds",
     ] {
         assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
     }
+    // Every scrape is valid Prometheus text: each sample line is `name{labels} value`.
+    for line in m.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");
+    }
+    // The request id is returned, and a caller's own is kept.
+    let r = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
+    assert_eq!(r.headers()["x-request-id"].len(), 16);
 }

@@ -1,7 +1,8 @@
 //! The HTTP server: the REST API, health and metrics. Chat platforms' endpoints are merged in by
 //! their adapters.
 
-pub mod api;
+pub mod access;
+mod api;
 mod controls;
 mod error;
 pub mod limits;
@@ -80,6 +81,15 @@ impl axum::extract::FromRequestParts<AppState> for Authenticated {
 }
 
 fn authenticate(headers: &HeaderMap, service: &Service) -> Result<Authenticated, ApiError> {
+    authenticated(headers, service).inspect_err(|e| {
+        if let ApiError::User(u) = e {
+            // Refused authentication is logged (never the token): repeated ones are an attack.
+            tracing::warn!(target: "elevate::auth", why = %u.message, "API authentication refused");
+        }
+    })
+}
+
+fn authenticated(headers: &HeaderMap, service: &Service) -> Result<Authenticated, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

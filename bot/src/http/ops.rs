@@ -3,7 +3,6 @@
 use super::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use elevate_core::{State as ReqState, ports::Store};
-use std::fmt::Write;
 
 /// The process is up.
 pub async fn healthz() -> &'static str {
@@ -24,38 +23,29 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text format.
+/// Prometheus text format. Shared state is read from the database now; a database that does
+/// not answer leaves those series at their last value and says so in the log.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let mut out = String::new();
     let now = st.service.now();
+    let m = &st.metrics;
     match st.store.count_by_state().await {
         Ok(counts) => {
-            let _ = writeln!(out, "# HELP elevate_requests Requests by state.");
-            let _ = writeln!(out, "# TYPE elevate_requests gauge");
+            let n = |s: ReqState| counts.iter().find(|(st, _)| *st == s).map(|(_, n)| *n).unwrap_or(0);
             for s in ReqState::ALL {
-                let n = counts.iter().find(|(st, _)| *st == s).map(|(_, n)| *n).unwrap_or(0);
-                let _ = writeln!(out, "elevate_requests{{state=\"{}\"}} {n}", s.as_str());
+                m.requests.with_label_values(&[s.as_str()]).set(n(s));
+                let by_outcome = if s.is_final() { &m.finished } else { &m.open };
+                by_outcome.with_label_values(&[s.as_str()]).set(n(s));
             }
-            let active: i64 =
-                counts.iter().filter(|(s, _)| matches!(s, ReqState::Active | ReqState::Revoking)).map(|(_, n)| n).sum();
-            let _ = writeln!(
-                out,
-                "# HELP elevate_grants_active Grants that currently give access (active or being revoked)."
-            );
-            let _ = writeln!(out, "# TYPE elevate_grants_active gauge");
-            let _ = writeln!(out, "elevate_grants_active {active}");
+            m.grants_active.set(n(ReqState::Active) + n(ReqState::Revoking));
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count requests"),
     }
     if let Ok((due, oldest)) = st.store.overdue(now).await {
         let lag = oldest.map(|o| (now - o).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0).max(0.0);
-        let _ = writeln!(out, "# HELP elevate_scheduler_due_items Due items not yet done.");
-        let _ = writeln!(out, "# TYPE elevate_scheduler_due_items gauge");
-        let _ = writeln!(out, "elevate_scheduler_due_items {due}");
-        let _ = writeln!(out, "# HELP elevate_scheduler_lag_seconds How long the oldest due item has been waiting.");
-        let _ = writeln!(out, "# TYPE elevate_scheduler_lag_seconds gauge");
-        let _ = writeln!(out, "elevate_scheduler_lag_seconds {lag}");
+        m.due_items.set(due);
+        m.lag.set(lag);
     }
-    st.metrics.render(&mut out);
+    let mut out = String::new();
+    m.render(&mut out);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -73,12 +73,12 @@ on_both_dbs!(a_channel_the_bot_is_not_in_delays_no_other_roles_card, |db| async 
     assert_eq!(to_prod(), 2);
     assert_eq!(slack.messages(SECURITY_CHANNEL).len(), 1, "once per channel and code");
     let m = metrics(&app);
-    assert!(m.contains(r#"elevate_chat_refusals_total{platform="slack",code="not_in_channel"} 2"#), "{m}");
+    assert!(m.contains(r#"elevate_chat_refusals_total{code="not_in_channel",platform="slack"} 2"#), "{m}");
     assert!(
-        m.contains(r#"elevate_chat_deliveries_total{platform="slack",destination="card",outcome="permanent"} 2"#),
+        m.contains(r#"elevate_chat_deliveries_total{destination="card",outcome="permanent",platform="slack"} 2"#),
         "{m}"
     );
-    assert!(m.contains(r#"elevate_chat_deliveries_total{platform="slack",destination="card",outcome="ok"}"#), "{m}");
+    assert!(m.contains(r#"elevate_chat_deliveries_total{destination="card",outcome="ok",platform="slack"}"#), "{m}");
     assert!(
         app.request(again).await.state.as_str() == "pending" && app.request(prod).await.state.as_str() == "pending"
     );
@@ -104,7 +104,7 @@ on_both_dbs!(a_ten_minute_outage_ends_with_every_feed_event_posted_once_in_order
     assert_eq!(lines, expected_feed(&app).await, "every event once, in order");
     let m = metrics(&app);
     assert!(m.contains(r#"elevate_feed_lag_events{feed="slack-feed"} 0"#), "{m}");
-    assert!(m.contains(r#"elevate_chat_deliveries_total{platform="slack",destination="channel",outcome="transient"}"#));
+    assert!(m.contains(r#"elevate_chat_deliveries_total{destination="channel",outcome="transient",platform="slack"}"#));
     // Backoff is capped: delivery resumed soon after Slack came back, without hammering it.
     assert!(took < Duration::minutes(3), "caught up {took} after the last event");
     let feed_calls = slack.calls("chat.postMessage").iter().filter(|c| c.args["channel"] == AUDIT_CHANNEL).count();
