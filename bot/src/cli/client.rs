@@ -282,6 +282,11 @@ pub async fn drill(server: &ServerArgs, role: &str, hold: &str) -> i32 {
     println!("Drill #{id} of `{role}` started; it holds access for {hold} and then revokes itself.");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(hold_secs + 180);
     let mut listed_while_active = None;
+    // Each step is printed as it happens, so a long hold shows where the drill is.
+    let mut shown = 0;
+    if !server.json {
+        println!("{:>9}  step", "seconds");
+    }
     let report = loop {
         let r = match call(server, reqwest::Method::GET, &format!("/api/v1/drills/{id}"), None).await {
             Ok(r) => r,
@@ -290,6 +295,14 @@ pub async fn drill(server: &ServerArgs, role: &str, hold: &str) -> i32 {
         if r["state"] == "active" && listed_while_active.is_none() {
             listed_while_active = r["listed_now"].as_bool();
         }
+        let steps = r["steps"].as_array().cloned().unwrap_or_default();
+        if !server.json {
+            for s in steps.iter().skip(shown) {
+                println!("{:>9.1}  {}", s["after_secs"].as_f64().unwrap_or(0.0), s["step"].as_str().unwrap_or(""));
+            }
+            let _ = std::io::stdout().flush();
+        }
+        shown = shown.max(steps.len());
         let over = !matches!(r["state"].as_str(), Some("pending" | "approved" | "active" | "revoking"));
         if over || std::time::Instant::now() > deadline {
             break r;
@@ -299,10 +312,6 @@ pub async fn drill(server: &ServerArgs, role: &str, hold: &str) -> i32 {
     if server.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        println!("{:>9}  step", "seconds");
-        for s in report["steps"].as_array().into_iter().flatten() {
-            println!("{:>9.1}  {}", s["after_secs"].as_f64().unwrap_or(0.0), s["step"].as_str().unwrap_or(""));
-        }
         let yn = |b: Option<bool>| match b {
             Some(true) => "yes",
             Some(false) => "no",
