@@ -73,11 +73,21 @@ impl App {
     pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
         crate::install_crypto();
         let mut config = config;
+        if let Some(u) = &opts.database_url {
+            config.database = crate::config::DatabaseConfig { url: Some(u.clone()), url_env: None };
+        }
+        // Every secret is read and checked before the database is opened: a server that cannot
+        // work changes nothing (no migrations), and says everything that is wrong at once.
+        // Providers supplied by the caller are not built from the config, nor their secrets read.
+        let mut read = config.clone();
+        read.providers.retain(|name, _| !opts.provider_overrides.contains_key(name));
+        let problems = read.check_secrets();
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(|e| format!("  {e}")).collect();
+            anyhow::bail!("{} problem(s) with secrets:\n{}", problems.len(), lines.join("\n"));
+        }
         config.scheduler.checkpoint_seed = config.audit.seed().map_err(anyhow::Error::msg)?;
-        let url = match opts.database_url.clone() {
-            Some(u) => u,
-            None => config.database_url().map_err(anyhow::Error::msg)?,
-        };
+        let url = config.database_url().map_err(anyhow::Error::msg)?;
         let store = SqlStore::connect(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
             store = match store.dialect() {

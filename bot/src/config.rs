@@ -5,7 +5,8 @@
 //!
 //! Secrets never live in this file: a setting names an environment variable (`secret_env`) or a
 //! file (`secret_file`); `ELEVATE_SECRETS_FILE` may point at a `NAME=value` file that stands in
-//! for the environment.
+//! for the environment. Reading and checking them is `secrets.rs`: parsing a file never reads a
+//! secret, so `elevate check --skip-secrets` can check a file anywhere.
 
 use elevate_core::{
     GrantDuration, Policy,
@@ -13,6 +14,8 @@ use elevate_core::{
 };
 use serde::Deserialize;
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, str::FromStr};
+
+pub use crate::secrets::{SecretRef, lookup_secret};
 
 /// Everything `elevate serve` needs, validated.
 #[derive(Debug, Clone)]
@@ -56,10 +59,6 @@ fn default_slack_api() -> String {
 }
 
 impl SlackConfig {
-    fn secret(env: &Option<String>, file: &Option<String>) -> SecretRef {
-        SecretRef { secret_env: env.clone(), secret_file: file.clone() }
-    }
-
     fn check(&self, errs: &mut Vec<ConfigError>) {
         let pairs = [
             ("signing_secret", &self.signing_secret_env, &self.signing_secret_file, !self.socket_mode),
@@ -93,7 +92,7 @@ impl SlackConfig {
             if env.is_none() && file.is_none() {
                 return Ok(None);
             }
-            Self::secret(env, file).resolve(&format!("slack.{name}")).map(Some)
+            SecretRef::new(env, file).resolve(&format!("slack.{name}")).map(Some)
         };
         Ok(elevate_slack::SlackSettings {
             team_id: self.team_id.clone(),
@@ -224,14 +223,6 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     pub url: Option<String>,
     pub url_env: Option<String>,
-}
-
-/// A secret's source: an environment variable or a file. Never the value itself.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    pub secret_env: Option<String>,
-    pub secret_file: Option<String>,
 }
 
 /// One configured provider.
@@ -419,6 +410,11 @@ impl Config {
             errs.push(ConfigError::new("database", "set either url or url_env, not both"));
         }
         if let Some(u) = &database.url
+            && let Err(e) = elevate_sql::Dialect::parse(u)
+        {
+            errs.push(ConfigError::new("database.url", e));
+        }
+        if let Some(u) = &database.url
             && u.contains('@')
             && u.starts_with("postgres")
         {
@@ -495,9 +491,7 @@ impl Config {
     pub fn database_url(&self) -> Result<String, String> {
         match (&self.database.url, &self.database.url_env) {
             (Some(u), _) => Ok(u.clone()),
-            (None, Some(var)) => lookup_secret(var).ok_or_else(|| {
-                format!("database.url_env names `{var}`, which is not set in the environment or ELEVATE_SECRETS_FILE")
-            }),
+            (None, Some(var)) => SecretRef::new(&Some(var.clone()), &None).resolve("database.url_env"),
             (None, None) => Ok("elevate.db".into()),
         }
     }
@@ -579,39 +573,6 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Reads a secret by name: the environment first, then the `ELEVATE_SECRETS_FILE` file
-/// (`NAME=value` lines, `#` comments).
-pub fn lookup_secret(name: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(name)
-        && !v.is_empty()
-    {
-        return Some(v);
-    }
-    let file = std::env::var("ELEVATE_SECRETS_FILE").ok()?;
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
-}
-
-impl SecretRef {
-    /// Resolves the secret; the error names where it was looked for, never a value.
-    pub fn resolve(&self, path: &str) -> Result<String, String> {
-        if let Some(var) = &self.secret_env {
-            return lookup_secret(var)
-                .ok_or_else(|| format!("{path}: the secret is read from `{var}`, which is not set in the environment or ELEVATE_SECRETS_FILE"));
-        }
-        if let Some(file) = &self.secret_file {
-            return std::fs::read_to_string(file)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("{path}: cannot read secret_file {file}: {e}"));
-        }
-        Err(format!("{path}: no secret configured"))
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod scheduler;
+pub mod secrets;
 
 /// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the
 /// chat clients bring ring: installing ring's provider once, before any HTTP client is built,

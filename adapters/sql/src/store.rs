@@ -100,7 +100,7 @@ impl Store for SqlStore {
             });
             for (id, state) in rows {
                 let state = State::parse(&state)
-                    .ok_or_else(|| StoreError(format!("stored state of request {id} cannot be read")))?;
+                    .ok_or_else(|| StoreError::new(format!("stored state of request {id} cannot be read")))?;
                 out.push((RequestId(id), state));
             }
         }

@@ -74,9 +74,15 @@ pub struct ServerArgs {
 enum Command {
     /// Run the server: API, scheduler, audit feed.
     Serve(ServeArgs),
-    /// Validate a config file and print every problem with its key path (with the same
-    /// overrides as `serve`).
-    Check(ServeArgs),
+    /// Validate a config file and the secrets it names, and print every problem with its key
+    /// path (with the same overrides as `serve`).
+    Check {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Check the file only, not the secrets it names (for CI, where they are absent).
+        #[arg(long)]
+        skip_secrets: bool,
+    },
     /// Dry-run the policy: may PERSON request ROLE, who approves, what would happen.
     Explain {
         #[command(flatten)]
@@ -282,7 +288,7 @@ pub async fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(c) => local::serve(&c.source()).await,
-        Command::Check(c) => local::check(&c.source()),
+        Command::Check { args, skip_secrets } => local::check(&args.source(), skip_secrets),
         Command::Explain { config, person, role } => local::explain(&config.config, &person, &role),
         Command::Audit { command: AuditCommand::Verify { config, database, public_key } } => {
             local::audit_verify(&with_database(&config, &database), public_key.as_deref()).await
