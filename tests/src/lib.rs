@@ -15,6 +15,7 @@ pub mod discord;
 pub mod fake_discord;
 pub mod fake_slack;
 pub mod harness;
+pub mod pg_instance;
 pub mod policy;
 pub mod receiver;
 pub mod render;

@@ -8,6 +8,7 @@
 
 mod chat_refs;
 mod exec;
+mod reach;
 mod rows;
 mod store;
 mod writer;
@@ -16,7 +17,7 @@ mod writes;
 use elevate_core::ports::StoreError;
 use sqlx::{
     ConnectOptions, Connection,
-    postgres::{PgPool, PgPoolOptions},
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{
@@ -50,6 +51,8 @@ pub struct SqlStore {
     pub(crate) pools: Pools,
     /// Chat deliveries recorded, to forget old ones now and then (see `first_delivery`).
     pub(crate) deliveries: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// PostgreSQL only: whether it was last found reachable (see `reach.rs`).
+    pub(crate) reach: Option<Arc<reach::Reach>>,
 }
 
 /// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
@@ -100,8 +103,25 @@ fn scheme_of(url: &str) -> Option<&str> {
     valid.then_some(scheme)
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(e)
+/// A driver error that may mean the database could not be reached.
+pub(crate) trait DbError: std::fmt::Display {
+    fn unreachable(&self) -> bool {
+        false
+    }
+}
+
+impl DbError for sqlx::Error {
+    fn unreachable(&self) -> bool {
+        reach::unreachable(self)
+    }
+}
+
+/// SQLite is a local file: its errors are failures, never an outage to wait out.
+impl DbError for rusqlite::Error {}
+impl DbError for serde_json::Error {}
+
+fn err(e: impl DbError) -> StoreError {
+    if e.unreachable() { StoreError::unavailable(e) } else { StoreError::new(e) }
 }
 
 impl SqlStore {
@@ -110,10 +130,12 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         let store = match Dialect::parse(url).map_err(StoreError::new)? {
             Dialect::Postgres => {
+                let opts = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::new(format!("bad PostgreSQL URL: {}", redact(&e.to_string()))))?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .max_connections(reach::MAX_CONNECTIONS)
+                    .acquire_timeout(reach::ACQUIRE_TIMEOUT)
+                    .connect_with(opts.clone())
                     .await
                     .map_err(|e| {
                         StoreError::new(format!("cannot connect to PostgreSQL: {}", redact(&e.to_string())))
@@ -122,7 +144,11 @@ impl SqlStore {
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::new(format!("PostgreSQL migrations failed: {e}")))?;
-                SqlStore { pools: Pools::Postgres(pool), deliveries: Default::default() }
+                SqlStore {
+                    pools: Pools::Postgres(pool),
+                    deliveries: Default::default(),
+                    reach: Some(Arc::new(reach::Reach::new(opts))),
+                }
             }
             Dialect::Sqlite => {
                 let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
@@ -175,6 +201,7 @@ impl SqlStore {
                 SqlStore {
                     pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() },
                     deliveries: Default::default(),
+                    reach: None,
                 }
             }
         };
@@ -192,8 +219,22 @@ impl SqlStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pools {
             Pools::Sqlite { reader, .. } => sqlx::query("SELECT 1").execute(reader).await.map(|_| ()).map_err(err),
-            Pools::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(err),
+            Pools::Postgres(p) => {
+                self.pg(p, async { sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(err) }).await
+            }
         }
+    }
+
+    /// Runs a PostgreSQL operation through the reachability gate: refused at once while the
+    /// database is known to be away, and marking it away when the operation could not reach it.
+    pub(crate) async fn pg<T>(
+        &self,
+        pool: &PgPool,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(reach) = &self.reach else { return op.await };
+        reach.enter().await?;
+        reach.observe(pool, op.await)
     }
 
     /// For tests of tamper detection: runs a statement as a DB admin would, behind elevate's back.
