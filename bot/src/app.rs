@@ -67,6 +67,9 @@ pub struct App {
     ready: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// SQLite: held while this app exists (dropped with it, so a restart in the same process
+    /// can take it again).
+    _server_lock: Option<crate::single::ServerLock>,
 }
 
 impl App {
@@ -88,6 +91,12 @@ impl App {
         }
         config.scheduler.checkpoint_seed = config.audit.seed().map_err(anyhow::Error::msg)?;
         let url = config.database_url().map_err(anyhow::Error::msg)?;
+        // One server per SQLite file: the lock comes before the database is opened, so a second
+        // server neither migrates nor releases the first one's claims (see `single.rs`).
+        let server_lock = match elevate_sql::sqlite_file(&url).map_err(|e| anyhow::anyhow!("{e}"))? {
+            Some(file) => Some(crate::single::lock(&file).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let store = SqlStore::connect(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
             store = match store.dialect() {
@@ -172,6 +181,7 @@ impl App {
             ready: Arc::new(AtomicBool::new(false)),
             shutdown_tx,
             tasks: Vec::new(),
+            _server_lock: server_lock,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod providers;
 pub mod scheduler;
 pub mod secrets;
+pub mod single;
 
 /// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the
 /// chat clients bring ring: installing ring's provider once, before any HTTP client is built,

@@ -364,3 +364,42 @@ fn listen_and_database_come_from_the_flag_then_the_environment_then_the_file() {
     assert!(!Path::new(&db("file.db")).exists());
     drop(taken);
 }
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_exits_at_once_and_the_first_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path(), "");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let second = || {
+        Command::new(BIN)
+            .args(["serve", "--config", first.config.to_str().unwrap(), "--listen", &listen])
+            .env_remove("ELEVATE_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    // `output()` returns only when the process has exited: a second server that ran would hang here.
+    let o = second();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let db = dir.path().join("e.db");
+    assert!(
+        err.contains(&format!("another elevate server is already running on the SQLite database {}", db.display())),
+        "{err}"
+    );
+    assert!(err.contains("e.db.lock") && err.contains("PostgreSQL for several replicas"), "{err}");
+    assert!(TcpListener::bind(&listen).is_ok(), "the second server never listened");
+
+    let o = first.run("example-token-alice", &["request", "demo-db", "2m", "INC-9", "still", "served"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The CLI reads the file beside the running server.
+    let o = elevate(&["audit", "verify", "--config", first.config.to_str().unwrap()], None, None);
+    assert!(stdout(&o).starts_with("ok: "), "{}{}", stdout(&o), stderr(&o));
+
+    // A crashed server leaves no lock behind: the operating system drops it with the process.
+    let (config, port) = first.crash();
+    let s = Server::start_with(config, port);
+    let o = s.run("example-token-alice", &["status", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -151,7 +151,7 @@ impl SqlStore {
                 }
             }
             Dialect::Sqlite => {
-                let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+                let path = sqlite_path(url);
                 let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}")).map_err(err)?;
                 // The file itself, without any `?…` options: the writer thread and the
                 // checkpointer open it by name. An in-memory database would be a different one
@@ -243,6 +243,23 @@ impl SqlStore {
         match &self.pools {
             Pools::Sqlite { thread, .. } => thread.run(move |tx| Box::pin(tx.exec(sql, Vec::new()))).await,
             Pools::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()).map_err(err),
+        }
+    }
+}
+
+/// The path part of a SQLite setting (`sqlite://PATH`, `sqlite:PATH` or `PATH`), options included.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
+}
+
+/// The file a SQLite setting names (without `?…` options), or None for PostgreSQL: what a server
+/// locks to be the only one on it.
+pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    match Dialect::parse(url).map_err(StoreError::new)? {
+        Dialect::Postgres => Ok(None),
+        Dialect::Sqlite => {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", sqlite_path(url))).map_err(err)?;
+            Ok(Some(opts.get_filename().to_path_buf()))
         }
     }
 }
