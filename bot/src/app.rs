@@ -90,6 +90,15 @@ impl App {
             anyhow::bail!("{} problem(s) with secrets:\n{}", problems.len(), lines.join("\n"));
         }
         config.scheduler.checkpoint_seed = config.audit.seed().map_err(anyhow::Error::msg)?;
+        config.scheduler.anchors = config.audit.anchors();
+        if let Some(file) = &config.scheduler.anchors.file {
+            // Found now rather than at the first checkpoint, an hour from now.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|e| anyhow::anyhow!("audit.anchor_file: cannot open {} for appending: {e}", file.display()))?;
+        }
         let url = config.database_url().map_err(anyhow::Error::msg)?;
         // One server per SQLite file: the lock comes before the database is opened, so a second
         // server neither migrates nor releases the first one's claims (see `single.rs`).

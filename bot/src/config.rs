@@ -297,6 +297,9 @@ pub struct SchedulerConfig {
     /// Filled from `[audit]` when the app starts: the seed that signs checkpoints.
     #[serde(skip)]
     pub checkpoint_seed: Option<[u8; 32]>,
+    /// Filled from `[audit]` when the app starts: where checkpoints are anchored.
+    #[serde(skip)]
+    pub anchors: crate::anchor::AnchorSinks,
 }
 
 fn default_reconcile() -> String {
@@ -332,6 +335,7 @@ impl Default for SchedulerConfig {
             lease: default_lease(),
             concurrency: default_concurrency(),
             checkpoint_seed: None,
+            anchors: Default::default(),
         }
     }
 }
@@ -354,6 +358,19 @@ pub struct AuditConfig {
     pub signing_key_env: Option<String>,
     pub signing_key_file: Option<String>,
     pub public_key: Option<String>,
+    /// A file each checkpoint is appended to as an anchor line (see `anchor.rs`): keep it
+    /// where database admins cannot write, or ship it off the host.
+    pub anchor_file: Option<String>,
+    /// Print each checkpoint's anchor line on stdout too, for a log shipper.
+    #[serde(default)]
+    pub anchor_stdout: bool,
+}
+
+impl AuditConfig {
+    /// Where checkpoints are anchored.
+    pub fn anchors(&self) -> crate::anchor::AnchorSinks {
+        crate::anchor::AnchorSinks { file: self.anchor_file.as_ref().map(Into::into), stdout: self.anchor_stdout }
+    }
 }
 
 impl AuditConfig {
@@ -424,6 +441,9 @@ impl Config {
             ));
         }
         let audit = root.get("audit").and_then(|v| de::<AuditConfig>("audit", v, &mut errs)).unwrap_or_default();
+        if audit.anchor_file.as_ref().is_some_and(|f| f.trim().is_empty()) {
+            errs.push(ConfigError::new("audit.anchor_file", "is empty: a file path, or leave it out"));
+        }
         if let Some(pk) = &audit.public_key
             && (pk.len() != 64 || hex::decode(pk).is_err())
         {

@@ -1,6 +1,7 @@
 //! elevate-bot: the `elevate` binary's library. Reads the config, wires the store, providers,
 //! service, scheduler and audit feed together, serves the HTTP API, and runs the CLI.
 
+pub mod anchor;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -260,6 +260,37 @@ fn audit_verify_names_the_edited_event_and_export_writes_every_event() {
 }
 
 #[test]
+fn audit_verify_with_an_anchor_names_the_events_the_chain_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    s.run("example-token-alice", &["request", "demo-db", "2m", "INC-7", "look"]);
+    let cfg = s.config.clone();
+    drop(s);
+    let c = cfg.to_str().unwrap();
+    let head = |o: &Output| -> Vec<String> {
+        let out = stdout(o);
+        out.split("head seq ").nth(1).unwrap().split_whitespace().map(String::from).collect()
+    };
+    let o = elevate(&["audit", "verify", "--config", c], None, None);
+    let h = head(&o);
+    let (seq, hash) = (h[0].parse::<i64>().unwrap(), h[2].as_str());
+    // As pasted from the audit channel.
+    let o = elevate(&["audit", "verify", "--config", c, "--anchor", &format!("{seq}:{hash}")], None, None);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("seq {seq} hash {hash} matches the chain")), "{}", stdout(&o));
+    // An anchor further than the chain: what came after was cut off.
+    let later = format!("{}:{hash}", seq + 3);
+    let o = elevate(&["audit", "verify", "--config", c, "--anchor", &later], None, None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let want = format!("BROKEN: the chain ends at seq {seq}, but the anchor (--anchor {later}) names seq {}", seq + 3);
+    assert!(stdout(&o).contains(&want), "{}", stdout(&o));
+    assert!(stdout(&o).contains(&format!("events {}..={} are missing", seq + 1, seq + 3)), "{}", stdout(&o));
+    let o = elevate(&["audit", "verify", "--config", c, "--anchor", "12:nothex"], None, None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("64 hex digits"), "{}", stderr(&o));
+}
+
+#[test]
 fn token_new_prints_a_token_and_its_hash_once() {
     let o = elevate(&["token", "new", "--person", "alice", "--name", "laptop"], None, None);
     let out = stdout(&o);

@@ -170,13 +170,34 @@ pub fn explain(path: &Path, person: &str, role: &str) -> i32 {
     }
 }
 
-pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>) -> i32 {
+pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>, anchor: Option<&str>) -> i32 {
+    let anchor = match anchor.map(crate::anchor::parse_arg).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let Ok(config) = load_from(src) else { return 2 };
     let Ok(store) = open_store(&config).await else { return 2 };
     let derived = config.audit.seed().ok().flatten().map(|seed| elevate_core::audit::sign_checkpoint(&seed, 0, "").1);
     let key = public_key.map(String::from).or(config.audit.public_key.clone()).or(derived);
     match elevate_core::service::verify_store_with(&store, key.as_deref()).await {
         Ok(r) => match r.broken {
+            None if anchor.is_some() => {
+                let given = anchor.as_ref().expect("checked");
+                match crate::anchor::check(&store, r.head.clone(), given, key.as_deref()).await {
+                    Ok(ok) => {
+                        println!("ok: {} events verified; {ok}", r.checked);
+                        0
+                    }
+                    Err(why) => {
+                        println!("BROKEN: {why}");
+                        println!("{} events verified as a chain, but it does not reach the anchor", r.checked);
+                        1
+                    }
+                }
+            }
             None => {
                 match r.head {
                     Some((seq, hash)) => println!("ok: {} events verified; head seq {seq} hash {hash}", r.checked),

@@ -254,6 +254,12 @@ enum AuditCommand {
         database: DatabaseArg,
         #[arg(long)]
         public_key: Option<String>,
+        /// Check the chain against the newest anchor kept outside the database: a file of
+        /// anchor lines (`[audit] anchor_file`, or the lines a log shipper collected from
+        /// stdout), or SEQ:HASH as posted with a checkpoint in the audit channel. Fails when the
+        /// chain ends before the anchor or holds another hash at its seq.
+        #[arg(long, value_name = "FILE | SEQ:HASH")]
+        anchor: Option<String>,
     },
     /// Make a new checkpoint signing key: prints the secret seed (for `[audit] signing_key_env`)
     /// and its public key (for `[audit] public_key` and for auditors).
@@ -290,8 +296,8 @@ pub async fn run() -> i32 {
         Command::Serve(c) => local::serve(&c.source()).await,
         Command::Check { args, skip_secrets } => local::check(&args.source(), skip_secrets),
         Command::Explain { config, person, role } => local::explain(&config.config, &person, &role),
-        Command::Audit { command: AuditCommand::Verify { config, database, public_key } } => {
-            local::audit_verify(&with_database(&config, &database), public_key.as_deref()).await
+        Command::Audit { command: AuditCommand::Verify { config, database, public_key, anchor } } => {
+            local::audit_verify(&with_database(&config, &database), public_key.as_deref(), anchor.as_deref()).await
         }
         Command::Audit { command: AuditCommand::Keygen } => local::audit_keygen(),
         Command::Audit { command: AuditCommand::Export { config, database, format, since } } => {
