@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Scenarios: `start` (start-up and idle memory), `ingress`, `lifecycle`, `expiry` (precision
-//! and memory with 100,000 grants), `recovery`, `replicas`, or `all` (the default). PostgreSQL
+//! and memory with 100,000 grants), `recovery`, `replicas`, `outage` (answers while a private
+//! PostgreSQL server is stopped), or `all` (the default). PostgreSQL
 //! comes from `ELEVATE_BENCH_POSTGRES_URL` (or `ELEVATE_TEST_POSTGRES_URL`), an admin URL;
 //! `./scripts/bench` starts the local server and sets it.
 
@@ -18,6 +19,7 @@ mod ingress;
 mod lifecycle;
 mod load;
 mod node;
+mod outage;
 mod receiver;
 mod replicas;
 mod report;
@@ -26,7 +28,7 @@ mod start;
 
 use anyhow::bail;
 
-const SCENARIOS: [&str; 6] = ["start", "ingress", "lifecycle", "expiry", "recovery", "replicas"];
+const SCENARIOS: [&str; 7] = ["start", "ingress", "lifecycle", "expiry", "recovery", "replicas", "outage"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -79,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
             "expiry" => expiry::precision(&mut b).await,
             "recovery" => expiry::recovery(&mut b).await,
             "replicas" => replicas::run(&mut b).await,
+            "outage" => outage::run(&mut b).await,
             _ => unreachable!("checked above"),
         };
         if let Err(e) = r {
