@@ -205,7 +205,8 @@ enum Command {
     /// Show one request, or your pending requests and active grants.
     Status {
         id: Option<String>,
-        /// Everyone's, not only yours.
+        /// Every request you may read (yours, the roles you approve; everything for the
+        /// security group), not only yours.
         #[arg(long)]
         all: bool,
         #[command(flatten)]
