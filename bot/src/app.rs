@@ -81,16 +81,44 @@ pub struct App {
     ready: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// SQLite: held while this app exists (dropped with it, so a restart in the same process
+    /// can take it again).
+    _server_lock: Option<crate::single::ServerLock>,
 }
 
 impl App {
     pub async fn build(config: Config, opts: AppOptions) -> anyhow::Result<App> {
         crate::install_crypto();
         let mut config = config;
+        if let Some(u) = &opts.database_url {
+            config.database = crate::config::DatabaseConfig { url: Some(u.clone()), url_env: None };
+        }
+        // Every secret is read and checked before the database is opened: a server that cannot
+        // work changes nothing (no migrations), and says everything that is wrong at once.
+        // Providers supplied by the caller are not built from the config, nor their secrets read.
+        let mut read = config.clone();
+        read.providers.retain(|name, _| !opts.provider_overrides.contains_key(name));
+        let problems = read.check_secrets();
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(|e| format!("  {e}")).collect();
+            anyhow::bail!("{} problem(s) with secrets:\n{}", problems.len(), lines.join("\n"));
+        }
         config.scheduler.checkpoint_seed = config.audit.seed().map_err(anyhow::Error::msg)?;
-        let url = match opts.database_url.clone() {
-            Some(u) => u,
-            None => config.database_url().map_err(anyhow::Error::msg)?,
+        config.scheduler.anchors = config.audit.anchors();
+        if let Some(file) = &config.scheduler.anchors.file {
+            // Found now rather than at the first checkpoint, an hour from now.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|e| anyhow::anyhow!("audit.anchor_file: cannot open {} for appending: {e}", file.display()))?;
+        }
+        let url = config.database_url().map_err(anyhow::Error::msg)?;
+        // One server per SQLite file: the lock comes before the database is opened, so a second
+        // server neither migrates nor releases the first one's claims (see `single.rs`).
+        let server_lock = match elevate_sql::sqlite_file(&url).map_err(|e| anyhow::anyhow!("{e}"))? {
+            Some(file) => Some(crate::single::lock(&file).map_err(anyhow::Error::msg)?),
+            None => None,
         };
         let store = SqlStore::connect(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
@@ -181,6 +209,7 @@ impl App {
             ready: Arc::new(AtomicBool::new(false)),
             shutdown_tx,
             tasks: Vec::new(),
+            _server_lock: server_lock,
         })
     }
 

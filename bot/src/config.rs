@@ -5,7 +5,8 @@
 //!
 //! Secrets never live in this file: a setting names an environment variable (`secret_env`) or a
 //! file (`secret_file`); `ELEVATE_SECRETS_FILE` may point at a `NAME=value` file that stands in
-//! for the environment.
+//! for the environment. Reading and checking them is `secrets.rs`: parsing a file never reads a
+//! secret, so `elevate check --skip-secrets` can check a file anywhere.
 
 use elevate_core::{
     GrantDuration, Policy,
@@ -13,6 +14,8 @@ use elevate_core::{
 };
 use serde::Deserialize;
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, str::FromStr};
+
+pub use crate::secrets::{SecretRef, lookup_secret};
 
 /// Everything `elevate serve` needs, validated.
 #[derive(Debug, Clone)]
@@ -59,10 +62,6 @@ fn default_slack_api() -> String {
 }
 
 impl SlackConfig {
-    fn secret(env: &Option<String>, file: &Option<String>) -> SecretRef {
-        SecretRef { secret_env: env.clone(), secret_file: file.clone() }
-    }
-
     fn check(&self, errs: &mut Vec<ConfigError>) {
         let pairs = [
             ("signing_secret", &self.signing_secret_env, &self.signing_secret_file, !self.socket_mode),
@@ -108,7 +107,7 @@ impl SlackConfig {
             if env.is_none() && file.is_none() {
                 return Ok(None);
             }
-            Self::secret(env, file).resolve(&format!("slack.{name}")).map(Some)
+            SecretRef::new(env, file).resolve(&format!("slack.{name}")).map(Some)
         };
         Ok(elevate_slack::SlackSettings {
             team_id: self.team_id.clone(),
@@ -242,14 +241,6 @@ pub struct DatabaseConfig {
     pub url_env: Option<String>,
 }
 
-/// A secret's source: an environment variable or a file. Never the value itself.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    pub secret_env: Option<String>,
-    pub secret_file: Option<String>,
-}
-
 /// One configured provider.
 #[derive(Debug, Clone)]
 pub enum ProviderConfig {
@@ -322,6 +313,9 @@ pub struct SchedulerConfig {
     /// Filled from `[audit]` when the app starts: the seed that signs checkpoints.
     #[serde(skip)]
     pub checkpoint_seed: Option<[u8; 32]>,
+    /// Filled from `[audit]` when the app starts: where checkpoints are anchored.
+    #[serde(skip)]
+    pub anchors: crate::anchor::AnchorSinks,
 }
 
 fn default_reconcile() -> String {
@@ -357,6 +351,7 @@ impl Default for SchedulerConfig {
             lease: default_lease(),
             concurrency: default_concurrency(),
             checkpoint_seed: None,
+            anchors: Default::default(),
         }
     }
 }
@@ -379,6 +374,19 @@ pub struct AuditConfig {
     pub signing_key_env: Option<String>,
     pub signing_key_file: Option<String>,
     pub public_key: Option<String>,
+    /// A file each checkpoint is appended to as an anchor line (see `anchor.rs`): keep it
+    /// where database admins cannot write, or ship it off the host.
+    pub anchor_file: Option<String>,
+    /// Print each checkpoint's anchor line on stdout too, for a log shipper.
+    #[serde(default)]
+    pub anchor_stdout: bool,
+}
+
+impl AuditConfig {
+    /// Where checkpoints are anchored.
+    pub fn anchors(&self) -> crate::anchor::AnchorSinks {
+        crate::anchor::AnchorSinks { file: self.anchor_file.as_ref().map(Into::into), stdout: self.anchor_stdout }
+    }
 }
 
 impl AuditConfig {
@@ -436,6 +444,11 @@ impl Config {
             errs.push(ConfigError::new("database", "set either url or url_env, not both"));
         }
         if let Some(u) = &database.url
+            && let Err(e) = elevate_sql::Dialect::parse(u)
+        {
+            errs.push(ConfigError::new("database.url", e));
+        }
+        if let Some(u) = &database.url
             && u.contains('@')
             && u.starts_with("postgres")
         {
@@ -445,6 +458,9 @@ impl Config {
             ));
         }
         let audit = root.get("audit").and_then(|v| de::<AuditConfig>("audit", v, &mut errs)).unwrap_or_default();
+        if audit.anchor_file.as_ref().is_some_and(|f| f.trim().is_empty()) {
+            errs.push(ConfigError::new("audit.anchor_file", "is empty: a file path, or leave it out"));
+        }
         if let Some(pk) = &audit.public_key
             && (pk.len() != 64 || hex::decode(pk).is_err())
         {
@@ -512,9 +528,7 @@ impl Config {
     pub fn database_url(&self) -> Result<String, String> {
         match (&self.database.url, &self.database.url_env) {
             (Some(u), _) => Ok(u.clone()),
-            (None, Some(var)) => lookup_secret(var).ok_or_else(|| {
-                format!("database.url_env names `{var}`, which is not set in the environment or ELEVATE_SECRETS_FILE")
-            }),
+            (None, Some(var)) => SecretRef::new(&Some(var.clone()), &None).resolve("database.url_env"),
             (None, None) => Ok("elevate.db".into()),
         }
     }
@@ -596,39 +610,6 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Reads a secret by name: the environment first, then the `ELEVATE_SECRETS_FILE` file
-/// (`NAME=value` lines, `#` comments).
-pub fn lookup_secret(name: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(name)
-        && !v.is_empty()
-    {
-        return Some(v);
-    }
-    let file = std::env::var("ELEVATE_SECRETS_FILE").ok()?;
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
-}
-
-impl SecretRef {
-    /// Resolves the secret; the error names where it was looked for, never a value.
-    pub fn resolve(&self, path: &str) -> Result<String, String> {
-        if let Some(var) = &self.secret_env {
-            return lookup_secret(var)
-                .ok_or_else(|| format!("{path}: the secret is read from `{var}`, which is not set in the environment or ELEVATE_SECRETS_FILE"));
-        }
-        if let Some(file) = &self.secret_file {
-            return std::fs::read_to_string(file)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("{path}: cannot read secret_file {file}: {e}"));
-        }
-        Err(format!("{path}: no secret configured"))
-    }
 }
 
 #[cfg(test)]

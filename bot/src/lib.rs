@@ -1,6 +1,7 @@
 //! elevate-bot: the `elevate` binary's library. Reads the config, wires the store, providers,
 //! service, scheduler and audit feed together, serves the HTTP API, and runs the CLI.
 
+pub mod anchor;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -11,6 +12,8 @@ pub mod notices;
 pub mod providers;
 pub mod reload;
 pub mod scheduler;
+pub mod secrets;
+pub mod single;
 
 /// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the
 /// chat clients bring ring: installing ring's provider once, before any HTTP client is built,

@@ -1,5 +1,6 @@
 //! Building the configured providers, the dry-run provider, and the instrumentation that every
-//! provider call goes through (latency and errors for `/metrics`).
+//! provider call goes through (latency and errors for `/metrics`, and error texts scrubbed of
+//! credentials before anything records them).
 
 use crate::{
     config::{Config, ProviderConfig, SecretRef},
@@ -167,6 +168,20 @@ struct Instrumented {
     metrics: Arc<Metrics>,
 }
 
+/// A provider error without credentials or query strings (see `elevate_core::scrub`): what
+/// providers say ends up in audit events, chat and logs.
+fn scrubbed(e: ProviderError) -> ProviderError {
+    use elevate_core::scrub::scrub;
+    match e {
+        ProviderError::Transient { message, retry_after } => {
+            ProviderError::Transient { message: scrub(&message), retry_after }
+        }
+        ProviderError::Permanent { code, message } => {
+            ProviderError::Permanent { code: scrub(&code), message: scrub(&message) }
+        }
+    }
+}
+
 impl Instrumented {
     fn record<T>(&self, op: &'static str, started: Instant, r: &Result<T, ProviderError>) {
         let outcome = match r {
@@ -191,19 +206,19 @@ impl GrantProvider for Instrumented {
     }
     async fn grant(&self, spec: &GrantSpec) -> Result<Value, ProviderError> {
         let t = Instant::now();
-        let r = self.inner.grant(spec).await;
+        let r = self.inner.grant(spec).await.map_err(scrubbed);
         self.record("grant", t, &r);
         r
     }
     async fn revoke(&self, spec: &GrantSpec, overlap: Overlap) -> Result<(), ProviderError> {
         let t = Instant::now();
-        let r = self.inner.revoke(spec, overlap).await;
+        let r = self.inner.revoke(spec, overlap).await.map_err(scrubbed);
         self.record("revoke", t, &r);
         r
     }
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError> {
         let t = Instant::now();
-        let r = self.inner.list().await;
+        let r = self.inner.list().await.map_err(scrubbed);
         self.record("list", t, &r);
         r
     }

@@ -268,6 +268,10 @@ pub async fn run_job_with(
                 .await?;
             if report.broken.is_none() {
                 store.set_cursor(elevate_core::service::CHECKPOINT_CURSOR, written.seq).await?;
+                // The same head outside the database, where truncation and rewriting show.
+                if let Some(anchor) = crate::anchor::Anchor::of_checkpoint(&written.details, written.at) {
+                    cfg.anchors.write(&anchor).map_err(anyhow::Error::msg)?;
+                }
             }
         }
         "report" => {

@@ -260,6 +260,37 @@ fn audit_verify_names_the_edited_event_and_export_writes_every_event() {
 }
 
 #[test]
+fn audit_verify_with_an_anchor_names_the_events_the_chain_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    s.run("example-token-alice", &["request", "demo-db", "2m", "INC-7", "look"]);
+    let cfg = s.config.clone();
+    drop(s);
+    let c = cfg.to_str().unwrap();
+    let head = |o: &Output| -> Vec<String> {
+        let out = stdout(o);
+        out.split("head seq ").nth(1).unwrap().split_whitespace().map(String::from).collect()
+    };
+    let o = elevate(&["audit", "verify", "--config", c], None, None);
+    let h = head(&o);
+    let (seq, hash) = (h[0].parse::<i64>().unwrap(), h[2].as_str());
+    // As pasted from the audit channel.
+    let o = elevate(&["audit", "verify", "--config", c, "--anchor", &format!("{seq}:{hash}")], None, None);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("seq {seq} hash {hash} matches the chain")), "{}", stdout(&o));
+    // An anchor further than the chain: what came after was cut off.
+    let later = format!("{}:{hash}", seq + 3);
+    let o = elevate(&["audit", "verify", "--config", c, "--anchor", &later], None, None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let want = format!("BROKEN: the chain ends at seq {seq}, but the anchor (--anchor {later}) names seq {}", seq + 3);
+    assert!(stdout(&o).contains(&want), "{}", stdout(&o));
+    assert!(stdout(&o).contains(&format!("events {}..={} are missing", seq + 1, seq + 3)), "{}", stdout(&o));
+    let o = elevate(&["audit", "verify", "--config", c, "--anchor", "12:nothex"], None, None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("64 hex digits"), "{}", stderr(&o));
+}
+
+#[test]
 fn token_new_prints_a_token_and_its_hash_once() {
     let o = elevate(&["token", "new", "--person", "alice", "--name", "laptop"], None, None);
     let out = stdout(&o);
@@ -535,15 +566,50 @@ fn each_request_is_logged_once_without_secrets_and_refused_logins_are_logged() {
     let out = std::fs::read_to_string(&log).unwrap();
     assert!(!out.contains("\u{1b}["), "no colour codes when stderr is not a terminal");
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("elevate::http")).collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("route=/api/v1/requests/{id}") && l.contains("status=404") || l.contains("status=200")),
-        "{out}"
-    );
+    assert!(lines.iter().any(|l| l.contains("route=/api/v1/requests/{id}") && l.contains("method=GET")), "{out}");
+    assert!(lines.iter().any(|l| l.contains("status=401")), "the refused call is logged too: {out}");
     assert!(lines.iter().all(|l| l.contains("request_id=") && l.contains("ms=")), "{out}");
     assert!(out.contains("API authentication refused"), "{out}");
     for secret in ["example-token-alice", "a-wrong-token-SECRET", "QUERY-SECRET"] {
         assert!(!out.contains(secret), "{secret} reached the log:\n{out}");
     }
+}
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_exits_at_once_and_the_first_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path(), "");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let second = || {
+        Command::new(BIN)
+            .args(["serve", "--config", first.config.to_str().unwrap(), "--listen", &listen])
+            .env_remove("ELEVATE_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    // `output()` returns only when the process has exited: a second server that ran would hang here.
+    let o = second();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let db = dir.path().join("e.db");
+    assert!(
+        err.contains(&format!("another elevate server is already running on the SQLite database {}", db.display())),
+        "{err}"
+    );
+    assert!(err.contains("e.db.lock") && err.contains("PostgreSQL for several replicas"), "{err}");
+    assert!(TcpListener::bind(&listen).is_ok(), "the second server never listened");
+
+    let o = first.run("example-token-alice", &["request", "demo-db", "2m", "INC-9", "still", "served"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The CLI reads the file beside the running server.
+    let o = elevate(&["audit", "verify", "--config", first.config.to_str().unwrap()], None, None);
+    assert!(stdout(&o).starts_with("ok: "), "{}{}", stdout(&o), stderr(&o));
+
+    // A crashed server leaves no lock behind: the operating system drops it with the process.
+    let (config, port) = first.crash();
+    let s = Server::start_with(config, port);
+    let o = s.run("example-token-alice", &["status", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -109,13 +109,25 @@ pub enum CoreError {
     User(#[from] UserError),
     #[error("store: {0}")]
     Store(String),
+    /// The database cannot be reached (see [`crate::ports::StoreError::unavailable`]).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
 
+/// What a person is told when the database cannot be reached, in chat and in the API.
+pub const UNAVAILABLE: &str =
+    "elevate cannot reach its database right now; nothing was changed, try again in a few seconds.";
+
 impl CoreError {
-    pub fn store(e: impl fmt::Display) -> Self {
-        CoreError::Store(e.to_string())
+    /// Keeps an unavailable store apart from other store failures.
+    pub fn store(e: crate::ports::StoreError) -> Self {
+        if e.is_unavailable() { CoreError::Unavailable(e.to_string()) } else { CoreError::Store(e.to_string()) }
+    }
+    /// Whether the failure is the database being out of reach.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CoreError::Unavailable(_))
     }
 }
 

@@ -13,13 +13,29 @@ use std::{collections::BTreeMap, fmt, time::Duration};
 
 /// A store failure: the database is unreachable, a constraint failed unexpectedly. Never shown
 /// to users verbatim.
+///
+/// An *unavailable* store (the database is down, unreachable or out of connections) is told
+/// apart from other failures because the person can do something about it: nothing was
+/// changed, and the same command works again once the database is back. Adapters answer it
+/// with [`crate::error::UNAVAILABLE`] (HTTP 503 with `Retry-After`, an ephemeral chat message)
+/// instead of an internal error.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+#[error("{message}")]
+pub struct StoreError {
+    message: String,
+    unavailable: bool,
+}
 
 impl StoreError {
     pub fn new(e: impl fmt::Display) -> Self {
-        StoreError(e.to_string())
+        StoreError { message: e.to_string(), unavailable: false }
+    }
+    /// The database cannot be reached; `e` says why, for the log.
+    pub fn unavailable(e: impl fmt::Display) -> Self {
+        StoreError { message: e.to_string(), unavailable: true }
+    }
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 

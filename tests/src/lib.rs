@@ -16,6 +16,7 @@ pub mod fake_discord;
 pub mod fake_slack;
 pub mod fake_time;
 pub mod harness;
+pub mod pg_instance;
 pub mod policy;
 pub mod receiver;
 pub mod render;

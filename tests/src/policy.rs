@@ -143,4 +143,4 @@ pub fn sha(token: &str) -> String {
 }
 
 /// The secret the test receiver and the webhook provider share.
-pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789abcdef";

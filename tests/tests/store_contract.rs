@@ -601,6 +601,6 @@ async fn a_sqlite_url_with_options_reads_and_writes_one_file_and_memory_is_refus
     assert!(!dir.path().join("sub").join("elevate.db?mode=rwc").exists());
     for url in ["sqlite::memory:", "sqlite://:memory:", "sqlite://?mode=memory"] {
         let e = SqlStore::connect(url).await.err().unwrap_or_else(|| panic!("{url} was accepted"));
-        assert!(e.0.contains("needs a SQLite file"), "{url}: {}", e.0);
+        assert!(e.to_string().contains("needs a SQLite file"), "{url}: {e}");
     }
 }

@@ -43,7 +43,7 @@ impl ChatRefs for SqlStore {
         match &self.pools {
             // A committed write is visible to every new read in WAL mode.
             Pools::Sqlite { reader, .. } => run!(reader),
-            Pools::Postgres(pool) => run!(pool),
+            Pools::Postgres(pool) => self.pg(pool, async { run!(pool) }).await,
         }
     }
 
@@ -74,7 +74,7 @@ impl ChatRefs for SqlStore {
                 let values = args![platform, request.0, name, channel, message];
                 thread.run(move |tx| Box::pin(async move { tx.exec(UPSERT, values).await.map(|_| ()) })).await
             }
-            Pools::Postgres(pool) => run!(pool),
+            Pools::Postgres(pool) => self.pg(pool, async { run!(pool) }).await,
         }
     }
 
@@ -104,18 +104,21 @@ impl ChatRefs for SqlStore {
                     .await
             }
             Pools::Postgres(pool) => {
-                if forget {
-                    sqlx::query(FORGET_DELIVERIES).bind(now).execute(pool).await.map_err(err)?;
-                }
-                let done = sqlx::query(FIRST_DELIVERY)
-                    .bind(platform)
-                    .bind(id)
-                    .bind(now)
-                    .bind(keep)
-                    .execute(pool)
-                    .await
-                    .map_err(err)?;
-                Ok(done.rows_affected() == 1)
+                self.pg(pool, async {
+                    if forget {
+                        sqlx::query(FORGET_DELIVERIES).bind(now).execute(pool).await.map_err(err)?;
+                    }
+                    let done = sqlx::query(FIRST_DELIVERY)
+                        .bind(platform)
+                        .bind(id)
+                        .bind(now)
+                        .bind(keep)
+                        .execute(pool)
+                        .await
+                        .map_err(err)?;
+                    Ok(done.rows_affected() == 1)
+                })
+                .await
             }
         }
     }

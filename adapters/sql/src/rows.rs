@@ -100,7 +100,7 @@ pub struct EventRow {
 }
 
 fn corrupt(what: &str, id: i64) -> StoreError {
-    StoreError(format!("stored {what} of request {id} cannot be read"))
+    StoreError::new(format!("stored {what} of request {id} cannot be read"))
 }
 
 impl RequestRow {

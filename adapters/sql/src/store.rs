@@ -28,8 +28,16 @@ macro_rules! with_pool {
                 $body
             }
             Pools::Postgres(pool) => {
-                let $r = pool;
-                $body
+                // Through the reachability gate (`reach.rs`); `?` in the body ends the block.
+                let out = $self
+                    .pg(pool, async {
+                        Ok({
+                            let $r = pool;
+                            $body
+                        })
+                    })
+                    .await;
+                out?
             }
         }
     };
@@ -43,15 +51,21 @@ macro_rules! with_writer {
     ($self:expr, |$tx:ident| $body:expr) => {
         match &$self.pools {
             Pools::Sqlite { thread, .. } => thread.run(move |$tx| Box::pin(async move { $body })).await,
-            Pools::Postgres(pool) => crate::exec::pg_write(pool, move |$tx| Box::pin(async move { $body })).await,
+            Pools::Postgres(pool) => {
+                $self.pg(pool, crate::exec::pg_write(pool, move |$tx| Box::pin(async move { $body }))).await
+            }
         }
     };
     ($self:expr, single, |$tx:ident| $body:expr) => {
         match &$self.pools {
             Pools::Sqlite { thread, .. } => thread.run(move |$tx| Box::pin(async move { $body })).await,
             Pools::Postgres(pool) => {
-                let $tx = &mut crate::exec::PgAuto(pool.clone());
-                $body
+                $self
+                    .pg(pool, async {
+                        let $tx = &mut crate::exec::PgAuto(pool.clone());
+                        $body
+                    })
+                    .await
             }
         }
     };
@@ -100,7 +114,7 @@ impl Store for SqlStore {
             });
             for (id, state) in rows {
                 let state = State::parse(&state)
-                    .ok_or_else(|| StoreError(format!("stored state of request {id} cannot be read")))?;
+                    .ok_or_else(|| StoreError::new(format!("stored state of request {id} cannot be read")))?;
                 out.push((RequestId(id), state));
             }
         }

@@ -42,7 +42,7 @@ pub(crate) struct WriterThread {
 /// Opens the writer connection with elevate's settings (the file exists and is migrated).
 fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open(path)
-        .map_err(|e| StoreError(format!("cannot open SQLite database {}: {e}", path.display())))?;
+        .map_err(|e| StoreError::new(format!("cannot open SQLite database {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
     // WAL is a property of the file (set when it was created); the rest is per connection.
     // 16 MB of page cache (SQLite's default is 2 MB): with a hundred thousand grants the hot

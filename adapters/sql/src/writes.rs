@@ -137,10 +137,15 @@ pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> R
     let Change { to, patch, approval, event, schedule, cancel, finish, then, linked } = *change;
     if let Some(to) = to {
         if !req.state.can_become(to) {
-            return Err(StoreError(format!("illegal transition {} -> {} for {}", req.state.as_str(), to.as_str(), id)));
+            return Err(StoreError::new(format!(
+                "illegal transition {} -> {} for {}",
+                req.state.as_str(),
+                to.as_str(),
+                id
+            )));
         }
         if event.is_none() {
-            return Err(StoreError(format!("transition of {id} without an audit event")));
+            return Err(StoreError::new(format!("transition of {id} without an audit event")));
         }
     }
     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
@@ -158,7 +163,7 @@ pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> R
         req.state.as_str(),
     ];
     let Some(updated) = tx.row::<RequestRow>(UPDATE_REQUEST, values).await? else {
-        return Err(StoreError(format!("compare-and-set on {id} lost although the row was locked")));
+        return Err(StoreError::new(format!("compare-and-set on {id} lost although the row was locked")));
     };
     if let Some(approver) = approval {
         tx.exec(

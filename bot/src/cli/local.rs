@@ -46,6 +46,10 @@ fn load_from(src: &Source<'_>) -> Result<Config, i32> {
             eprintln!("error: --database-url / ELEVATE_DATABASE_URL is empty");
             return Err(2);
         }
+        if let Err(e) = elevate_sql::Dialect::parse(url) {
+            eprintln!("error: --database-url / ELEVATE_DATABASE_URL: {e}");
+            return Err(2);
+        }
         config.database = DatabaseConfig { url: Some(url.to_string()), url_env: None };
     }
     Ok(config)
@@ -62,8 +66,22 @@ async fn open_store(config: &Config) -> Result<SqlStore, i32> {
     })
 }
 
+/// Prints problems as `load_from` does, under a heading naming what they are about.
+fn report_problems(what: &str, errs: &[elevate_core::policy::ConfigError]) {
+    eprintln!("error: {what} {} problem{}:", errs.len(), if errs.len() == 1 { "" } else { "s" });
+    for e in errs {
+        eprintln!("  {e}");
+    }
+}
+
 pub async fn serve(src: &Source<'_>) -> i32 {
     let Ok(config) = load_from(src) else { return 2 };
+    // Before anything is opened: a server without its secrets refuses to start, naming them all.
+    let problems = config.check_secrets();
+    if !problems.is_empty() {
+        report_problems("cannot start: the secrets have", &problems);
+        return 2;
+    }
     let listen = config.listen();
     let opts = AppOptions { config_path: Some(src.path.to_path_buf()), ..AppOptions::default() };
     let app = match App::build(config, opts).await {
@@ -139,35 +157,33 @@ async fn shutdown_signal() {
     info!("shutting down");
 }
 
-pub fn check(src: &Source<'_>) -> i32 {
+/// Checks the file, then (unless `skip_secrets`, for CI where they are absent) reads and checks
+/// every secret it names, as `serve` would; every problem is printed, and any is exit 2.
+pub fn check(src: &Source<'_>, skip_secrets: bool) -> i32 {
     let path = src.path;
     let Ok(config) = load_from(src) else { return 2 };
+    if !skip_secrets {
+        let problems = config.check_secrets();
+        if !problems.is_empty() {
+            report_problems(&format!("{} is valid, but its secrets have", path.display()), &problems);
+            return 2;
+        }
+    }
     let p = &config.policy;
     println!(
-        "{}: ok ({} persons, {} groups, {} roles, {} providers, {} API tokens)",
+        "{}: ok ({} persons, {} groups, {} roles, {} providers, {} API tokens{})",
         path.display(),
         p.persons.len(),
         p.groups.len(),
         p.roles.len(),
         config.providers.len(),
-        p.tokens.len()
-    );
-    let mut warnings = 0;
-    if let Err(e) = config.database_url() {
-        println!("warning: {e}");
-        warnings += 1;
-    }
-    for (name, prov) in &config.providers {
-        if let crate::config::ProviderConfig::Webhook(w) = prov
-            && let Err(e) = w.secret.resolve(&format!("providers.{name}"))
-        {
-            println!("warning: {e} (serve will refuse to start without it)");
-            warnings += 1;
+        p.tokens.len(),
+        if skip_secrets {
+            "; secrets not checked".to_string()
+        } else {
+            format!("; {} secrets read and checked", config.secret_uses().len())
         }
-    }
-    if warnings > 0 {
-        println!("{warnings} warning(s)");
-    }
+    );
     0
 }
 
@@ -185,13 +201,34 @@ pub fn explain(path: &Path, person: &str, role: &str) -> i32 {
     }
 }
 
-pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>) -> i32 {
+pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>, anchor: Option<&str>) -> i32 {
+    let anchor = match anchor.map(crate::anchor::parse_arg).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let Ok(config) = load_from(src) else { return 2 };
     let Ok(store) = open_store(&config).await else { return 2 };
     let derived = config.audit.seed().ok().flatten().map(|seed| elevate_core::audit::sign_checkpoint(&seed, 0, "").1);
     let key = public_key.map(String::from).or(config.audit.public_key.clone()).or(derived);
     match elevate_core::service::verify_store_with(&store, key.as_deref()).await {
         Ok(r) => match r.broken {
+            None if anchor.is_some() => {
+                let given = anchor.as_ref().expect("checked");
+                match crate::anchor::check(&store, r.head.clone(), given, key.as_deref()).await {
+                    Ok(ok) => {
+                        println!("ok: {} events verified; {ok}", r.checked);
+                        0
+                    }
+                    Err(why) => {
+                        println!("BROKEN: {why}");
+                        println!("{} events verified as a chain, but it does not reach the anchor", r.checked);
+                        1
+                    }
+                }
+            }
             None => {
                 match r.head {
                     Some((seq, hash)) => println!("ok: {} events verified; head seq {seq} hash {hash}", r.checked),

@@ -105,9 +105,15 @@ pub enum ExportFormat {
 enum Command {
     /// Run the server: API, scheduler, audit feed.
     Serve(ServeArgs),
-    /// Validate a config file and print every problem with its key path (with the same
-    /// overrides as `serve`).
-    Check(ServeArgs),
+    /// Validate a config file and the secrets it names, and print every problem with its key
+    /// path (with the same overrides as `serve`).
+    Check {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Check the file only, not the secrets it names (for CI, where they are absent).
+        #[arg(long)]
+        skip_secrets: bool,
+    },
     /// Dry-run the policy: may PERSON request ROLE, who approves, what would happen.
     Explain {
         #[command(flatten)]
@@ -257,7 +263,8 @@ enum Command {
     Status {
         /// A request number; without it, your pending requests and active grants.
         id: Option<String>,
-        /// Everyone's, not only yours.
+        /// Every request you may read (yours, the roles you approve; everything for the
+        /// security group), not only yours.
         #[arg(long)]
         all: bool,
         #[command(flatten)]
@@ -333,6 +340,12 @@ enum AuditCommand {
         /// The checkpoint key's public half (hex), over `[audit] public_key`.
         #[arg(long)]
         public_key: Option<String>,
+        /// Check the chain against the newest anchor kept outside the database: a file of
+        /// anchor lines (`[audit] anchor_file`, or the lines a log shipper collected from
+        /// stdout), or SEQ:HASH as posted with a checkpoint in the audit channel. Fails when the
+        /// chain ends before the anchor or holds another hash at its seq.
+        #[arg(long, value_name = "FILE | SEQ:HASH")]
+        anchor: Option<String>,
     },
     /// Make a new checkpoint signing key: prints the secret seed (for `[audit] signing_key_env`)
     /// and its public key (for `[audit] public_key` and for auditors).
@@ -370,10 +383,10 @@ pub async fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(c) => local::serve(&c.source()).await,
-        Command::Check(c) => local::check(&c.source()),
+        Command::Check { args, skip_secrets } => local::check(&args.source(), skip_secrets),
         Command::Explain { config, person, role } => local::explain(&config.config, &person, &role),
-        Command::Audit { command: AuditCommand::Verify { config, database, public_key } } => {
-            local::audit_verify(&with_database(&config, &database), public_key.as_deref()).await
+        Command::Audit { command: AuditCommand::Verify { config, database, public_key, anchor } } => {
+            local::audit_verify(&with_database(&config, &database), public_key.as_deref(), anchor.as_deref()).await
         }
         Command::Audit { command: AuditCommand::Keygen } => local::audit_keygen(),
         Command::Audit { command: AuditCommand::Export { config, database, format, since } } => {

@@ -83,10 +83,10 @@ pub async fn create(State(st): State<AppState>, who: Authenticated, raw: Bytes) 
 
 pub async fn show(
     State(st): State<AppState>,
-    _who: Authenticated,
+    who: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let req = st.service.get(request_id(&id)?).await?;
+    let req = st.service.get_for(&who.caller, request_id(&id)?).await?;
     Ok(Json(view(&req, &st.service.policy())))
 }
 
@@ -174,12 +174,13 @@ pub async fn list(
     }
     let reqs = st.store_list(&query).await?;
     let policy = st.service.policy();
-    Ok(Json(json!({ "requests": reqs.iter().map(|r| view(r, &policy)).collect::<Vec<_>>() })))
+    let seen = reqs.iter().filter(|r| policy.may_see(&who.caller, r));
+    Ok(Json(json!({ "requests": seen.map(|r| view(r, &policy)).collect::<Vec<_>>() })))
 }
 
 pub async fn grants(
     State(st): State<AppState>,
-    _who: Authenticated,
+    who: Authenticated,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let active = match q.get("active").map(String::as_str) {
@@ -197,8 +198,11 @@ pub async fn grants(
     };
     let reqs = st.store_list(&query).await?;
     let policy = st.service.policy();
-    let grants: Vec<Value> =
-        reqs.iter().filter(|r| !matches!(r.kind, RequestKind::Extension(_))).map(|r| view(r, &policy)).collect();
+    let grants: Vec<Value> = reqs
+        .iter()
+        .filter(|r| !matches!(r.kind, RequestKind::Extension(_)) && policy.may_see(&who.caller, r))
+        .map(|r| view(r, &policy))
+        .collect();
     Ok(Json(json!({ "grants": grants })))
 }
 

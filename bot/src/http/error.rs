@@ -1,5 +1,6 @@
-//! API errors: a user error becomes a 4xx with a JSON body naming the problem; anything else is
-//! logged with a reference and answered with a 500 that carries only that reference.
+//! API errors: a user error becomes a 4xx with a JSON body naming the problem; a database out of
+//! reach is a 503 with `Retry-After` saying nothing was changed; anything else is logged with a
+//! reference and answered with a 500 that carries only that reference.
 
 use axum::{
     Json,
@@ -11,8 +12,13 @@ use serde_json::json;
 
 pub enum ApiError {
     User(UserError),
+    /// The database cannot be reached: 503 with `Retry-After`, and the detail only in the log.
+    Unavailable(String),
     Internal(String),
 }
+
+/// Seconds a client is told to wait before trying again while the database is away.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
@@ -24,6 +30,7 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::User(u) => ApiError::User(u),
+            CoreError::Unavailable(detail) => ApiError::Unavailable(detail),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -31,7 +38,11 @@ impl From<CoreError> for ApiError {
 
 impl From<elevate_core::ports::StoreError> for ApiError {
     fn from(e: elevate_core::ports::StoreError) -> Self {
-        ApiError::Internal(format!("store: {e}"))
+        if e.is_unavailable() {
+            ApiError::Unavailable(e.to_string())
+        } else {
+            ApiError::Internal(format!("store: {e}"))
+        }
     }
 }
 
@@ -54,6 +65,15 @@ impl IntoResponse for ApiError {
                     error["field"] = json!(field);
                 }
                 (status_of(e.code), Json(json!({ "error": error }))).into_response()
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "API call refused: the database cannot be reached");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+                    Json(json!({ "error": { "code": "unavailable", "message": elevate_core::error::UNAVAILABLE } })),
+                )
+                    .into_response()
             }
             ApiError::Internal(detail) => {
                 let reference = format!("{:016x}", rand::random::<u64>());

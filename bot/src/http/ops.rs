@@ -3,21 +3,30 @@
 use super::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use elevate_core::{State as ReqState, ports::Store};
+use std::time::Duration;
 
 /// The process is up.
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready to serve: start-up finished (migrations applied) and the database answers.
+/// How long `/readyz` waits for the database: a probe must hear "not ready" well within its own
+/// timeout (Kubernetes' default is one second), not time out itself.
+pub const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Ready to serve: start-up finished (migrations applied) and the database answers in time.
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     if !st.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string());
     }
-    match st.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-        Err(e) => {
+    match tokio::time::timeout(READY_PING_TIMEOUT, st.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readyz: database not answering");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n".to_string())
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?READY_PING_TIMEOUT, "readyz: database not answering in time");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n".to_string())
         }
     }

@@ -51,6 +51,10 @@ pub async fn handle(ctx: &Ctx<'_>, command: Command) -> Handled {
 pub fn refusal(e: CoreError, platform: &str) -> Refusal {
     match e {
         CoreError::User(u) => Refusal { text: Text::from_marked(&u.message), field: u.field },
+        CoreError::Unavailable(detail) => {
+            tracing::warn!(platform, error = %detail, "chat command refused: the database cannot be reached");
+            Refusal { text: Text::plain(crate::error::UNAVAILABLE), field: None }
+        }
         other => {
             use std::hash::{BuildHasher, RandomState};
             let reference = format!("{:016x}", RandomState::new().hash_one(std::time::SystemTime::now()));

@@ -221,6 +221,17 @@ impl Policy {
         self.security.group.as_ref().is_some_and(|g| self.is_member(g, caller))
     }
 
+    /// Who may read a request: its requester, the approvers of its role (escalation groups
+    /// included: they may be asked to decide), and the security group. Reading is scoped like
+    /// acting, so a token or chat account does not learn who holds what elsewhere.
+    pub fn may_see(&self, caller: &Caller, req: &crate::request::Request) -> bool {
+        req.requester == caller.person
+            || self.is_security(caller)
+            || self.roles.get(&req.role).is_some_and(|role| {
+                self.is_approver(caller, role) || role.escalate_to.iter().any(|g| self.is_member(g, caller))
+            })
+    }
+
     /// Persons listed in the role's approver groups (chat-backed members are not known ahead).
     pub fn listed_approvers(&self, role: &Role) -> BTreeSet<PersonId> {
         role.approvers.iter().filter_map(|g| self.groups.get(g)).flat_map(|g| g.members.iter().cloned()).collect()

@@ -91,6 +91,17 @@ impl Service {
             .ok_or_else(|| UserError::not_found(format!("There is no request {id}.")).into())
     }
 
+    /// One request, if `caller` may read it (see `Policy::may_see`); otherwise the same answer
+    /// as for a request that does not exist, so its existence does not leak either.
+    pub async fn get_for(&self, caller: &crate::policy::Caller, id: RequestId) -> CoreResult<Request> {
+        let req = self.get(id).await?;
+        if self.policy().may_see(caller, &req) {
+            Ok(req)
+        } else {
+            Err(UserError::not_found(format!("There is no request {id}.")).into())
+        }
+    }
+
     async fn decide(&self, id: RequestId, f: DecideFn) -> CoreResult<Request> {
         match self.store.decide(id, f).await.map_err(CoreError::store)? {
             Decided::NotFound => Err(UserError::not_found(format!("There is no request {id}.")).into()),

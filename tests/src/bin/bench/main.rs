@@ -9,7 +9,8 @@
 //!
 //! Scenarios: `start` (start-up and idle memory), `ingress`, `lifecycle`, `expiry` (precision
 //! and memory with 100,000 grants), `recovery`, `replicas`, `delivery` (card latency and feed
-//! drain under Slack's rate limits), or `all` (the default). PostgreSQL
+//! drain under Slack's rate limits), `outage` (answers while a private PostgreSQL server is
+//! stopped), or `all` (the default). PostgreSQL
 //! comes from `ELEVATE_BENCH_POSTGRES_URL` (or `ELEVATE_TEST_POSTGRES_URL`), an admin URL;
 //! `./scripts/bench` starts the local server and sets it.
 
@@ -20,6 +21,7 @@ mod ingress;
 mod lifecycle;
 mod load;
 mod node;
+mod outage;
 mod receiver;
 mod replicas;
 mod report;
@@ -28,7 +30,7 @@ mod start;
 
 use anyhow::bail;
 
-const SCENARIOS: [&str; 7] = ["start", "ingress", "lifecycle", "expiry", "recovery", "replicas", "delivery"];
+const SCENARIOS: [&str; 8] = ["start", "ingress", "lifecycle", "expiry", "recovery", "replicas", "delivery", "outage"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -82,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
             "recovery" => expiry::recovery(&mut b).await,
             "replicas" => replicas::run(&mut b).await,
             "delivery" => delivery::run(&mut b).await,
+            "outage" => outage::run(&mut b).await,
             _ => unreachable!("checked above"),
         };
         if let Err(e) = r {

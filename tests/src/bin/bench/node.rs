@@ -12,7 +12,7 @@ use std::{
 use tokio::process::{Child, Command};
 
 /// The webhook secret the bench receiver and the servers share.
-pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789abcdef";
 pub const SLACK_SIGNING_SECRET: &str = "bench-slack-signing-secret-42";
 pub const SLACK_BOT_TOKEN: &str = "xoxb-bench-token";
 pub const SLACK_TEAM: &str = "T0BENCH";
