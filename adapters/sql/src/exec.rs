@@ -114,7 +114,10 @@ pub(crate) struct PgTx {
     rollback: bool,
 }
 
-fn pg_query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+pub(crate) fn pg_query(
+    sql: &str,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
     for a in args {
         q = match a {
@@ -192,12 +195,33 @@ pub(crate) async fn pg_write<T>(
 ) -> Result<T, StoreError> {
     let mut tx = PgTx { tx: pool.begin().await.map_err(err)?, rollback: false };
     let out = body(&mut tx).await;
-    if out.is_ok() && !tx.rollback {
-        tx.tx.commit().await.map_err(err)?;
-    } else {
-        tx.tx.rollback().await.map_err(err)?;
+    tx.end(out).await
+}
+
+impl PgTx {
+    /// A transaction whose `BEGIN` carries its first statement (sent together, in one round
+    /// trip, through the simple protocol; its rows are not read). `first` must not come from
+    /// outside: it is not a bound statement.
+    pub(crate) async fn begin_with(pool: &PgPool, first: String) -> Result<PgTx, StoreError> {
+        let tx = pool.begin_with(sqlx::AssertSqlSafe(format!("BEGIN; {first}"))).await.map_err(err)?;
+        Ok(PgTx { tx, rollback: false })
     }
-    out
+
+    /// The transaction's connection, for statements `Exec` does not express.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits if `out` succeeded and the write did not ask to be rolled back, rolls back
+    /// otherwise; `out` is then answered.
+    pub(crate) async fn end<T>(self, out: Result<T, StoreError>) -> Result<T, StoreError> {
+        if out.is_ok() && !self.rollback {
+            self.tx.commit().await.map_err(err)?;
+        } else {
+            self.tx.rollback().await.map_err(err)?;
+        }
+        out
+    }
 }
 
 /// A write on SQLite: the writer thread's connection, inside the write's savepoint. The audit

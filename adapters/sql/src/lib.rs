@@ -8,7 +8,9 @@
 
 mod chat_refs;
 mod exec;
+mod pg_fold;
 mod rows;
+mod signal;
 mod store;
 mod writer;
 mod writes;
@@ -50,6 +52,8 @@ pub struct SqlStore {
     pub(crate) pools: Pools,
     /// Chat deliveries recorded, to forget old ones now and then (see `first_delivery`).
     pub(crate) deliveries: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Names this store's PostgreSQL notifications, so that its own listener ignores them.
+    pub(crate) instance: Arc<str>,
 }
 
 /// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
@@ -89,7 +93,11 @@ impl SqlStore {
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError(format!("PostgreSQL migrations failed: {e}")))?;
-                SqlStore { pools: Pools::Postgres(pool), deliveries: Default::default() }
+                SqlStore {
+                    pools: Pools::Postgres(pool),
+                    deliveries: Default::default(),
+                    instance: signal::instance_id(),
+                }
             }
             Dialect::Sqlite => {
                 let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
@@ -140,6 +148,7 @@ impl SqlStore {
                 SqlStore {
                     pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() },
                     deliveries: Default::default(),
+                    instance: signal::instance_id(),
                 }
             }
         };
@@ -150,6 +159,16 @@ impl SqlStore {
         match self.pools {
             Pools::Sqlite { .. } => Dialect::Sqlite,
             Pools::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Signals of due work made by other replicas, for the scheduler: PostgreSQL notifications
+    /// (a listening connection of its own, started here on the current runtime), or, on SQLite
+    /// (one server per file), none. Call once per scheduler.
+    pub fn due_signal(&self) -> Arc<dyn elevate_core::ports::DueSignal> {
+        match &self.pools {
+            Pools::Postgres(pool) => Arc::new(signal::PgDueSignal::start(pool, self.instance.clone())),
+            Pools::Sqlite { .. } => Arc::new(elevate_core::ports::NoSignal),
         }
     }
 

@@ -7,8 +7,9 @@
 //! cargo run --release -p elevate-tests --bin bench -- [--quick] [--no-build] [SCENARIO…]
 //! ```
 //!
-//! Scenarios: `start` (start-up and idle memory), `ingress`, `lifecycle`, `expiry` (precision
-//! and memory with 100,000 grants), `recovery`, `replicas`, or `all` (the default). PostgreSQL
+//! Scenarios: `start` (start-up and idle memory), `ingress`, `lifecycle` (with its floors),
+//! `expiry` (precision and memory with 100,000 grants), `recovery`, `replicas`, `pickup`
+//! (cross-replica pick-up), `roundtrips` (PostgreSQL statements per lifecycle), or `all` (the default). PostgreSQL
 //! comes from `ELEVATE_BENCH_POSTGRES_URL` (or `ELEVATE_TEST_POSTGRES_URL`), an admin URL;
 //! `./scripts/bench` starts the local server and sets it.
 
@@ -16,17 +17,21 @@ mod expiry;
 mod floor;
 mod ingress;
 mod lifecycle;
+mod lifecycle_floor;
 mod load;
 mod node;
+mod pickup;
 mod receiver;
 mod replicas;
 mod report;
+mod roundtrips;
 mod seed;
 mod start;
 
 use anyhow::bail;
 
-const SCENARIOS: [&str; 6] = ["start", "ingress", "lifecycle", "expiry", "recovery", "replicas"];
+const SCENARIOS: [&str; 8] =
+    ["start", "ingress", "lifecycle", "roundtrips", "expiry", "recovery", "replicas", "pickup"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -79,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
             "expiry" => expiry::precision(&mut b).await,
             "recovery" => expiry::recovery(&mut b).await,
             "replicas" => replicas::run(&mut b).await,
+            "pickup" => pickup::run(&mut b).await,
+            "roundtrips" => roundtrips::run(&mut b).await,
             _ => unreachable!("checked above"),
         };
         if let Err(e) = r {

@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub approvers: usize,
     /// `[scheduler] concurrency`; `None` keeps the default.
     pub concurrency: Option<usize>,
+    /// `false` writes `[scheduler] enabled = false`: a replica that runs no due work.
+    pub scheduler: bool,
 }
 
 impl NodeConfig {
@@ -59,6 +61,7 @@ impl NodeConfig {
             requesters: 100,
             approvers: 10,
             concurrency: None,
+            scheduler: true,
         }
     }
 
@@ -81,8 +84,15 @@ impl NodeConfig {
             }
             None => t.push_str("[providers.hook]\ntype = \"dry-run\"\n\n"),
         }
-        if let Some(c) = self.concurrency {
-            let _ = writeln!(t, "[scheduler]\nconcurrency = {c}\n");
+        if self.concurrency.is_some() || !self.scheduler {
+            t.push_str("[scheduler]\n");
+            if let Some(c) = self.concurrency {
+                let _ = writeln!(t, "concurrency = {c}");
+            }
+            if !self.scheduler {
+                t.push_str("enabled = false\n");
+            }
+            t.push('\n');
         }
         if let Some(api) = &self.slack_api {
             let _ = writeln!(
