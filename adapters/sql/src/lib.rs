@@ -9,6 +9,7 @@
 mod chat_refs;
 mod exec;
 mod pg_fold;
+mod pg_tx;
 mod rows;
 mod signal;
 mod store;

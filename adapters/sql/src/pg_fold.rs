@@ -4,8 +4,10 @@
 //!
 //! - `decide`: the row lock rides with `BEGIN`; the request and its approvals come in one
 //!   read, taken after the lock is held so that it sees every approval committed before; the
-//!   compare-and-set, the approval, the due-item changes and the audit append are one
-//!   statement of data-modifying CTEs; then `COMMIT`. Four round trips, whatever the change.
+//!   compare-and-set, the approval and the due-item changes are one statement of
+//!   data-modifying CTEs, which also stages the audit event; the message that commits appends
+//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Four
+//!   round trips, whatever the change.
 //! - `create_request`: the insert, its audit event and its due items are one statement,
 //!   atomic on its own, so no transaction is opened around it.
 //! - `claim_due`: the claim returns the claimed items with their requests and approvals.
@@ -18,7 +20,8 @@
 
 use crate::{
     err,
-    exec::{Arg, PgTx, pg_query},
+    exec::{Arg, pg_query},
+    pg_tx::PgTx,
     rows::{ApprovalRow, DueRow, RequestApprovalRow, RequestRow, request_columns},
     signal, writes,
 };
@@ -102,7 +105,8 @@ fn due_values(b: &mut Binds, items: Vec<NewDue>, request: &str) -> String {
 /// `Store::decide` on PostgreSQL (see the module's notes).
 pub(crate) async fn decide(pool: &PgPool, instance: &str, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
     // The id is a number, written into the statement as one (this text is not bound).
-    let mut tx = PgTx::begin_with(pool, format!("SELECT 1 FROM requests WHERE id = {} FOR UPDATE", id.0)).await?;
+    let first = format!("SELECT 1 FROM requests WHERE id = {} FOR UPDATE", id.0);
+    let mut tx = PgTx::begin(pool, Some(first)).await?;
     let out = decide_locked(&mut tx, instance, id, f).await;
     tx.end(out).await
 }
@@ -215,11 +219,13 @@ async fn write_change(
             "due AS (INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {values})"
         ));
     }
-    if let Some(ev) = event {
-        ctes.extend(append_ctes(&mut b, ev, None));
-    }
+    // The event is staged here and appended by the message that commits (see `pg_tx.rs`).
+    let staged = match &event {
+        Some(ev) => format!(" CROSS JOIN (SELECT {}) AS staged", tx.stage(ev, &mut b.0)),
+        None => String::new(),
+    };
     let signalled = signal_join(&mut b, soonest, now, instance);
-    let sql = format!("WITH {} SELECT upd.* FROM upd{signalled}", ctes.join(", "));
+    let sql = format!("WITH {} SELECT upd.* FROM upd{staged}{signalled}", ctes.join(", "));
     let rows = pg_query(&sql, b.0).fetch_all(tx.conn()).await.map_err(err)?;
     let Some(updated) = rows.first() else {
         return Err(StoreError(format!("compare-and-set on {id} lost although the row was locked")));

@@ -44,7 +44,7 @@ macro_rules! with_writer {
     ($self:expr, |$tx:ident| $body:expr) => {
         match &$self.pools {
             Pools::Sqlite { thread, .. } => thread.run(move |$tx| Box::pin(async move { $body })).await,
-            Pools::Postgres(pool) => crate::exec::pg_write(pool, move |$tx| Box::pin(async move { $body })).await,
+            Pools::Postgres(pool) => crate::pg_tx::pg_write(pool, move |$tx| Box::pin(async move { $body })).await,
         }
     };
     ($self:expr, single, |$tx:ident| $body:expr) => {
