@@ -2,11 +2,11 @@
 //! the server and its own parse, plan and execution there, and the server's CPU per statement
 //! was what bounded throughput (BENCHMARKS.md). So here a write's parts travel together:
 //!
-//! - `decide`: the row lock rides with `BEGIN`; the request and its approvals come in one
-//!   read, taken after the lock is held so that it sees every approval committed before; the
+//! - `decide`: the row is locked and read with its approvals in the message that begins the
+//!   transaction (read again, rarely, if it moved while the lock was awaited); the
 //!   compare-and-set, the approval and the due-item changes are one statement of
 //!   data-modifying CTEs, which also stages the audit event; the message that commits appends
-//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Four
+//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Three
 //!   round trips, whatever the change.
 //! - `create_request`: the insert, its audit event and its due items are one statement,
 //!   atomic on its own, so no transaction is opened around it.
@@ -20,7 +20,7 @@
 
 use crate::{
     err,
-    exec::{Arg, pg_query},
+    exec::{Arg, Exec, pg_query},
     pg_tx::PgTx,
     rows::{ApprovalRow, DueRow, RequestApprovalRow, RequestRow, request_columns},
     signal, writes,
@@ -34,12 +34,8 @@ use elevate_core::{
 };
 use sqlx::PgPool;
 
-/// One request and its approvals in one statement.
-const SELECT_REQUEST_WITH_APPROVALS: &str = concat!(
-    "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT ",
-    request_columns!(),
-    " FROM requests WHERE id = $1) r LEFT JOIN approvals a ON a.request_id = r.id ORDER BY a.at, a.approver"
-);
+const SELECT_APPROVALS: &str =
+    "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
 
 /// A statement's bound values, numbered as they are added.
 #[derive(Default)]
@@ -102,21 +98,57 @@ fn due_values(b: &mut Binds, items: Vec<NewDue>, request: &str) -> String {
     rows.join(", ")
 }
 
+/// A request row locked and read in the message that begins the transaction, with its
+/// approvals, and whether those approvals are as of the lock (`fresh`).
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    #[sqlx(flatten)]
+    row: RequestApprovalRow,
+    fresh: bool,
+}
+
+/// `BEGIN`, then the request locked and read with its approvals, in one message. The text
+/// carries the id as a number (it is not a bound statement). Under `READ COMMITTED` a
+/// statement that waits for a row lock gets the row's newest version, but reads the other
+/// tables as of when it started, so approvals committed while it waited would be missed:
+/// `fresh` compares the locked version (`xmin`) with the one the statement's snapshot sees, and
+/// differs exactly when the row moved meanwhile (every write of approvals moves the row too),
+/// in which case they are read again.
+fn lock_and_read(id: i64) -> String {
+    format!(
+        concat!(
+            "BEGIN; SELECT r.*, a.approver, a.at AS approved_at, ",
+            "r.version = (SELECT xmin::text FROM requests WHERE id = {id}) AS fresh FROM (SELECT xmin::text AS version, ",
+            request_columns!(),
+            " FROM requests WHERE id = {id} FOR UPDATE) r LEFT JOIN approvals a ON a.request_id = r.id ",
+            "ORDER BY a.at, a.approver"
+        ),
+        id = id
+    )
+}
+
 /// `Store::decide` on PostgreSQL (see the module's notes).
 pub(crate) async fn decide(pool: &PgPool, instance: &str, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
-    // The id is a number, written into the statement as one (this text is not bound).
-    let first = format!("SELECT 1 FROM requests WHERE id = {} FOR UPDATE", id.0);
-    let mut tx = PgTx::begin(pool, Some(first)).await?;
-    let out = decide_locked(&mut tx, instance, id, f).await;
+    let (mut tx, rows) = PgTx::begin_reading(pool, lock_and_read(id.0)).await?;
+    let out = decide_locked(&mut tx, instance, id, rows, f).await;
     tx.end(out).await
 }
 
-async fn decide_locked(tx: &mut PgTx, instance: &str, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
-    let rows: Vec<RequestApprovalRow> =
-        sqlx::query_as(SELECT_REQUEST_WITH_APPROVALS).bind(id.0).fetch_all(tx.conn()).await.map_err(err)?;
-    let Some((row, approvals)) = RequestApprovalRow::one(rows) else {
+async fn decide_locked(
+    tx: &mut PgTx,
+    instance: &str,
+    id: RequestId,
+    rows: Vec<sqlx::postgres::PgRow>,
+    f: DecideFn,
+) -> Result<Decided, StoreError> {
+    let rows: Vec<LockedRow> = rows.iter().map(sqlx::FromRow::from_row).collect::<Result<_, _>>().map_err(err)?;
+    let fresh = rows.iter().all(|r| r.fresh);
+    let Some((row, mut approvals)) = RequestApprovalRow::one(rows.into_iter().map(|r| r.row).collect()) else {
         return Ok(Decided::NotFound);
     };
+    if !fresh {
+        approvals = tx.rows::<ApprovalRow>(SELECT_APPROVALS, vec![Arg::from(id.0)]).await?;
+    }
     let req = row.into_request(approvals.clone())?;
     let change = match writes::judge(tx, &req, f).await? {
         Ok(change) => change,

@@ -71,6 +71,18 @@ impl PgTx {
         Ok(tx)
     }
 
+    /// Begins a transaction with `sql` (which starts with `BEGIN`) and returns the rows its
+    /// statements return, in one round trip. The same caution as `begin`'s `first` applies.
+    pub(crate) async fn begin_reading(
+        pool: &PgPool,
+        sql: String,
+    ) -> Result<(PgTx, Vec<sqlx::postgres::PgRow>), StoreError> {
+        let conn = pool.acquire().await.map_err(err)?;
+        let mut tx = PgTx { conn: Some(conn), rollback: false, staged: false };
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(tx.conn()).await.map_err(err)?;
+        Ok((tx, rows))
+    }
+
     /// The transaction's connection, for statements `Exec` does not express.
     pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
         self.conn.as_mut().expect("a transaction's connection is held until it ends")
