@@ -4,7 +4,8 @@
 //! type byte and a length). A round trip is a `Sync` (the end of an extended-protocol
 //! exchange: parse, bind, execute) or a simple `Query`; a statement is an `Execute`, or one
 //! statement of a simple `Query` (their text is split on `;`). The proxy costs time, so this
-//! runs apart from the throughput rows, with fewer lifecycles.
+//! runs apart from the throughput rows, with fewer lifecycles. It also prints the statements
+//! per lifecycle by text, to show where the round trips go.
 
 use crate::{
     lifecycle,
@@ -25,6 +26,15 @@ struct Counts {
     round_trips: AtomicU64,
     statements: AtomicU64,
     transactions: AtomicU64,
+    /// Statements by the start of their text, to show where the round trips go.
+    by_text: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl Counts {
+    fn count(&self, text: &str) {
+        let key: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(90).collect();
+        *self.by_text.lock().unwrap().entry(key).or_default() += 1;
+    }
 }
 
 pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
@@ -37,6 +47,11 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
     let per = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / n as f64;
     let (rt, st, tx) = (per(&counts.round_trips), per(&counts.statements), per(&counts.transactions));
     println!("    {rt:.1} round trips, {st:.1} statements, {tx:.1} explicit transactions per lifecycle");
+    let mut by: Vec<(String, u64)> = counts.by_text.lock().unwrap().clone().into_iter().collect();
+    by.sort_by_key(|(_, k)| std::cmp::Reverse(*k));
+    for (text, k) in by.iter().take(20) {
+        println!("    {:>6.2}  {text}", *k as f64 / n as f64);
+    }
     b.row(Row {
         scenario: "round trips",
         figure: format!(
@@ -85,6 +100,8 @@ async fn pipe(client: TcpStream, server: TcpStream, counts: Arc<Counts>) -> std:
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut started = false;
+    // Prepared statements of this connection by name (a `Bind` names the one it runs).
+    let mut prepared: std::collections::HashMap<String, String> = Default::default();
     loop {
         let n = cr.read(&mut buf).await?;
         if n == 0 {
@@ -124,14 +141,21 @@ async fn pipe(client: TcpStream, server: TcpStream, counts: Arc<Counts>) -> std:
                     counts.statements.fetch_add(1, Ordering::Relaxed);
                 }
                 b'P' => {
-                    // Parse: the statement's text after its name; a `BEGIN` sent this way.
-                    let body = &pending[5..1 + len];
-                    if let Some(end) = body.iter().position(|c| *c == 0) {
-                        let text = String::from_utf8_lossy(&body[end + 1..]);
-                        if text.trim_start().to_ascii_uppercase().starts_with("BEGIN") {
-                            counts.transactions.fetch_add(1, Ordering::Relaxed);
-                        }
+                    // Parse: the statement's name, then its text.
+                    let mut fields = pending[5..1 + len].split(|c| *c == 0);
+                    let name = String::from_utf8_lossy(fields.next().unwrap_or_default()).to_string();
+                    let text = String::from_utf8_lossy(fields.next().unwrap_or_default()).to_string();
+                    if text.trim_start().to_ascii_uppercase().starts_with("BEGIN") {
+                        counts.transactions.fetch_add(1, Ordering::Relaxed);
                     }
+                    prepared.insert(name, text);
+                }
+                b'B' => {
+                    // Bind: the portal's name, then the statement's.
+                    let mut fields = pending[5..1 + len].split(|c| *c == 0);
+                    let _portal = fields.next();
+                    let name = String::from_utf8_lossy(fields.next().unwrap_or_default()).to_string();
+                    counts.count(prepared.get(&name).map(String::as_str).unwrap_or("(unknown statement)"));
                 }
                 b'Q' => {
                     let text = String::from_utf8_lossy(&pending[5..1 + len]).to_string();
@@ -141,6 +165,7 @@ async fn pipe(client: TcpStream, server: TcpStream, counts: Arc<Counts>) -> std:
                     if text.trim_start().to_ascii_uppercase().starts_with("BEGIN") {
                         counts.transactions.fetch_add(1, Ordering::Relaxed);
                     }
+                    counts.count(&text);
                 }
                 _ => {}
             }
