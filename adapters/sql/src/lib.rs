@@ -84,8 +84,15 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         let store = match Dialect::of(url) {
             Dialect::Postgres => {
+                // No ping before each use of a pooled connection (sqlx's default): that was a
+                // round trip per statement outside a transaction and per transaction, a fifth
+                // of all on the wire (BENCHMARKS.md). A connection the server dropped then fails
+                // its next statement instead, once: that write fails and is retried (the
+                // scheduler's items run again after their lease; a person sees an error), and
+                // the pool replaces the connection.
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await

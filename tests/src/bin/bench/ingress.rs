@@ -41,6 +41,10 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
         &[node::APPROVAL_CHANNEL, node::AUDIT_CHANNEL],
     )
     .await;
+    // elevate acts only for active members of the workspace (it asks `users.info`).
+    for i in 0..REQUESTERS {
+        slack.add_user(&node::slack_id(&node::requester(i)), node::SLACK_TEAM, None);
+    }
     let url = b.sqlite_url("ingress");
     let cfg = NodeConfig { slack_api: Some(slack.url.clone()), requesters: REQUESTERS, ..NodeConfig::new(&url) };
     let server = Node::start(&b.elevate, b.dir.path(), "ingress", &cfg).await?;

@@ -3,7 +3,7 @@
 //! messages the client sends (PostgreSQL's protocol: after the start-up, each message is a
 //! type byte and a length). A round trip is a `Sync` (the end of an extended-protocol
 //! exchange: parse, bind, execute) or a simple `Query`; a statement is an `Execute`, or one
-//! statement of a simple `Query` (their text is split on `;`). The proxy costs time, so this
+//! statement of a simple `Query` (their text is split on `;`); a `Sync` alone is a ping. The proxy costs time, so this
 //! runs apart from the throughput rows, with fewer lifecycles. It also prints the statements
 //! per lifecycle by text, to show where the round trips go.
 
@@ -26,6 +26,9 @@ struct Counts {
     round_trips: AtomicU64,
     statements: AtomicU64,
     transactions: AtomicU64,
+    /// Round trips that carried nothing but a `Sync`: sqlx's check of a pooled connection
+    /// (when it goes back to the pool, and before use unless switched off).
+    pings: AtomicU64,
     /// Statements by the start of their text, to show where the round trips go.
     by_text: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
@@ -46,7 +49,10 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
     let t = lifecycle::measure_counted(b, &proxied, &url, "roundtrips", n).await?;
     let per = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / n as f64;
     let (rt, st, tx) = (per(&counts.round_trips), per(&counts.statements), per(&counts.transactions));
-    println!("    {rt:.1} round trips, {st:.1} statements, {tx:.1} explicit transactions per lifecycle");
+    let pings = per(&counts.pings);
+    println!(
+        "    {rt:.1} round trips ({pings:.1} of them pings), {st:.1} statements, {tx:.1} explicit transactions per lifecycle"
+    );
     let mut by: Vec<(String, u64)> = counts.by_text.lock().unwrap().clone().into_iter().collect();
     by.sort_by_key(|(_, k)| std::cmp::Reverse(*k));
     for (text, k) in by.iter().take(20) {
@@ -59,7 +65,9 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
              statements; explicit transactions (`BEGIN`)",
             t.per_sec
         ),
-        measured: format!("{rt:.1} round trips, {st:.1} statements, {tx:.1} transactions"),
+        measured: format!(
+            "{rt:.1} round trips ({pings:.1} of them sqlx's pings), {st:.1} statements, {tx:.1} transactions"
+        ),
         target: "report".into(),
         floor: "31 round trips, 31 statements (`BEGIN`, `COMMIT` included), 5 transactions + 2 single statements"
             .into(),
@@ -102,6 +110,8 @@ async fn pipe(client: TcpStream, server: TcpStream, counts: Arc<Counts>) -> std:
     let mut started = false;
     // Prepared statements of this connection by name (a `Bind` names the one it runs).
     let mut prepared: std::collections::HashMap<String, String> = Default::default();
+    // Messages since the last `Sync`: none means the `Sync` was a ping.
+    let mut since_sync = 0u32;
     loop {
         let n = cr.read(&mut buf).await?;
         if n == 0 {
@@ -136,6 +146,10 @@ async fn pipe(client: TcpStream, server: TcpStream, counts: Arc<Counts>) -> std:
             match pending[0] {
                 b'S' => {
                     counts.round_trips.fetch_add(1, Ordering::Relaxed);
+                    if since_sync == 0 {
+                        counts.pings.fetch_add(1, Ordering::Relaxed);
+                    }
+                    since_sync = 0;
                 }
                 b'E' => {
                     counts.statements.fetch_add(1, Ordering::Relaxed);
@@ -168,6 +182,9 @@ async fn pipe(client: TcpStream, server: TcpStream, counts: Arc<Counts>) -> std:
                     counts.count(&text);
                 }
                 _ => {}
+            }
+            if pending[0] != b'S' && pending[0] != b'Q' {
+                since_sync += 1;
             }
             pending.drain(..1 + len);
         }
