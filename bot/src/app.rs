@@ -147,11 +147,18 @@ impl App {
         let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
         let service =
             Arc::new(Service::new(dyn_store.clone(), provs, opts.clock.clone(), wake.clone(), config.policy.clone()));
+        // Other replicas' signals, for a scheduler that runs (a listening connection each).
+        let signal = if opts.background && config.scheduler.enabled {
+            store.due_signal()
+        } else {
+            Arc::new(elevate_core::ports::NoSignal)
+        };
         let scheduler = Arc::new(Scheduler::new(
             service.clone(),
             dyn_store,
             opts.clock.clone(),
             wake.clone(),
+            signal,
             metrics.clone(),
             &config.scheduler,
         ));
@@ -247,14 +254,17 @@ impl App {
     pub fn start(&mut self) {
         if self.background {
             let store: Arc<dyn Store> = Arc::new(self.store.clone());
-            self.tasks.push(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
-            self.tasks.push(tokio::spawn(run_cron(
-                self.service.clone(),
-                store.clone(),
-                self.clock.clone(),
-                self.config.scheduler.clone(),
-                self.shutdown_tx.subscribe(),
-            )));
+            // `[scheduler] enabled = false`: a replica that serves only, and runs no due work.
+            if self.config.scheduler.enabled {
+                self.tasks.push(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
+                self.tasks.push(tokio::spawn(run_cron(
+                    self.service.clone(),
+                    store.clone(),
+                    self.clock.clone(),
+                    self.config.scheduler.clone(),
+                    self.shutdown_tx.subscribe(),
+                )));
+            }
             for f in &self.delivery.feeds {
                 let clock = self.clock.clone();
                 let f = f.clone();

@@ -310,6 +310,15 @@ pub struct SchedulerConfig {
     /// Provider calls in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Longest the scheduler sleeps without looking at the database. It wakes sooner for its
+    /// own new work and (PostgreSQL) when another replica signals new work, so this only
+    /// bounds how late work is found when such a signal was lost.
+    #[serde(default = "default_poll")]
+    pub poll: GrantDuration,
+    /// Whether this replica runs due work and periodic jobs. `false` makes a replica that only
+    /// serves the API and chat; another replica on the same database must run the work.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
     /// Filled from `[audit]` when the app starts: the seed that signs checkpoints.
     #[serde(skip)]
     pub checkpoint_seed: Option<[u8; 32]>,
@@ -340,6 +349,12 @@ fn default_lease() -> GrantDuration {
 fn default_concurrency() -> usize {
     64
 }
+fn default_poll() -> GrantDuration {
+    GrantDuration::from_secs(5).expect("constant")
+}
+fn default_enabled() -> bool {
+    true
+}
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
@@ -350,6 +365,8 @@ impl Default for SchedulerConfig {
             report_period: default_report_period(),
             lease: default_lease(),
             concurrency: default_concurrency(),
+            poll: default_poll(),
+            enabled: default_enabled(),
             checkpoint_seed: None,
             anchors: Default::default(),
         }

@@ -1,5 +1,6 @@
 //! The scheduler loop. Due work lives in the database; this loop sleeps until the earliest due
-//! time or until woken by new work, claims what is due (a lease, so a crashed claimer's work
+//! time, until woken by new work of this process or by another replica's signal of new work
+//! (PostgreSQL), or at most `[scheduler] poll`, claims what is due (a lease, so a crashed claimer's work
 //! runs again), and runs it with bounded concurrency. Periodic jobs (reconcile, audit
 //! checkpoint) fire from cron expressions and are claimed per firing, so across replicas each
 //! firing runs once.
@@ -9,7 +10,7 @@ use chrono::Utc;
 use elevate_core::{
     Service,
     audit::{Actor, EventKind, NewEvent},
-    ports::{DueItem, Store, Wake},
+    ports::{DueItem, DueSignal, Store, Wake},
     time::Clock,
 };
 use serde_json::json;
@@ -22,9 +23,6 @@ use std::{
 };
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{error, info, warn};
-
-/// Longest sleep without looking at the database: covers work added by another replica.
-const MAX_IDLE: Duration = Duration::from_secs(5);
 
 /// How long a wake-up waits, while items are in flight, before claiming again.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
@@ -66,9 +64,13 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     wake: Arc<NotifyWake>,
+    /// Work made due by other replicas.
+    signal: Arc<dyn DueSignal>,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
     concurrency: usize,
+    /// Longest sleep without looking at the database (`[scheduler] poll`).
+    poll: Duration,
     lease: Duration,
     batch: u32,
 }
@@ -79,6 +81,7 @@ impl Scheduler {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         wake: Arc<NotifyWake>,
+        signal: Arc<dyn DueSignal>,
         metrics: Arc<Metrics>,
         cfg: &SchedulerConfig,
     ) -> Self {
@@ -87,6 +90,8 @@ impl Scheduler {
             store,
             clock,
             wake,
+            signal,
+            poll: Duration::from_secs(cfg.poll.secs() as u64),
             metrics,
             permits: Arc::new(Semaphore::new(cfg.concurrency)),
             concurrency: cfg.concurrency,
@@ -160,11 +165,11 @@ impl Scheduler {
                 }
             }
             let sleep = if self.permits.available_permits() == 0 {
-                MAX_IDLE
+                self.poll
             } else {
                 match self.store.next_due_at().await {
-                    Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO).min(MAX_IDLE),
-                    Ok(None) => MAX_IDLE,
+                    Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO).min(self.poll),
+                    Ok(None) => self.poll,
                     Err(e) => {
                         warn!(error = %e, "scheduler: cannot read the next due time");
                         Duration::from_secs(1)
@@ -177,18 +182,30 @@ impl Scheduler {
             }
             let until = self.clock.now() + chrono::Duration::from_std(sleep).unwrap_or(chrono::Duration::zero());
             self.wake.plan(elevate_core::time::to_millis(until));
-            tokio::select! {
-                _ = tokio::time::sleep(sleep) => {}
-                _ = self.wake.0.notified() => {
-                    // Every finished item wakes the loop. While others are still running, let a
-                    // few more finish (or more work arrive) so that one claim takes them
-                    // together: a claim per finished item was a third of SQLite's writes under
-                    // load.
-                    if self.permits.available_permits() < self.concurrency {
-                        tokio::time::sleep(CLAIM_GATHER).await;
+            let deadline = tokio::time::Instant::now() + sleep;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = self.wake.0.notified() => {
+                        // Every finished item wakes the loop. While others are still running,
+                        // let a few more finish (or more work arrive) so that one claim takes
+                        // them together: a claim per finished item was a third of SQLite's
+                        // writes under load.
+                        if self.permits.available_permits() < self.concurrency {
+                            tokio::time::sleep(CLAIM_GATHER).await;
+                        }
+                        break;
                     }
+                    at = self.signal.next() => {
+                        // Another replica made work due at `at` (its own scheduler may be busy
+                        // or gone): claim it now if this sleep would end later and a permit is
+                        // free to run it; otherwise sleep on (a finishing item wakes the loop).
+                        if at <= until && self.permits.available_permits() > 0 {
+                            break;
+                        }
+                    }
+                    _ = shutdown.changed() => break,
                 }
-                _ = shutdown.changed() => {}
             }
         }
     }

@@ -457,6 +457,28 @@ pub trait Wake: Send + Sync + 'static {
     }
 }
 
+/// Due work made by *another* process on the same database (another replica): the scheduler
+/// loop waits on this as well as on its own `Wake` and its poll interval, whichever comes
+/// first, so that an idle replica picks up work another one made due at once instead of at
+/// its next look at the database. A signal can be lost (a dropped connection); the poll
+/// interval covers that, so a signal is a hint, never the only way work is found.
+#[async_trait]
+pub trait DueSignal: Send + Sync + 'static {
+    /// Waits for the next signal and says when the work it announces is first due. Signals
+    /// that came while nobody waited are kept (the earliest of them).
+    async fn next(&self) -> DateTime<Utc>;
+}
+
+/// For stores that cannot signal across processes (SQLite: one server per file): never fires.
+pub struct NoSignal;
+
+#[async_trait]
+impl DueSignal for NoSignal {
+    async fn next(&self) -> DateTime<Utc> {
+        std::future::pending().await
+    }
+}
+
 /// A `Wake` that does nothing, for tools that run no scheduler (the CLI, tests driving it).
 pub struct NoWake;
 

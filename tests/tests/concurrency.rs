@@ -54,3 +54,21 @@ on_both_dbs!(concurrent_release_and_revoke_end_the_grant_once, |db| async move {
     assert_eq!(app.receiver.calls_for("revoke", &TestApp::grant_id(id)).len(), 1);
     assert!(["released", "revoked"].contains(&app.state(id).await.as_str()));
 });
+
+// Two approvers click at the same moment on requests that need both: whichever waits for the
+// other's lock must see the other's approval (on PostgreSQL the row is locked and read in one
+// statement, and approvals committed while it waited are read again), so every request ends
+// approved, once.
+on_both_dbs!(two_approvers_racing_on_a_role_that_needs_both_approve_it_once, |db| async move {
+    let app = TestApp::builder().db(db).spawn().await;
+    for i in 0..20 {
+        let id = app.alice().request("prod", "30m", &format!("INC-{i} race")).await.id();
+        let (bob, carol) = (app.bob(), app.carol());
+        let (b, c) = tokio::join!(bob.approve(id), carol.approve(id));
+        assert_eq!((b.status, c.status), (200, 200), "both approvals count");
+        let r = app.request(id).await;
+        assert_eq!(r.state.as_str(), "approved", "request {id} with {} approvals", r.approvals.len());
+        assert_eq!(r.approvals.len(), 2);
+        assert_eq!(app.due_kinds(id).await, ["apply"], "exactly one apply scheduled");
+    }
+});

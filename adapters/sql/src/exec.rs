@@ -1,19 +1,18 @@
 //! One way to run a write's statements on either database, so that each write is written once.
 //!
-//! On PostgreSQL a write is an sqlx transaction on the pool ([`PgTx`]). On SQLite it runs on the
-//! writer thread through rusqlite ([`LiteTx`], see `writer.rs`): there each statement is a plain
-//! function call on the thread that owns the connection, where through sqlx every statement
-//! was two thread hand-offs (to sqlx's SQLite worker and back), and those hand-offs, not
-//! SQLite, were what a transition cost (see BENCHMARKS.md).
+//! On PostgreSQL a write is a transaction on a connection of the pool (`PgTx`, `pg_tx.rs`). On
+//! SQLite it runs on the writer thread through rusqlite ([`LiteTx`], see `writer.rs`): there
+//! each statement is a plain function call on the thread that owns the connection, where
+//! through sqlx every statement was two thread hand-offs (to sqlx's SQLite worker and back), and
+//! those hand-offs, not SQLite, were what a transition cost (see BENCHMARKS.md).
 
 use crate::err;
 use async_trait::async_trait;
 use elevate_core::{
-    audit::{AuditEvent, NewEvent, hashed_around_seq},
+    audit::{AuditEvent, NewEvent},
     ports::StoreError,
-    time::{from_millis, to_millis},
+    time::to_millis,
 };
-use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, postgres::PgRow};
 
 /// A bound value. Typed, because PostgreSQL types every parameter (a NULL too).
@@ -108,13 +107,10 @@ pub(crate) trait Exec: Send {
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// A write on PostgreSQL: one transaction of the pool.
-pub(crate) struct PgTx {
-    tx: sqlx::Transaction<'static, Postgres>,
-    rollback: bool,
-}
-
-fn pg_query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+pub(crate) fn pg_query(
+    sql: &str,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
     for a in args {
         q = match a {
@@ -123,81 +119,6 @@ fn pg_query(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'static, Postgres, 
         };
     }
     q
-}
-
-#[async_trait]
-impl Exec for PgTx {
-    fn pg(&self) -> bool {
-        true
-    }
-
-    async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
-        Ok(pg_query(sql, args).execute(&mut *self.tx).await.map_err(err)?.rows_affected())
-    }
-
-    async fn rows<R: FromBoth>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<R>, StoreError> {
-        let rows = pg_query(sql, args).fetch_all(&mut *self.tx).await.map_err(err)?;
-        rows.iter().map(|r| R::from_row(r).map_err(err)).collect()
-    }
-
-    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
-        // One statement numbers the event, hashes it onto the chain and moves the head (`SET`
-        // reads the head's old values; `prev_hash` keeps the old hash for `RETURNING`). The
-        // head's row lock, which serialises appends across replicas, is then held for this
-        // statement and the commit only, not for a round trip to read the head and another to
-        // write the event as well. The hashed text is core's, built around the `seq`.
-        let (before, after) = hashed_around_seq(&ev);
-        let at = to_millis(ev.at);
-        let (actor, kind, details) = (ev.actor.to_string(), ev.kind.as_str().to_string(), ev.details.to_string());
-        let row: Option<(i64, String, String)> = sqlx::query_as(
-            "WITH head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
-             hash = encode(sha256(convert_to($1 || (seq + 1)::text || $2 || hash, 'UTF8')), 'hex') \
-             WHERE id = 1 RETURNING seq, prev_hash, hash) \
-             INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-             SELECT seq, $3, $4, $5, $6, $7, prev_hash, hash FROM head RETURNING seq, prev_hash, hash",
-        )
-        .bind(before)
-        .bind(after)
-        .bind(at)
-        .bind(&actor)
-        .bind(&kind)
-        .bind(ev.subject.map(|s| s.0))
-        .bind(details)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(err)?;
-        let (seq, prev_hash, hash) = row.ok_or_else(|| StoreError::new("the audit head row is missing"))?;
-        Ok(AuditEvent {
-            seq,
-            at: from_millis(at),
-            actor,
-            kind,
-            subject: ev.subject.map(|s| s.0),
-            details: ev.details,
-            prev_hash,
-            hash,
-        })
-    }
-
-    fn roll_back(&mut self) {
-        self.rollback = true;
-    }
-}
-
-/// Runs `body` in a new transaction of `pool`: committed if it succeeds and did not ask to be
-/// rolled back, rolled back otherwise.
-pub(crate) async fn pg_write<T>(
-    pool: &PgPool,
-    body: impl for<'t> FnOnce(&'t mut PgTx) -> BoxFuture<'t, Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    let mut tx = PgTx { tx: pool.begin().await.map_err(err)?, rollback: false };
-    let out = body(&mut tx).await;
-    if out.is_ok() && !tx.rollback {
-        tx.tx.commit().await.map_err(err)?;
-    } else {
-        tx.tx.rollback().await.map_err(err)?;
-    }
-    out
 }
 
 /// A write on SQLite: the writer thread's connection, inside the write's savepoint. The audit

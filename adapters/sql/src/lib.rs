@@ -8,8 +8,11 @@
 
 mod chat_refs;
 mod exec;
+mod pg_fold;
+mod pg_tx;
 mod reach;
 mod rows;
+mod signal;
 mod store;
 mod writer;
 mod writes;
@@ -53,6 +56,8 @@ pub struct SqlStore {
     pub(crate) deliveries: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// PostgreSQL only: whether it was last found reachable (see `reach.rs`).
     pub(crate) reach: Option<Arc<reach::Reach>>,
+    /// Names this store's PostgreSQL notifications, so that its own listener ignores them.
+    pub(crate) instance: Arc<str>,
 }
 
 /// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
@@ -132,8 +137,15 @@ impl SqlStore {
             Dialect::Postgres => {
                 let opts = PgConnectOptions::from_str(url)
                     .map_err(|e| StoreError::new(format!("bad PostgreSQL URL: {}", redact(&e.to_string()))))?;
+                // No ping before each use of a pooled connection (sqlx's default): that was a
+                // round trip per statement outside a transaction and per transaction, a fifth
+                // of all on the wire (BENCHMARKS.md). A connection the server dropped then fails
+                // its next statement instead, once: that write fails and is retried (the
+                // scheduler's items run again after their lease; a person sees an error), and
+                // the pool replaces the connection.
                 let pool = PgPoolOptions::new()
                     .max_connections(reach::MAX_CONNECTIONS)
+                    .test_before_acquire(false)
                     .acquire_timeout(reach::ACQUIRE_TIMEOUT)
                     .connect_with(opts.clone())
                     .await
@@ -148,6 +160,7 @@ impl SqlStore {
                     pools: Pools::Postgres(pool),
                     deliveries: Default::default(),
                     reach: Some(Arc::new(reach::Reach::new(opts))),
+                    instance: signal::instance_id(),
                 }
             }
             Dialect::Sqlite => {
@@ -202,6 +215,7 @@ impl SqlStore {
                     pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() },
                     deliveries: Default::default(),
                     reach: None,
+                    instance: signal::instance_id(),
                 }
             }
         };
@@ -212,6 +226,16 @@ impl SqlStore {
         match self.pools {
             Pools::Sqlite { .. } => Dialect::Sqlite,
             Pools::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Signals of due work made by other replicas, for the scheduler: PostgreSQL notifications
+    /// (a listening connection of its own, started here on the current runtime), or, on SQLite
+    /// (one server per file), none. Call once per scheduler.
+    pub fn due_signal(&self) -> Arc<dyn elevate_core::ports::DueSignal> {
+        match &self.pools {
+            Pools::Postgres(pool) => Arc::new(signal::PgDueSignal::start(pool, self.instance.clone())),
+            Pools::Sqlite { .. } => Arc::new(elevate_core::ports::NoSignal),
         }
     }
 

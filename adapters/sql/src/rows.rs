@@ -18,7 +18,8 @@ macro_rules! request_columns {
 }
 pub(crate) use request_columns;
 
-#[derive(sqlx::FromRow)]
+/// Also read from JSON (`row_to_json`), where PostgreSQL returns requests inside another row.
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct RequestRow {
     pub id: i64,
     pub kind: String,
@@ -43,7 +44,7 @@ pub struct RequestRow {
     pub review: Option<String>,
 }
 
-#[derive(sqlx::FromRow, Clone)]
+#[derive(sqlx::FromRow, serde::Deserialize, Clone)]
 pub struct ApprovalRow {
     pub request_id: i64,
     pub approver: String,
@@ -57,6 +58,21 @@ pub struct RequestApprovalRow {
     pub request: RequestRow,
     pub approver: Option<String>,
     pub approved_at: Option<i64>,
+}
+
+impl RequestApprovalRow {
+    /// The request of rows that are all of one request (or none), and its approvals.
+    pub fn one(rows: Vec<RequestApprovalRow>) -> Option<(RequestRow, Vec<ApprovalRow>)> {
+        let mut out: Option<(RequestRow, Vec<ApprovalRow>)> = None;
+        for RequestApprovalRow { request, approver, approved_at } in rows {
+            let id = request.id;
+            let (_, approvals) = out.get_or_insert_with(|| (request, Vec::new()));
+            if let (Some(approver), Some(at)) = (approver, approved_at) {
+                approvals.push(ApprovalRow { request_id: id, approver, at });
+            }
+        }
+        out
+    }
 }
 
 /// Folds joined rows into requests. Rows of one request must be adjacent, its approvals in

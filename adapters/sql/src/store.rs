@@ -4,6 +4,7 @@
 use crate::{
     Pools, SqlStore, err,
     exec::{Exec, args},
+    pg_fold,
     rows::{DueRow, EventRow, RequestApprovalRow, group_requests, request_columns},
     writes::{self, placeholders},
 };
@@ -52,7 +53,7 @@ macro_rules! with_writer {
         match &$self.pools {
             Pools::Sqlite { thread, .. } => thread.run(move |$tx| Box::pin(async move { $body })).await,
             Pools::Postgres(pool) => {
-                $self.pg(pool, crate::exec::pg_write(pool, move |$tx| Box::pin(async move { $body }))).await
+                $self.pg(pool, crate::pg_tx::pg_write(pool, move |$tx| Box::pin(async move { $body }))).await
             }
         }
     };
@@ -85,7 +86,10 @@ const SELECT_REQUEST_WITH_APPROVALS: &str = concat!(
 #[async_trait]
 impl Store for SqlStore {
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError> {
-        with_writer!(self, |tx| writes::create_request(tx, new, event, due).await)
+        match &self.pools {
+            Pools::Postgres(pool) => pg_fold::create_request(pool, &self.instance, new, event, due).await,
+            Pools::Sqlite { .. } => with_writer!(self, |tx| writes::create_request(tx, new, event, due).await),
+        }
     }
 
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
@@ -219,7 +223,10 @@ impl Store for SqlStore {
     }
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
-        with_writer!(self, |tx| writes::decide(tx, id, f).await)
+        match &self.pools {
+            Pools::Postgres(pool) => pg_fold::decide(pool, &self.instance, id, f).await,
+            Pools::Sqlite { .. } => with_writer!(self, |tx| writes::decide(tx, id, f).await),
+        }
     }
 
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
@@ -228,7 +235,10 @@ impl Store for SqlStore {
 
     async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError> {
         let (now, until) = (to_millis(now), to_millis(now) + lease.as_millis() as i64);
-        with_writer!(self, single, |tx| writes::claim_due(tx, now, until, limit).await)
+        match &self.pools {
+            Pools::Postgres(pool) => pg_fold::claim_due(pool, now, until, limit).await,
+            Pools::Sqlite { .. } => with_writer!(self, single, |tx| writes::claim_due(tx, now, until, limit).await),
+        }
     }
 
     async fn retry_due(
@@ -238,7 +248,11 @@ impl Store for SqlStore {
         attempts: u32,
         event: Option<NewEvent>,
     ) -> Result<(), StoreError> {
-        with_writer!(self, |tx| writes::retry_due(tx, id, at, attempts, event).await)
+        let instance = self.instance.clone();
+        with_writer!(self, |tx| {
+            writes::retry_due(tx, id, at, attempts, event).await?;
+            writes::signal(tx, Some(to_millis(at)), to_millis(Utc::now()), &instance).await
+        })
     }
 
     async fn finish_due(&self, id: i64) -> Result<(), StoreError> {
@@ -246,7 +260,12 @@ impl Store for SqlStore {
     }
 
     async fn schedule(&self, items: Vec<NewDue>) -> Result<(), StoreError> {
-        with_writer!(self, single, |tx| writes::insert_due(tx, items, None).await)
+        let soonest = items.iter().map(|d| to_millis(d.due_at)).min();
+        let instance = self.instance.clone();
+        with_writer!(self, single, |tx| {
+            writes::insert_due(tx, items, None).await?;
+            writes::signal(tx, soonest, to_millis(Utc::now()), &instance).await
+        })
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -277,9 +296,16 @@ impl Store for SqlStore {
     }
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
-        with_writer!(self, single, |tx| tx
-            .exec("UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL", args![])
-            .await)
+        let instance = self.instance.clone();
+        with_writer!(self, single, |tx| {
+            let released =
+                tx.exec("UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL", args![]).await?;
+            if released > 0 {
+                let now = to_millis(Utc::now());
+                writes::signal(tx, Some(now), now, &instance).await?;
+            }
+            Ok(released)
+        })
     }
 
     async fn events(&self, after: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

@@ -5,6 +5,7 @@ use crate::{
     err,
     exec::{Exec, args},
     rows::{ApprovalRow, DueRow, RequestRow, request_columns},
+    signal,
 };
 use chrono::{DateTime, Utc};
 use elevate_core::{
@@ -50,6 +51,18 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 /// Appends one event to the audit chain, after the head this transaction holds.
 pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<AuditEvent, StoreError> {
     tx.append(ev).await
+}
+
+/// On PostgreSQL, tells the other replicas (at this transaction's commit) that work is due at
+/// `at` (milliseconds), if soon enough to matter (see `signal.rs`).
+pub(crate) async fn signal<E: Exec>(tx: &mut E, at: Option<i64>, now: i64, instance: &str) -> Result<(), StoreError> {
+    if let Some(at) = at
+        && tx.pg()
+        && signal::worth_signal(at, now)
+    {
+        tx.exec("SELECT pg_notify($1, $2)", args![signal::CHANNEL, signal::payload(at, instance)]).await?;
+    }
+    Ok(())
 }
 
 /// Inserts due items with one statement, whatever their number.
@@ -121,21 +134,34 @@ pub(crate) async fn create_request<E: Exec>(
 }
 
 pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
-    let Some((row, mut approvals)) = load(tx, id.0).await? else {
+    let Some((row, approvals)) = load(tx, id.0).await? else {
         return Ok(Decided::NotFound);
     };
     let req = row.into_request(approvals.clone())?;
-    let change = match f(&req) {
+    match judge(tx, &req, f).await? {
+        Ok(change) => apply(tx, &req, approvals, change).await,
+        Err(decided) => Ok(decided),
+    }
+}
+
+/// Hands the loaded request to core. A refusal is written here (its event, if any) and comes
+/// back as `Err`; a change comes back checked (a legal transition, with its event).
+pub(crate) async fn judge<E: Exec>(
+    tx: &mut E,
+    req: &Request,
+    f: DecideFn,
+) -> Result<Result<Change, Decided>, StoreError> {
+    let change = match f(req) {
         Decision::Refuse(e, event) => {
             if let Some(event) = event {
                 append(tx, event).await?;
             }
-            return Ok(Decided::Refused(e));
+            return Ok(Err(Decided::Refused(e)));
         }
-        Decision::Change(change) => change,
+        Decision::Change(change) => *change,
     };
-    let Change { to, patch, approval, event, schedule, cancel, finish, then, linked } = *change;
-    if let Some(to) = to {
+    if let Some(to) = change.to {
+        let id = req.id;
         if !req.state.can_become(to) {
             return Err(StoreError::new(format!(
                 "illegal transition {} -> {} for {}",
@@ -144,10 +170,22 @@ pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> R
                 id
             )));
         }
-        if event.is_none() {
+        if change.event.is_none() {
             return Err(StoreError::new(format!("transition of {id} without an audit event")));
         }
     }
+    Ok(Ok(change))
+}
+
+/// Writes a checked change of `req` (as loaded, with its `approvals`), one statement per part.
+pub(crate) async fn apply<E: Exec>(
+    tx: &mut E,
+    req: &Request,
+    mut approvals: Vec<ApprovalRow>,
+    change: Change,
+) -> Result<Decided, StoreError> {
+    let id = req.id;
+    let Change { to, patch, approval, event, schedule, cancel, finish, then, linked } = change;
     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(Utc::now));
     let values = args![
         to.map(|s| s.as_str()),

@@ -7,10 +7,11 @@
 //! cargo run --release -p elevate-tests --bin bench -- [--quick] [--no-build] [SCENARIO…]
 //! ```
 //!
-//! Scenarios: `start` (start-up and idle memory), `ingress`, `lifecycle`, `expiry` (precision
-//! and memory with 100,000 grants), `recovery`, `replicas`, `delivery` (card latency and feed
-//! drain under Slack's rate limits), `outage` (answers while a private PostgreSQL server is
-//! stopped), or `all` (the default). PostgreSQL
+//! Scenarios: `start` (start-up and idle memory), `ingress`, `lifecycle` (with its floors),
+//! `roundtrips` (PostgreSQL statements per lifecycle), `expiry` (precision and memory with
+//! 100,000 grants), `recovery`, `replicas`, `pickup` (cross-replica pick-up), `delivery` (card
+//! latency and feed drain under Slack's rate limits), `outage` (answers while a private
+//! PostgreSQL server is stopped), or `all` (the default). PostgreSQL
 //! comes from `ELEVATE_BENCH_POSTGRES_URL` (or `ELEVATE_TEST_POSTGRES_URL`), an admin URL;
 //! `./scripts/bench` starts the local server and sets it.
 
@@ -19,18 +20,22 @@ mod expiry;
 mod floor;
 mod ingress;
 mod lifecycle;
+mod lifecycle_floor;
 mod load;
 mod node;
 mod outage;
+mod pickup;
 mod receiver;
 mod replicas;
 mod report;
+mod roundtrips;
 mod seed;
 mod start;
 
 use anyhow::bail;
 
-const SCENARIOS: [&str; 8] = ["start", "ingress", "lifecycle", "expiry", "recovery", "replicas", "delivery", "outage"];
+const SCENARIOS: [&str; 10] =
+    ["start", "ingress", "lifecycle", "roundtrips", "expiry", "recovery", "replicas", "pickup", "delivery", "outage"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -85,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
             "replicas" => replicas::run(&mut b).await,
             "delivery" => delivery::run(&mut b).await,
             "outage" => outage::run(&mut b).await,
+            "pickup" => pickup::run(&mut b).await,
+            "roundtrips" => roundtrips::run(&mut b).await,
             _ => unreachable!("checked above"),
         };
         if let Err(e) = r {

@@ -50,6 +50,8 @@ pub struct NodeConfig {
     pub concurrency: Option<usize>,
     /// More roles like [`ROLE`], each with its own approval channel: `(role, channel)`.
     pub extra_roles: Vec<(String, String)>,
+    /// `false` writes `[scheduler] enabled = false`: a replica that runs no due work.
+    pub scheduler: bool,
 }
 
 impl NodeConfig {
@@ -62,6 +64,7 @@ impl NodeConfig {
             approvers: 10,
             concurrency: None,
             extra_roles: Vec::new(),
+            scheduler: true,
         }
     }
 
@@ -84,8 +87,15 @@ impl NodeConfig {
             }
             None => t.push_str("[providers.hook]\ntype = \"dry-run\"\n\n"),
         }
-        if let Some(c) = self.concurrency {
-            let _ = writeln!(t, "[scheduler]\nconcurrency = {c}\n");
+        if self.concurrency.is_some() || !self.scheduler {
+            t.push_str("[scheduler]\n");
+            if let Some(c) = self.concurrency {
+                let _ = writeln!(t, "concurrency = {c}");
+            }
+            if !self.scheduler {
+                t.push_str("enabled = false\n");
+            }
+            t.push('\n');
         }
         if let Some(api) = &self.slack_api {
             let _ = writeln!(

@@ -65,6 +65,25 @@ impl Receiver {
         self.inner.lock().unwrap().revokes.len()
     }
 
+    /// When the grant call for `grant_id` arrived (milliseconds since the epoch), if it did.
+    pub fn granted_at(&self, grant_id: &str) -> Option<i64> {
+        self.inner.lock().unwrap().grants.get(grant_id).copied()
+    }
+
+    /// Waits until the grant call for `grant_id` arrived or `limit` passed.
+    pub async fn wait_grant(&self, grant_id: &str, limit: Duration) -> Option<i64> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(at) = self.granted_at(grant_id) {
+                return Some(at);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.granted_at(grant_id);
+            }
+        }
+    }
+
     pub fn bad_signatures(&self) -> u64 {
         self.inner.lock().unwrap().bad_signatures
     }

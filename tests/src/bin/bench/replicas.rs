@@ -56,9 +56,14 @@ pub async fn run(b: &mut Bench) -> anyhow::Result<()> {
             "lifecycle throughput, 2 replicas, PostgreSQL ({ln} lifecycles), vs one replica ({})",
             b.pg_lifecycle.map(|x| format!("{x:.0} / s")).unwrap_or_else(|| "not measured in this run".into())
         ),
-        measured: format!("{:.0} / s{}", t.per_sec, ratio.map(|r| format!(" ({r:.2}×)")).unwrap_or_default()),
+        measured: format!(
+            "{:.0} / s{}{}",
+            t.per_sec,
+            ratio.map(|r| format!(" ({r:.2}×)")).unwrap_or_default(),
+            b.pg_floor.map(|f| format!(", {:.2}× floor", t.per_sec / f)).unwrap_or_default()
+        ),
         target: "aim ≥ 1.6×".into(),
-        floor: String::new(),
+        floor: b.pg_floor.map(|f| format!("{f:.0} / s (one client, as in `lifecycle`)")).unwrap_or_default(),
         met: None,
     });
     Ok(())

@@ -29,6 +29,8 @@ pub struct Bench {
     pub rows: Vec<Row>,
     /// PostgreSQL lifecycle throughput of one replica, for the two-replica comparison.
     pub pg_lifecycle: Option<f64>,
+    /// Its floor (see `lifecycle_floor.rs`), measured in the same run.
+    pub pg_floor: Option<f64>,
     pg_dbs: Vec<String>,
     started: Instant,
 }
@@ -42,6 +44,7 @@ impl Bench {
             quick,
             rows: Vec::new(),
             pg_lifecycle: None,
+            pg_floor: None,
             pg_dbs: Vec::new(),
             started: Instant::now(),
         })

@@ -1,0 +1,368 @@
+//! PostgreSQL's writes in fewer round trips. On PostgreSQL each statement is a round trip to
+//! the server and its own parse, plan and execution there, and the server's CPU per statement
+//! was what bounded throughput (BENCHMARKS.md). So here a write's parts travel together:
+//!
+//! - `decide`: the row is locked and read with its approvals in the message that begins the
+//!   transaction (read again, rarely, if it moved while the lock was awaited); the
+//!   compare-and-set, the approval and the due-item changes are one statement of
+//!   data-modifying CTEs, which also stages the audit event; the message that commits appends
+//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Three
+//!   round trips, whatever the change.
+//! - `create_request`: the insert, its audit event and its due items are one statement,
+//!   atomic on its own, so no transaction is opened around it.
+//! - `claim_due`: the claim returns the claimed items with their requests and approvals.
+//!
+//! Every invariant stays: one compare-and-set and one event per transition in one
+//! transaction (the CTEs of one statement see one snapshot and commit together, and the CAS
+//! still names the state read under the lock); events are numbered, hashed and linked in the
+//! statement that moves the chain's head, under its row lock; claims stay `FOR UPDATE SKIP
+//! LOCKED`. SQLite keeps `writes.rs` (there a statement is a function call, not a round trip).
+
+use crate::{
+    err,
+    exec::{Arg, Exec, pg_query},
+    pg_tx::PgTx,
+    rows::{ApprovalRow, DueRow, RequestApprovalRow, RequestRow, request_columns},
+    signal, writes,
+};
+use elevate_core::{
+    RequestId,
+    audit::{NewEvent, hashed_around_seq},
+    ports::{Change, DecideFn, Decided, DueItem, NewDue, StoreError},
+    request::{NewRequest, Request},
+    time::to_millis,
+};
+use sqlx::PgPool;
+
+const SELECT_APPROVALS: &str =
+    "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
+
+/// A statement's bound values, numbered as they are added.
+#[derive(Default)]
+struct Binds(Vec<Arg>);
+
+impl Binds {
+    /// Binds `v` and returns its placeholder.
+    fn add(&mut self, v: impl Into<Arg>) -> String {
+        self.0.push(v.into());
+        format!("${}", self.0.len())
+    }
+}
+
+/// The CTEs that append `ev` to the audit chain: the head moves and the event is numbered,
+/// hashed and linked in the same statement, as `PgTx::append` does. `subject` is SQL for the
+/// event's subject (a placeholder, or the new request's id).
+fn append_ctes(b: &mut Binds, ev: NewEvent, subject: Option<&str>) -> [String; 2] {
+    let (before, after) = hashed_around_seq(&ev);
+    // With the subject given as SQL, the text after `seq` is built around it the way
+    // `hashed_around_seq` writes a number: `,"subject":<id>}` (subject is the last key).
+    let after = match subject {
+        Some(s) => format!("{} || ({s})::text || '}}'", b.add(",\"subject\":")),
+        None => b.add(after),
+    };
+    let head = format!(
+        "head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
+         hash = encode(sha256(convert_to({} || (seq + 1)::text || {after} || hash, 'UTF8')), 'hex') \
+         WHERE id = 1 RETURNING seq, prev_hash, hash)",
+        b.add(before)
+    );
+    let subject = subject.map(|s| format!("({s})")).unwrap_or_else(|| b.add(ev.subject.map(|s| s.0)));
+    let event = format!(
+        "ev AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
+         SELECT seq, {}, {}, {}, {subject}, {}, prev_hash, hash FROM head)",
+        b.add(to_millis(ev.at)),
+        b.add(ev.actor.to_string()),
+        b.add(ev.kind.as_str()),
+        b.add(ev.details.to_string())
+    );
+    [head, event]
+}
+
+/// `VALUES` rows of new due items; `request` is SQL for the request of items that name none.
+fn due_values(b: &mut Binds, items: Vec<NewDue>, request: &str) -> String {
+    let rows: Vec<String> = items
+        .into_iter()
+        .map(|d| {
+            let req = match d.request {
+                Some(r) => b.add(r.0),
+                None => request.to_string(),
+            };
+            format!(
+                "({}, {req}, {}, 0, {})",
+                b.add(d.kind.as_str()),
+                b.add(to_millis(d.due_at)),
+                b.add(d.payload.to_string())
+            )
+        })
+        .collect();
+    rows.join(", ")
+}
+
+/// A request row locked and read in the message that begins the transaction, with its
+/// approvals, and whether those approvals are as of the lock (`fresh`).
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    #[sqlx(flatten)]
+    row: RequestApprovalRow,
+    fresh: bool,
+}
+
+/// `BEGIN`, then the request locked and read with its approvals, in one message. The text
+/// carries the id as a number (it is not a bound statement). Under `READ COMMITTED` a
+/// statement that waits for a row lock gets the row's newest version, but reads the other
+/// tables as of when it started, so approvals committed while it waited would be missed:
+/// `fresh` compares the locked version (`xmin`) with the one the statement's snapshot sees, and
+/// differs exactly when the row moved meanwhile (every write of approvals moves the row too),
+/// in which case they are read again.
+fn lock_and_read(id: i64) -> String {
+    format!(
+        concat!(
+            "BEGIN; SELECT r.*, a.approver, a.at AS approved_at, ",
+            "r.version = (SELECT xmin::text FROM requests WHERE id = {id}) AS fresh FROM (SELECT xmin::text AS version, ",
+            request_columns!(),
+            " FROM requests WHERE id = {id} FOR UPDATE) r LEFT JOIN approvals a ON a.request_id = r.id ",
+            "ORDER BY a.at, a.approver"
+        ),
+        id = id
+    )
+}
+
+/// `Store::decide` on PostgreSQL (see the module's notes).
+pub(crate) async fn decide(pool: &PgPool, instance: &str, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
+    let (mut tx, rows) = PgTx::begin_reading(pool, lock_and_read(id.0)).await?;
+    let out = decide_locked(&mut tx, instance, id, rows, f).await;
+    tx.end(out).await
+}
+
+async fn decide_locked(
+    tx: &mut PgTx,
+    instance: &str,
+    id: RequestId,
+    rows: Vec<sqlx::postgres::PgRow>,
+    f: DecideFn,
+) -> Result<Decided, StoreError> {
+    let rows: Vec<LockedRow> = rows.iter().map(sqlx::FromRow::from_row).collect::<Result<_, _>>().map_err(err)?;
+    let fresh = rows.iter().all(|r| r.fresh);
+    let Some((row, mut approvals)) = RequestApprovalRow::one(rows.into_iter().map(|r| r.row).collect()) else {
+        return Ok(Decided::NotFound);
+    };
+    if !fresh {
+        approvals = tx.rows::<ApprovalRow>(SELECT_APPROVALS, vec![Arg::from(id.0)]).await?;
+    }
+    let req = row.into_request(approvals.clone())?;
+    let change = match writes::judge(tx, &req, f).await? {
+        Ok(change) => change,
+        Err(decided) => return Ok(decided),
+    };
+    // A linked move (an extension) needs its own compare-and-set checked before its event is
+    // written: the statement-per-part path does that, and it is rare.
+    if change.linked.is_some() {
+        let now = to_millis(change.event.as_ref().map(|e| e.at).unwrap_or_else(chrono::Utc::now));
+        let soonest = change.schedule.iter().map(|d| to_millis(d.due_at)).min();
+        let decided = writes::apply(tx, &req, approvals, change).await?;
+        writes::signal(tx, soonest, now, instance).await?;
+        return Ok(decided);
+    }
+    write_change(tx, instance, &req, approvals, change).await
+}
+
+/// The final `SELECT`'s join that notifies other replicas of work due at `at`, if soon enough
+/// (see `signal.rs`); empty otherwise. The notification goes out when the transaction commits.
+fn signal_join(b: &mut Binds, at: Option<i64>, now: i64, instance: &str) -> String {
+    match at.filter(|at| signal::worth_signal(*at, now)) {
+        // A subquery with a volatile function is neither flattened nor pruned, so it runs;
+        // it has one row, so the join keeps the statement's rows as they are.
+        Some(at) => format!(
+            " CROSS JOIN (SELECT pg_notify({}, {})) AS signalled",
+            b.add(signal::CHANNEL),
+            b.add(signal::payload(at, instance))
+        ),
+        None => String::new(),
+    }
+}
+
+/// A change without a linked move, as one statement.
+async fn write_change(
+    tx: &mut PgTx,
+    instance: &str,
+    req: &Request,
+    mut approvals: Vec<ApprovalRow>,
+    change: Change,
+) -> Result<Decided, StoreError> {
+    let id = req.id;
+    let Change { to, patch, approval, event, schedule, cancel, finish, then, linked: _ } = change;
+    let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(chrono::Utc::now));
+    let mut b = Binds::default();
+    let id_p = b.add(id.0);
+    let now_p = b.add(now);
+    let mut ctes = vec![format!(
+        concat!(
+            "upd AS (UPDATE requests SET state = COALESCE({}, state), granted_at = COALESCE({}, granted_at), \
+             expires_at = COALESCE({}, expires_at), ending = COALESCE({}, ending), \
+             closed_by = COALESCE({}, closed_by), note = COALESCE({}, note), \
+             grant_handle = COALESCE({}, grant_handle), updated_at = {}, review = COALESCE({}, review) \
+             WHERE id = {} AND state = {} RETURNING ",
+            request_columns!(),
+            ")"
+        ),
+        b.add(to.map(|s| s.as_str())),
+        b.add(patch.granted_at.map(to_millis)),
+        b.add(patch.expires_at.map(to_millis)),
+        b.add(patch.ending.map(|e| e.as_str())),
+        b.add(patch.closed_by),
+        b.add(patch.note),
+        b.add(patch.grant_handle.map(|h| h.to_string())),
+        now_p,
+        b.add(patch.review.map(|r| r.to_string())),
+        id_p,
+        b.add(req.state.as_str()),
+    )];
+    if let Some(approver) = &approval {
+        ctes.push(format!(
+            "approval AS (INSERT INTO approvals (request_id, approver, at) VALUES ({id_p}, {}, {now_p}))",
+            b.add(approver.as_str())
+        ));
+    }
+    if !cancel.is_empty() || finish.is_some() {
+        let mut conds = Vec::new();
+        if let Some(done) = finish {
+            conds.push(format!("id = {}", b.add(done)));
+        }
+        if !cancel.is_empty() {
+            let kinds: Vec<String> = cancel.iter().map(|k| b.add(k.as_str())).collect();
+            conds.push(format!("(request_id = {id_p} AND kind IN ({}))", kinds.join(", ")));
+        }
+        // The statements of one query must not both change a row: the item that goes on as
+        // the next step (`then`) is left out of the deletes (no change cancels it anyway).
+        let keep = then.map(|(item, _)| format!(" AND id <> {}", b.add(item))).unwrap_or_default();
+        ctes.push(format!("gone AS (DELETE FROM due_items WHERE ({}){keep})", conds.join(" OR ")));
+    }
+    if let Some((item, kind)) = then {
+        ctes.push(format!(
+            "next AS (UPDATE due_items SET kind = {}, due_at = {now_p}, attempts = 0 WHERE id = {})",
+            b.add(kind.as_str()),
+            b.add(item)
+        ));
+    }
+    let soonest = schedule.iter().map(|d| to_millis(d.due_at)).min();
+    if !schedule.is_empty() {
+        let values = due_values(&mut b, schedule, &id_p);
+        ctes.push(format!(
+            "due AS (INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {values})"
+        ));
+    }
+    // The event is staged here and appended by the message that commits (see `pg_tx.rs`).
+    let staged = match &event {
+        Some(ev) => format!(" CROSS JOIN (SELECT {}) AS staged", tx.stage(ev, &mut b.0)),
+        None => String::new(),
+    };
+    let signalled = signal_join(&mut b, soonest, now, instance);
+    let sql = format!("WITH {} SELECT upd.* FROM upd{staged}{signalled}", ctes.join(", "));
+    let rows = pg_query(&sql, b.0).fetch_all(tx.conn()).await.map_err(err)?;
+    let Some(updated) = rows.first() else {
+        return Err(StoreError::new(format!("compare-and-set on {id} lost although the row was locked")));
+    };
+    let updated: RequestRow = sqlx::FromRow::from_row(updated).map_err(err)?;
+    if let Some(approver) = approval {
+        // As a read would now return them: nobody else writes this request's approvals while
+        // its row is held.
+        approvals.push(ApprovalRow { request_id: id.0, approver: approver.to_string(), at: now });
+        approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    }
+    Ok(Decided::Changed(Box::new(updated.into_request(approvals)?)))
+}
+
+/// `Store::create_request` on PostgreSQL: one statement, atomic without a transaction.
+pub(crate) async fn create_request(
+    pool: &PgPool,
+    instance: &str,
+    new: NewRequest,
+    event: NewEvent,
+    due: Vec<NewDue>,
+) -> Result<Request, StoreError> {
+    let now = to_millis(new.created_at);
+    let mut b = Binds::default();
+    let values = [
+        b.add(new.kind.as_str()),
+        b.add(new.kind.parent().map(|p| p.0)),
+        b.add(new.role.as_str()),
+        b.add(new.requester.as_str()),
+        b.add(new.duration.secs()),
+        b.add(new.reason.as_str()),
+        b.add(new.ticket.as_deref()),
+        b.add(serde_json::to_string(&new.source).map_err(err)?),
+        b.add(new.state.as_str()),
+        b.add(now),
+        b.add(now),
+        b.add(new.extra_approvals as i64),
+        b.add(serde_json::to_string(&new.rules).map_err(err)?),
+        b.add(new.closed_by.as_deref()),
+        b.add(new.note.as_deref()),
+    ];
+    let mut ctes = vec![format!(
+        concat!(
+            "req AS (INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, \
+             state, created_at, updated_at, extra_approvals, rules, closed_by, note) VALUES ({}) RETURNING ",
+            request_columns!(),
+            ")"
+        ),
+        values.join(", ")
+    )];
+    ctes.extend(append_ctes(&mut b, event, Some("SELECT id FROM req")));
+    let soonest = due.iter().map(|d| to_millis(d.due_at)).min();
+    if !due.is_empty() {
+        let values = due_values(&mut b, due, "(SELECT id FROM req)");
+        ctes.push(format!(
+            "due AS (INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {values})"
+        ));
+    }
+    let signalled = signal_join(&mut b, soonest, now, instance);
+    let sql = format!("WITH {} SELECT req.* FROM req{signalled}", ctes.join(", "));
+    let row = pg_query(&sql, b.0).fetch_one(pool).await.map_err(err)?;
+    let row: RequestRow = sqlx::FromRow::from_row(&row).map_err(err)?;
+    // The row as inserted; a new request has no approvals yet.
+    row.into_request(Vec::new())
+}
+
+/// A claimed item with its request and approvals, as JSON text (`NULL` when it has none).
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    item: DueRow,
+    request: Option<String>,
+    approvals: Option<String>,
+}
+
+/// `Store::claim_due` on PostgreSQL: one statement claims (`FOR UPDATE SKIP LOCKED`, so
+/// replicas never claim the same item) and returns each item with its request.
+pub(crate) async fn claim_due(pool: &PgPool, now: i64, until: i64, limit: u32) -> Result<Vec<DueItem>, StoreError> {
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "WITH c AS (UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
+         WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3 \
+         FOR UPDATE SKIP LOCKED) RETURNING id, kind, request_id, due_at, attempts, payload) \
+         SELECT c.*, (SELECT row_to_json(r)::text FROM requests r WHERE r.id = c.request_id) AS request, \
+         (SELECT json_agg(json_build_object('request_id', a.request_id, 'approver', a.approver, 'at', a.at) \
+         ORDER BY a.at, a.approver)::text FROM approvals a WHERE a.request_id = c.request_id) AS approvals FROM c",
+    )
+    .bind(until)
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for ClaimRow { item, request, approvals } in rows {
+        let Some(mut item) = item.into_item() else { continue };
+        if let Some(request) = request {
+            let row: RequestRow = serde_json::from_str(&request).map_err(err)?;
+            let approvals: Vec<ApprovalRow> = match approvals {
+                Some(a) => serde_json::from_str(&a).map_err(err)?,
+                None => Vec::new(),
+            };
+            item.snapshot = Some(Box::new(row.into_request(approvals)?));
+        }
+        items.push(item);
+    }
+    items.sort_by_key(|i| (i.due_at, i.id));
+    Ok(items)
+}
