@@ -12,7 +12,8 @@ fn all_event_text(events: &[elevate_core::audit::AuditEvent]) -> String {
 }
 
 on_both_dbs!(an_unreachable_webhook_is_named_without_its_credentials, |db| async move {
-    // Port 9 (discard) is closed on loopback: every call fails with the URL in reqwest's error.
+    // Port 9 (discard) is closed on loopback: every call fails, and reqwest's error would quote
+    // the URL; elevate drops it from connection errors and scrubs any that remain.
     let url = format!("http://elevate:{URL_PASSWORD}@127.0.0.1:9/hook?token={QUERY_TOKEN}");
     let app = TestApp::builder().db(db).config(&policy::config(&url)).spawn().await;
     let id = app.alice().request("db", "1h", "INC-1 look").await.id();
@@ -21,7 +22,7 @@ on_both_dbs!(an_unreachable_webhook_is_named_without_its_credentials, |db| async
     let events = app.events().await;
     let retry = events.iter().find(|e| e.kind == "grant.apply_retry").expect("the apply failed and is retried");
     let error = retry.details["error"].as_str().unwrap();
-    assert!(error.contains("cannot reach the receiver") && error.contains("127.0.0.1:9/hook?***"), "{error}");
+    assert!(error.contains("cannot reach the receiver"), "{error}");
     let text = all_event_text(&events);
     assert!(!text.contains(QUERY_TOKEN) && !text.contains(URL_PASSWORD), "{text}");
 });
