@@ -165,21 +165,11 @@ impl Discord {
         }
     }
 
-    /// Whether this interaction id is the first of its kind; see the Slack adapter's
-    /// `first_delivery` for why a missing id or a store error counts as new.
+    /// Whether this interaction id is the first of its kind; see
+    /// [`elevate_core::chat::first_delivery`].
     async fn first_delivery(&self, id: &str) -> bool {
-        if id.is_empty() {
-            return true;
-        }
         let now = self.inner.service.now();
-        let keep = now + chrono::Duration::minutes(10);
-        match self.inner.refs.first_delivery(crate::PLATFORM, id, now, keep).await {
-            Ok(first) => first,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record a Discord interaction; handling it");
-                true
-            }
-        }
+        elevate_core::chat::first_delivery(self.inner.refs.as_ref(), crate::PLATFORM, id, now).await
     }
 
     /// Sends a DM through the bot API.

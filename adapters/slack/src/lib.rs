@@ -125,24 +125,11 @@ impl Slack {
         }
     }
 
-    /// Whether this delivery (a `trigger_id` or `event_id`) is the first of its kind: Slack's
-    /// retries and replayed copies of a signed payload act once. Recorded in the database for
-    /// ten minutes, twice the signature window. A payload without an identity, or a store that
-    /// cannot answer, is treated as new: dropping a real command is worse than the rare repeat,
-    /// which core's own checks (one approval per person, compare-and-set transitions) bound.
+    /// Whether this delivery (a `trigger_id` or `event_id`) is the first of its kind; see
+    /// [`elevate_core::chat::first_delivery`].
     pub(crate) async fn first_delivery(&self, id: &str) -> bool {
-        if id.is_empty() {
-            return true;
-        }
         let now = self.inner.service.now();
-        let keep = now + chrono::Duration::minutes(10);
-        match self.inner.refs.first_delivery(PLATFORM, id, now, keep).await {
-            Ok(first) => first,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record a Slack delivery; handling it");
-                true
-            }
-        }
+        elevate_core::chat::first_delivery(self.inner.refs.as_ref(), PLATFORM, id, now).await
     }
 
     /// Socket Mode: receives the same payloads over a WebSocket opened with the app token and

@@ -31,6 +31,28 @@ use crate::{
 /// nothing more is done.
 pub const ALREADY_RECEIVED: &str = "This command already arrived once and was handled then; nothing more was done.";
 
+/// How long a chat delivery's identity is remembered: twice the platforms' five-minute
+/// signature window, so a replayed copy of a signed payload is always recognised.
+pub const DELIVERY_MEMORY: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Whether the platform's delivery `id` (Slack's `trigger_id` or `event_id`, Discord's
+/// interaction id) arrives for the first time: a retry or a replayed copy acts once. A payload
+/// without an identity, or a store that cannot answer, counts as new: dropping a real command
+/// is worse than the rare repeat, which core's own checks (one approval per person,
+/// compare-and-set transitions) bound.
+pub async fn first_delivery(refs: &dyn ChatRefs, platform: &str, id: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    if id.is_empty() {
+        return true;
+    }
+    match refs.first_delivery(platform, id, now, now + DELIVERY_MEMORY).await {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::warn!(error = %e, platform, "could not record a chat delivery; handling it");
+            true
+        }
+    }
+}
+
 /// The chat reference name of a request's approval card (`channel`, `message id`).
 pub const CARD: &str = "card";
 /// The chat reference name of the requester's chat user (`user id`, ``), kept so that DMs reach
