@@ -32,7 +32,7 @@ pub async fn until_decided(server: &ServerArgs, created: &Value) -> i32 {
             "active" => return ACTIVE,
             "denied" => return DENIED,
             "timed_out" => return TIMED_OUT,
-            "failed" => return FAILED,
+            "grant_failed" => return FAILED,
             "cancelled" | "revoked" | "expired" | "released" => return ENDED,
             _ => {}
         }
