@@ -273,10 +273,11 @@ impl SlackNotifier {
         let Some(role) = policy.roles.get(&req.role) else { return Ok(()) };
         let refs = slack.inner.refs.as_ref();
         let transient = |e: elevate_core::ports::StoreError| DeliveryError::transient(e.to_string());
+        let (fallback, blocks) = slack.card(req);
         for group in &role.escalate_to {
             let Some(channel) = policy.groups.get(group).and_then(|g| g.slack_channel.clone()) else { continue };
             let name = format!("escalated:{group}");
-            let (fallback, blocks) = slack.card(req);
+            let blocks = blocks.clone();
             match refs.chat_ref(PLATFORM, req.id, &name).await.map_err(transient)? {
                 Some((c, ts)) => {
                     let edit = slack.inner.api.edit(&c, &ts, &fallback, Some(blocks));
