@@ -85,6 +85,8 @@ async fn events_api_retries_are_acknowledged() {
         let a = app.slack_post("/slack/events", "application/json", event.to_string(), Signing::Good).await;
         assert_eq!(a.status, 200, "Slack stops retrying only on a 2xx: {:?}", a.body);
     }
+    // The event was acted on once: one Home tab published for three deliveries.
+    assert_eq!(app.fake_slack().calls("views.publish").len(), 1);
 }
 
 on_both_dbs!(a_replay_after_a_restart_is_still_recognised, |db| async move {
