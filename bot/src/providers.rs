@@ -157,6 +157,7 @@ impl GrantProvider for DryRunProvider {
                 grant_id: s.grant_id.clone(),
                 spec: Some(s.clone()),
                 description: format!("dry run: {} for {}", s.role, s.person),
+                holder: None,
             })
             .collect())
     }

@@ -346,10 +346,27 @@ impl ProviderError {
 /// Something the provider holds that elevate created.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedGrant {
+    /// The grant that made it (`elevate-<request id>`), or, for access that cannot name its
+    /// grant (see `holder`), the provider's own name for it.
     pub grant_id: String,
     /// Enough for `revoke` to remove it (its target and principal), as the provider sees it.
     pub spec: Option<GrantSpec>,
     pub description: String,
+    /// Set when the access serves whichever grants of one person and target are live rather
+    /// than one grant (a Google group membership carries no mark of the grant that made it):
+    /// it is drift when no live grant of that person and target needs it.
+    pub holder: Option<Holder>,
+}
+
+/// Whose access a listed item is, for access that cannot name its grant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder {
+    /// A person's principal as the policy writes it (`principals`, e.g.
+    /// `gcp_principal = "user:alice@example.com"`).
+    pub principal_key: String,
+    pub principal: String,
+    /// The target as the roles that give this access configure it.
+    pub target: serde_json::Value,
 }
 
 /// Whether another live grant still needs what a revoke would remove. Core works it out from

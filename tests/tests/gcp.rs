@@ -209,3 +209,33 @@ async fn an_extension_moves_the_end_google_enforces() {
     assert_eq!((g.app.state(role).await, g.app.state(member).await), ("expired".into(), "expired".into()));
     assert!(ours(&g.fake).is_empty() && g.fake.members(&g.group).is_empty());
 }
+
+#[tokio::test]
+async fn reconciliation_removes_a_time_limited_membership_no_live_grant_needs() {
+    let g = spawn().await;
+    // What the bot does for every role of the provider when it builds it.
+    g.provider.watch(&json!({ "type": "group_membership", "group": "prod-oncall@example.com" }));
+    let in_two_hours = g.app.clock.now() + Duration::hours(2);
+    // Alice was added with an expiry by hand (or by a grant elevate has since forgotten):
+    // nothing of hers is live, so it is drift.
+    g.fake.add_member(&g.group, "alice@example.com", Some(in_two_hours));
+    // Standing access, and a time-limited membership of someone the policy does not know:
+    // neither is elevate's to take.
+    g.fake.add_member(&g.group, "carol@example.com", None);
+    g.fake.add_member(&g.group, "dave@example.com", Some(in_two_hours));
+
+    let report = g.app.app.service.reconcile().await.unwrap();
+    assert_eq!(report.drift_revoked.len(), 1, "{report:?}");
+    assert!(report.drift_revoked[0].starts_with(&format!("{}/memberships/", g.group)), "{report:?}");
+    let left: Vec<String> = g.fake.members(&g.group).into_iter().map(|(m, _)| m).collect();
+    assert_eq!(left, ["carol@example.com", "dave@example.com"]);
+    assert!(g.app.events().await.iter().any(|e| e.kind == "grant.drift_revoked"
+        && e.details["what"].as_str().is_some_and(|w| w.starts_with("alice@example.com in group"))));
+
+    // While a grant of hers to the group is live, the membership is hers by right and stays.
+    let live = active(&g.app, "oncall").await;
+    let report = g.app.app.service.reconcile().await.unwrap();
+    assert!(report.drift_revoked.is_empty(), "{report:?}");
+    let end = g.app.request(live).await.expires_at.unwrap();
+    assert!(g.fake.members(&g.group).contains(&("alice@example.com".to_string(), Some(end))));
+}

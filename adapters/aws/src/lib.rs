@@ -195,5 +195,5 @@ fn listed_inline(principal: IamPrincipal, name: String, grant_id: String, doc: V
         expires_at: expires_at.unwrap_or_else(Utc::now),
         handle: serde_json::to_value(&applied).ok(),
     };
-    ListedGrant { grant_id, spec: Some(spec), description }
+    ListedGrant { grant_id, spec: Some(spec), description, holder: None }
 }

@@ -322,7 +322,7 @@ pub(crate) async fn list(p: &PostgresRolesProvider) -> Result<Vec<ListedGrant>, 
                 handle: Some(json!({ "role": role, "login": login, "by_hand": by_hand })),
                 grant_id: grant_id.clone(),
             };
-            ListedGrant { grant_id, spec: Some(spec), description }
+            ListedGrant { grant_id, spec: Some(spec), description, holder: None }
         })
         .collect())
 }

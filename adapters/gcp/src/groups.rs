@@ -19,8 +19,40 @@ pub(crate) struct Membership {
     /// `groups/G/memberships/M`.
     pub name: String,
     pub member: String,
+    /// `None`: a kind of member elevate never adds (a shared drive, …).
+    pub kind: Option<MemberKind>,
     /// `None`: a standing membership.
     pub expires: Option<DateTime<Utc>>,
+}
+
+/// What kind of member a membership's `type` says it is, as IAM principals prefix them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemberKind {
+    User,
+    ServiceAccount,
+    Group,
+}
+
+impl MemberKind {
+    /// Google's `type` (`USER`, `SERVICE_ACCOUNT`, `GROUP`); memberships that predate the field
+    /// carry none and are users.
+    fn parse(t: Option<&str>) -> Option<MemberKind> {
+        match t {
+            None | Some("USER") => Some(MemberKind::User),
+            Some("SERVICE_ACCOUNT") => Some(MemberKind::ServiceAccount),
+            Some("GROUP") => Some(MemberKind::Group),
+            _ => None,
+        }
+    }
+
+    /// The prefix of the matching IAM principal (`user:alice@example.com`).
+    pub fn principal_prefix(self) -> &'static str {
+        match self {
+            MemberKind::User => "user",
+            MemberKind::ServiceAccount => "serviceAccount",
+            MemberKind::Group => "group",
+        }
+    }
 }
 
 fn enc(s: &str) -> String {
@@ -36,7 +68,8 @@ fn membership_of(v: &Value) -> Option<Membership> {
         .and_then(|r| r["expiryDetail"]["expireTime"].as_str())
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    Some(Membership { name, member, expires })
+    let kind = MemberKind::parse(v["type"].as_str());
+    Some(Membership { name, member, kind, expires })
 }
 
 fn not_found_is_none<T>(r: Result<T, CallError>) -> Result<Option<T>, ProviderError> {

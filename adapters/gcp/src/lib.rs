@@ -13,8 +13,10 @@
 //! set) while another live grant of the same person needs it, and goes with the last of them.
 //! `list` finds elevate's bindings by their condition's title on the resources its roles name,
 //! and purges those whose window is over (Google keeps them in the policy after they stop
-//! granting). Memberships carry no mark of which grant made them, so `list` does not report
-//! them; their expiry ends them.
+//! granting). Memberships carry no mark of which grant made them: `list` reports the
+//! time-limited memberships of the groups its roles name as held for a person and group
+//! (`Holder`), and core removes those no live grant of that person and group needs. A standing
+//! membership (no expiry) is never reported: it is not elevate's.
 
 mod auth;
 mod client;
@@ -30,7 +32,7 @@ pub use target::{Applied, PRINCIPAL_KEY, TITLE_PREFIX, Target};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use client::Client;
-use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError};
+use elevate_core::ports::{GrantProvider, GrantSpec, Holder, ListedGrant, Overlap, ProviderError};
 use elevate_core::{Clock, SystemClock};
 use iam::Edit;
 use serde_json::{Value, json};
@@ -44,6 +46,9 @@ pub struct GcpProvider {
     /// The resources whose policies `list` reads: those named by the roles that use this
     /// provider (`watch`) and any a grant went to since start.
     watched: Mutex<BTreeSet<String>>,
+    /// The groups `list` reads, as the roles that use this provider name them, with each one's
+    /// target as configured (what core matches a membership's live grants on).
+    watched_groups: Mutex<BTreeMap<String, Value>>,
     /// What "now" is when deciding which of elevate's bindings are over (to purge them): the
     /// wall clock, or the engine's clock in tests that move time.
     clock: Mutex<Arc<dyn Clock>>,
@@ -64,6 +69,7 @@ impl GcpProvider {
         Ok(GcpProvider {
             client: Client::new(settings, auth)?,
             watched: Mutex::new(BTreeSet::new()),
+            watched_groups: Mutex::new(BTreeMap::new()),
             clock: Mutex::new(Arc::new(SystemClock)),
         })
     }
@@ -80,8 +86,14 @@ impl GcpProvider {
     /// Adds a role's target to what `list` looks at. Targets that do not parse are ignored
     /// here (config loading reports them).
     pub fn watch(&self, target: &Value) {
-        if let Ok(Target::IamRole { resource, .. }) = Target::parse(target) {
-            self.watched.lock().expect("lock").insert(resource);
+        match Target::parse(target) {
+            Ok(Target::IamRole { resource, .. }) => {
+                self.watched.lock().expect("lock").insert(resource);
+            }
+            Ok(Target::GroupMembership { group }) => {
+                self.watched_groups.lock().expect("lock").insert(group, target.clone());
+            }
+            Err(_) => {}
         }
     }
 
@@ -251,6 +263,16 @@ impl GrantProvider for GcpProvider {
                 }
             }
         }
+        let groups: Vec<(String, Value)> =
+            self.watched_groups.lock().expect("lock").iter().map(|(g, t)| (g.clone(), t.clone())).collect();
+        for (group, target) in groups {
+            let group = self.client.resolve_group(&group).await?;
+            for m in self.client.memberships(&group).await? {
+                if let Some(l) = listed_membership(&group, &target, m, now) {
+                    out.push(l);
+                }
+            }
+        }
         Ok(out)
     }
 }
@@ -282,5 +304,30 @@ fn listed_binding(resource: &str, b: &Value) -> Option<ListedGrant> {
         expires_at: ends.unwrap_or_else(Utc::now),
         handle: serde_json::to_value(&applied).ok(),
     };
-    Some(ListedGrant { grant_id, spec: Some(spec), description })
+    Some(ListedGrant { grant_id, spec: Some(spec), description, holder: None })
+}
+
+/// A time-limited membership as access held for its member and group rather than one grant
+/// (see `Holder`); standing memberships and those already over are not reported.
+fn listed_membership(group: &str, target: &Value, m: groups::Membership, now: DateTime<Utc>) -> Option<ListedGrant> {
+    let ends = m.expires.filter(|e| *e > now)?;
+    let principal = format!("{}:{}", m.kind?.principal_prefix(), m.member);
+    let applied = Applied::GroupMembership { group: group.to_string(), member: m.member, pre_existing: false };
+    let spec = GrantSpec {
+        grant_id: m.name.clone(),
+        request: elevate_core::RequestId(0),
+        role: elevate_core::RoleName::parse("unknown").expect("constant name"),
+        person: elevate_core::PersonId::parse("unknown").expect("constant name"),
+        principals: BTreeMap::from([(PRINCIPAL_KEY.to_string(), principal.clone())]),
+        target: target.clone(),
+        starts_at: ends,
+        expires_at: ends,
+        handle: serde_json::to_value(&applied).ok(),
+    };
+    Some(ListedGrant {
+        grant_id: m.name,
+        description: format!("{} (expires {})", applied.describe(), target::rfc3339(ends)),
+        spec: Some(spec),
+        holder: Some(Holder { principal_key: PRINCIPAL_KEY.to_string(), principal, target: target.clone() }),
+    })
 }

@@ -257,6 +257,7 @@ impl GrantProvider for WebhookProvider {
                     .and_then(|s| serde_json::from_value::<SpecIn>(s).ok())
                     .and_then(|s| s.into_spec(&g.grant_id)),
                 grant_id: g.grant_id,
+                holder: None,
             })
             .collect())
     }

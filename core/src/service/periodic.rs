@@ -5,7 +5,7 @@ use crate::{
     RequestId,
     audit::{Actor, ChainBreak, ChainVerifier, EventKind, NewEvent},
     error::{CoreError, CoreResult},
-    ports::{GrantSpec, ListedGrant},
+    ports::{GrantSpec, Holder, ListedGrant},
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -64,6 +64,11 @@ impl Service {
                 if RequestId::from_grant_id(&item.grant_id).is_some_and(|id| backed.contains(&id)) {
                     continue;
                 }
+                if let Some(holder) = &item.holder
+                    && !self.holder_unneeded(name, holder).await?
+                {
+                    continue;
+                }
                 let spec = item.spec.clone().unwrap_or_else(|| self.placeholder_spec(&item));
                 // What the drifted grant gave may still be given by a live grant of the same
                 // person and target (a provider that names the role and person in its list).
@@ -86,6 +91,36 @@ impl Service {
             }
         }
         Ok(report)
+    }
+
+    /// Whether access held for a person and target rather than for one grant (see `Holder`) is
+    /// drift: its holder is a person of the policy and no live grant of theirs through this
+    /// provider and target needs it. Access of a principal no person of the policy has is not
+    /// taken for elevate's and is left alone: elevate cannot tell whose it is.
+    async fn holder_unneeded(&self, provider: &str, holder: &Holder) -> CoreResult<bool> {
+        let policy = self.policy();
+        let roles: Vec<_> = policy
+            .roles
+            .values()
+            .filter(|r| r.provider == provider && r.target == holder.target)
+            .map(|r| r.name.clone())
+            .collect();
+        let persons: Vec<_> = policy
+            .persons
+            .values()
+            .filter(|p| p.principals.get(&holder.principal_key) == Some(&holder.principal))
+            .map(|p| p.id.clone())
+            .collect();
+        if roles.is_empty() || persons.is_empty() {
+            return Ok(false);
+        }
+        for person in &persons {
+            // No request has id 0: every live grant of the person counts.
+            if self.store.still_needed(RequestId(0), person, &roles).await.map_err(CoreError::store)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn placeholder_spec(&self, item: &ListedGrant) -> GrantSpec {
