@@ -257,6 +257,8 @@ pub enum ProviderConfig {
     Gcp(Box<elevate_gcp::GcpConfig>),
     /// PostgreSQL role membership; the connection URL from `url_env` or `url_file`.
     PostgresRoles(Box<elevate_dbroles::PostgresRolesConfig>),
+    /// MariaDB/MySQL roles granted to accounts; the connection URL from `url_env` or `url_file`.
+    MysqlRoles(Box<elevate_dbroles::mysql::MysqlRolesConfig>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +288,7 @@ impl ProviderConfig {
             ProviderConfig::Aws(_) => "aws",
             ProviderConfig::Gcp(_) => "gcp",
             ProviderConfig::PostgresRoles(_) => "postgres-roles",
+            ProviderConfig::MysqlRoles(_) => "mysql-roles",
         }
     }
 }
@@ -612,13 +615,25 @@ fn parse_providers(root: &toml::Table, errs: &mut Vec<ConfigError>) -> BTreeMap<
                     }
                 }
             }
+            Some("mysql-roles") => {
+                if let Some(c) = de::<elevate_dbroles::mysql::MysqlRolesConfig>(&path, &rest, errs) {
+                    match c.settings() {
+                        Ok(_) => {
+                            out.insert(name.clone(), ProviderConfig::MysqlRoles(Box::new(c)));
+                        }
+                        Err(e) => errs.push(ConfigError::new(&path, e)),
+                    }
+                }
+            }
             Some(other) => errs.push(ConfigError::new(
                 format!("{path}.type"),
-                format!("unknown provider type `{other}` (known: dry-run, webhook, aws, gcp, postgres-roles)"),
+                format!(
+                    "unknown provider type `{other}` (known: dry-run, webhook, aws, gcp, postgres-roles, mysql-roles)"
+                ),
             )),
             None => errs.push(ConfigError::new(
                 format!("{path}.type"),
-                "missing (dry-run, webhook, aws, gcp or postgres-roles)",
+                "missing (dry-run, webhook, aws, gcp, postgres-roles or mysql-roles)",
             )),
         }
     }
@@ -678,6 +693,26 @@ mod tests {
         assert!(e.contains("roles.prod-db-write") && e.contains("unknown key `db`"), "{e}");
         let e = errors("target = { role = \"app_write\" }", "target = { role = \"\" }");
         assert!(e.contains("role name is empty"), "{e}");
+    }
+
+    #[test]
+    fn the_mysql_roles_example_config_is_valid_and_its_settings_are_checked() {
+        let base = include_str!("../../examples/mysql-roles.toml");
+        let cfg = Config::parse(base).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(cfg.providers.values().any(|p| p.kind() == "mysql-roles"));
+        let errors = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            let errs = Config::parse(&base.replace(from, to)).unwrap_err();
+            errs.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("\n")
+        };
+        let e = errors("url_env = \"ORDERS_DB_ELEVATE_URL\"", "url = \"mysql://elevate:pw@db/\"");
+        assert!(e.contains("providers.ordersdb") && e.contains("url"), "{e}");
+        let e = errors("database = \"elevate\"", "database = \"my-db\"");
+        assert!(e.contains("database `my-db`"), "{e}");
+        let e = errors("target = { role = \"orders_write\" }", "target = { role = \"orders'write\" }");
+        assert!(e.contains("roles.orders-write") && e.contains("does not put into SQL"), "{e}");
+        let e = errors("target = { role = \"orders_write\" }", "target = { role = \"w\", db = \"x\" }");
+        assert!(e.contains("unknown key `db`"), "{e}");
     }
 
     #[test]

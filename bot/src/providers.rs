@@ -33,6 +33,7 @@ pub fn validate_target(p: &ProviderConfig, target: &Value) -> Result<(), String>
         ProviderConfig::Aws(_) => elevate_aws::Target::parse(target).map(|_| ()),
         ProviderConfig::Gcp(_) => elevate_gcp::Target::parse(target).map(|_| ()),
         ProviderConfig::PostgresRoles(_) => elevate_dbroles::Target::parse(target).map(|_| ()),
+        ProviderConfig::MysqlRoles(_) => elevate_dbroles::mysql::MysqlTarget::parse(target).map(|_| ()),
     }
 }
 
@@ -81,6 +82,15 @@ pub fn build(
                 let url = SecretRef { secret_env: c.url_env.clone(), secret_file: c.url_file.clone() }
                     .resolve(&format!("providers.{name}"))?;
                 let p = elevate_dbroles::PostgresRolesProvider::new(settings, &url)
+                    .map_err(|e| format!("providers.{name}: {e}"))?;
+                Arc::new(p)
+            }
+            ProviderConfig::MysqlRoles(c) => {
+                let settings = c.settings().map_err(|e| format!("providers.{name}: {e}"))?;
+                // As for postgres-roles: the URL is handed to the provider and never quoted.
+                let url = SecretRef { secret_env: c.url_env.clone(), secret_file: c.url_file.clone() }
+                    .resolve(&format!("providers.{name}"))?;
+                let p = elevate_dbroles::mysql::MysqlRolesProvider::new(settings, &url)
                     .map_err(|e| format!("providers.{name}: {e}"))?;
                 Arc::new(p)
             }

@@ -122,6 +122,8 @@ pub enum SecretKind {
     DatabaseUrl,
     /// A `postgres://` URL.
     PostgresRolesUrl,
+    /// A `mysql://` (or `mariadb://`) URL.
+    MysqlRolesUrl,
     /// A service-account key or external account configuration: a JSON object.
     GcpCredentials,
 }
@@ -140,7 +142,7 @@ impl SecretKind {
             SecretKind::WebhookSecret => "the webhook signing secret",
             SecretKind::AuditSigningKey => "the audit signing key",
             SecretKind::DatabaseUrl => "the database URL",
-            SecretKind::PostgresRolesUrl => "the connection URL",
+            SecretKind::PostgresRolesUrl | SecretKind::MysqlRolesUrl => "the connection URL",
             SecretKind::GcpCredentials => "the Google credentials",
         }
     }
@@ -184,6 +186,13 @@ impl SecretKind {
                 Ok(_) => Err("is not a postgres:// URL".into()),
                 Err(e) => Err(e),
             },
+            SecretKind::MysqlRolesUrl => {
+                if v.starts_with("mysql://") || v.starts_with("mariadb://") {
+                    Ok(())
+                } else {
+                    Err("is not a mysql:// URL".into())
+                }
+            }
             SecretKind::GcpCredentials => match serde_json::from_str::<serde_json::Value>(v) {
                 Ok(serde_json::Value::Object(_)) => Ok(()),
                 _ => Err("is not a JSON object (a service-account key or an external account file)".into()),
@@ -264,6 +273,9 @@ impl Config {
                 )),
                 ProviderConfig::PostgresRoles(c) => {
                     out.extend(SecretUse::of(&prefix, "url", &c.url_env, &c.url_file, PostgresRolesUrl))
+                }
+                ProviderConfig::MysqlRoles(c) => {
+                    out.extend(SecretUse::of(&prefix, "url", &c.url_env, &c.url_file, MysqlRolesUrl))
                 }
                 ProviderConfig::DryRun | ProviderConfig::Aws(_) | ProviderConfig::Gcp(_) => {}
             }

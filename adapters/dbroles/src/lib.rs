@@ -1,4 +1,5 @@
-//! elevate-dbroles: a `GrantProvider` for PostgreSQL roles. A grant is membership of a database
+//! elevate-dbroles: `GrantProvider`s for database roles: PostgreSQL here, MariaDB and MySQL in
+//! [`mysql`]. For PostgreSQL: A grant is membership of a database
 //! role (`GRANT role TO login`), removed with `REVOKE role FROM login`, on a server elevate
 //! reaches with its own login (a connection URL read from a secret, never logged: every error
 //! message has the URL and password taken out).
@@ -38,6 +39,7 @@
 //! succeeds the row stays (marked `ended`) and the revoke is retried.
 
 mod errors;
+pub mod mysql;
 mod roles;
 pub mod target;
 
