@@ -14,6 +14,7 @@ pub mod error;
 pub mod explain;
 pub mod ids;
 pub mod lifecycle;
+pub mod oncall;
 pub mod policy;
 pub mod ports;
 pub mod reason;

@@ -88,6 +88,18 @@ pub fn status(req: &Request, required: u32) -> Text {
     }
 }
 
+/// What rules found out about the request, one clause each ("rule `pd-oncall`: alice is on
+/// call in PagerDuty schedule PSCHED1, level 1"), so approvers see why it was or was not
+/// approved without them.
+fn rule_notes(req: &Request) -> Option<Text> {
+    let notes: Vec<String> = req
+        .rules
+        .iter()
+        .filter_map(|f| f.detail.as_ref().map(|d| format!("rule `{}`: {d}", f.rule)))
+        .collect();
+    (!notes.is_empty()).then(|| Text::plain(notes.join("; ")))
+}
+
 /// The whole card.
 pub fn card(policy: &Policy, req: &Request) -> Message {
     let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
@@ -98,6 +110,9 @@ pub fn card(policy: &Policy, req: &Request) -> Message {
     let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(title(req))] }
         .with(Block::Fields(fields))
         .with(Block::Text(status(req, required)));
+    if let Some(notes) = rule_notes(req) {
+        msg = msg.with(Block::Context(notes));
+    }
     if req.state == State::Pending {
         msg = msg.with(Block::Buttons(vec![
             Button::new("Approve", Action::Approve(req.id), Style::Success),

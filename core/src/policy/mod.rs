@@ -3,6 +3,7 @@
 //! Loaded from the TOML file (see [`parse`]) and consulted on every command, as it is at that
 //! moment: approval authority is checked when the click arrives, not when the card was posted.
 
+pub mod oncall;
 mod parse;
 pub mod rules;
 mod rules_parse;
@@ -36,6 +37,8 @@ pub struct Person {
     /// Cloud principals by provider kind, e.g. `aws_iam_user = "alice"`,
     /// `aws_iam_role = "arn:…"`, `identity_center_user = "…"`, `webhook = "alice@corp"`.
     pub principals: BTreeMap<String, String>,
+    /// Who they are in PagerDuty and Opsgenie, for on-call rules.
+    pub on_call: oncall::OnCallIdentity,
 }
 
 /// A named set of persons. Membership can also come from the chat platform at click time: a

@@ -36,6 +36,8 @@ struct RawPerson {
     discord_id: Option<String>,
     #[serde(default)]
     principals: BTreeMap<String, String>,
+    pagerduty_user: Option<String>,
+    opsgenie_user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +160,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         let id = PersonId::parse(key).map_err(|e| errs.push(ConfigError::new(&path, e))).ok();
         let raw: Option<RawPerson> = de(&path, v, &mut errs);
         if let (Some(id), Some(raw)) = (id, raw) {
+            let on_call = oncall::OnCallIdentity::parse(&path, raw.pagerduty_user, raw.opsgenie_user, &mut errs);
             persons.insert(
                 id.clone(),
                 Person {
@@ -167,6 +170,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
                     slack_id: raw.slack_id,
                     discord_id: raw.discord_id,
                     principals: raw.principals,
+                    on_call,
                 },
             );
         }
@@ -440,11 +444,18 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings, rules }) } else { Err(errs) }
 }
 
-/// Two persons with the same chat id would let one act as the other.
+/// Two persons with the same chat id would let one act as the other (the same on-call id: be
+/// approved as the other).
 fn check_unique_ids(persons: &BTreeMap<PersonId, Person>, errs: &mut Vec<ConfigError>) {
     let mut seen: BTreeMap<(String, String), &PersonId> = BTreeMap::new();
     for p in persons.values() {
-        for (kind, v) in [("slack_id", &p.slack_id), ("discord_id", &p.discord_id), ("email", &p.email)] {
+        for (kind, v) in [
+            ("slack_id", &p.slack_id),
+            ("discord_id", &p.discord_id),
+            ("email", &p.email),
+            ("pagerduty_user", &p.on_call.pagerduty_user),
+            ("opsgenie_user", &p.on_call.opsgenie_user),
+        ] {
             if let Some(v) = v {
                 let key = (kind.to_string(), v.to_lowercase());
                 if let Some(other) = seen.insert(key, &p.id) {

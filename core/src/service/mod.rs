@@ -8,6 +8,7 @@ mod controls;
 mod drill;
 mod due;
 mod due_notices;
+mod oncall;
 mod periodic;
 mod reload;
 mod request;
@@ -48,6 +49,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     wake: Arc<dyn Wake>,
     policy: RwLock<Arc<Policy>>,
+    /// On-call services for on-call rules (none configured: such rules find nobody on call).
+    on_call: crate::oncall::OnCallSources,
 }
 
 impl Service {
@@ -58,7 +61,20 @@ impl Service {
         wake: Arc<dyn Wake>,
         policy: Policy,
     ) -> Self {
-        Service { store, providers, clock, wake, policy: RwLock::new(Arc::new(policy)) }
+        Service {
+            store,
+            providers,
+            clock,
+            wake,
+            policy: RwLock::new(Arc::new(policy)),
+            on_call: crate::oncall::OnCallSources::default(),
+        }
+    }
+
+    /// The on-call services on-call rules ask.
+    pub fn with_on_call(mut self, sources: crate::oncall::OnCallSources) -> Self {
+        self.on_call = sources;
+        self
     }
 
     /// The policy as it is now. Held only for the length of one decision.
