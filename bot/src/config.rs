@@ -29,6 +29,8 @@ pub struct Config {
     /// `[discord]`: absent means no Discord.
     pub discord: Option<DiscordConfig>,
     pub audit: AuditConfig,
+    /// `[oncall.*]`: services on-call rules ask.
+    pub oncall: crate::oncall::OnCallConfigs,
     pub policy: Policy,
 }
 
@@ -424,7 +426,8 @@ impl AuditConfig {
 }
 
 /// Sections read once at start: a change to them needs a restart (a reload says so).
-pub const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord", "audit"];
+pub const BOT_SECTIONS: &[&str] =
+    &["server", "database", "providers", "scheduler", "slack", "discord", "audit", "oncall"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -511,6 +514,7 @@ impl Config {
         if let Some(d) = &discord {
             d.check(&mut errs);
         }
+        let oncall = crate::oncall::parse(&root, &mut errs);
         let providers = parse_providers(&root, &mut errs);
         let names: Vec<String> = providers.keys().cloned().collect();
         let policy = match parse_policy(&root, &names) {
@@ -521,6 +525,7 @@ impl Config {
             }
         };
         if let Some(policy) = &policy {
+            crate::oncall::check_rules(&oncall, policy, &mut errs);
             for role in policy.roles.values() {
                 if let Some(p) = providers.get(&role.provider)
                     && let Err(e) = crate::providers::validate_target(p, &role.target)
@@ -531,7 +536,7 @@ impl Config {
         }
         match (errs.is_empty(), policy) {
             (true, Some(policy)) => {
-                Ok(Config { server, database, providers, scheduler, slack, discord, audit, policy })
+                Ok(Config { server, database, providers, scheduler, slack, discord, audit, oncall, policy })
             }
             _ => Err(errs),
         }

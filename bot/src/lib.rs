@@ -9,6 +9,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod notices;
+pub mod oncall;
 pub mod providers;
 pub mod reload;
 pub mod scheduler;

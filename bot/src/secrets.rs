@@ -124,6 +124,10 @@ pub enum SecretKind {
     PostgresRolesUrl,
     /// A service-account key or external account configuration: a JSON object.
     GcpCredentials,
+    /// A PagerDuty REST API key: 20 characters.
+    PagerDutyToken,
+    /// An Opsgenie API integration key: a UUID.
+    OpsgenieKey,
 }
 
 pub const WEBHOOK_SECRET_MIN: usize = 32;
@@ -142,6 +146,8 @@ impl SecretKind {
             SecretKind::DatabaseUrl => "the database URL",
             SecretKind::PostgresRolesUrl => "the connection URL",
             SecretKind::GcpCredentials => "the Google credentials",
+            SecretKind::PagerDutyToken => "the PagerDuty API key",
+            SecretKind::OpsgenieKey => "the Opsgenie API key",
         }
     }
 
@@ -184,6 +190,8 @@ impl SecretKind {
                 Ok(_) => Err("is not a postgres:// URL".into()),
                 Err(e) => Err(e),
             },
+            SecretKind::PagerDutyToken => at_least(20, " (PagerDuty's REST API keys are 20)"),
+            SecretKind::OpsgenieKey => at_least(32, " (Opsgenie's API keys are UUIDs of 36)"),
             SecretKind::GcpCredentials => match serde_json::from_str::<serde_json::Value>(v) {
                 Ok(serde_json::Value::Object(_)) => Ok(()),
                 _ => Err("is not a JSON object (a service-account key or an external account file)".into()),
@@ -202,7 +210,7 @@ pub struct SecretUse {
 
 impl SecretUse {
     /// `prefix.name_env` or `prefix.name_file`, whichever is set; None when neither is.
-    fn of(prefix: &str, name: &str, env: &Option<String>, file: &Option<String>, kind: SecretKind) -> Option<Self> {
+    pub(crate) fn of(prefix: &str, name: &str, env: &Option<String>, file: &Option<String>, kind: SecretKind) -> Option<Self> {
         let suffix = match (env, file) {
             (Some(_), _) => "env",
             (None, Some(_)) => "file",
@@ -268,6 +276,7 @@ impl Config {
                 ProviderConfig::DryRun | ProviderConfig::Aws(_) | ProviderConfig::Gcp(_) => {}
             }
         }
+        out.extend(crate::oncall::secret_uses(&self.oncall));
         let a = &self.audit;
         out.extend(SecretUse::of("audit", "signing_key", &a.signing_key_env, &a.signing_key_file, AuditSigningKey));
         if self.database.url.is_none() {
