@@ -61,7 +61,9 @@ pub fn parse(root: &toml::Table, errs: &mut Vec<ConfigError>) -> OnCallConfigs {
         };
         let Some(c) = de::<OnCallServiceConfig>(&path, v, errs) else { continue };
         match (&c.token_env, &c.token_file) {
-            (Some(_), Some(_)) => errs.push(ConfigError::new(format!("{path}.token_env"), "set token_env or token_file, not both")),
+            (Some(_), Some(_)) => {
+                errs.push(ConfigError::new(format!("{path}.token_env"), "set token_env or token_file, not both"))
+            }
             (None, None) => errs.push(ConfigError::new(
                 format!("{path}.token_env"),
                 "missing: set token_env (an environment variable) or token_file",

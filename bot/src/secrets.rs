@@ -210,7 +210,13 @@ pub struct SecretUse {
 
 impl SecretUse {
     /// `prefix.name_env` or `prefix.name_file`, whichever is set; None when neither is.
-    pub(crate) fn of(prefix: &str, name: &str, env: &Option<String>, file: &Option<String>, kind: SecretKind) -> Option<Self> {
+    pub(crate) fn of(
+        prefix: &str,
+        name: &str,
+        env: &Option<String>,
+        file: &Option<String>,
+        kind: SecretKind,
+    ) -> Option<Self> {
         let suffix = match (env, file) {
             (Some(_), _) => "env",
             (None, Some(_)) => "file",

@@ -13,9 +13,12 @@
 pub mod db;
 pub mod discord;
 pub mod fake_discord;
+pub mod fake_opsgenie;
+pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod fake_time;
 pub mod harness;
+pub mod oncall;
 pub mod pg_instance;
 pub mod policy;
 pub mod receiver;

@@ -168,8 +168,14 @@ mod tests {
 
     #[test]
     fn failure_details_come_from_either_shape() {
-        assert_eq!(detail(&serde_json::json!({"error": {"message": "Invalid Input Provided", "code": 2001}})), ": Invalid Input Provided");
-        assert_eq!(detail(&serde_json::json!({"message": "No schedule exists with id [x]", "took": 0.1})), ": No schedule exists with id [x]");
+        assert_eq!(
+            detail(&serde_json::json!({"error": {"message": "Invalid Input Provided", "code": 2001}})),
+            ": Invalid Input Provided"
+        );
+        assert_eq!(
+            detail(&serde_json::json!({"message": "No schedule exists with id [x]", "took": 0.1})),
+            ": No schedule exists with id [x]"
+        );
         assert_eq!(detail(&Value::Null), "");
     }
 }

@@ -85,8 +85,9 @@ impl OnCall for PagerDuty {
                         .header("Accept", "application/vnd.pagerduty+json;version=2")
                 })
                 .await?;
-            let page: Page = serde_json::from_value(body)
-                .map_err(|e| OnCallError(format!("PagerDuty answered something that is not a list of on-calls: {e}")))?;
+            let page: Page = serde_json::from_value(body).map_err(|e| {
+                OnCallError(format!("PagerDuty answered something that is not a list of on-calls: {e}"))
+            })?;
             let n = page.oncalls.len();
             out.extend(page.oncalls.into_iter().filter_map(|e| {
                 let schedule = e.schedule?;
@@ -107,7 +108,9 @@ impl OnCall for PagerDuty {
                 return Ok(out);
             }
             if offset >= MAX_OFFSET {
-                return Err(OnCallError(format!("PagerDuty lists more than {MAX_OFFSET} on-calls for these schedules")));
+                return Err(OnCallError(format!(
+                    "PagerDuty lists more than {MAX_OFFSET} on-calls for these schedules"
+                )));
             }
         }
     }

@@ -92,11 +92,8 @@ pub fn status(req: &Request, required: u32) -> Text {
 /// call in PagerDuty schedule PSCHED1, level 1"), so approvers see why it was or was not
 /// approved without them.
 fn rule_notes(req: &Request) -> Option<Text> {
-    let notes: Vec<String> = req
-        .rules
-        .iter()
-        .filter_map(|f| f.detail.as_ref().map(|d| format!("rule `{}`: {d}", f.rule)))
-        .collect();
+    let notes: Vec<String> =
+        req.rules.iter().filter_map(|f| f.detail.as_ref().map(|d| format!("rule `{}`: {d}", f.rule))).collect();
     (!notes.is_empty()).then(|| Text::plain(notes.join("; ")))
 }
 

@@ -125,7 +125,8 @@ struct RawOnCall {
 
 /// Schedule and escalation policy ids go into URLs: one word of at most 100 characters.
 fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_whitespace() || c.is_control() || "/?#%".contains(c)) {
+    if id.is_empty() || id.len() > 100 || id.chars().any(|c| c.is_whitespace() || c.is_control() || "/?#%".contains(c))
+    {
         return Err(format!("`{id}` is not a schedule or policy id (one word, at most 100 characters, no / ? # %)"));
     }
     Ok(())
@@ -189,11 +190,15 @@ pub(super) fn parse_rule(
         _ => {}
     }
     if service == Some(OnCallService::Opsgenie) {
-        for (key, set) in
-            [("escalation_levels", !raw.escalation_levels.is_empty()), ("escalation_policies", !raw.escalation_policies.is_empty())]
-        {
+        for (key, set) in [
+            ("escalation_levels", !raw.escalation_levels.is_empty()),
+            ("escalation_policies", !raw.escalation_policies.is_empty()),
+        ] {
             if set {
-                errs.push(ConfigError::new(format!("{path}.{key}"), "PagerDuty only: Opsgenie schedules have no levels"));
+                errs.push(ConfigError::new(
+                    format!("{path}.{key}"),
+                    "PagerDuty only: Opsgenie schedules have no levels",
+                ));
             }
         }
     }
@@ -259,12 +264,14 @@ mod tests {
         )
         .unwrap_err();
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        for want in ["rules.oncall.roles", "rules.oncall.schedules", "rules.oncall.match_by", "rules.oncall.escalation_levels"]
+        for want in
+            ["rules.oncall.roles", "rules.oncall.schedules", "rules.oncall.match_by", "rules.oncall.escalation_levels"]
         {
             assert!(paths.contains(&want), "missing {want} in {errs:#?}");
         }
-        let errs = parse("kind = \"on_call\"\nservice = \"pd\"\nroles = [\"db\"]\nschedules = [\"S\"]\nmatch_by = \"slack\"")
-            .unwrap_err();
+        let errs =
+            parse("kind = \"on_call\"\nservice = \"pd\"\nroles = [\"db\"]\nschedules = [\"S\"]\nmatch_by = \"slack\"")
+                .unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:#?}");
     }
 

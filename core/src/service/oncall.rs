@@ -66,7 +66,7 @@ impl Service {
                         if v.approve.is_none() {
                             let audit = json!({ "rule": rule.name, "service": oc.service.as_str(),
                                 "schedule": s.schedule, "schedule_name": s.schedule_name, "level": s.level });
-                            v.approve = Some((format!("on call ({detail})"), audit));
+                            v.approve = Some((detail.clone(), audit));
                         }
                         v.fired.push(fired("on_call", detail));
                     }
