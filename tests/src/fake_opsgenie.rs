@@ -28,10 +28,13 @@ pub enum OgFault {
     ServerError,
 }
 
+/// Someone on call in a schedule: username, from, until.
+type Shift = (String, DateTime<Utc>, DateTime<Utc>);
+
 #[derive(Default)]
 struct Model {
     /// schedule id → (name, [(username, start, end)])
-    schedules: BTreeMap<String, (String, Vec<(String, DateTime<Utc>, DateTime<Utc>)>)>,
+    schedules: BTreeMap<String, (String, Vec<Shift>)>,
     faults: VecDeque<OgFault>,
     down: bool,
     /// Paths and queries of the calls received.
