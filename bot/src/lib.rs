@@ -15,6 +15,7 @@ pub mod reload;
 pub mod scheduler;
 pub mod secrets;
 pub mod single;
+pub mod tickets;
 
 /// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the
 /// chat clients bring ring: installing ring's provider once, before any HTTP client is built,

@@ -128,6 +128,8 @@ pub enum SecretKind {
     PagerDutyToken,
     /// An Opsgenie API integration key: a UUID.
     OpsgenieKey,
+    /// A Jira API token or personal access token, or a generic ticket check's bearer token.
+    TicketToken,
 }
 
 pub const WEBHOOK_SECRET_MIN: usize = 32;
@@ -148,6 +150,7 @@ impl SecretKind {
             SecretKind::GcpCredentials => "the Google credentials",
             SecretKind::PagerDutyToken => "the PagerDuty API key",
             SecretKind::OpsgenieKey => "the Opsgenie API key",
+            SecretKind::TicketToken => "the ticket system token",
         }
     }
 
@@ -192,6 +195,7 @@ impl SecretKind {
             },
             SecretKind::PagerDutyToken => at_least(20, " (PagerDuty's REST API keys are 20)"),
             SecretKind::OpsgenieKey => at_least(32, " (Opsgenie's API keys are UUIDs of 36)"),
+            SecretKind::TicketToken => at_least(16, "; check that it was copied whole"),
             SecretKind::GcpCredentials => match serde_json::from_str::<serde_json::Value>(v) {
                 Ok(serde_json::Value::Object(_)) => Ok(()),
                 _ => Err("is not a JSON object (a service-account key or an external account file)".into()),
@@ -283,6 +287,7 @@ impl Config {
             }
         }
         out.extend(crate::oncall::secret_uses(&self.oncall));
+        out.extend(crate::tickets::secret_uses(&self.tickets));
         let a = &self.audit;
         out.extend(SecretUse::of("audit", "signing_key", &a.signing_key_env, &a.signing_key_file, AuditSigningKey));
         if self.database.url.is_none() {

@@ -23,6 +23,7 @@ pub mod report;
 pub mod request;
 pub mod scrub;
 pub mod service;
+pub mod tickets;
 pub mod time;
 pub mod visible;
 

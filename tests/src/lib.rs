@@ -13,6 +13,7 @@
 pub mod db;
 pub mod discord;
 pub mod fake_discord;
+pub mod fake_jira;
 pub mod fake_opsgenie;
 pub mod fake_pagerduty;
 pub mod fake_slack;
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod receiver;
 pub mod render;
 pub mod slack;
+pub mod tickets;
 
 pub use db::TestDb;
 pub use harness::{Answer, Person, TestApp, TestAppBuilder};

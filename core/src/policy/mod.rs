@@ -7,6 +7,7 @@ pub mod oncall;
 mod parse;
 pub mod rules;
 mod rules_parse;
+pub mod tickets;
 
 pub use parse::{ConfigError, POLICY_SECTIONS, de as deserialize_at, parse_policy};
 
@@ -39,6 +40,8 @@ pub struct Person {
     pub principals: BTreeMap<String, String>,
     /// Who they are in PagerDuty and Opsgenie, for on-call rules.
     pub on_call: oncall::OnCallIdentity,
+    /// Their Jira Cloud account id or Data Center username, for ticket rules.
+    pub jira_user: Option<String>,
 }
 
 /// A named set of persons. Membership can also come from the chat platform at click time: a

@@ -38,6 +38,7 @@ struct RawPerson {
     principals: BTreeMap<String, String>,
     pagerduty_user: Option<String>,
     opsgenie_user: Option<String>,
+    jira_user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +162,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         let raw: Option<RawPerson> = de(&path, v, &mut errs);
         if let (Some(id), Some(raw)) = (id, raw) {
             let on_call = oncall::OnCallIdentity::parse(&path, raw.pagerduty_user, raw.opsgenie_user, &mut errs);
+            let jira_user = tickets::jira_user(&path, raw.jira_user, &mut errs);
             persons.insert(
                 id.clone(),
                 Person {
@@ -171,6 +173,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
                     discord_id: raw.discord_id,
                     principals: raw.principals,
                     on_call,
+                    jira_user,
                 },
             );
         }
@@ -455,6 +458,7 @@ fn check_unique_ids(persons: &BTreeMap<PersonId, Person>, errs: &mut Vec<ConfigE
             ("email", &p.email),
             ("pagerduty_user", &p.on_call.pagerduty_user),
             ("opsgenie_user", &p.on_call.opsgenie_user),
+            ("jira_user", &p.jira_user),
         ] {
             if let Some(v) = v {
                 let key = (kind.to_string(), v.to_lowercase());

@@ -85,6 +85,9 @@ pub enum RuleKind {
     /// Auto-approve when the requester is on call now (see `policy/oncall.rs`). Evaluated by
     /// the service, which can ask the on-call service; [`evaluate`] skips it.
     OnCall(super::oncall::OnCallRule),
+    /// The request needs a ticket that exists and is in order (see `policy/tickets.rs`).
+    /// Checked by the service, which can ask the ticket system; [`evaluate`] skips it.
+    Ticket(super::tickets::TicketRule),
     /// Only these sources may request.
     AllowedSources { sources: Vec<SourcePattern> },
 }
@@ -252,8 +255,9 @@ pub fn evaluate(policy: &Policy, input: &RuleInput) -> Verdict {
                     fire(Effect::Deny, why, true, false, &mut v);
                 }
             }
-            // Needs the on-call service: the service evaluates it after these (service/oncall.rs).
-            RuleKind::OnCall(_) => {}
+            // Need an outside system: the service evaluates them after these (service/oncall.rs,
+            // service/tickets.rs).
+            RuleKind::OnCall(_) | RuleKind::Ticket(_) => {}
             RuleKind::AllowedSources { sources } => {
                 if !sources.iter().any(|p| p.matches(input.source)) {
                     let allowed = sources

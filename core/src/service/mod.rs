@@ -12,6 +12,7 @@ mod oncall;
 mod periodic;
 mod reload;
 mod request;
+mod tickets;
 
 pub use actors::NotAllowed;
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
@@ -51,6 +52,8 @@ pub struct Service {
     policy: RwLock<Arc<Policy>>,
     /// On-call services for on-call rules (none configured: such rules find nobody on call).
     on_call: crate::oncall::OnCallSources,
+    /// Ticket systems for ticket rules, by config name.
+    tickets: crate::tickets::TicketSystems,
 }
 
 impl Service {
@@ -68,7 +71,14 @@ impl Service {
             wake,
             policy: RwLock::new(Arc::new(policy)),
             on_call: crate::oncall::OnCallSources::default(),
+            tickets: crate::tickets::TicketSystems::default(),
         }
+    }
+
+    /// The ticket systems ticket rules ask.
+    pub fn with_tickets(mut self, systems: crate::tickets::TicketSystems) -> Self {
+        self.tickets = systems;
+        self
     }
 
     /// The on-call services on-call rules ask.

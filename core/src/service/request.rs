@@ -80,6 +80,10 @@ impl Service {
             return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
         }
         let mut verdict = verdict;
+        let mut draft = draft;
+        let tickets = self.ticket_rules(&policy, caller, role, draft.ticket.take(), draft.reason.as_str()).await?;
+        draft.ticket = tickets.ticket;
+        verdict.fired.extend(tickets.fired);
         let on_call = self.on_call_rules(&policy, caller, role).await;
         verdict.fired.extend(on_call.fired);
         let req = self.create_pending(caller, role, draft, &verdict).await?;
