@@ -88,13 +88,24 @@ pub fn status(req: &Request, required: u32) -> Text {
     }
 }
 
-/// What rules found out about the request, one clause each ("rule `pd-oncall`: alice is on
+/// Who the requester is when that matters, and what rules found out about the request, one
+/// clause each ("rule `pd-oncall`: alice is on
 /// call in PagerDuty schedule PSCHED1, level 1"), so approvers see why it was or was not
 /// approved without them.
-fn rule_notes(req: &Request) -> Option<Text> {
-    let notes: Vec<String> =
-        req.rules.iter().filter_map(|f| f.detail.as_ref().map(|d| format!("rule `{}`: {d}", f.rule))).collect();
-    (!notes.is_empty()).then(|| Text::plain(notes.join("; ")))
+/// A service identity's request says so first: approvers are letting automation in.
+fn rule_notes(policy: &Policy, req: &Request) -> Option<Text> {
+    let mut t = Text::default();
+    if let Some(owner) = policy.person(&req.requester).and_then(|p| p.owner()) {
+        t = t
+            .and(format!("{} is a service identity (automation), owned by ", req.requester))
+            .push(Span::Person(owner.clone()));
+    }
+    for f in &req.rules {
+        if let Some(d) = &f.detail {
+            t = if t.0.is_empty() { t } else { t.and("; ") }.and(format!("rule `{}`: {d}", f.rule));
+        }
+    }
+    (!t.0.is_empty()).then_some(t)
 }
 
 /// The whole card.
@@ -107,7 +118,7 @@ pub fn card(policy: &Policy, req: &Request) -> Message {
     let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(title(req))] }
         .with(Block::Fields(fields))
         .with(Block::Text(status(req, required)));
-    if let Some(notes) = rule_notes(req) {
+    if let Some(notes) = rule_notes(policy, req) {
         msg = msg.with(Block::Context(notes));
     }
     if req.state == State::Pending {

@@ -228,6 +228,7 @@ impl Service {
                 ("approvals_required", Some(json!(if breakglass { 0 } else { required }))),
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
+                ("requester_kind", self.policy().is_service(caller).then(|| json!("service"))),
             ]),
         );
         let at = |d: GrantDuration| now + d.as_chrono();
