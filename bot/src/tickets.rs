@@ -35,8 +35,9 @@ pub struct TicketSystemConfig {
     pub retries: u32,
 }
 
+/// The whole lookup, retries included: it runs while a chat command waits (Slack: 3 seconds).
 fn default_timeout() -> GrantDuration {
-    GrantDuration::from_secs(5).expect("constant")
+    GrantDuration::from_secs(2).expect("constant")
 }
 fn default_retries() -> u32 {
     2

@@ -301,3 +301,16 @@ on_both_dbs!(slack_cards_show_the_on_call_finding, |db| async move {
     app.slack_click("bob", "elevate_approve", id).await;
     assert_eq!(app.state(id).await, "approved");
 });
+
+#[tokio::test]
+async fn a_rate_limit_longer_than_the_timeout_falls_back_at_once() {
+    let f = oncall::start().await;
+    pagerduty_schedules(&f);
+    f.pd.add_shift("PSCHED1", "PALICE1", at(8), at(20));
+    let app = app_with(TestDb::sqlite(), &f, PD_RULE).await;
+    f.pd.fail_next(PdFault::RateLimited(30));
+    let body = app.alice().request("db", "1h", "INC-1 x").await.ok();
+    assert_eq!(body["state"], "pending", "not waiting 30s while the chat command waits");
+    assert!(notes(&body)[0].contains("PagerDuty answered HTTP 429: Rate Limit Exceeded"), "{:?}", notes(&body));
+    assert_eq!(f.pd.calls().len(), 1);
+}

@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 pub struct OnCallConfig {
     pub api_url: String,
     pub token: String,
+    /// The longest one lookup may take, pages and retries included.
     pub timeout: Duration,
     /// Retries within one lookup for 429/5xx/timeouts.
     pub retries: u32,
@@ -72,6 +73,21 @@ impl Http {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.cfg.api_url.trim_end_matches('/'))
+    }
+
+    /// Runs a whole lookup (every page, every retry) within `timeout`: it happens while a chat
+    /// command waits for its answer, which Slack wants within 3 seconds.
+    async fn within<T>(
+        &self,
+        lookup: impl std::future::Future<Output = Result<T, OnCallError>>,
+    ) -> Result<T, OnCallError> {
+        match tokio::time::timeout(self.cfg.timeout, lookup).await {
+            Ok(r) => r,
+            Err(_) => {
+                warn!(service = self.service, "on-call lookup took too long");
+                Err(OnCallError(format!("{} did not answer within {:?}", self.service, self.cfg.timeout)))
+            }
+        }
     }
 
     /// Sends the request `make` builds, retrying 429, 5xx and timeouts; returns the JSON body of

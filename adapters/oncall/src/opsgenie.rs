@@ -39,6 +39,13 @@ impl Opsgenie {
 #[async_trait]
 impl OnCall for Opsgenie {
     async fn on_call(&self, q: &OnCallQuery, at: DateTime<Utc>) -> Result<Vec<OnCallShift>, OnCallError> {
+        self.http.within(self.schedules(q, at)).await
+    }
+}
+
+impl Opsgenie {
+    /// Each schedule in turn.
+    async fn schedules(&self, q: &OnCallQuery, at: DateTime<Utc>) -> Result<Vec<OnCallShift>, OnCallError> {
         let date = at.to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut out = Vec::new();
         for schedule in &q.schedules {

@@ -70,6 +70,13 @@ impl PagerDuty {
 #[async_trait]
 impl OnCall for PagerDuty {
     async fn on_call(&self, q: &OnCallQuery, at: DateTime<Utc>) -> Result<Vec<OnCallShift>, OnCallError> {
+        self.http.within(self.pages(q, at)).await
+    }
+}
+
+impl PagerDuty {
+    /// Every page of the answer.
+    async fn pages(&self, q: &OnCallQuery, at: DateTime<Utc>) -> Result<Vec<OnCallShift>, OnCallError> {
         let mut out = Vec::new();
         let mut offset = 0;
         loop {

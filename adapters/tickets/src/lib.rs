@@ -235,7 +235,12 @@ impl TicketSystem for TicketClient {
     }
 
     async fn ticket(&self, key: &str) -> Result<Option<Ticket>, TicketError> {
-        let Some(body) = self.fetch(key).await? else { return Ok(None) };
+        // The whole lookup, retries included, within `timeout`: a chat command waits for it.
+        let fetched = tokio::time::timeout(self.timeout, self.fetch(key)).await.unwrap_or_else(|_| {
+            warn!(system = self.name(), "ticket lookup took too long");
+            Err(TicketError(format!("{} did not answer within {:?}", self.name(), self.timeout)))
+        });
+        let Some(body) = fetched? else { return Ok(None) };
         let shape =
             |e: serde_json::Error| TicketError(format!("{} answered something that is not a ticket: {e}", self.name()));
         match &self.api {
