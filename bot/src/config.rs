@@ -1,6 +1,7 @@
-//! The config file: bot sections (`[server]`, `[database]`, `[providers.*]`, `[scheduler]`)
-//! read here, policy sections (`[persons.*]`, `[groups.*]`, `[roles.*]`, `[tokens.*]`,
-//! `[security]`, `[settings]`) read by core. Unknown keys anywhere are errors, and every error
+//! The config file: bot sections (`[server]`, `[database]`, `[providers.*]`, `[scheduler]`,
+//! `[oncall.*]` in `oncall.rs`, `[tickets.*]` in `tickets.rs`) read here, policy sections
+//! (`[persons.*]`, `[services.*]`, `[groups.*]`, `[roles.*]`, `[tokens.*]`, `[security]`,
+//! `[settings]`, `[rules.*]`) read by core. Unknown keys anywhere are errors, and every error
 //! is reported with its key path.
 //!
 //! Secrets never live in this file: a setting names an environment variable (`secret_env`) or a
