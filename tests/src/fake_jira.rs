@@ -27,6 +27,8 @@ pub enum JiraFault {
     /// `429` with `Retry-After: secs`.
     RateLimited(u64),
     ServerError,
+    /// Answers only after this many seconds.
+    Slow(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +103,22 @@ impl FakeJira {
         self.model.lock().unwrap().calls.clone()
     }
 
+    /// Waits out a scripted slow answer.
+    async fn slow(&self) {
+        let secs = {
+            let mut m = self.model.lock().unwrap();
+            match m.faults.front() {
+                Some(JiraFault::Slow(secs)) => {
+                    let secs = *secs;
+                    m.faults.pop_front();
+                    secs
+                }
+                _ => 0,
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    }
+
     /// Records the call; the scripted fault or outage to answer instead, if any.
     fn fault(&self, call: String) -> Option<Response> {
         let mut m = self.model.lock().unwrap();
@@ -118,7 +136,7 @@ impl FakeJira {
             Some(JiraFault::ServerError) => {
                 Some((StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response())
             }
-            None => None,
+            Some(JiraFault::Slow(_)) | None => None,
         }
     }
 
@@ -151,6 +169,7 @@ async fn issue(
         "2" => auth == format!("Bearer {}", fake.token),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
+    fake.slow().await;
     if let Some(r) = fake.fault(format!("{version} {key}")) {
         return r;
     }
@@ -190,6 +209,7 @@ async fn issue(
 
 /// The generic check: elevate's documented shape, bearer token.
 async fn generic(State(fake): State<FakeJira>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    fake.slow().await;
     if let Some(r) = fake.fault(format!("generic {key}")) {
         return r;
     }

@@ -6,7 +6,8 @@
 //! pagination (`limit` default 25, at most 100; `offset`; `more`); `include[]=users` turns user
 //! references into user objects with `email`. Authentication is `Authorization: Token token=…`
 //! (`401` otherwise). Errors are PagerDuty's shape, `{"error": {"message", "code"}}`; `429` carries
-//! `ratelimit-reset` (seconds). A test scripts faults for the next calls or takes the API down.
+//! `ratelimit-reset` (seconds). A test scripts faults for the next calls (429, 500, a slow answer)
+//! or takes the API down.
 
 use axum::{
     Json, Router,
@@ -29,6 +30,8 @@ pub enum PdFault {
     RateLimited(u64),
     /// `500 Internal Server Error`.
     ServerError,
+    /// Answers only after this many seconds (a client should have given up by then).
+    Slow(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +122,20 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
 }
 
 async fn oncalls(State(fake): State<FakePagerDuty>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let slow = {
+        let mut m = fake.model.lock().unwrap();
+        match m.faults.front() {
+            Some(PdFault::Slow(secs)) => {
+                let secs = *secs;
+                m.faults.pop_front();
+                Some(secs)
+            }
+            _ => None,
+        }
+    };
+    if let Some(secs) = slow {
+        tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    }
     let q = q.unwrap_or_default();
     let mut m = fake.model.lock().unwrap();
     m.calls.push(q.clone());
@@ -137,7 +154,7 @@ async fn oncalls(State(fake): State<FakePagerDuty>, headers: HeaderMap, RawQuery
             return r;
         }
         Some(PdFault::ServerError) => return error(StatusCode::INTERNAL_SERVER_ERROR, 2999, "Internal Server Error"),
-        None => {}
+        Some(PdFault::Slow(_)) | None => {}
     }
     let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(q.as_bytes()) {

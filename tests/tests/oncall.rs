@@ -314,3 +314,20 @@ async fn a_rate_limit_longer_than_the_timeout_falls_back_at_once() {
     assert!(notes(&body)[0].contains("PagerDuty answered HTTP 429: Rate Limit Exceeded"), "{:?}", notes(&body));
     assert_eq!(f.pd.calls().len(), 1);
 }
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_in_time_falls_back() {
+    let f = oncall::start().await;
+    pagerduty_schedules(&f);
+    f.pd.add_shift("PSCHED1", "PALICE1", at(8), at(20));
+    let text = oncall::config(&f, "1m", PD_RULE).replacen(
+        "cache_ttl = \"1m\"\ntimeout = \"2s\"",
+        "cache_ttl = \"1m\"\ntimeout = \"1s\"",
+        1,
+    );
+    let app = TestApp::builder().config(&text).spawn().await;
+    f.pd.fail_next(PdFault::Slow(5));
+    let body = app.alice().request("db", "1h", "INC-1 x").await.ok();
+    assert_eq!(body["state"], "pending");
+    assert!(notes(&body)[0].contains("PagerDuty did not answer within 1s"), "{:?}", notes(&body));
+}

@@ -180,3 +180,22 @@ on_both_dbs!(slack_shows_the_ticket_link_and_refuses_in_private, |db| async move
     assert!(card.contains(&format!("{}/browse/INC-42", jira.url)), "{card}");
     assert!(card.contains("In Progress, project INC, assigned to Alice Liddell"), "{card}");
 });
+
+#[tokio::test]
+async fn a_jira_that_does_not_answer_in_time_refuses() {
+    let jira = tickets::start().await;
+    jira.add_issue("INC-42", "In Progress", "indeterminate", Some(ALICE));
+    let text = tickets::config(&jira, CLOUD_RULE).replacen(
+        "token_env = \"ELEVATE_TEST_JIRA_TOKEN\"\ntimeout = \"2s\"",
+        "token_env = \"ELEVATE_TEST_JIRA_TOKEN\"\ntimeout = \"1s\"",
+        1,
+    );
+    let app = TestApp::builder().config(&text).spawn().await;
+    jira.fail_next(JiraFault::Slow(5));
+    let msg = app.alice().request("db", "1h", "INC-42 fix").await.refused(403);
+    assert_eq!(
+        msg,
+        "Cannot verify ticket INC-42: Jira did not answer within 1s. Nothing was requested; try again in a minute."
+    );
+    assert_eq!(request_events(&app).await, 0);
+}
