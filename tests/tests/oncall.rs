@@ -331,3 +331,27 @@ async fn a_service_that_does_not_answer_in_time_falls_back() {
     assert_eq!(body["state"], "pending");
     assert!(notes(&body)[0].contains("PagerDuty did not answer within 1s"), "{:?}", notes(&body));
 }
+
+on_both_dbs!(discord_approval_messages_show_the_on_call_finding, |db| async move {
+    let f = oncall::start().await;
+    f.og.add_schedule("dba-schedule", "DBA rotation");
+    f.og.add_shift("dba-schedule", "alice@example.com", at(8), at(20));
+    let app = TestApp::builder().db(db).config(&oncall::config(&f, "1m", OG_RULE)).discord().spawn().await;
+
+    let id = app.discord_request("alice", "db", "1h", "INC-1 fix replication lag").await;
+    app.deliver().await;
+    let card = app.discord_card(id).content;
+    assert!(
+        card.contains("rule `og-dba`: alice is on call in Opsgenie schedule dba-schedule (DBA rotation)"),
+        "{card}"
+    );
+    assert!(app.discord_card(id).buttons().is_empty(), "auto-approved");
+
+    f.og.set_down(true);
+    app.advance(Duration::minutes(2));
+    let id = app.discord_request("alice", "db", "1h", "INC-2 more lag").await;
+    app.deliver().await;
+    let card = app.discord_card(id);
+    assert!(card.content.contains("Opsgenie could not be reached"), "{}", card.content);
+    assert_eq!(card.buttons(), [format!("approve:{id}"), format!("deny:{id}")], "a human decides");
+});

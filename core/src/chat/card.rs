@@ -102,7 +102,7 @@ fn rule_notes(policy: &Policy, req: &Request) -> Option<Text> {
     }
     for f in &req.rules {
         if let Some(d) = &f.detail {
-            t = if t.0.is_empty() { t } else { t.and("; ") }.and(format!("rule `{}`: {d}", f.rule));
+            t = if t.0.is_empty() { t } else { t.and("; ") }.and("rule ").code(&f.rule).and(format!(": {d}"));
         }
     }
     (!t.0.is_empty()).then_some(t)
