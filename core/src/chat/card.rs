@@ -88,11 +88,10 @@ pub fn status(req: &Request, required: u32) -> Text {
     }
 }
 
-/// Who the requester is when that matters, and what rules found out about the request, one
-/// clause each ("rule `pd-oncall`: alice is on
-/// call in PagerDuty schedule PSCHED1, level 1"), so approvers see why it was or was not
-/// approved without them.
-/// A service identity's request says so first: approvers are letting automation in.
+/// The small print under the status: first, for a service identity's request, that it is
+/// automation and whose (approvers are letting a pipeline in); then what rules found out, one
+/// clause each ("rule `pd-oncall`: alice is on call in PagerDuty schedule PSCHED1, level 1"), so
+/// approvers see why it was or was not approved without them.
 fn rule_notes(policy: &Policy, req: &Request) -> Option<Text> {
     let mut t = Text::default();
     if let Some(owner) = policy.person(&req.requester).and_then(|p| p.owner()) {
