@@ -145,8 +145,13 @@ impl App {
         }
         let wake = Arc::new(NotifyWake::default());
         let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
-        let service =
-            Arc::new(Service::new(dyn_store.clone(), provs, opts.clock.clone(), wake.clone(), config.policy.clone()));
+        let on_call = crate::oncall::build(&config.oncall).map_err(anyhow::Error::msg)?;
+        let tickets = crate::tickets::build(&config.tickets).map_err(anyhow::Error::msg)?;
+        let service = Arc::new(
+            Service::new(dyn_store.clone(), provs, opts.clock.clone(), wake.clone(), config.policy.clone())
+                .with_on_call(on_call)
+                .with_tickets(tickets),
+        );
         // Other replicas' signals, for a scheduler that runs (a listening connection each).
         let signal = if opts.background && config.scheduler.enabled {
             store.due_signal()

@@ -1,6 +1,7 @@
-//! The config file: bot sections (`[server]`, `[database]`, `[providers.*]`, `[scheduler]`)
-//! read here, policy sections (`[persons.*]`, `[groups.*]`, `[roles.*]`, `[tokens.*]`,
-//! `[security]`, `[settings]`) read by core. Unknown keys anywhere are errors, and every error
+//! The config file: bot sections (`[server]`, `[database]`, `[providers.*]`, `[scheduler]`,
+//! `[oncall.*]` in `oncall.rs`, `[tickets.*]` in `tickets.rs`) read here, policy sections
+//! (`[persons.*]`, `[services.*]`, `[groups.*]`, `[roles.*]`, `[tokens.*]`, `[security]`,
+//! `[settings]`, `[rules.*]`) read by core. Unknown keys anywhere are errors, and every error
 //! is reported with its key path.
 //!
 //! Secrets never live in this file: a setting names an environment variable (`secret_env`) or a
@@ -29,6 +30,10 @@ pub struct Config {
     /// `[discord]`: absent means no Discord.
     pub discord: Option<DiscordConfig>,
     pub audit: AuditConfig,
+    /// `[oncall.*]`: services on-call rules ask.
+    pub oncall: crate::oncall::OnCallConfigs,
+    /// `[tickets.*]`: systems ticket rules check tickets against.
+    pub tickets: crate::tickets::TicketConfigs,
     pub policy: Policy,
 }
 
@@ -307,6 +312,10 @@ pub struct SchedulerConfig {
     pub report: String,
     #[serde(default = "default_report_period")]
     pub report_period: GrantDuration,
+    /// When to look at the tickets of grants that end with their ticket
+    /// (`end_when_closed`): every 5 minutes by default.
+    #[serde(default = "default_ticket_watch")]
+    pub ticket_watch: String,
     /// How long a claimed item is reserved before another replica may run it.
     #[serde(default = "default_lease")]
     pub lease: GrantDuration,
@@ -335,6 +344,9 @@ fn default_reconcile() -> String {
 }
 fn default_checkpoint() -> String {
     "0 0 * * * *".into()
+}
+fn default_ticket_watch() -> String {
+    "0 */5 * * * *".into()
 }
 fn default_report() -> String {
     "0 0 9 * * Mon".into()
@@ -365,6 +377,7 @@ impl Default for SchedulerConfig {
             reconcile: default_reconcile(),
             audit_checkpoint: default_checkpoint(),
             report: default_report(),
+            ticket_watch: default_ticket_watch(),
             report_period: default_report_period(),
             lease: default_lease(),
             concurrency: default_concurrency(),
@@ -379,10 +392,15 @@ impl Default for SchedulerConfig {
 impl SchedulerConfig {
     /// `(name, schedule)` of each periodic job.
     pub fn jobs(&self) -> Vec<(&'static str, cron::Schedule)> {
-        [("reconcile", &self.reconcile), ("audit_checkpoint", &self.audit_checkpoint), ("report", &self.report)]
-            .into_iter()
-            .filter_map(|(n, e)| Some((n, cron::Schedule::from_str(e).ok()?)))
-            .collect()
+        [
+            ("reconcile", &self.reconcile),
+            ("audit_checkpoint", &self.audit_checkpoint),
+            ("report", &self.report),
+            ("ticket_watch", &self.ticket_watch),
+        ]
+        .into_iter()
+        .filter_map(|(n, e)| Some((n, cron::Schedule::from_str(e).ok()?)))
+        .collect()
     }
 }
 
@@ -427,7 +445,8 @@ impl AuditConfig {
 }
 
 /// Sections read once at start: a change to them needs a restart (a reload says so).
-pub const BOT_SECTIONS: &[&str] = &["server", "database", "providers", "scheduler", "slack", "discord", "audit"];
+pub const BOT_SECTIONS: &[&str] =
+    &["server", "database", "providers", "scheduler", "slack", "discord", "audit", "oncall", "tickets"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -495,6 +514,7 @@ impl Config {
             ("scheduler.reconcile", &scheduler.reconcile),
             ("scheduler.audit_checkpoint", &scheduler.audit_checkpoint),
             ("scheduler.report", &scheduler.report),
+            ("scheduler.ticket_watch", &scheduler.ticket_watch),
         ] {
             if let Err(e) = cron::Schedule::from_str(expr) {
                 errs.push(ConfigError::new(
@@ -514,6 +534,8 @@ impl Config {
         if let Some(d) = &discord {
             d.check(&mut errs);
         }
+        let oncall = crate::oncall::parse(&root, &mut errs);
+        let tickets = crate::tickets::parse(&root, &mut errs);
         let providers = parse_providers(&root, &mut errs);
         let names: Vec<String> = providers.keys().cloned().collect();
         let policy = match parse_policy(&root, &names) {
@@ -524,6 +546,8 @@ impl Config {
             }
         };
         if let Some(policy) = &policy {
+            crate::oncall::check_rules(&oncall, policy, &mut errs);
+            crate::tickets::check_rules(&tickets, policy, &mut errs);
             for role in policy.roles.values() {
                 if let Some(p) = providers.get(&role.provider)
                     && let Err(e) = crate::providers::validate_target(p, &role.target)
@@ -534,7 +558,7 @@ impl Config {
         }
         match (errs.is_empty(), policy) {
             (true, Some(policy)) => {
-                Ok(Config { server, database, providers, scheduler, slack, discord, audit, policy })
+                Ok(Config { server, database, providers, scheduler, slack, discord, audit, oncall, tickets, policy })
             }
             _ => Err(errs),
         }
@@ -775,6 +799,7 @@ mod tests {
     #[test]
     fn every_periodic_job_schedule_parses() {
         let cfg = SchedulerConfig::default();
-        assert_eq!(cfg.jobs().len(), 3);
+        let names: Vec<&str> = cfg.jobs().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["reconcile", "audit_checkpoint", "report", "ticket_watch"]);
     }
 }

@@ -9,11 +9,13 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod notices;
+pub mod oncall;
 pub mod providers;
 pub mod reload;
 pub mod scheduler;
 pub mod secrets;
 pub mod single;
+pub mod tickets;
 
 /// reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`), and the
 /// chat clients bring ring: installing ring's provider once, before any HTTP client is built,

@@ -258,6 +258,10 @@ pub async fn run_job_with(
     cfg: &SchedulerConfig,
 ) -> anyhow::Result<()> {
     match name {
+        "ticket_watch" => {
+            let ended = service.watch_tickets().await?;
+            info!(ended, "ticket watch done");
+        }
         "reconcile" => {
             let r = service.reconcile().await?;
             info!(listed = r.listed, drift = r.drift_revoked.len(), errors = r.errors.len(), "reconciliation done");

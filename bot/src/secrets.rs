@@ -126,6 +126,12 @@ pub enum SecretKind {
     MysqlRolesUrl,
     /// A service-account key or external account configuration: a JSON object.
     GcpCredentials,
+    /// A PagerDuty REST API key: 20 characters.
+    PagerDutyToken,
+    /// An Opsgenie API integration key: a UUID.
+    OpsgenieKey,
+    /// A Jira API token or personal access token, or a generic ticket check's bearer token.
+    TicketToken,
 }
 
 pub const WEBHOOK_SECRET_MIN: usize = 32;
@@ -144,6 +150,9 @@ impl SecretKind {
             SecretKind::DatabaseUrl => "the database URL",
             SecretKind::PostgresRolesUrl | SecretKind::MysqlRolesUrl => "the connection URL",
             SecretKind::GcpCredentials => "the Google credentials",
+            SecretKind::PagerDutyToken => "the PagerDuty API key",
+            SecretKind::OpsgenieKey => "the Opsgenie API key",
+            SecretKind::TicketToken => "the ticket system token",
         }
     }
 
@@ -193,6 +202,9 @@ impl SecretKind {
                     Err("is not a mysql:// URL".into())
                 }
             }
+            SecretKind::PagerDutyToken => at_least(20, " (PagerDuty's REST API keys are 20)"),
+            SecretKind::OpsgenieKey => at_least(32, " (Opsgenie's API keys are UUIDs of 36)"),
+            SecretKind::TicketToken => at_least(16, "; check that it was copied whole"),
             SecretKind::GcpCredentials => match serde_json::from_str::<serde_json::Value>(v) {
                 Ok(serde_json::Value::Object(_)) => Ok(()),
                 _ => Err("is not a JSON object (a service-account key or an external account file)".into()),
@@ -211,7 +223,13 @@ pub struct SecretUse {
 
 impl SecretUse {
     /// `prefix.name_env` or `prefix.name_file`, whichever is set; None when neither is.
-    fn of(prefix: &str, name: &str, env: &Option<String>, file: &Option<String>, kind: SecretKind) -> Option<Self> {
+    pub(crate) fn of(
+        prefix: &str,
+        name: &str,
+        env: &Option<String>,
+        file: &Option<String>,
+        kind: SecretKind,
+    ) -> Option<Self> {
         let suffix = match (env, file) {
             (Some(_), _) => "env",
             (None, Some(_)) => "file",
@@ -280,6 +298,8 @@ impl Config {
                 ProviderConfig::DryRun | ProviderConfig::Aws(_) | ProviderConfig::Gcp(_) => {}
             }
         }
+        out.extend(crate::oncall::secret_uses(&self.oncall));
+        out.extend(crate::tickets::secret_uses(&self.tickets));
         let a = &self.audit;
         out.extend(SecretUse::of("audit", "signing_key", &a.signing_key_env, &a.signing_key_file, AuditSigningKey));
         if self.database.url.is_none() {

@@ -613,3 +613,43 @@ fn a_second_server_on_the_same_sqlite_file_exits_at_once_and_the_first_keeps_wor
     let o = s.run("example-token-alice", &["status", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_pipeline_waits_for_its_own_access_with_a_service_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+[services.deploy-bot]
+owner = "alice"
+principals = {{ webhook = "deploy-bot@ci" }}
+[groups.pipelines]
+members = ["deploy-bot"]
+[roles.ci-deploy]
+provider = "dry"
+default_duration = "5m"
+max_duration = "15m"
+requesters = ["pipelines"]
+approvers = ["db-approvers"]
+[tokens.deploy-bot]
+service = "deploy-bot"
+sha256 = "{}"
+"#,
+        elevate_bot::http::token_hash("example-token-deploy-bot")
+    );
+    let s = Server::start(dir.path(), &extra);
+    let url = s.url.clone();
+    let approve = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        elevate(&["approve", "1"], Some("example-token-bob"), Some(&url))
+    });
+    let o = s.run("example-token-deploy-bot", &["request", "ci-deploy", "5m", "release", "42", "--wait"]);
+    assert!(approve.join().unwrap().status.success());
+    assert_eq!(o.status.code(), Some(0), "{} {}", stdout(&o), stderr(&o));
+    let lines = stdout(&o);
+    assert!(lines.contains("— pending") && lines.contains("— active"), "{lines}");
+    let o = s.run("example-token-deploy-bot", &["request", "ci-deploy", "5m", "release", "43"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = s.run("example-token-deploy-bot", &["approve", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("You are not an approver"), "a service cannot approve: {}", stderr(&o));
+}

@@ -14,6 +14,7 @@ pub mod error;
 pub mod explain;
 pub mod ids;
 pub mod lifecycle;
+pub mod oncall;
 pub mod policy;
 pub mod ports;
 pub mod reason;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod request;
 pub mod scrub;
 pub mod service;
+pub mod tickets;
 pub mod time;
 pub mod visible;
 

@@ -73,7 +73,8 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 None => String::new(),
             };
             format!(
-                "{id} {who} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
+                "{id} {who}{} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
+                if s(d, "requester_kind") == "service" { " (service identity)" } else { "" },
                 s(d, "role"),
                 s(d, "duration"),
                 s(d, "reason"),

@@ -13,14 +13,19 @@
 pub mod db;
 pub mod discord;
 pub mod fake_discord;
+pub mod fake_jira;
+pub mod fake_opsgenie;
+pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod fake_time;
 pub mod harness;
+pub mod oncall;
 pub mod pg_instance;
 pub mod policy;
 pub mod receiver;
 pub mod render;
 pub mod slack;
+pub mod tickets;
 
 pub use db::TestDb;
 pub use harness::{Answer, Person, TestApp, TestAppBuilder};

@@ -339,7 +339,8 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
     0
 }
 
-pub fn token_new(person: &str, name: &str) -> i32 {
+/// `key` is `person` or `service`: which kind of identity the token belongs to.
+pub fn token_new(key: &str, person: &str, name: &str) -> i32 {
     if let Err(e) = elevate_core::PersonId::parse(person) {
         eprintln!("error: {e}");
         return 2;
@@ -350,7 +351,7 @@ pub fn token_new(person: &str, name: &str) -> i32 {
     println!();
     println!("add to the config file:");
     println!("[tokens.{name}]");
-    println!("person = \"{person}\"");
+    println!("{key} = \"{person}\"");
     println!("sha256 = \"{}\"", token_hash(&token));
     0
 }

@@ -367,11 +367,15 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Make a new random token for PERSON and print the config lines holding its hash.
+    /// Make a new random token for PERSON (or a SERVICE identity, for CI) and print the config
+    /// lines holding its hash.
     New {
         /// The person, as the policy names them.
+        #[arg(long, required_unless_present = "service", conflicts_with = "service")]
+        person: Option<String>,
+        /// A service identity (`[services.NAME]`): automation requesting for itself.
         #[arg(long)]
-        person: String,
+        service: Option<String>,
         /// A name for the token, to tell a person's tokens apart in the config and the audit log.
         #[arg(long, default_value = "cli")]
         name: String,
@@ -393,7 +397,11 @@ pub async fn run() -> i32 {
             let format = if format == ExportFormat::Csv { "csv" } else { "jsonl" };
             local::audit_export(&with_database(&config, &database), format, since.as_deref()).await
         }
-        Command::Token { command: TokenCommand::New { person, name } } => local::token_new(&person, &name),
+        Command::Token { command: TokenCommand::New { person, service, name } } => match (person, service) {
+            (Some(p), _) => local::token_new("person", &p, &name),
+            (None, Some(s)) => local::token_new("service", &s, &name),
+            (None, None) => 2,
+        },
         Command::Healthcheck { url } => client::healthcheck(url.as_deref()).await,
         Command::Report { config, database, since, format } => {
             let format = match format {

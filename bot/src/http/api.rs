@@ -38,6 +38,7 @@ pub fn view(req: &Request, policy: &Policy) -> Value {
         "extends": req.kind.parent().map(|p| p.0),
         "role": req.role,
         "requester": req.requester,
+        "requester_kind": if policy.person(&req.requester).is_some_and(|p| p.is_service()) { "service" } else { "person" },
         "duration": req.duration.to_string(),
         "reason": req.reason,
         "ticket": req.ticket,
@@ -224,6 +225,7 @@ pub async fn whoami(State(st): State<AppState>, who: Authenticated) -> Result<Js
     Ok(Json(json!({
         "person": who.caller.person, "token": who.token_name, "may_request": names, "roles": roles,
         "security": policy.is_security(&who.caller),
+        "service": policy.is_service(&who.caller),
     })))
 }
 

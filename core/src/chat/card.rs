@@ -88,6 +88,25 @@ pub fn status(req: &Request, required: u32) -> Text {
     }
 }
 
+/// The small print under the status: first, for a service identity's request, that it is
+/// automation and whose (approvers are letting a pipeline in); then what rules found out, one
+/// clause each ("rule `pd-oncall`: alice is on call in PagerDuty schedule PSCHED1, level 1"), so
+/// approvers see why it was or was not approved without them.
+fn rule_notes(policy: &Policy, req: &Request) -> Option<Text> {
+    let mut t = Text::default();
+    if let Some(owner) = policy.person(&req.requester).and_then(|p| p.owner()) {
+        t = t
+            .and(format!("{} is a service identity (automation), owned by ", req.requester))
+            .push(Span::Person(owner.clone()));
+    }
+    for f in &req.rules {
+        if let Some(d) = &f.detail {
+            t = if t.0.is_empty() { t } else { t.and("; ") }.and("rule ").code(&f.rule).and(format!(": {d}"));
+        }
+    }
+    (!t.0.is_empty()).then_some(t)
+}
+
 /// The whole card.
 pub fn card(policy: &Policy, req: &Request) -> Message {
     let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
@@ -98,6 +117,9 @@ pub fn card(policy: &Policy, req: &Request) -> Message {
     let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(title(req))] }
         .with(Block::Fields(fields))
         .with(Block::Text(status(req, required)));
+    if let Some(notes) = rule_notes(policy, req) {
+        msg = msg.with(Block::Context(notes));
+    }
     if req.state == State::Pending {
         msg = msg.with(Block::Buttons(vec![
             Button::new("Approve", Action::Approve(req.id), Style::Success),

@@ -3,9 +3,12 @@
 //! Loaded from the TOML file (see [`parse`]) and consulted on every command, as it is at that
 //! moment: approval authority is checked when the click arrives, not when the card was posted.
 
+pub mod oncall;
 mod parse;
 pub mod rules;
 mod rules_parse;
+pub mod services;
+pub mod tickets;
 
 pub use parse::{ConfigError, POLICY_SECTIONS, de as deserialize_at, parse_policy};
 
@@ -25,7 +28,7 @@ pub struct Policy {
     pub rules: Vec<rules::Rule>,
 }
 
-/// A human known to the policy.
+/// A human known to the policy, or a service identity (automation) kept alongside them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Person {
     pub id: PersonId,
@@ -36,6 +39,12 @@ pub struct Person {
     /// Cloud principals by provider kind, e.g. `aws_iam_user = "alice"`,
     /// `aws_iam_role = "arn:…"`, `identity_center_user = "…"`, `webhook = "alice@corp"`.
     pub principals: BTreeMap<String, String>,
+    /// Who they are in PagerDuty and Opsgenie, for on-call rules.
+    pub on_call: oncall::OnCallIdentity,
+    /// Their Jira Cloud account id or Data Center username, for ticket rules.
+    pub jira_user: Option<String>,
+    /// A human, or a service identity (`[services.NAME]`, see `services.rs`).
+    pub kind: services::PrincipalKind,
 }
 
 /// A named set of persons. Membership can also come from the chat platform at click time: a
@@ -195,19 +204,26 @@ impl Policy {
     }
 
     pub fn is_approver(&self, caller: &Caller, role: &Role) -> bool {
-        role.approvers.iter().any(|g| self.is_member(g, caller))
+        !self.is_service(caller) && role.approvers.iter().any(|g| self.is_member(g, caller))
+    }
+
+    /// A service identity: it may request, never decide (the config refuses services in deciding
+    /// groups; this holds even so).
+    pub fn is_service(&self, caller: &Caller) -> bool {
+        self.person(&caller.person).is_some_and(Person::is_service)
     }
 
     /// May approve now: an approver of the role, or, once the request has waited
     /// `escalate_after`, a member of the escalation groups.
     pub fn may_approve(&self, caller: &Caller, role: &Role, waited: chrono::Duration) -> bool {
         self.is_approver(caller, role)
-            || (role.escalate_after.is_some_and(|d| waited >= d.as_chrono())
+            || (!self.is_service(caller)
+                && role.escalate_after.is_some_and(|d| waited >= d.as_chrono())
                 && role.escalate_to.iter().any(|g| self.is_member(g, caller)))
     }
 
     pub fn may_breakglass(&self, caller: &Caller, role: &Role) -> bool {
-        role.breakglass_groups.iter().any(|g| self.is_member(g, caller))
+        !self.is_service(caller) && role.breakglass_groups.iter().any(|g| self.is_member(g, caller))
     }
 
     pub fn auto_approves(&self, caller: &Caller, role: &Role) -> Option<String> {
@@ -218,7 +234,7 @@ impl Policy {
     }
 
     pub fn is_security(&self, caller: &Caller) -> bool {
-        self.security.group.as_ref().is_some_and(|g| self.is_member(g, caller))
+        !self.is_service(caller) && self.security.group.as_ref().is_some_and(|g| self.is_member(g, caller))
     }
 
     /// Who may read a request: its requester, the approvers of its role (escalation groups

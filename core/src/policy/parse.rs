@@ -6,7 +6,8 @@ use serde::Deserialize;
 use std::fmt;
 
 /// Top-level keys that hold the policy. The bot owns the other sections of the file.
-pub const POLICY_SECTIONS: &[&str] = &["persons", "groups", "roles", "tokens", "security", "settings", "rules"];
+pub const POLICY_SECTIONS: &[&str] =
+    &["persons", "services", "groups", "roles", "tokens", "security", "settings", "rules"];
 
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,9 @@ struct RawPerson {
     discord_id: Option<String>,
     #[serde(default)]
     principals: BTreeMap<String, String>,
+    pagerduty_user: Option<String>,
+    opsgenie_user: Option<String>,
+    jira_user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,7 +94,10 @@ struct RawRole {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawToken {
-    person: String,
+    /// A person's token…
+    person: Option<String>,
+    /// …or a service identity's (`[services.NAME]`).
+    service: Option<String>,
     sha256: String,
 }
 
@@ -158,6 +165,8 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         let id = PersonId::parse(key).map_err(|e| errs.push(ConfigError::new(&path, e))).ok();
         let raw: Option<RawPerson> = de(&path, v, &mut errs);
         if let (Some(id), Some(raw)) = (id, raw) {
+            let on_call = oncall::OnCallIdentity::parse(&path, raw.pagerduty_user, raw.opsgenie_user, &mut errs);
+            let jira_user = tickets::jira_user(&path, raw.jira_user, &mut errs);
             persons.insert(
                 id.clone(),
                 Person {
@@ -167,11 +176,15 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
                     slack_id: raw.slack_id,
                     discord_id: raw.discord_id,
                     principals: raw.principals,
+                    on_call,
+                    jira_user,
+                    kind: services::PrincipalKind::Human,
                 },
             );
         }
     }
     check_unique_ids(&persons, &mut errs);
+    services::parse_services(root, &mut persons, &mut errs);
 
     let mut groups = BTreeMap::new();
     for (key, v) in table(root, "groups", &mut errs).into_iter().flatten() {
@@ -387,10 +400,19 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         let Some(raw) = de::<RawToken>(&path, v, &mut errs) else {
             continue;
         };
-        let person = match PersonId::parse(&raw.person) {
-            Ok(p) if persons.contains_key(&p) => Some(p),
+        let (key_name, name, service) = match (&raw.person, &raw.service) {
+            (Some(p), None) => ("person", p, false),
+            (None, Some(s)) => ("service", s, true),
             _ => {
-                errs.push(ConfigError::new(format!("{path}.person"), format!("unknown person `{}`", raw.person)));
+                errs.push(ConfigError::new(&path, "name exactly one of person or service"));
+                continue;
+            }
+        };
+        let person = match PersonId::parse(name) {
+            Ok(p) if persons.get(&p).is_some_and(|p| p.is_service() == service) => Some(p),
+            _ => {
+                let what = if service { "service (define it under [services.NAME])" } else { "person" };
+                errs.push(ConfigError::new(format!("{path}.{key_name}"), format!("unknown {what} `{name}`")));
                 None
             }
         };
@@ -421,6 +443,7 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         review_reminder: review_reminder.unwrap_or(Security::default().review_reminder),
     };
     let rules = super::rules_parse::parse_rules(root, &persons, &roles, &mut errs);
+    services::check_services(&persons, &groups, &roles, &security, &mut errs);
 
     let raw_settings = match root.get("settings") {
         Some(v) => de::<RawSettings>("settings", v, &mut errs).unwrap_or_default(),
@@ -440,11 +463,19 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings, rules }) } else { Err(errs) }
 }
 
-/// Two persons with the same chat id would let one act as the other.
+/// Two persons with the same chat id would let one act as the other (the same on-call id: be
+/// approved as the other).
 fn check_unique_ids(persons: &BTreeMap<PersonId, Person>, errs: &mut Vec<ConfigError>) {
     let mut seen: BTreeMap<(String, String), &PersonId> = BTreeMap::new();
     for p in persons.values() {
-        for (kind, v) in [("slack_id", &p.slack_id), ("discord_id", &p.discord_id), ("email", &p.email)] {
+        for (kind, v) in [
+            ("slack_id", &p.slack_id),
+            ("discord_id", &p.discord_id),
+            ("email", &p.email),
+            ("pagerduty_user", &p.on_call.pagerduty_user),
+            ("opsgenie_user", &p.on_call.opsgenie_user),
+            ("jira_user", &p.jira_user),
+        ] {
             if let Some(v) = v {
                 let key = (kind.to_string(), v.to_lowercase());
                 if let Some(other) = seen.insert(key, &p.id) {

@@ -82,6 +82,12 @@ pub enum RuleKind {
     },
     /// These persons are refused, and the security team alerted.
     Flagged { persons: Vec<PersonId> },
+    /// Auto-approve when the requester is on call now (see `policy/oncall.rs`). Evaluated by
+    /// the service, which can ask the on-call service; [`evaluate`] skips it.
+    OnCall(super::oncall::OnCallRule),
+    /// The request needs a ticket that exists and is in order (see `policy/tickets.rs`).
+    /// Checked by the service, which can ask the ticket system; [`evaluate`] skips it.
+    Ticket(super::tickets::TicketRule),
     /// Only these sources may request.
     AllowedSources { sources: Vec<SourcePattern> },
 }
@@ -107,6 +113,10 @@ impl Rule {
 pub struct FiredRule {
     pub rule: String,
     pub effect: String,
+    /// What the rule found, for the card and the audit trail (on-call rules: who is on call
+    /// where, or why nobody could tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Why a request is refused by a rule.
@@ -163,7 +173,11 @@ pub fn evaluate(policy: &Policy, input: &RuleInput) -> Verdict {
             continue;
         }
         let fire = |effect: Effect, why: String, alert: bool, revoke: bool, v: &mut Verdict| {
-            v.fired.push(FiredRule { rule: rule.name.clone(), effect: format!("{effect:?}").to_lowercase() });
+            v.fired.push(FiredRule {
+                rule: rule.name.clone(),
+                effect: format!("{effect:?}").to_lowercase(),
+                detail: None,
+            });
             match effect {
                 Effect::Deny if v.refusal.is_none() => {
                     v.refusal = Some(Refusal { rule: rule.name.clone(), message: why, alert, revoke_grants: revoke })
@@ -241,6 +255,9 @@ pub fn evaluate(policy: &Policy, input: &RuleInput) -> Verdict {
                     fire(Effect::Deny, why, true, false, &mut v);
                 }
             }
+            // Need an outside system: the service evaluates them after these (service/oncall.rs,
+            // service/tickets.rs).
+            RuleKind::OnCall(_) | RuleKind::Ticket(_) => {}
             RuleKind::AllowedSources { sources } => {
                 if !sources.iter().any(|p| p.matches(input.source)) {
                     let allowed = sources

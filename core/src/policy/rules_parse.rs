@@ -43,6 +43,17 @@ pub(super) fn parse_rules(
     let mut out = Vec::new();
     for (name, v) in table(root, "rules", errs).into_iter().flatten() {
         let path = format!("rules.{name}");
+        match v.get("kind").and_then(|k| k.as_str()) {
+            Some("on_call") => {
+                out.extend(super::oncall::parse_rule(&path, name, v, roles, errs));
+                continue;
+            }
+            Some("ticket") => {
+                out.extend(super::tickets::parse_rule(&path, name, v, roles, errs));
+                continue;
+            }
+            _ => {}
+        }
         let Some(raw) = de::<RawRule>(&path, v, errs) else { continue };
         let n = errs.len();
         let need = |field: &str, present: bool, errs: &mut Vec<ConfigError>| {
@@ -108,7 +119,7 @@ pub(super) fn parse_rules(
             other => {
                 errs.push(ConfigError::new(
                     format!("{path}.kind"),
-                    format!("unknown rule kind `{other}` (time_window, freeze, rate_limit, flagged, allowed_sources)"),
+                    format!("unknown rule kind `{other}` (time_window, freeze, rate_limit, flagged, allowed_sources, on_call, ticket)"),
                 ));
                 None
             }

@@ -8,9 +8,11 @@ mod controls;
 mod drill;
 mod due;
 mod due_notices;
+mod oncall;
 mod periodic;
 mod reload;
 mod request;
+mod tickets;
 
 pub use actors::NotAllowed;
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
@@ -48,6 +50,10 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     wake: Arc<dyn Wake>,
     policy: RwLock<Arc<Policy>>,
+    /// On-call services for on-call rules (none configured: such rules find nobody on call).
+    on_call: crate::oncall::OnCallSources,
+    /// Ticket systems for ticket rules, by config name.
+    tickets: crate::tickets::TicketSystems,
 }
 
 impl Service {
@@ -58,7 +64,27 @@ impl Service {
         wake: Arc<dyn Wake>,
         policy: Policy,
     ) -> Self {
-        Service { store, providers, clock, wake, policy: RwLock::new(Arc::new(policy)) }
+        Service {
+            store,
+            providers,
+            clock,
+            wake,
+            policy: RwLock::new(Arc::new(policy)),
+            on_call: crate::oncall::OnCallSources::default(),
+            tickets: crate::tickets::TicketSystems::default(),
+        }
+    }
+
+    /// The ticket systems ticket rules ask.
+    pub fn with_tickets(mut self, systems: crate::tickets::TicketSystems) -> Self {
+        self.tickets = systems;
+        self
+    }
+
+    /// The on-call services on-call rules ask.
+    pub fn with_on_call(mut self, sources: crate::oncall::OnCallSources) -> Self {
+        self.on_call = sources;
+        self
     }
 
     /// The policy as it is now. Held only for the length of one decision.

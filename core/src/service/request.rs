@@ -79,9 +79,19 @@ impl Service {
         if let Some(refusal) = verdict.refusal.clone() {
             return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
         }
+        let mut verdict = verdict;
+        let mut draft = draft;
+        let tickets = self.ticket_rules(&policy, caller, role, draft.ticket.take(), draft.reason.as_str()).await?;
+        draft.ticket = tickets.ticket;
+        verdict.fired.extend(tickets.fired);
+        let on_call = self.on_call_rules(&policy, caller, role).await;
+        verdict.fired.extend(on_call.fired);
         let req = self.create_pending(caller, role, draft, &verdict).await?;
-        match policy.auto_approves(caller, role) {
-            Some(why) if !verdict.no_auto_approve && verdict.extra_approvals == 0 => self.auto_approve(req, &why).await,
+        let why = policy.auto_approves(caller, role).map(|w| (w, None)).or(on_call.approve.map(|(w, d)| (w, Some(d))));
+        match why {
+            Some((why, on_call)) if !verdict.no_auto_approve && verdict.extra_approvals == 0 => {
+                self.auto_approve(req, &why, on_call).await
+            }
             _ => Ok(req),
         }
     }
@@ -218,6 +228,7 @@ impl Service {
                 ("approvals_required", Some(json!(if breakglass { 0 } else { required }))),
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
+                ("requester_kind", self.policy().is_service(caller).then(|| json!("service"))),
             ]),
         );
         let at = |d: GrantDuration| now + d.as_chrono();
@@ -239,8 +250,12 @@ impl Service {
         Ok(req)
     }
 
-    async fn auto_approve(&self, req: Request, why: &str) -> CoreResult<Request> {
-        let details = json!({ "auto_approved": true, "why": why });
+    /// `on_call`: which on-call rule, schedule and level approved it, for the audit event.
+    async fn auto_approve(&self, req: Request, why: &str, on_call: Option<serde_json::Value>) -> CoreResult<Request> {
+        let mut details = json!({ "auto_approved": true, "why": why });
+        if let Some(oc) = on_call {
+            details["on_call"] = oc;
+        }
         self.approve_by_rule(req.id, "auto-approve", details, Patch::default(), Vec::new()).await
     }
 
