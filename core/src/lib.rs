@@ -27,7 +27,7 @@ pub mod visible;
 
 pub use duration::GrantDuration;
 pub use error::{CoreError, Field, UserError};
-pub use ids::{GroupName, PersonId, RequestId, RoleName};
+pub use ids::{BatchId, GroupName, PersonId, RequestId, RoleName};
 pub use lifecycle::{EndReason, State};
 pub use policy::Policy;
 pub use reason::Reason;

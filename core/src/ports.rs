@@ -64,10 +64,14 @@ pub enum DueKind {
     Escalate,
     /// Remind the security team of an open break-glass review.
     ReviewReminder,
+    /// A role of a request of several roles was decided: see whether the others may now be
+    /// applied (all approved) or must end too (one refused). Queued with the decision, in its
+    /// transaction, so a crash cannot leave the rest waiting.
+    BatchCheck,
 }
 
 impl DueKind {
-    pub const ALL: [DueKind; 10] = [
+    pub const ALL: [DueKind; 11] = [
         DueKind::Apply,
         DueKind::Expire,
         DueKind::Revoke,
@@ -78,6 +82,7 @@ impl DueKind {
         DueKind::ExpiryWarning,
         DueKind::Escalate,
         DueKind::ReviewReminder,
+        DueKind::BatchCheck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +97,7 @@ impl DueKind {
             DueKind::ExpiryWarning => "expiry_warning",
             DueKind::Escalate => "escalate",
             DueKind::ReviewReminder => "review_reminder",
+            DueKind::BatchCheck => "batch_check",
         }
     }
 
@@ -235,6 +241,8 @@ pub struct RequestQuery {
     /// Any of these requests (the audit feed loads a page's subjects at once).
     pub ids: Vec<RequestId>,
     pub created_since: Option<DateTime<Utc>>,
+    /// The rows of one request of several roles.
+    pub batch: Option<crate::BatchId>,
     pub limit: Option<u32>,
     /// The requests without their approvals (`approvals` left empty): cheaper, for callers
     /// that do not look at them.
@@ -249,6 +257,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a new request, its event and its first due items in one transaction. The event's
     /// subject and the due items' request are set to the new id.
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError>;
+    /// Writes the rows of a request of several roles (one per role, each with its event and
+    /// due items) in one transaction, all carrying the first row's id as their batch. In the
+    /// order given.
+    async fn create_batch(&self, members: Vec<(NewRequest, NewEvent, Vec<NewDue>)>)
+    -> Result<Vec<Request>, StoreError>;
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     /// The states of those of `ids` that exist, in id order: many at once, for reconciliation.
     async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError>;

@@ -237,7 +237,12 @@ impl SlackNotifier {
         let slack = &self.slack;
         let refs = slack.inner.refs.as_ref();
         let policy = slack.inner.service.policy();
-        let (fallback, blocks) = slack.card(req);
+        // A request of several roles has one card, kept under its first role's request and
+        // posted when that one is created.
+        let (owner, card) = chat::card_now(&slack.inner.service, req).await.map_err(DeliveryError::transient)?;
+        let create = create && req.is_card_owner();
+        let req = &owner;
+        let (fallback, blocks) = slack.card_parts(&card);
         let action = chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref())
             .await
             .map_err(DeliveryError::transient)?;
@@ -273,7 +278,8 @@ impl SlackNotifier {
         let Some(role) = policy.roles.get(&req.role) else { return Ok(()) };
         let refs = slack.inner.refs.as_ref();
         let transient = |e: elevate_core::ports::StoreError| DeliveryError::transient(e.to_string());
-        let (fallback, blocks) = slack.card(req);
+        let (_, card) = chat::card_now(&slack.inner.service, req).await.map_err(DeliveryError::transient)?;
+        let (fallback, blocks) = slack.card_parts(&card);
         for group in &role.escalate_to {
             let Some(channel) = policy.groups.get(group).and_then(|g| g.slack_channel.clone()) else { continue };
             let name = format!("escalated:{group}");

@@ -133,6 +133,30 @@ pub(crate) async fn create_request<E: Exec>(
     row.into_request(Vec::new())
 }
 
+/// The rows of a request of several roles, in one transaction: each inserted as a request of
+/// its own, then all marked with the first one's id as their batch.
+pub(crate) async fn create_batch<E: Exec>(
+    tx: &mut E,
+    members: Vec<(NewRequest, NewEvent, Vec<NewDue>)>,
+) -> Result<Vec<Request>, StoreError> {
+    let mut out = Vec::with_capacity(members.len());
+    for (new, event, due) in members {
+        out.push(create_request(tx, new, event, due).await?);
+    }
+    let Some(lead) = out.first().map(|r| r.id) else { return Ok(out) };
+    let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
+    let sql = format!("UPDATE requests SET batch = $1 WHERE id IN ({})", placeholders(2, ids.len()));
+    let mut values = args![lead.0];
+    for id in &ids {
+        values.extend(args![*id]);
+    }
+    tx.exec(&sql, values).await?;
+    for r in &mut out {
+        r.batch = Some(elevate_core::BatchId(lead));
+    }
+    Ok(out)
+}
+
 pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
     let Some((row, approvals)) = load(tx, id.0).await? else {
         return Ok(Decided::NotFound);

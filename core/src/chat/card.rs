@@ -71,6 +71,7 @@ pub fn status(req: &Request, required: u32) -> Text {
             Text::plain(format!("Waiting for {required} approval{}", if required == 1 { "" } else { "s" }))
         }
         State::Pending => joined(Text::plain(format!("{} of {required} approvals: ", approvers.len())), approvers),
+        State::Waiting => approved().and(" — waiting for the other roles of this request"),
         State::Approved => approved().and(" — being applied"),
         State::Active => approved().and(format!(" — active until {}", until())),
         State::Revoking => approved().and(" — access being removed"),
@@ -85,6 +86,17 @@ pub fn status(req: &Request, required: u32) -> Text {
             Some(p) => approved().and(format!(" — added to {p}")),
             None => approved(),
         },
+    }
+}
+
+/// The approval card of `members` (a request's roles, one row each, as
+/// `Service::with_batch` returns them): the card of a one-role request, or the card of a
+/// request of several roles.
+pub fn card_of(policy: &Policy, members: &[Request]) -> Option<Message> {
+    match members {
+        [] => None,
+        [one] => Some(card(policy, one)),
+        many => Some(super::batch_card::batch_card(policy, many)),
     }
 }
 

@@ -81,7 +81,11 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
         Command::Request { role, duration, reason, ticket } => {
             let input = RequestInput { role, duration, reason, ticket, source: ctx.source.clone() };
             let req = svc.request(caller, input).await?;
-            let answer = Answer::say(Tone::Info, sent(ctx, &svc.policy(), &req));
+            let text = match req.batch {
+                Some(_) => sent_batch(&svc.with_batch(&req).await?),
+                None => sent(ctx, &svc.policy(), &req),
+            };
+            let answer = Answer::say(Tone::Info, text);
             Ok(Handled { answer, created: Some(req.id) })
         }
         Command::Status => {
@@ -120,7 +124,9 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
         }
         Command::Approve(id) => {
             let out = svc.approve(caller, id).await?;
-            let text = if out.completed() {
+            let text = if !out.batch.is_empty() {
+                batch_approved(&out)
+            } else if out.completed() {
                 format!("You approved {}: it is approved.", out.request.id)
             } else {
                 format!("You approved {}: {} of {} approvals so far.", out.request.id, out.approvals, out.required)
@@ -205,6 +211,22 @@ pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     t.and(format!(
         "; it needs {required} approval{}. I'll DM you when it changes.",
         if required == 1 { "" } else { "s" }
+    ))
+}
+
+/// "Request #41 for `db-admin`, `logs-read` (2h) sent to their approvers; …".
+fn sent_batch(members: &[Request]) -> Text {
+    let mut t = Text::plain(format!("Request {} for ", members[0].id));
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            t = t.and(", ");
+        }
+        t = t.code(m.role.as_str());
+    }
+    t.and(format!(
+        " ({}) sent to their approvers; each role needs its own approvals and nothing is granted until all are in. \
+         I'll DM you when it changes.",
+        members[0].duration
     ))
 }
 
@@ -327,5 +349,19 @@ fn revoke_form(r: &Request) -> Form {
         inputs: vec![
             Input::text(Field::Reason, "Reason (submitting revokes it now)", "Why is it revoked?", true).multiline(),
         ],
+    }
+}
+
+/// "You approved `db-admin`, `logs-read` of #41; still waiting for approvals of `audit`."
+fn batch_approved(out: &crate::service::ApproveOutcome) -> String {
+    let roles = |pick: &dyn Fn(&crate::Request) -> bool| {
+        out.batch.iter().filter(|r| pick(r)).map(|r| format!("`{}`", r.role)).collect::<Vec<_>>().join(", ")
+    };
+    let mine = roles(&|r| out.approved.contains(&r.id));
+    let open = roles(&|r| r.state == crate::State::Pending);
+    if open.is_empty() {
+        format!("You approved {mine} of {}: every role is approved; it is being granted.", out.request.id)
+    } else {
+        format!("You approved {mine} of {}; still waiting for approvals of {open}.", out.request.id)
     }
 }

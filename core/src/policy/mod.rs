@@ -3,6 +3,7 @@
 //! Loaded from the TOML file (see [`parse`]) and consulted on every command, as it is at that
 //! moment: approval authority is checked when the click arrives, not when the card was posted.
 
+pub mod bundles;
 mod parse;
 pub mod rules;
 mod rules_parse;
@@ -19,6 +20,8 @@ pub struct Policy {
     pub persons: BTreeMap<PersonId, Person>,
     pub groups: BTreeMap<GroupName, Group>,
     pub roles: BTreeMap<RoleName, Role>,
+    /// Names for roles requested together (`[bundles.incident]`).
+    pub bundles: BTreeMap<RoleName, bundles::Bundle>,
     pub tokens: Vec<ApiToken>,
     pub security: Security,
     pub settings: Settings,

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use std::fmt;
 
 /// Top-level keys that hold the policy. The bot owns the other sections of the file.
-pub const POLICY_SECTIONS: &[&str] = &["persons", "groups", "roles", "tokens", "security", "settings", "rules"];
+pub const POLICY_SECTIONS: &[&str] =
+    &["persons", "groups", "roles", "bundles", "tokens", "security", "settings", "rules"];
 
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +137,7 @@ pub(super) fn duration(path: &str, s: &str, errs: &mut Vec<ConfigError>) -> Opti
     GrantDuration::parse(s).map_err(|e| errs.push(ConfigError::new(path, e))).ok()
 }
 
-pub(super) fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
+pub(crate) fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
     match root.get(key) {
         None => None,
         Some(toml::Value::Table(t)) => Some(t),
@@ -437,7 +438,12 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
         settings.apply_max_attempts = n.max(1);
     }
 
-    if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings, rules }) } else { Err(errs) }
+    let bundles = super::bundles::parse_bundles(root, &roles, &mut errs);
+    if errs.is_empty() {
+        Ok(Policy { persons, groups, roles, bundles, tokens, security, settings, rules })
+    } else {
+        Err(errs)
+    }
 }
 
 /// Two persons with the same chat id would let one act as the other.

@@ -18,12 +18,12 @@ use crate::{
 use serde_json::json;
 
 /// A request validated and ready to be written.
-struct Draft {
-    kind: RequestKind,
-    duration: GrantDuration,
-    reason: Reason,
-    ticket: Option<String>,
-    source: Source,
+pub(super) struct Draft {
+    pub(super) kind: RequestKind,
+    pub(super) duration: GrantDuration,
+    pub(super) reason: Reason,
+    pub(super) ticket: Option<String>,
+    pub(super) source: Source,
 }
 
 impl Service {
@@ -31,7 +31,11 @@ impl Service {
     pub async fn request(&self, caller: &Caller, input: RequestInput) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let policy = self.policy();
-        let role = policy.role(&input.role).map_err(|e| e.on(Field::Role))?;
+        let roles = policy.resolve_roles(&input.role).map_err(|e| e.on(Field::Role))?;
+        let role = match roles.as_slice() {
+            [one] => *one,
+            _ => return self.request_batch(caller, &roles, input).await,
+        };
         if !policy.may_request(caller, role) {
             return Err(UserError::forbidden(format!(
                 "You may not request `{}`: it is open to members of {}.",
@@ -160,12 +164,22 @@ impl Service {
         Ok(req)
     }
 
-    async fn lockdown_for(&self, role: &Role, breakglass: bool) -> CoreResult<Option<crate::ports::Lockdown>> {
+    pub(super) async fn lockdown_for(
+        &self,
+        role: &Role,
+        breakglass: bool,
+    ) -> CoreResult<Option<crate::ports::Lockdown>> {
         let all = self.store.lockdowns().await.map_err(CoreError::store)?;
         Ok(all.into_iter().find(|l| l.covers(&role.name) && (!breakglass || l.blocks_breakglass)))
     }
 
-    async fn rules_for(&self, caller: &Caller, role: &Role, source: &Source, breakglass: bool) -> CoreResult<Verdict> {
+    pub(super) async fn rules_for(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        source: &Source,
+        breakglass: bool,
+    ) -> CoreResult<Verdict> {
         let policy = self.policy();
         let now = self.now();
         let history = match rules::history_window(&policy, &role.name) {
@@ -186,6 +200,23 @@ impl Service {
     }
 
     async fn create_pending(&self, caller: &Caller, role: &Role, d: Draft, verdict: &Verdict) -> CoreResult<Request> {
+        let (new, event, due) = self.pending_parts(caller, role, d, verdict, &[]);
+        let first_due = due.iter().map(|d| d.due_at).min().unwrap_or_else(|| self.now());
+        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        self.wake.due(first_due);
+        Ok(req)
+    }
+
+    /// The row, creation event and first due items of a new pending request; `with` names the
+    /// other roles of the same request, for the event.
+    pub(super) fn pending_parts(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        d: Draft,
+        verdict: &Verdict,
+        with: &[crate::RoleName],
+    ) -> (NewRequest, NewEvent, Vec<NewDue>) {
         let now = self.now();
         let required = role.approvals_required + verdict.extra_approvals;
         let breakglass = d.kind == RequestKind::BreakGlass;
@@ -218,6 +249,7 @@ impl Service {
                 ("approvals_required", Some(json!(if breakglass { 0 } else { required }))),
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
+                ("with_roles", (!with.is_empty()).then(|| json!(with))),
             ]),
         );
         let at = |d: GrantDuration| now + d.as_chrono();
@@ -233,13 +265,10 @@ impl Service {
         if let Some(after) = role.escalate_after.filter(|e| *e < role.pending_timeout) {
             due.push(NewDue { kind: DueKind::Escalate, request: None, due_at: at(after), payload: json!(null) });
         }
-        let first_due = due.iter().map(|d| d.due_at).min().unwrap_or(now);
-        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
-        self.wake.due(first_due);
-        Ok(req)
+        (new, event, due)
     }
 
-    async fn auto_approve(&self, req: Request, why: &str) -> CoreResult<Request> {
+    pub(super) async fn auto_approve(&self, req: Request, why: &str) -> CoreResult<Request> {
         let details = json!({ "auto_approved": true, "why": why });
         self.approve_by_rule(req.id, "auto-approve", details, Patch::default(), Vec::new()).await
     }
@@ -263,6 +292,10 @@ impl Service {
             if r.state != State::Pending {
                 return Decision::Refuse(UserError::conflict("decided"), None);
             }
+            if r.batch.is_some() {
+                // One role of several: approved for its part, applied with the others.
+                return Decision::from(super::batch::waiting(r, now, Actor::Rule(rule), details));
+            }
             let mut schedule = vec![NewDue::new(DueKind::Apply, r.id, now)];
             schedule.extend(more.into_iter().map(|d| NewDue { request: Some(r.id), ..d }));
             Decision::from(Change {
@@ -281,7 +314,14 @@ impl Service {
 
     /// Records a request refused by a rule, alerts and revokes when the rule says so, and
     /// returns the refusal to show.
-    async fn refuse(&self, caller: &Caller, role: &Role, d: Draft, refusal: &Refusal, verdict: &Verdict) -> CoreError {
+    pub(super) async fn refuse(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        d: Draft,
+        refusal: &Refusal,
+        verdict: &Verdict,
+    ) -> CoreError {
         match self.record_refusal(caller, role, d, refusal, verdict).await {
             Ok(()) => UserError::new(ErrorCode::RuleDenied, refusal.message.clone()).into(),
             Err(e) => e,
