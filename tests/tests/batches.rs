@@ -6,23 +6,8 @@ use chrono::Duration;
 use elevate_tests::{TestApp, on_both_dbs, policy};
 use serde_json::{Value, json};
 
-/// The test policy plus `audit`, approved by the security team only (dave), and a bundle.
-pub const EXTRA: &str = r#"
-[roles.audit]
-provider = "hook"
-target = { database = "audit", grant = "read" }
-default_duration = "1h"
-max_duration = "2h"
-requesters = ["engineers"]
-approvers = ["security"]
-
-[bundles.incident]
-description = "what an incident usually needs"
-roles = ["db", "prod", "audit"]
-"#;
-
 async fn app_on(db: elevate_tests::TestDb, more: &str) -> TestApp {
-    let config = policy::config("{WEBHOOK_URL}") + EXTRA + more;
+    let config = policy::config("{WEBHOOK_URL}") + policy::BATCHES + more;
     TestApp::builder().db(db).config(&config).spawn().await
 }
 

@@ -13,15 +13,8 @@ fn required(policy: &Policy, req: &Request) -> u32 {
 /// "Request #41: @alice asks for `db-admin`, `logs-read` for 2h".
 fn heading(members: &[Request]) -> Text {
     let lead = &members[0];
-    let mut t =
-        Text::plain(format!("Request {}: ", lead.id)).push(Span::Person(lead.requester.clone())).and(" asks for ");
-    for (i, m) in members.iter().enumerate() {
-        if i > 0 {
-            t = t.and(", ");
-        }
-        t = t.code(m.role.as_str());
-    }
-    t.and(format!(" for {}", lead.duration))
+    let t = Text::plain(format!("Request {}: ", lead.id)).push(Span::Person(lead.requester.clone())).and(" asks for ");
+    codes(t, members.iter().map(|m| m.role.as_str())).and(format!(" for {}", lead.duration))
 }
 
 /// One role's line: "`db-admin` (#41): 1 of 2 approvals: @dana — 1 more from `dba`".
@@ -33,14 +26,22 @@ fn role_line(policy: &Policy, m: &Request) -> Text {
     }
     if m.state == State::Pending {
         let missing = need.saturating_sub(m.approvals.len() as u32);
-        let groups = policy
-            .roles
-            .get(&m.role)
-            .map(|r| r.approvers.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
-        line = line.and(format!(" — needs {missing} more from {groups}"));
+        line = line.and(format!(" — needs {missing} more from "));
+        let groups = policy.roles.get(&m.role).map(|r| r.approvers.clone()).unwrap_or_default();
+        line = codes(line, groups.iter().map(|g| g.as_str()));
     }
     line
+}
+
+/// `t` followed by each name in code, separated by commas.
+pub(super) fn codes<'a>(mut t: Text, names: impl Iterator<Item = &'a str>) -> Text {
+    for (i, n) in names.enumerate() {
+        if i > 0 {
+            t = t.and(", ");
+        }
+        t = t.code(n);
+    }
+    t
 }
 
 pub fn batch_card(policy: &Policy, members: &[Request]) -> Message {
@@ -51,10 +52,8 @@ pub fn batch_card(policy: &Policy, members: &[Request]) -> Message {
     }
     let waiting: Vec<&Request> = members.iter().filter(|m| m.state == State::Pending).collect();
     let summary = if !waiting.is_empty() {
-        let roles = waiting.iter().map(|m| format!("`{}`", m.role)).collect::<Vec<_>>().join(", ");
-        Text::plain(format!(
-            "Granted only when every role is approved; still waiting for {roles}. Approve approves every role you may approve."
-        ))
+        let t = Text::plain("Granted only when every role is approved; still waiting for ");
+        codes(t, waiting.iter().map(|m| m.role.as_str())).and(". Approve approves every role you may approve.")
     } else {
         Text::plain("Each role is granted, and ends, on its own:")
     };

@@ -113,6 +113,8 @@ const fn arg(name: &'static str, kind: ArgKind, required: bool, what: &'static s
 
 const ID: Arg = arg("id", ArgKind::Id, true, "Request number, e.g. 41");
 const ROLE: Arg = arg("role", ArgKind::Role, true, "The role you need");
+/// A request's roles: one, a bundle, or several separated by commas.
+const ROLES: Arg = arg("role", ArgKind::Role, true, "The role you need (several: db,logs; or a bundle)");
 
 /// One sub-command as people see it in help, and as platforms with typed options register it.
 /// Required arguments come first (Discord insists on it).
@@ -151,12 +153,13 @@ pub const USAGES: &[Usage] = &[
         name: "request",
         words: "ROLE DURATION REASON…",
         args: &[
-            ROLE,
+            ROLES,
             arg("reason", ArgKind::Text, true, "What you need it for"),
             arg("duration", ArgKind::Duration, false, "How long, e.g. 30m or 2h (default: the role's)"),
             arg("ticket", ArgKind::Text, false, "A ticket, e.g. INC-4211"),
         ],
-        what: "ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)",
+        what: "ask for a role, e.g. prod-db 2h INC-4211 fix replication lag; several at once with commas \
+               (prod-db,logs 2h …) or a bundle's name (`/elevate` alone opens a form in Slack)",
         restricted: false,
     },
     Usage { name: "status", words: "", args: &[], what: "your pending requests and active grants", restricted: false },

@@ -124,9 +124,10 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
         }
         Command::Approve(id) => {
             let out = svc.approve(caller, id).await?;
-            let text = if !out.batch.is_empty() {
-                batch_approved(&out)
-            } else if out.completed() {
+            if !out.batch.is_empty() {
+                return say(batch_approved(&out));
+            }
+            let text = if out.completed() {
                 format!("You approved {}: it is approved.", out.request.id)
             } else {
                 format!("You approved {}: {} of {} approvals so far.", out.request.id, out.approvals, out.required)
@@ -290,9 +291,20 @@ fn request_form(policy: &Policy, caller: &Caller) -> Result<Handled, CoreError> 
         })
         .into());
     }
-    let choices =
+    let mut choices =
         roles.iter().map(|r| (format!("{} (max {})", r.name, r.max_duration), r.name.to_string())).collect::<Vec<_>>();
-    let role = Input { choices: Some(choices), ..Input::text(Field::Role, "Role", "Choose a role", true) };
+    // Bundles whose every role the caller may request.
+    choices.extend(policy.bundles.values().filter(|b| b.roles.iter().all(|n| roles.iter().any(|r| r.name == *n))).map(
+        |b| {
+            let names = b.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+            (format!("{} (bundle: {names})", b.name), b.name.to_string())
+        },
+    ));
+    let role = Input {
+        choices: Some(choices),
+        several: true,
+        ..Input::text(Field::Role, "Roles", "Choose one or more roles", true)
+    };
     Ok(Answer::Form(Form {
         kind: FormKind::Request,
         title: "Request access".into(),
@@ -353,15 +365,17 @@ fn revoke_form(r: &Request) -> Form {
 }
 
 /// "You approved `db-admin`, `logs-read` of #41; still waiting for approvals of `audit`."
-fn batch_approved(out: &crate::service::ApproveOutcome) -> String {
-    let roles = |pick: &dyn Fn(&crate::Request) -> bool| {
-        out.batch.iter().filter(|r| pick(r)).map(|r| format!("`{}`", r.role)).collect::<Vec<_>>().join(", ")
+fn batch_approved(out: &crate::service::ApproveOutcome) -> Text {
+    let roles = |pick: &dyn Fn(&Request) -> bool| {
+        out.batch.iter().filter(|r| pick(r)).map(|r| r.role.as_str()).collect::<Vec<_>>()
     };
-    let mine = roles(&|r| out.approved.contains(&r.id));
-    let open = roles(&|r| r.state == crate::State::Pending);
+    let mine =
+        super::batch_card::codes(Text::plain("You approved "), roles(&|r| out.approved.contains(&r.id)).into_iter());
+    let open = roles(&|r| r.state == State::Pending);
     if open.is_empty() {
-        format!("You approved {mine} of {}: every role is approved; it is being granted.", out.request.id)
+        mine.and(format!(" of {}: every role is approved; it is being granted.", out.request.id))
     } else {
-        format!("You approved {mine} of {}; still waiting for approvals of {open}.", out.request.id)
+        let t = mine.and(format!(" of {}; still waiting for approvals of ", out.request.id));
+        super::batch_card::codes(t, open.into_iter()).and(".")
     }
 }

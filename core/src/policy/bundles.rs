@@ -39,6 +39,12 @@ pub(super) fn parse_bundles(
     errs: &mut Vec<ConfigError>,
 ) -> BTreeMap<RoleName, Bundle> {
     let mut out = BTreeMap::new();
+    // Roles named in the file, parsed or not: a role with an error of its own is reported
+    // there, not again as unknown here.
+    let named = |n: &RoleName| {
+        roles.contains_key(n)
+            || root.get("roles").and_then(|r| r.as_table()).is_some_and(|t| t.contains_key(n.as_str()))
+    };
     for (key, v) in table(root, "bundles", errs).into_iter().flatten() {
         let path = format!("bundles.{key}");
         let name = match RoleName::parse(key) {
@@ -48,7 +54,7 @@ pub(super) fn parse_bundles(
                 continue;
             }
         };
-        if roles.contains_key(&name) {
+        if named(&name) {
             errs.push(ConfigError::new(&path, format!("`{key}` is already a role; give the bundle another name")));
             continue;
         }
@@ -57,7 +63,7 @@ pub(super) fn parse_bundles(
         for (i, r) in raw.roles.iter().enumerate() {
             let at = format!("{path}.roles[{i}]");
             match RoleName::parse(r) {
-                Ok(n) if !roles.contains_key(&n) => {
+                Ok(n) if !named(&n) => {
                     errs.push(ConfigError::new(at, format!("unknown role `{r}` (define it under [roles.{r}])")))
                 }
                 Ok(n) if members.contains(&n) => errs.push(ConfigError::new(at, format!("`{r}` is listed twice"))),
@@ -124,10 +130,14 @@ mod tests {
         members = ["alice", "dana"]
         [roles.db]
         provider = "dry"
+        default_duration = "1h"
+        max_duration = "2h"
         requesters = ["eng"]
         approvers = ["eng"]
         [roles.logs]
         provider = "dry"
+        default_duration = "1h"
+        max_duration = "2h"
         requesters = ["eng"]
         approvers = ["eng"]
     "#;
