@@ -127,7 +127,8 @@ enum Command {
     },
     /// Ask for a role: `elevate request ROLE [DURATION] REASON...`.
     Request {
-        /// The role, as the policy names it (`elevate roles` lists yours).
+        /// The role, as the policy names it (`elevate roles` lists yours); several at once
+        /// with commas (`db,logs`), or a bundle's name.
         role: String,
         /// Duration (e.g. 30m, 2h, 1h30m) then the reason; the duration may be left out.
         #[arg(required = true, num_args = 1..)]
@@ -137,6 +138,7 @@ enum Command {
         ticket: Option<String>,
         /// Wait until the request is decided, printing each change; the exit code says how it
         /// ended: 0 active, 3 denied, 4 timed out, 5 cancelled or ended, 6 the grant failed.
+        /// With several roles: 0 once every role is active.
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
