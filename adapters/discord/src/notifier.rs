@@ -180,7 +180,7 @@ impl Notifier for DiscordNotifier {
                 Ok(api.post(&channel, msg).await.map(|_| ())?)
             }
             (Part::CardNote { text }, Some(req)) => {
-                let card = discord.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
+                let card = discord.inner.refs.chat_ref(PLATFORM, req.card_id(), chat::CARD).await;
                 match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
                     Some((channel, message)) => {
                         // A reply to the approval message, so the card's replies tell its story;

@@ -194,7 +194,7 @@ impl Notifier for SlackNotifier {
                 self.post(&channel, &escape(text), None, None).await.map(|_| ())
             }
             (Part::CardNote { text }, Some(req)) => {
-                let card = slack.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
+                let card = slack.inner.refs.chat_ref(PLATFORM, req.card_id(), chat::CARD).await;
                 match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
                     Some((channel, ts)) => self.post(&channel, &escape(text), None, Some(&ts)).await.map(|_| ()),
                     None => Ok(()),
@@ -297,7 +297,7 @@ impl SlackNotifier {
                     refs.set_chat_ref(PLATFORM, req.id, &name, &c, &ts).await.map_err(transient)?;
                     // Said in the original card's thread, so its watchers know where it went.
                     if let Some((card_channel, card_ts)) =
-                        refs.chat_ref(PLATFORM, req.id, chat::CARD).await.map_err(transient)?
+                        refs.chat_ref(PLATFORM, req.card_id(), chat::CARD).await.map_err(transient)?
                     {
                         let note = format!("Escalated: the card was posted to {} too.", crate::text::channel(&c));
                         self.post(&card_channel, &note, None, Some(&card_ts)).await?;
