@@ -20,6 +20,7 @@ pub mod reason;
 pub mod render;
 pub mod report;
 pub mod request;
+pub mod schedule;
 pub mod scrub;
 pub mod service;
 pub mod time;

@@ -64,6 +64,12 @@ pub enum DueKind {
     Escalate,
     /// Remind the security team of an open break-glass review.
     ReviewReminder,
+    /// A scheduled request's start: check it again against the policy of that moment, then
+    /// approve and apply it, or refuse it.
+    Start,
+    /// A scheduled request's approval expires unused (its start is further away than
+    /// `scheduled_approval_ttl` from the approval).
+    ApprovalExpiry,
     /// A role of a request of several roles was decided: see whether the others may now be
     /// applied (all approved) or must end too (one refused). Queued with the decision, in its
     /// transaction, so a crash cannot leave the rest waiting.
@@ -71,7 +77,7 @@ pub enum DueKind {
 }
 
 impl DueKind {
-    pub const ALL: [DueKind; 11] = [
+    pub const ALL: [DueKind; 13] = [
         DueKind::Apply,
         DueKind::Expire,
         DueKind::Revoke,
@@ -83,6 +89,8 @@ impl DueKind {
         DueKind::Escalate,
         DueKind::ReviewReminder,
         DueKind::BatchCheck,
+        DueKind::Start,
+        DueKind::ApprovalExpiry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +106,8 @@ impl DueKind {
             DueKind::Escalate => "escalate",
             DueKind::ReviewReminder => "review_reminder",
             DueKind::BatchCheck => "batch_check",
+            DueKind::Start => "start",
+            DueKind::ApprovalExpiry => "approval_expiry",
         }
     }
 

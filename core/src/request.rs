@@ -101,6 +101,9 @@ pub struct Request {
     /// The post-incident review of a break-glass grant: `{"state": "open"}` until the security
     /// team marks it `{"state": "done", "by", "at", "note"}`.
     pub review: Option<serde_json::Value>,
+    /// For scheduled access: when it starts; its window is counted from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
     /// The request of several roles this one is part of (one row per role), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchId>,
@@ -159,4 +162,6 @@ pub struct NewRequest {
     /// For requests refused by a rule at creation: who refused and why.
     pub closed_by: Option<String>,
     pub note: Option<String>,
+    /// Scheduled access: when it starts.
+    pub starts_at: Option<DateTime<Utc>>,
 }

@@ -23,8 +23,8 @@ const SELECT_APPROVALS: &str =
     "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
 const INSERT_REQUEST: &str = concat!(
     "INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-     created_at, updated_at, extra_approvals, rules, closed_by, note) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ",
+     created_at, updated_at, extra_approvals, rules, closed_by, note, starts_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ",
     request_columns!()
 );
 /// The compare-and-set of `decide`, returning the row as it now is.
@@ -121,6 +121,7 @@ pub(crate) async fn create_request<E: Exec>(
         serde_json::to_string(&new.rules).map_err(err)?,
         new.closed_by.as_deref(),
         new.note.as_deref(),
+        new.starts_at.map(to_millis),
     ];
     let row =
         tx.row::<RequestRow>(INSERT_REQUEST, values).await?.ok_or_else(|| StoreError::new("insert returned no row"))?;

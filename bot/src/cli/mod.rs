@@ -141,6 +141,13 @@ enum Command {
         /// With several roles: 0 once every role is active.
         #[arg(long)]
         wait: bool,
+        /// Start later, at this time: `2026-12-05 22:00 Europe/Berlin` (an IANA zone; UTC if
+        /// none) or RFC 3339. Approved ahead, applied at the start.
+        #[arg(long, value_name = "TIME", conflicts_with = "start_in")]
+        at: Option<String>,
+        /// Start later, this long from now: `3h`.
+        #[arg(long = "in", value_name = "DURATION")]
+        start_in: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -405,8 +412,8 @@ pub async fn run() -> i32 {
             };
             local::report(&with_database(&config, &database), &since, format).await
         }
-        Command::Request { role, words, ticket, wait, server } => {
-            client::request(&server, &role, &words, ticket, wait).await
+        Command::Request { role, words, ticket, wait, at, start_in, server } => {
+            client::request(&server, &role, &words, ticket, wait, (at, start_in)).await
         }
         Command::Whoami { server } => extras::whoami(&server).await,
         Command::Reload { server } => extras::reload(&server).await,

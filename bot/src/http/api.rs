@@ -13,6 +13,7 @@ use elevate_core::{
     PersonId, Policy, Request, RequestId, RoleName, State as ReqState, UserError,
     ports::RequestQuery,
     request::{RequestKind, Source},
+    schedule::StartSpec,
     service::RequestInput,
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -56,6 +57,7 @@ pub fn view(req: &Request, policy: &Policy) -> Value {
         "rules": req.rules,
         "review": req.review,
         "batch": req.batch.map(|b| b.lead().0),
+        "starts_at": req.starts_at,
     })
 }
 
@@ -80,6 +82,10 @@ struct CreateBody {
     /// Several roles (or bundles) as a list: the same as `role` with commas.
     #[serde(default)]
     roles: Vec<String>,
+    /// Scheduled access: RFC 3339, or `2026-12-05 22:00 Europe/Berlin`.
+    starts_at: Option<String>,
+    /// Scheduled access: a duration from now, `3h`.
+    starts_in: Option<String>,
     duration: Option<String>,
     #[serde(default)]
     reason: String,
@@ -94,7 +100,16 @@ pub async fn create(State(st): State<AppState>, who: Authenticated, raw: Bytes) 
         (Some(_), false) => return Err(UserError::invalid("Give either `role` or `roles`, not both.").into()),
         (None, true) => return Err(UserError::invalid("Missing `role` (or `roles`, a list of roles).").into()),
     };
+    let start = match (b.starts_at, b.starts_in) {
+        (Some(_), Some(_)) => {
+            return Err(UserError::invalid("Give either `starts_at` or `starts_in`, not both.").into());
+        }
+        (Some(at), None) => Some(StartSpec::At(at)),
+        (None, Some(d)) => Some(StartSpec::In(d)),
+        (None, None) => None,
+    };
     let input = RequestInput {
+        start,
         role,
         duration: b.duration,
         reason: b.reason,

@@ -14,7 +14,9 @@ fn required(policy: &Policy, req: &Request) -> u32 {
 fn heading(members: &[Request]) -> Text {
     let lead = &members[0];
     let t = Text::plain(format!("Request {}: ", lead.id)).push(Span::Person(lead.requester.clone())).and(" asks for ");
-    codes(t, members.iter().map(|m| m.role.as_str())).and(format!(" for {}", lead.duration))
+    codes(t, members.iter().map(|m| m.role.as_str()))
+        .and(format!(" for {}", lead.duration))
+        .and(super::card::from(lead))
 }
 
 /// One role's line: "`db-admin` (#41): 1 of 2 approvals: @dana — 1 more from `dba`".

@@ -44,8 +44,13 @@ pub fn title(req: &Request) -> Text {
         Some(p) => {
             t.and(format!(" asks to extend {p} (")).code(req.role.as_str()).and(format!(") by {}", req.duration))
         }
-        None => t.and(" asks for ").code(req.role.as_str()).and(format!(" for {}", req.duration)),
+        None => t.and(" asks for ").code(req.role.as_str()).and(format!(" for {}", req.duration)).and(from(req)),
     }
+}
+
+/// " from 2026-12-05 21:00 UTC" for scheduled access; empty otherwise.
+pub(super) fn from(req: &Request) -> String {
+    req.starts_at.map(|s| format!(" from {}", time(s))).unwrap_or_default()
 }
 
 /// Where a request stands: "1 of 2 approvals: @dana", "Approved by @dana, @lee — active until
@@ -72,6 +77,7 @@ pub fn status(req: &Request, required: u32) -> Text {
         }
         State::Pending => joined(Text::plain(format!("{} of {required} approvals: ", approvers.len())), approvers),
         State::Waiting => approved().and(" — waiting for the other roles of this request"),
+        State::Scheduled => approved().and(format!(" — starts at {}", req.starts_at.map(time).unwrap_or_default())),
         State::Approved => approved().and(" — being applied"),
         State::Active => approved().and(format!(" — active until {}", until())),
         State::Revoking => approved().and(" — access being removed"),

@@ -4,7 +4,7 @@
 //! and forms build a command from [`super::Action`] and [`super::FormKind`]. Both parsers share
 //! the validating helpers here, so `-5m` is refused the same way everywhere.
 
-use crate::{Field, GrantDuration, RequestId, UserError};
+use crate::{Field, GrantDuration, RequestId, UserError, schedule::StartSpec};
 
 /// One thing a person asks elevate to do in chat. Authority is not checked here: the handler
 /// asks core when it runs, with the policy as it is then.
@@ -18,6 +18,8 @@ pub enum Command {
         duration: Option<String>,
         reason: String,
         ticket: Option<String>,
+        /// Scheduled access: when it starts.
+        start: Option<StartSpec>,
     },
     /// The caller's open requests and active grants.
     Status,
@@ -151,12 +153,14 @@ impl Usage {
 pub const USAGES: &[Usage] = &[
     Usage {
         name: "request",
-        words: "ROLE DURATION REASON…",
+        words: "ROLE DURATION REASON… [at YYYY-MM-DD HH:MM [ZONE] | in DURATION]",
         args: &[
             ROLES,
             arg("reason", ArgKind::Text, true, "What you need it for"),
             arg("duration", ArgKind::Duration, false, "How long, e.g. 30m or 2h (default: the role's)"),
             arg("ticket", ArgKind::Text, false, "A ticket, e.g. INC-4211"),
+            arg("at", ArgKind::Text, false, "Start later: 2026-12-05 22:00 Europe/Berlin"),
+            arg("in", ArgKind::Duration, false, "Start later: in this long, e.g. 3h"),
         ],
         what: "ask for a role, e.g. prod-db 2h INC-4211 fix replication lag; several at once with commas \
                (prod-db,logs 2h …) or a bundle's name (`/elevate` alone opens a form in Slack)",
@@ -346,8 +350,9 @@ impl Command {
             },
             "revoke" => Command::Revoke { id: id("revoke")?, reason: rest(&args[1..]) },
             role => {
+                let (args, start) = crate::schedule::split_start(args)?;
                 let (duration, reason) = duration_and_rest(args)?;
-                Command::Request { role: role.to_string(), duration, reason, ticket: None }
+                Command::Request { role: role.to_string(), duration, reason, ticket: None, start }
             }
         })
     }
@@ -370,6 +375,14 @@ impl Command {
                 duration: get("duration").map(duration).transpose()?,
                 reason: get("reason").unwrap_or_default(),
                 ticket: get("ticket"),
+                start: match (get("at"), get("in")) {
+                    (Some(_), Some(_)) => {
+                        return Err(UserError::invalid("Give a start `at` or `in`, not both.").on(Field::Start));
+                    }
+                    (Some(at), None) => Some(StartSpec::At(at)),
+                    (None, Some(d)) => Some(StartSpec::In(d)),
+                    (None, None) => None,
+                },
             },
             "status" => Command::Status,
             "mine" => Command::Mine,
@@ -421,6 +434,7 @@ impl Command {
                 duration: get(Field::Duration),
                 reason: text(Field::Reason),
                 ticket: get(Field::Ticket),
+                start: get(Field::Start).map(|s| form_start(&s)),
             },
             // An empty reason from a form is refused by core with the field named, not reopened.
             F::Deny(id) => Command::Deny { id: *id, reason: Some(text(Field::Reason)) },
@@ -430,6 +444,14 @@ impl Command {
             F::Lockdown { scope } => Command::ConfirmLockdown { scope: scope.clone(), reason: text(Field::Reason) },
             F::Revoke(id) => Command::ConfirmRevoke { id: *id, reason: text(Field::Reason) },
         }
+    }
+}
+
+/// The request form's Start field: `in 3h`, or a time (`2026-12-05 22:00 Europe/Berlin`).
+fn form_start(s: &str) -> StartSpec {
+    match s.trim().strip_prefix("in ") {
+        Some(d) => StartSpec::In(d.trim().to_string()),
+        None => StartSpec::At(s.trim().trim_start_matches("at ").to_string()),
     }
 }
 
@@ -453,12 +475,19 @@ mod tests {
                 role: "db".into(),
                 duration: Some("2h".into()),
                 reason: "INC-1 fix lag".into(),
-                ticket: None
+                ticket: None,
+                start: None
             }
         );
         assert_eq!(
             parse("db fix the lag"),
-            Command::Request { role: "db".into(), duration: None, reason: "fix the lag".into(), ticket: None }
+            Command::Request {
+                role: "db".into(),
+                duration: None,
+                reason: "fix the lag".into(),
+                ticket: None,
+                start: None
+            }
         );
         assert_eq!(parse(""), Command::RequestForm);
         assert_eq!(parse("   "), Command::RequestForm);
@@ -523,8 +552,9 @@ mod tests {
         for u in USAGES {
             let first_optional = u.args.iter().position(|a| !a.required).unwrap_or(u.args.len());
             assert!(u.args[first_optional..].iter().all(|a| !a.required), "{}: required after optional", u.name);
+            // `at` and `in` are two ways of one start: give only one.
             let sample = |k: &str| {
-                u.args.iter().find(|a| a.name == k).map(|a| match a.kind {
+                u.args.iter().find(|a| a.name == k && a.name != "at").map(|a| match a.kind {
                     ArgKind::Id => "4".to_string(),
                     ArgKind::Duration => "30m".to_string(),
                     _ => "db".to_string(),
@@ -537,8 +567,21 @@ mod tests {
 
     #[test]
     fn every_usage_names_its_arguments_in_both_syntaxes() {
-        assert_eq!(usage("request", Syntax::Words), "/elevate ROLE DURATION REASON…");
-        assert_eq!(usage("request", Syntax::Options), "/elevate request role reason [duration] [ticket]");
+        assert_eq!(
+            usage("request", Syntax::Words),
+            "/elevate ROLE DURATION REASON… [at YYYY-MM-DD HH:MM [ZONE] | in DURATION]"
+        );
+        assert_eq!(usage("request", Syntax::Options), "/elevate request role reason [duration] [ticket] [at] [in]");
+        assert_eq!(
+            parse("db 2h INC-1 fix in 3h"),
+            Command::Request {
+                role: "db".into(),
+                duration: Some("2h".into()),
+                reason: "INC-1 fix".into(),
+                ticket: None,
+                start: Some(StartSpec::In("3h".into()))
+            }
+        );
         assert_eq!(usage("status", Syntax::Words), "/elevate status");
     }
 }

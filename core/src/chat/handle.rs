@@ -78,8 +78,8 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
     match command {
         Command::Help => Ok(Answer::Private(help(&svc.policy(), caller, ctx.syntax)).into()),
         Command::RequestForm => request_form(&svc.policy(), caller),
-        Command::Request { role, duration, reason, ticket } => {
-            let input = RequestInput { role, duration, reason, ticket, source: ctx.source.clone() };
+        Command::Request { role, duration, reason, ticket, start } => {
+            let input = RequestInput { role, duration, reason, ticket, source: ctx.source.clone(), start };
             let req = svc.request(caller, input).await?;
             let text = match req.batch {
                 Some(_) => sent_batch(&svc.with_batch(&req).await?),
@@ -314,6 +314,7 @@ fn request_form(policy: &Policy, caller: &Caller) -> Result<Handled, CoreError> 
             Input::text(Field::Duration, "Duration", "e.g. 30m, 2h (empty: the role's default)", false),
             Input::text(Field::Reason, "Reason", "What do you need it for?", true),
             Input::text(Field::Ticket, "Ticket", "e.g. INC-4211", false),
+            Input::text(Field::Start, "Start", "Later: 2026-12-05 22:00 Europe/Berlin, or in 3h (empty: now)", false),
         ],
     })
     .into())

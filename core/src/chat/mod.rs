@@ -71,7 +71,8 @@ pub async fn card_now(service: &Service, req: &Request) -> Result<(Request, Mess
 }
 
 /// The states `status` lists: what is still open or still held.
-pub const OPEN_STATES: [State; 5] = [State::Pending, State::Waiting, State::Approved, State::Active, State::Revoking];
+pub const OPEN_STATES: [State; 6] =
+    [State::Pending, State::Waiting, State::Scheduled, State::Approved, State::Active, State::Revoking];
 
 /// The caller's own requests in these states.
 pub async fn requests_of(service: &Service, caller: &Caller, states: Vec<State>) -> Result<Vec<Request>, CoreError> {

@@ -134,6 +134,12 @@ pub struct Settings {
     pub revoke_alert_after: u32,
     /// Transient apply failures after which the request goes to `grant_failed`.
     pub apply_max_attempts: u32,
+    /// Scheduled access: how far ahead a start may be.
+    pub max_schedule_ahead: GrantDuration,
+    /// Scheduled access: how long an approval stays good. A scheduled request whose start is
+    /// further from its approval than this loses the approval at approval + ttl ("unused":
+    /// not applied by then) and times out; so does one whose start runs that late.
+    pub scheduled_approval_ttl: GrantDuration,
 }
 
 impl Default for Settings {
@@ -142,6 +148,8 @@ impl Default for Settings {
             expiry_warning: GrantDuration::from_secs(600).expect("constant"),
             revoke_alert_after: 5,
             apply_max_attempts: 8,
+            max_schedule_ahead: GrantDuration::from_secs(7 * 86_400).expect("constant"),
+            scheduled_approval_ttl: GrantDuration::from_secs(86_400).expect("constant"),
         }
     }
 }

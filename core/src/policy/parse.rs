@@ -110,6 +110,8 @@ struct RawSettings {
     expiry_warning: Option<String>,
     revoke_alert_after: Option<u32>,
     apply_max_attempts: Option<u32>,
+    max_schedule_ahead: Option<String>,
+    scheduled_approval_ttl: Option<String>,
 }
 
 fn one() -> u32 {
@@ -436,6 +438,16 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     }
     if let Some(n) = raw_settings.apply_max_attempts {
         settings.apply_max_attempts = n.max(1);
+    }
+    if let Some(d) =
+        raw_settings.max_schedule_ahead.and_then(|s| duration("settings.max_schedule_ahead", &s, &mut errs))
+    {
+        settings.max_schedule_ahead = d;
+    }
+    if let Some(d) =
+        raw_settings.scheduled_approval_ttl.and_then(|s| duration("settings.scheduled_approval_ttl", &s, &mut errs))
+    {
+        settings.scheduled_approval_ttl = d;
     }
 
     let bundles = super::bundles::parse_bundles(root, &roles, &mut errs);

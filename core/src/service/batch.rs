@@ -53,7 +53,7 @@ pub(super) fn with_batch_check(f: DecideFn, now: DateTime<Utc>) -> DecideFn {
         Decision::Change(mut c)
             if r.batch.is_some()
                 && c.to.is_some_and(|to| {
-                    matches!(to, State::Waiting | State::Denied | State::Cancelled | State::TimedOut)
+                    matches!(to, State::Waiting | State::Denied | State::Cancelled | State::TimedOut | State::Revoked)
                 }) =>
         {
             c.schedule.push(NewDue::new(DueKind::BatchCheck, r.id, now));
@@ -91,6 +91,7 @@ impl Service {
         caller: &Caller,
         roles: &[&Role],
         input: RequestInput,
+        starts_at: Option<DateTime<Utc>>,
     ) -> CoreResult<Request> {
         let policy = self.policy();
         for role in roles {
@@ -133,7 +134,14 @@ impl Service {
                 .ticket(input.ticket.as_deref(), reason.as_str())
                 .map_err(|e| UserError { message: format!("`{}`: {}", role.name, e.message), ..e }.on(Field::Ticket))?;
             let source = input.source.clone();
-            drafts.push(Draft { kind: RequestKind::Normal, duration, reason: reason.clone(), ticket, source });
+            drafts.push(Draft {
+                kind: RequestKind::Normal,
+                duration,
+                reason: reason.clone(),
+                ticket,
+                source,
+                starts_at,
+            });
         }
         // Lockdowns and rules, role by role; the first refusal refuses the whole request. It is
         // recorded against the role it concerns (rate limits count refused attempts).
@@ -152,7 +160,7 @@ impl Service {
                 let draft = clone_draft(draft);
                 return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
             }
-            let verdict = self.rules_for(caller, role, &draft.source, false).await?;
+            let verdict = self.rules_for(caller, role, &draft.source, false, None).await?;
             if let Some(refusal) = verdict.refusal.clone() {
                 let refusal = Refusal {
                     message: format!(
@@ -280,7 +288,7 @@ impl Service {
     pub(super) async fn cancel_batch(&self, caller: &Caller, batch: BatchId) -> CoreResult<Request> {
         let members = self.batch_members(batch).await?;
         let open: Vec<&Request> =
-            members.iter().filter(|r| matches!(r.state, State::Pending | State::Waiting)).collect();
+            members.iter().filter(|r| matches!(r.state, State::Pending | State::Waiting | State::Scheduled)).collect();
         let Some(first) = open.first() else {
             return self.cancel_one(caller, batch.lead()).await;
         };
@@ -300,17 +308,22 @@ impl Service {
         let Some(batch) = req.batch else { return self.finish(&item).await };
         let members = self.batch_members(batch).await?;
         let now = self.now();
-        let refused = members.iter().find(|m| matches!(m.state, State::Denied | State::Cancelled | State::TimedOut));
+        // Ended before it was granted: refused, withdrawn, timed out, or revoked while scheduled.
+        let refused = members.iter().find(|m| {
+            matches!(m.state, State::Denied | State::Cancelled | State::TimedOut)
+                || (m.state == State::Revoked && m.granted_at.is_none())
+        });
         if let Some(cause) = refused {
             let why = format!(
                 "`{}` ({}) of the same request was {}; nothing is granted in part",
                 cause.role, cause.id, cause.state
             );
             let cause_id = cause.id.0;
-            for m in members.iter().filter(|m| matches!(m.state, State::Pending | State::Waiting)) {
+            let open = |s: State| matches!(s, State::Pending | State::Waiting | State::Scheduled);
+            for m in members.iter().filter(|m| open(m.state)) {
                 let why = why.clone();
                 let f = Box::new(move |x: &Request| -> Decision {
-                    if !matches!(x.state, State::Pending | State::Waiting) {
+                    if !open(x.state) {
                         return Decision::Refuse(UserError::conflict("decided"), None);
                     }
                     let actor = Actor::Rule(BATCH_RULE.into());
@@ -328,13 +341,20 @@ impl Service {
                             Some(x.id),
                             json!({ "rule": BATCH_RULE, "reason": why, "because": cause_id }),
                         )),
-                        cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
+                        cancel: vec![
+                            DueKind::PendingTimeout,
+                            DueKind::Reminder,
+                            DueKind::Escalate,
+                            DueKind::Start,
+                            DueKind::ApprovalExpiry,
+                        ],
                         ..Change::default()
                     })
                 });
                 self.store.decide(m.id, f).await.map_err(CoreError::store)?;
             }
         } else if members.iter().all(|m| m.state == State::Waiting) {
+            let ttl = self.policy().settings.scheduled_approval_ttl;
             let roles: Vec<String> = members.iter().map(|m| m.role.to_string()).collect();
             for m in &members {
                 let roles = roles.clone();
@@ -343,15 +363,15 @@ impl Service {
                         return Decision::Refuse(UserError::conflict("decided"), None);
                     }
                     let approvers: Vec<String> = x.approvals.iter().map(|a| a.approver.to_string()).collect();
+                    let details =
+                        json!({ "approvals": approvers.len(), "approvers": approvers, "batch_complete": roles });
+                    // Approved ahead of a start: scheduled, each role with its own start item.
+                    if let Some(change) = super::scheduled::scheduled(x, now, Actor::System, &details, ttl) {
+                        return Decision::from(change);
+                    }
                     Decision::from(Change {
                         to: Some(State::Approved),
-                        event: Some(NewEvent::new(
-                            now,
-                            Actor::System,
-                            EventKind::RequestApproved,
-                            Some(x.id),
-                            json!({ "approvals": approvers.len(), "approvers": approvers, "batch_complete": roles }),
-                        )),
+                        event: Some(NewEvent::new(now, Actor::System, EventKind::RequestApproved, Some(x.id), details)),
                         schedule: vec![NewDue::new(DueKind::Apply, x.id, now)],
                         cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
                         ..Change::default()
@@ -372,5 +392,6 @@ fn clone_draft(d: &Draft) -> Draft {
         reason: d.reason.clone(),
         ticket: d.ticket.clone(),
         source: d.source.clone(),
+        starts_at: d.starts_at,
     }
 }

@@ -25,6 +25,8 @@ pub struct RequestInput {
     pub reason: String,
     pub ticket: Option<String>,
     pub source: Source,
+    /// Scheduled access: when it starts (`None`: now).
+    pub start: Option<crate::schedule::StartSpec>,
 }
 
 /// What an approval did.
@@ -61,6 +63,7 @@ fn final_state_message(req: &Request) -> String {
     match req.state {
         State::Pending => format!("Request {} is still pending.", req.id),
         State::Waiting => format!("Request {} is approved and waiting for the other roles of its request.", req.id),
+        State::Scheduled => format!("Request {} is already approved and scheduled to start.", req.id),
         State::Approved => format!("Request {} is already approved and being applied.", req.id),
         State::Active => format!("Request {} is already approved and active.", req.id),
         s => format!("Request {} is already {s}; nothing can change it now.", req.id),
@@ -93,6 +96,7 @@ impl Service {
     /// One row's approval (a request of one role, or one role of several).
     pub(super) async fn approve_one(&self, caller: &Caller, id: RequestId) -> CoreResult<ApproveOutcome> {
         let policy = self.policy();
+        let ttl = policy.settings.scheduled_approval_ttl;
         let caller_c = caller.clone();
         let now = self.now();
         let actor = Actor::Person(caller.person.clone());
@@ -138,7 +142,19 @@ impl Service {
             approvers.push(caller_c.person.to_string());
             let required = role.approvals_required + req.extra_approvals;
             let body = json!({ "approvals": count, "required": required, "approvers": approvers });
-            if count >= required && req.batch.is_some() {
+            // Scheduled access: the requester must still be allowed what they asked for.
+            if req.starts_at.is_some()
+                && let Err(why) = super::scheduled::still_allowed(&policy, req)
+            {
+                return refuse(UserError::conflict(format!("{} cannot be approved: {why}.", req.id)));
+            }
+            if count >= required
+                && req.batch.is_none()
+                && let Some(mut change) = super::scheduled::scheduled(req, now, actor.clone(), &body, ttl)
+            {
+                change.approval = Some(caller_c.person.clone());
+                Decision::from(change)
+            } else if count >= required && req.batch.is_some() {
                 // One role of several: its approvals are in; it is applied with the others.
                 let mut change = super::batch::waiting(req, now, actor.clone(), body);
                 change.approval = Some(caller_c.person.clone());
@@ -248,7 +264,7 @@ impl Service {
                     None,
                 );
             }
-            if !matches!(req.state, State::Pending | State::Waiting) {
+            if !matches!(req.state, State::Pending | State::Waiting | State::Scheduled) {
                 let hint = if req.state == State::Active { " Use release to give the access back." } else { "" };
                 return Decision::Refuse(UserError::conflict(format!("{}{hint}", final_state_message(req))), None);
             }
@@ -262,7 +278,13 @@ impl Service {
                     Some(req.id),
                     json!({}),
                 )),
-                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
+                cancel: vec![
+                    DueKind::PendingTimeout,
+                    DueKind::Reminder,
+                    DueKind::Escalate,
+                    DueKind::Start,
+                    DueKind::ApprovalExpiry,
+                ],
                 ..Change::default()
             })
         });
@@ -340,6 +362,18 @@ impl Service {
                     cancel: vec![DueKind::Apply],
                     ..Change::default()
                 }),
+                // Approved ahead of its start, holding nothing: revoked at once.
+                State::Scheduled if ending == EndReason::Revoked => Decision::from(Change {
+                    to: Some(State::Revoked),
+                    patch,
+                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoked, Some(req.id), body)),
+                    cancel: super::scheduled::BEFORE_START.to_vec(),
+                    ..Change::default()
+                }),
+                State::Scheduled => Decision::Refuse(
+                    UserError::conflict(format!("{} has not started yet: cancel it instead.", req.id)),
+                    None,
+                ),
                 State::Pending | State::Waiting => Decision::Refuse(
                     UserError::conflict(if ending == EndReason::Released {
                         format!("{} is still pending: cancel it instead.", req.id)
@@ -427,6 +461,7 @@ impl Service {
             rules: parent.rules.clone(),
             closed_by: None,
             note: None,
+            starts_at: None,
         };
         let event = NewEvent::new(
             now,

@@ -92,6 +92,8 @@ impl Service {
         );
         self.store.set_lockdown(l.clone(), ev).await.map_err(CoreError::store)?;
         let q = RequestQuery {
+            // Scheduled requests hold nothing and are checked again at their start: refused
+            // then if the lockdown is still in force, let through if it was lifted.
             states: vec![State::Pending, State::Waiting, State::Approved, State::Active],
             limit: Some(10_000),
             ..RequestQuery::default()

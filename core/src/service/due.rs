@@ -38,6 +38,8 @@ impl Service {
             DueKind::Escalate => self.run_escalate(item, req).await,
             DueKind::ReviewReminder => self.run_review_reminder(item, req).await,
             DueKind::BatchCheck => self.run_batch_check(item, req).await,
+            DueKind::Start => self.run_start(item, req).await,
+            DueKind::ApprovalExpiry => self.run_approval_expiry(item, req).await,
         }
     }
 
@@ -89,7 +91,9 @@ impl Service {
         }
         let policy = self.policy();
         let starts = self.now();
-        let expires = starts + req.duration.as_chrono();
+        // Scheduled access: the window counts from the start asked for, not from when the
+        // provider got to it.
+        let expires = req.starts_at.unwrap_or(starts) + req.duration.as_chrono();
         let Some((spec, provider)) = self.spec(&policy, &req, Some((starts, expires))) else {
             return self
                 .fail_grant(&item, &req, "ConfigChanged", "the role or its provider is no longer configured", false)

@@ -12,6 +12,7 @@ mod due_notices;
 mod periodic;
 mod reload;
 mod request;
+mod scheduled;
 
 pub use actors::NotAllowed;
 pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};

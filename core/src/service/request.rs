@@ -24,6 +24,8 @@ pub(super) struct Draft {
     pub(super) reason: Reason,
     pub(super) ticket: Option<String>,
     pub(super) source: Source,
+    /// Scheduled access: when it starts.
+    pub(super) starts_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Service {
@@ -32,9 +34,10 @@ impl Service {
         self.known_caller(caller)?;
         let policy = self.policy();
         let roles = policy.resolve_roles(&input.role).map_err(|e| e.on(Field::Role))?;
+        let starts_at = self.start_time(input.start.as_ref())?;
         let role = match roles.as_slice() {
             [one] => *one,
-            _ => return self.request_batch(caller, &roles, input).await,
+            _ => return self.request_batch(caller, &roles, input, starts_at).await,
         };
         if !policy.may_request(caller, role) {
             return Err(UserError::forbidden(format!(
@@ -65,7 +68,7 @@ impl Service {
             Err(e) => return Err(UserError::invalid(e).on(Field::Reason).into()),
         };
         let ticket = role.ticket(input.ticket.as_deref(), reason.as_str()).map_err(|e| e.on(Field::Ticket))?;
-        let draft = Draft { kind: RequestKind::Normal, duration, reason, ticket, source: input.source };
+        let draft = Draft { kind: RequestKind::Normal, duration, reason, ticket, source: input.source, starts_at };
 
         if let Some(l) = self.lockdown_for(role, false).await? {
             let message = format!(
@@ -79,7 +82,7 @@ impl Service {
             let refusal = Refusal { rule: "lockdown".into(), message, alert: false, revoke_grants: false };
             return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
         }
-        let verdict = self.rules_for(caller, role, &draft.source, false).await?;
+        let verdict = self.rules_for(caller, role, &draft.source, false, None).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
         }
@@ -130,7 +133,7 @@ impl Service {
         }
         let reason = Reason::parse(justification)
             .map_err(|e| UserError::invalid(format!("Break-glass needs a justification: {e}")).on(Field::Reason))?;
-        let draft = Draft { kind: RequestKind::BreakGlass, duration, reason, ticket: None, source };
+        let draft = Draft { kind: RequestKind::BreakGlass, duration, reason, ticket: None, source, starts_at: None };
         if let Some(l) = self.lockdown_for(role, true).await? {
             let message = format!(
                 "`{}` is locked down by {}, break-glass included: {}. Call the security team.",
@@ -139,7 +142,7 @@ impl Service {
             let refusal = Refusal { rule: "lockdown".into(), message, alert: true, revoke_grants: false };
             return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
         }
-        let verdict = self.rules_for(caller, role, &draft.source, true).await?;
+        let verdict = self.rules_for(caller, role, &draft.source, true, None).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
         }
@@ -179,6 +182,7 @@ impl Service {
         role: &Role,
         source: &Source,
         breakglass: bool,
+        except: Option<crate::RequestId>,
     ) -> CoreResult<Verdict> {
         let policy = self.policy();
         let now = self.now();
@@ -191,7 +195,10 @@ impl Service {
                     limit: Some(1000),
                     ..RequestQuery::default()
                 };
-                self.store.list_requests(&q).await.map_err(CoreError::store)?
+                let mut history = self.store.list_requests(&q).await.map_err(CoreError::store)?;
+                // A scheduled request checked again at its start is not its own history.
+                history.retain(|r| Some(r.id) != except);
+                history
             }
             None => Vec::new(),
         };
@@ -234,6 +241,7 @@ impl Service {
             rules: verdict.fired.clone(),
             closed_by: None,
             note: None,
+            starts_at: d.starts_at,
         };
         let event = NewEvent::new(
             now,
@@ -250,15 +258,14 @@ impl Service {
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
                 ("with_roles", (!with.is_empty()).then(|| json!(with))),
+                ("starts_at", d.starts_at.map(|s| json!(s.to_rfc3339()))),
             ]),
         );
         let at = |d: GrantDuration| now + d.as_chrono();
-        let mut due = vec![NewDue {
-            kind: DueKind::PendingTimeout,
-            request: None,
-            due_at: at(role.pending_timeout),
-            payload: json!(null),
-        }];
+        // A scheduled request may be decided until its start; not after.
+        let timeout = d.starts_at.unwrap_or_else(|| at(role.pending_timeout));
+        let mut due =
+            vec![NewDue { kind: DueKind::PendingTimeout, request: None, due_at: timeout, payload: json!(null) }];
         if let Some(every) = role.reminder_interval.filter(|e| *e < role.pending_timeout) {
             due.push(NewDue { kind: DueKind::Reminder, request: None, due_at: at(every), payload: json!(null) });
         }
@@ -284,6 +291,7 @@ impl Service {
         more: Vec<NewDue>,
     ) -> CoreResult<Request> {
         let now = self.now();
+        let ttl = self.policy().settings.scheduled_approval_ttl;
         let rule = rule.to_string();
         details["approvals"] = json!(0);
         details["required"] = json!(0);
@@ -295,6 +303,9 @@ impl Service {
             if r.batch.is_some() {
                 // One role of several: approved for its part, applied with the others.
                 return Decision::from(super::batch::waiting(r, now, Actor::Rule(rule), details));
+            }
+            if let Some(change) = super::scheduled::scheduled(r, now, Actor::Rule(rule.clone()), &details, ttl) {
+                return Decision::from(change);
             }
             let mut schedule = vec![NewDue::new(DueKind::Apply, r.id, now)];
             schedule.extend(more.into_iter().map(|d| NewDue { request: Some(r.id), ..d }));
@@ -352,6 +363,7 @@ impl Service {
             rules: verdict.fired.clone(),
             closed_by: Some(rule_actor.to_string()),
             note: Some(refusal.message.clone()),
+            starts_at: d.starts_at,
         };
         let event = NewEvent::new(
             now,
