@@ -203,8 +203,11 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
 pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     let role = policy.roles.get(&req.role);
     let required = role.map(|r| r.approvals_required).unwrap_or(1);
-    let mut t =
-        Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(" ({}) ", req.duration));
+    let mut t = Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(
+        " ({}{}) ",
+        req.duration,
+        super::card::from(req)
+    ));
     t = match role.and_then(ctx.role_channel) {
         Some(c) => t.and("sent to ").push(Span::Channel(c.clone())),
         None => t.and("sent to the approvers"),
@@ -225,9 +228,10 @@ fn sent_batch(members: &[Request]) -> Text {
         t = t.code(m.role.as_str());
     }
     t.and(format!(
-        " ({}) sent to their approvers; each role needs its own approvals and nothing is granted until all are in. \
+        " ({}{}) sent to their approvers; each role needs its own approvals and nothing is granted until all are in. \
          I'll DM you when it changes.",
-        members[0].duration
+        members[0].duration,
+        super::card::from(&members[0])
     ))
 }
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod reminders;
 mod replays;
 mod safety;
+mod scheduled;
 mod snapshots;
 
 use elevate_tests::TestApp;
