@@ -78,7 +78,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             };
             let ext = match d.get("extends").and_then(|x| x.as_i64()) {
                 Some(p) => format!(" to extend #{p}"),
-                None => String::new(),
+                None => starts(d).replace(", starts at", " starting"),
             };
             format!(
                 "{id} {who} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
