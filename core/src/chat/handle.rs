@@ -4,7 +4,7 @@
 
 use super::{
     Action, Answer, Block, Button, Command, Form, FormKind, Input, Message, Refusal, Span, Style, Syntax, Text, Tone,
-    command::USAGES,
+    usage::USAGES,
 };
 use crate::{
     CoreError, Field, RequestId, Service, State,
@@ -99,7 +99,7 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
                 Some(id) => id,
                 None => super::pick_release(
                     &super::requests_of(svc, caller, vec![State::Active]).await?,
-                    &super::command::usage("release", ctx.syntax),
+                    &super::usage::usage("release", ctx.syntax),
                 )?,
             };
             let req = svc.release(caller, id).await?;
@@ -236,7 +236,7 @@ fn sent_batch(members: &[Request]) -> Text {
 }
 
 fn help(policy: &Policy, caller: &Caller, syntax: Syntax) -> Message {
-    let line = |u: &super::command::Usage| {
+    let line = |u: &super::usage::Usage| {
         let mut t = Text::new().code(u.line(syntax)).and(": ");
         t.0.extend(Text::from_marked(u.what).0);
         t

@@ -12,13 +12,15 @@ mod command;
 mod handle;
 mod home;
 mod thread;
+mod usage;
 
 pub use answer::{Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone};
 pub use card::{card, card_of};
-pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, duration_and_rest, foreign_payload, parse_id, usage};
+pub use command::{Command, duration_and_rest, foreign_payload, parse_id};
 pub use handle::{Ctx, Handled, handle, refusal, sent};
 pub use home::home;
 pub use thread::{nudges, thread_line};
+pub use usage::{Arg, ArgKind, Syntax, USAGES, Usage, usage};
 
 use crate::{
     CoreError, RequestId, Service, State, UserError,
