@@ -224,11 +224,17 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 ("groups_changed", "groups changed"),
                 ("tokens_added", "tokens added"),
                 ("tokens_removed", "tokens removed"),
+                ("bundles_added", "bundles added"),
+                ("bundles_removed", "bundles removed"),
+                ("bundles_changed", "bundles changed"),
             ] {
                 let l = list(key);
                 if !l.is_empty() {
                     changes.push(format!("{word}: {}", l.join(", ")));
                 }
+            }
+            if d.get("settings_changed").and_then(|v| v.as_bool()) == Some(true) {
+                changes.push("settings changed".to_string());
             }
             let changes = if changes.is_empty() { "no policy change".to_string() } else { changes.join("; ") };
             let hash = s(d, "config_sha256");
