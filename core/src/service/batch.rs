@@ -8,8 +8,9 @@
 //!   ticket, lockdown, rules) before anything is written, and one refusal refuses them all,
 //!   naming the role and the rule. The rows are written in one transaction.
 //! - Granted as one: a role whose approvals are in moves to `waiting` and holds nothing; once
-//!   every role is waiting, all move to `approved` and are applied. A role denied, cancelled
-//!   or timed out ends the others (denied by rule `batch`). There is no partial grant.
+//!   every role is waiting, all move to `approved` and are applied (to `scheduled`, for a
+//!   request with a start: see `scheduled.rs`). A role denied, cancelled, timed out or revoked
+//!   before it was granted ends the others (denied by rule `batch`). There is no partial grant.
 //! - Every move into `waiting` or out of the open states queues a [`DueKind::BatchCheck`] in
 //!   its own transaction, so the step that completes or ends the batch survives a crash, and
 //!   of any number of checks each row moves once (compare-and-set).
