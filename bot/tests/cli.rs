@@ -462,6 +462,24 @@ fn whoami_roles_and_a_request_that_waits_for_its_decision() {
 }
 
 #[test]
+fn several_roles_and_a_start_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "");
+    let args = ["request", "demo-db,prod-admin", "2m", "INC-9", "failover", "--in", "1h", "--json"];
+    let o = s.run("example-token-alice", &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let roles: Vec<&str> = v["members"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["demo-db", "prod-admin"]);
+    assert!(v["starts_at"].is_string(), "{v}");
+    assert_eq!(v["reason"], "INC-9 failover");
+
+    let o = s.run("example-token-alice", &["request", "demo-db", "2m", "INC-9", "x", "--at", "2026-13-01 10:00"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is not a date"), "{}", stderr(&o));
+}
+
+#[test]
 fn completions_man_page_and_version_come_from_the_same_definition() {
     let o = elevate(&["completions", "bash"], None, None);
     assert!(o.status.success() && stdout(&o).contains("_elevate()") && stdout(&o).contains("breakglass"));

@@ -62,6 +62,8 @@ event_kinds! {
     RequestDenied = "request.denied",
     RequestCancelled = "request.cancelled",
     RequestTimedOut = "request.timed_out",
+    /// A scheduled request's start came, it passed the checks of that moment and is applied.
+    RequestStarted = "request.started",
     RequestReminder = "request.reminder",
     GrantApplied = "grant.applied",
     /// A transient provider error while applying; the apply item is retried.

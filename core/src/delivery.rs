@@ -138,10 +138,11 @@ pub struct Notice {
 }
 
 impl Notice {
-    /// The approval card of `req`, keyed by the request.
+    /// The approval card of `req`, keyed by the request that owns the card (for a role of a
+    /// request of several roles, the first role's: one card, one queue, in order).
     pub fn card(event: &AuditEvent, req: &Request, created: bool) -> Notice {
         Notice {
-            key: card_key(req.id),
+            key: card_key(req.card_id()),
             kind: DestKind::Card,
             event: event.clone(),
             request: Some(req.clone()),
@@ -163,7 +164,7 @@ impl Notice {
     /// A reply under the card of `req` (same destination as the card, so after its update).
     pub fn thread(event: &AuditEvent, req: &Request, text: impl Into<String>) -> Notice {
         Notice {
-            key: card_key(req.id),
+            key: card_key(req.card_id()),
             kind: DestKind::Card,
             event: event.clone(),
             request: Some(req.clone()),
@@ -197,7 +198,7 @@ impl Notice {
     pub fn card_note(&self, text: impl Into<String>) -> Option<Notice> {
         let req = self.request.as_ref()?;
         Some(Notice {
-            key: card_key(req.id),
+            key: card_key(req.card_id()),
             kind: DestKind::Card,
             event: self.event.clone(),
             request: self.request.clone(),

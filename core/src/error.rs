@@ -33,6 +33,8 @@ pub enum Field {
     Scope,
     /// A review note.
     Note,
+    /// When a scheduled request starts (`at …` or `in …`).
+    Start,
 }
 
 impl Field {
@@ -46,6 +48,7 @@ impl Field {
             Field::Id => "id",
             Field::Scope => "scope",
             Field::Note => "note",
+            Field::Start => "start",
         }
     }
 }

@@ -39,6 +39,27 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// A request of several roles (`/elevate db-admin,logs-read 2h …`, or a bundle) is one row per
+/// role, so that each role keeps its own approvals, grant, expiry and revoke; the rows share a
+/// batch: the number of the first of them, which is the number people see for the whole
+/// request and the one its card's buttons carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BatchId(pub RequestId);
+
+impl BatchId {
+    /// The request whose number the batch bears (its first role).
+    pub fn lead(self) -> RequestId {
+        self.0
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*

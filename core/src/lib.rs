@@ -21,6 +21,7 @@ pub mod reason;
 pub mod render;
 pub mod report;
 pub mod request;
+pub mod schedule;
 pub mod scrub;
 pub mod service;
 pub mod tickets;
@@ -29,7 +30,7 @@ pub mod visible;
 
 pub use duration::GrantDuration;
 pub use error::{CoreError, Field, UserError};
-pub use ids::{GroupName, PersonId, RequestId, RoleName};
+pub use ids::{BatchId, GroupName, PersonId, RequestId, RoleName};
 pub use lifecycle::{EndReason, State};
 pub use policy::Policy;
 pub use reason::Reason;

@@ -10,6 +10,14 @@ use std::fmt;
 pub enum State {
     /// Waiting for approvals. Times out after the role's pending timeout.
     Pending,
+    /// A role of a request of several roles whose own approvals are all in, waiting for the
+    /// other roles': a request is granted all at once or not at all. Holds no access. Still
+    /// times out with the role's pending timeout, and ends with the others if one is refused.
+    Waiting,
+    /// Approved ahead of a start time (scheduled access): holds no access. At its start it is
+    /// checked again against the policy, lockdowns and rules of that moment, then approved
+    /// and applied, or refused. Its approval expires if unused (see `scheduled_approval_ttl`).
+    Scheduled,
     /// Enough approvals; a durable "apply" item is queued and the provider has not confirmed yet.
     /// A crash here re-runs the apply, which is idempotent on the grant id.
     Approved,
@@ -38,8 +46,10 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 12] = [
+    pub const ALL: [State; 14] = [
         State::Pending,
+        State::Waiting,
+        State::Scheduled,
         State::Approved,
         State::Active,
         State::Revoking,
@@ -56,6 +66,8 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
+            State::Waiting => "waiting",
+            State::Scheduled => "scheduled",
             State::Approved => "approved",
             State::Active => "active",
             State::Revoking => "revoking",
@@ -76,7 +88,10 @@ impl State {
 
     /// No transition leaves a final state.
     pub fn is_final(self) -> bool {
-        !matches!(self, State::Pending | State::Approved | State::Active | State::Revoking)
+        !matches!(
+            self,
+            State::Pending | State::Waiting | State::Scheduled | State::Approved | State::Active | State::Revoking
+        )
     }
 
     /// Whether the provider may currently be giving access for this request.
@@ -91,6 +106,18 @@ impl State {
         matches!(
             (self, to),
             (Pending, Approved)
+                | (Pending, Waiting)
+                | (Pending, Scheduled)
+                | (Waiting, Scheduled)
+                | (Scheduled, Approved)
+                | (Scheduled, Denied)
+                | (Scheduled, Cancelled)
+                | (Scheduled, TimedOut)
+                | (Scheduled, Revoked)
+                | (Waiting, Approved)
+                | (Waiting, Denied)
+                | (Waiting, Cancelled)
+                | (Waiting, TimedOut)
                 | (Pending, Denied)
                 | (Pending, Cancelled)
                 | (Pending, TimedOut)
@@ -166,6 +193,10 @@ mod tests {
     #[test]
     fn access_is_only_given_after_approval_and_removed_through_revoking() {
         assert!(!State::Pending.can_become(State::Active), "break-glass and auto-approval pass through approved too");
+        assert!(!State::Waiting.may_hold_access() && !State::Waiting.can_become(State::Active));
+        assert!(!State::Waiting.can_become(State::Revoking), "a waiting role never held access to remove");
+        assert!(!State::Scheduled.may_hold_access() && !State::Scheduled.can_become(State::Active));
+        assert!(State::Scheduled.can_become(State::Approved), "at its start it is approved, then applied");
         assert!(!State::Active.can_become(State::Expired));
         assert!(State::Active.can_become(State::Revoking));
         assert!(State::Revoking.can_become(State::Expired));

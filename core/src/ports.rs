@@ -64,10 +64,20 @@ pub enum DueKind {
     Escalate,
     /// Remind the security team of an open break-glass review.
     ReviewReminder,
+    /// A scheduled request's start: check it again against the policy of that moment, then
+    /// approve and apply it, or refuse it.
+    Start,
+    /// A scheduled request's approval expires unused (its start is further away than
+    /// `scheduled_approval_ttl` from the approval).
+    ApprovalExpiry,
+    /// A role of a request of several roles was decided: see whether the others may now be
+    /// applied (all approved) or must end too (one refused). Queued with the decision, in its
+    /// transaction, so a crash cannot leave the rest waiting.
+    BatchCheck,
 }
 
 impl DueKind {
-    pub const ALL: [DueKind; 10] = [
+    pub const ALL: [DueKind; 13] = [
         DueKind::Apply,
         DueKind::Expire,
         DueKind::Revoke,
@@ -78,6 +88,9 @@ impl DueKind {
         DueKind::ExpiryWarning,
         DueKind::Escalate,
         DueKind::ReviewReminder,
+        DueKind::BatchCheck,
+        DueKind::Start,
+        DueKind::ApprovalExpiry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +105,9 @@ impl DueKind {
             DueKind::ExpiryWarning => "expiry_warning",
             DueKind::Escalate => "escalate",
             DueKind::ReviewReminder => "review_reminder",
+            DueKind::BatchCheck => "batch_check",
+            DueKind::Start => "start",
+            DueKind::ApprovalExpiry => "approval_expiry",
         }
     }
 
@@ -235,6 +251,8 @@ pub struct RequestQuery {
     /// Any of these requests (the audit feed loads a page's subjects at once).
     pub ids: Vec<RequestId>,
     pub created_since: Option<DateTime<Utc>>,
+    /// The rows of one request of several roles.
+    pub batch: Option<crate::BatchId>,
     pub limit: Option<u32>,
     /// The requests without their approvals (`approvals` left empty): cheaper, for callers
     /// that do not look at them.
@@ -249,6 +267,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a new request, its event and its first due items in one transaction. The event's
     /// subject and the due items' request are set to the new id.
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError>;
+    /// Writes the rows of a request of several roles (one per role, each with its event and
+    /// due items) in one transaction, all carrying the first row's id as their batch. In the
+    /// order given.
+    async fn create_batch(&self, members: Vec<(NewRequest, NewEvent, Vec<NewDue>)>)
+    -> Result<Vec<Request>, StoreError>;
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     /// The states of those of `ids` that exist, in id order: many at once, for reconciliation.
     async fn request_states(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, State)>, StoreError>;

@@ -55,6 +55,14 @@ pub fn for_security(kind: &str) -> bool {
     )
 }
 
+/// ", starts at 2026-12-05 21:00 UTC" for an approval of scheduled access.
+fn starts(d: &serde_json::Value) -> String {
+    match d.get("starts_at").and_then(|v| v.as_str()).and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()) {
+        Some(t) => format!(", starts at {}", time(t.with_timezone(&chrono::Utc))),
+        None => String::new(),
+    }
+}
+
 /// One line per event.
 pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
     let d = &ev.details;
@@ -70,7 +78,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             };
             let ext = match d.get("extends").and_then(|x| x.as_i64()) {
                 Some(p) => format!(" to extend #{p}"),
-                None => String::new(),
+                None => starts(d).replace(", starts at", " starting"),
             };
             format!(
                 "{id} {who}{} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
@@ -96,14 +104,18 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
             } else if d.get("breakglass").is_some() {
                 format!("{id} BREAK-GLASS: {person} has {role} without approval; the security team must review it")
             } else if d.get("auto_approved").is_some() {
-                format!("{id} auto-approved ({})", s(d, "why"))
+                format!("{id} auto-approved ({}){}", s(d, "why"), starts(d))
             } else {
-                format!("{id} approved by {}", by.join(", "))
+                format!("{id} approved by {}{}", by.join(", "), starts(d))
             }
         }
+        "request.started" => format!("{id} scheduled start: checked again and being applied"),
         "request.approval_refused" => format!("{id} approval by {who} refused: {}", s(d, "why")),
         "request.denied" => format!("{id} denied by {who}: {}", s(d, "reason")),
         "request.cancelled" => format!("{id} cancelled by {who}"),
+        "request.timed_out" if d.get("approval_expired").is_some() => {
+            format!("{id} approval expired unused before its start")
+        }
         "request.timed_out" => format!("{id} timed out waiting for approval"),
         "request.reminder" => format!(
             "{id} {person} is still waiting for approval of {role} ({} of {} so far)",
@@ -213,11 +225,17 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 ("groups_changed", "groups changed"),
                 ("tokens_added", "tokens added"),
                 ("tokens_removed", "tokens removed"),
+                ("bundles_added", "bundles added"),
+                ("bundles_removed", "bundles removed"),
+                ("bundles_changed", "bundles changed"),
             ] {
                 let l = list(key);
                 if !l.is_empty() {
                     changes.push(format!("{word}: {}", l.join(", ")));
                 }
+            }
+            if d.get("settings_changed").and_then(|v| v.as_bool()) == Some(true) {
+                changes.push("settings changed".to_string());
             }
             let changes = if changes.is_empty() { "no policy change".to_string() } else { changes.join("; ") };
             let hash = s(d, "config_sha256");
@@ -279,6 +297,8 @@ pub fn requester_line(
                 format!(
                     "Break-glass: {what} is being applied now. The security team has been alerted and will review it."
                 )
+            } else if d.get("starts_at").is_some() {
+                format!("Approved by {}: {what} starts at {}.", by.join(", "), when(d, "starts_at"))
             } else if d.get("auto_approved").is_some() {
                 format!("Auto-approved ({}): {what} is being applied.", text(s(d, "why")))
             } else {
@@ -287,6 +307,9 @@ pub fn requester_line(
         }
         "request.denied" => format!("Denied by {}: {what}. Reason: {}", who(), text(s(d, "reason"))),
         "request.cancelled" => format!("Cancelled: {what}."),
+        "request.timed_out" if d.get("approval_expired").is_some() => {
+            format!("Timed out: the approval of {what} expired before its start. Ask again if you still need it.")
+        }
         "request.timed_out" => {
             format!("Timed out: nobody decided on {what} in time. Ask again if you still need it.")
         }

@@ -1,6 +1,8 @@
 //! Requests, grants and approvals as the rest of core sees them.
 
-use crate::{EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State, policy::rules::FiredRule};
+use crate::{
+    BatchId, EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State, policy::rules::FiredRule,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -99,9 +101,26 @@ pub struct Request {
     /// The post-incident review of a break-glass grant: `{"state": "open"}` until the security
     /// team marks it `{"state": "done", "by", "at", "note"}`.
     pub review: Option<serde_json::Value>,
+    /// For scheduled access: when it starts; its window is counted from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// The request of several roles this one is part of (one row per role), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchId>,
 }
 
 impl Request {
+    /// Whether this row is the one a batch bears the number of (or stands alone): the one the
+    /// approval card is kept under.
+    pub fn is_card_owner(&self) -> bool {
+        self.batch.is_none_or(|b| b.lead() == self.id)
+    }
+
+    /// The request whose card shows this one.
+    pub fn card_id(&self) -> RequestId {
+        self.batch.map(BatchId::lead).unwrap_or(self.id)
+    }
+
     pub fn grant_id(&self) -> String {
         self.id.grant_id()
     }
@@ -143,4 +162,6 @@ pub struct NewRequest {
     /// For requests refused by a rule at creation: who refused and why.
     pub closed_by: Option<String>,
     pub note: Option<String>,
+    /// Scheduled access: when it starts.
+    pub starts_at: Option<DateTime<Utc>>,
 }

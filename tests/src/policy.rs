@@ -144,3 +144,19 @@ pub fn sha(token: &str) -> String {
 
 /// The secret the test receiver and the webhook provider share.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789abcdef";
+
+/// Added to the test policy by the tests of requests of several roles: `audit`, approved by
+/// the security team only (dave), and the bundle `incident`.
+pub const BATCHES: &str = r#"
+[roles.audit]
+provider = "hook"
+target = { database = "audit", grant = "read" }
+default_duration = "1h"
+max_duration = "2h"
+requesters = ["engineers"]
+approvers = ["security"]
+
+[bundles.incident]
+description = "what an incident usually needs"
+roles = ["db", "prod", "audit"]
+"#;

@@ -305,12 +305,15 @@ impl Click<'_> {
 }
 
 /// The `view_submission` payload of `person` submitting the modal `callback` with these fields
-/// (`(block, value)`; `role` is a select), to send more than once.
+/// (`(block, value)`; `role` is a multi-select, `db,audit` for two), to send more than once.
 pub fn submission(person: &str, callback: &str, metadata: &str, fields: &[(&str, &str)]) -> Value {
     let mut values = serde_json::Map::new();
     for (block, value) in fields {
         let v = if *block == "role" {
-            json!({ "type": "static_select", "selected_option": { "text": { "type": "plain_text", "text": value }, "value": value } })
+            // A multi-select: `db,audit` picks two options.
+            let options: Vec<Value> =
+                value.split(',').map(|v| json!({ "text": { "type": "plain_text", "text": v }, "value": v })).collect();
+            json!({ "type": "multi_static_select", "selected_options": options })
         } else {
             json!({ "type": "plain_text_input", "value": value })
         };

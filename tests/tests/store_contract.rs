@@ -33,6 +33,7 @@ fn new_request(kind: RequestKind) -> NewRequest {
         rules: Vec::new(),
         closed_by: None,
         note: None,
+        starts_at: None,
     }
 }
 

@@ -114,11 +114,24 @@ impl Discord {
             .unwrap_or("")
             .to_lowercase();
         let policy = self.inner.service.policy();
-        let choices = policy
-            .requestable_roles(&caller)
-            .into_iter()
-            .filter(|r| r.name.as_str().contains(&typed))
-            .map(|r| (format!("{} (up to {})", r.name, r.max_duration), r.name.to_string()))
+        // Several roles are typed with commas: suggest for the last one, keeping the others.
+        let (done, last) = match typed.rsplit_once(',') {
+            Some((done, last)) => (format!("{done},"), last.to_string()),
+            None => (String::new(), typed),
+        };
+        let roles = policy.requestable_roles(&caller);
+        let bundles = policy
+            .bundles
+            .values()
+            .filter(|b| b.roles.iter().all(|n| roles.iter().any(|r| r.name == *n)))
+            .filter(|b| b.name.as_str().contains(&last))
+            .map(|b| (format!("{done}{} (bundle of {})", b.name, b.roles.len()), format!("{done}{}", b.name)));
+        let choices = roles
+            .iter()
+            .filter(|r| r.name.as_str().contains(&last))
+            .map(|r| (format!("{done}{} (up to {})", r.name, r.max_duration), format!("{done}{}", r.name)))
+            .chain(bundles)
+            .take(25)
             .collect();
         Reply::Choices(choices)
     }

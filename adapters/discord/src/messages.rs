@@ -3,8 +3,8 @@
 //! piece of typed text is escaped here, at render time. A button's custom_id is
 //! `action:request-number` and nothing else: who may press it is decided when the click arrives.
 
-use crate::{Discord, encode::encode_action};
-use elevate_core::{Request, RequestId, chat, chat::Action};
+use crate::encode::encode_action;
+use elevate_core::{RequestId, chat::Action};
 use serenity::{
     builder::{
         CreateActionRow, CreateAllowedMentions, CreateAutocompleteResponse, CreateButton, CreateInteractionResponse,
@@ -66,18 +66,6 @@ pub(crate) fn clip(text: &str) -> String {
 
 fn button(label: &str, action: Action, style: ButtonStyle) -> CreateButton {
     CreateButton::new(encode_action(&action)).label(label).style(style)
-}
-
-impl Discord {
-    /// The approval message as core composes it.
-    pub(crate) fn card_content(&self, req: &Request) -> String {
-        self.content(&chat::card(&self.inner.service.policy(), req))
-    }
-
-    /// Approve and Deny while the request is pending; nothing (buttons removed) once it is not.
-    pub(crate) fn card_buttons(&self, req: &Request) -> Vec<CreateActionRow> {
-        self.rows(&chat::card(&self.inner.service.policy(), req))
-    }
 }
 
 /// The Extend button under an expiry warning.

@@ -180,7 +180,7 @@ impl Notifier for DiscordNotifier {
                 Ok(api.post(&channel, msg).await.map(|_| ())?)
             }
             (Part::CardNote { text }, Some(req)) => {
-                let card = discord.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
+                let card = discord.inner.refs.chat_ref(PLATFORM, req.card_id(), chat::CARD).await;
                 match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
                     Some((channel, message)) => {
                         // A reply to the approval message, so the card's replies tell its story;
@@ -235,8 +235,13 @@ impl Discord {
     async fn update_card(&self, req: &Request, created: bool) -> Result<(), DeliveryError> {
         let refs = self.inner.refs.as_ref();
         let policy = self.inner.service.policy();
-        let content = self.card_content(req);
-        let buttons = self.card_buttons(req);
+        // A request of several roles has one card, kept under its first role's request and
+        // posted when that one is created.
+        let (owner, card) = chat::card_now(&self.inner.service, req).await.map_err(DeliveryError::transient)?;
+        let created = created && req.is_card_owner();
+        let req = &owner;
+        let content = self.content(&card);
+        let buttons = self.rows(&card);
         let action = chat::card_action(refs, PLATFORM, &policy, req, created, |r| r.discord_channel.as_ref())
             .await
             .map_err(DeliveryError::transient)?;

@@ -3,7 +3,7 @@
 //! the request number: who may press them is decided by core when the click arrives.
 
 use crate::{Slack, encode::EXTEND};
-use elevate_core::{Request, chat};
+use elevate_core::chat;
 use serde_json::{Value, json};
 
 fn section(text: String) -> Value {
@@ -25,9 +25,8 @@ fn button(label: &str, action: &str, id: i64, style: Option<&str>) -> Value {
 impl Slack {
     /// The approval card as core composes it, in Block Kit. Returns `(fallback text, blocks)`;
     /// the fallback starts with "Request #41:" so people (and tests) can tell cards apart.
-    pub(crate) fn card(&self, req: &Request) -> (String, Value) {
-        let card = chat::card(&self.inner.service.policy(), req);
-        (self.fallback(&card), self.blocks(&card))
+    pub(crate) fn card_parts(&self, card: &chat::Message) -> (String, Value) {
+        (self.fallback(card), self.blocks(card))
     }
 
     /// A DM line, with an Extend button on expiry warnings.

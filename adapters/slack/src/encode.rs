@@ -256,7 +256,8 @@ pub(crate) fn view(f: &Form) -> Value {
             let name = i.field.as_str();
             let element = match &i.choices {
                 Some(choices) => json!({
-                    "type": "static_select", "action_id": name, "placeholder": plain(&i.placeholder),
+                    "type": if i.several { "multi_static_select" } else { "static_select" },
+                    "action_id": name, "placeholder": plain(&i.placeholder),
                     "options": choices.iter().take(100).map(|(label, value)| {
                         json!({ "text": plain(&clip(label, 75)), "value": value })
                     }).collect::<Vec<_>>()

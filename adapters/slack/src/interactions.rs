@@ -16,10 +16,16 @@ pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     path.iter().try_fold(v, |v, k| v.get(*k)).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A field of a submitted modal: typed text, or the chosen option of a select; `None` if empty.
+/// A field of a submitted modal: typed text, the chosen option of a select, or the chosen
+/// options of a multi-select joined with commas (`db,logs`, as roles are typed); `None` if
+/// empty.
 fn field(view: &Value, f: Field) -> Option<String> {
     let block = f.as_str();
     let v = &view["state"]["values"][block][block];
+    if let Some(options) = v.get("selected_options").and_then(Value::as_array) {
+        let values: Vec<&str> = options.iter().filter_map(|o| o["value"].as_str()).collect();
+        return Some(values.join(",")).filter(|s| !s.is_empty());
+    }
     let s = v.get("value").and_then(Value::as_str).or_else(|| v["selected_option"]["value"].as_str()).unwrap_or("");
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }

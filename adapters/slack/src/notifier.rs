@@ -194,7 +194,7 @@ impl Notifier for SlackNotifier {
                 self.post(&channel, &escape(text), None, None).await.map(|_| ())
             }
             (Part::CardNote { text }, Some(req)) => {
-                let card = slack.inner.refs.chat_ref(PLATFORM, req.id, chat::CARD).await;
+                let card = slack.inner.refs.chat_ref(PLATFORM, req.card_id(), chat::CARD).await;
                 match card.map_err(|e| DeliveryError::transient(e.to_string()))? {
                     Some((channel, ts)) => self.post(&channel, &escape(text), None, Some(&ts)).await.map(|_| ()),
                     None => Ok(()),
@@ -237,7 +237,12 @@ impl SlackNotifier {
         let slack = &self.slack;
         let refs = slack.inner.refs.as_ref();
         let policy = slack.inner.service.policy();
-        let (fallback, blocks) = slack.card(req);
+        // A request of several roles has one card, kept under its first role's request and
+        // posted when that one is created.
+        let (owner, card) = chat::card_now(&slack.inner.service, req).await.map_err(DeliveryError::transient)?;
+        let create = create && req.is_card_owner();
+        let req = &owner;
+        let (fallback, blocks) = slack.card_parts(&card);
         let action = chat::card_action(refs, PLATFORM, &policy, req, create, |r| r.slack_channel.as_ref())
             .await
             .map_err(DeliveryError::transient)?;
@@ -273,7 +278,8 @@ impl SlackNotifier {
         let Some(role) = policy.roles.get(&req.role) else { return Ok(()) };
         let refs = slack.inner.refs.as_ref();
         let transient = |e: elevate_core::ports::StoreError| DeliveryError::transient(e.to_string());
-        let (fallback, blocks) = slack.card(req);
+        let (_, card) = chat::card_now(&slack.inner.service, req).await.map_err(DeliveryError::transient)?;
+        let (fallback, blocks) = slack.card_parts(&card);
         for group in &role.escalate_to {
             let Some(channel) = policy.groups.get(group).and_then(|g| g.slack_channel.clone()) else { continue };
             let name = format!("escalated:{group}");
@@ -291,7 +297,7 @@ impl SlackNotifier {
                     refs.set_chat_ref(PLATFORM, req.id, &name, &c, &ts).await.map_err(transient)?;
                     // Said in the original card's thread, so its watchers know where it went.
                     if let Some((card_channel, card_ts)) =
-                        refs.chat_ref(PLATFORM, req.id, chat::CARD).await.map_err(transient)?
+                        refs.chat_ref(PLATFORM, req.card_id(), chat::CARD).await.map_err(transient)?
                     {
                         let note = format!("Escalated: the card was posted to {} too.", crate::text::channel(&c));
                         self.post(&card_channel, &note, None, Some(&card_ts)).await?;

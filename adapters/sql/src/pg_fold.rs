@@ -298,11 +298,12 @@ pub(crate) async fn create_request(
         b.add(serde_json::to_string(&new.rules).map_err(err)?),
         b.add(new.closed_by.as_deref()),
         b.add(new.note.as_deref()),
+        b.add(new.starts_at.map(to_millis)),
     ];
     let mut ctes = vec![format!(
         concat!(
             "req AS (INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, \
-             state, created_at, updated_at, extra_approvals, rules, closed_by, note) VALUES ({}) RETURNING ",
+             state, created_at, updated_at, extra_approvals, rules, closed_by, note, starts_at) VALUES ({}) RETURNING ",
             request_columns!(),
             ")"
         ),

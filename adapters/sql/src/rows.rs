@@ -13,7 +13,7 @@ use elevate_core::{
 macro_rules! request_columns {
     () => {
         "id, kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, created_at, updated_at, \
-         granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review"
+         granted_at, expires_at, ending, closed_by, note, grant_handle, extra_approvals, rules, review, batch, starts_at"
     };
 }
 pub(crate) use request_columns;
@@ -42,6 +42,10 @@ pub struct RequestRow {
     pub extra_approvals: i64,
     pub rules: String,
     pub review: Option<String>,
+    #[serde(default)]
+    pub batch: Option<i64>,
+    #[serde(default)]
+    pub starts_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow, serde::Deserialize, Clone)]
@@ -152,6 +156,8 @@ impl RequestRow {
             extra_approvals: self.extra_approvals.clamp(0, 100) as u32,
             rules: serde_json::from_str(&self.rules).unwrap_or_default(),
             review: self.review.and_then(|r| serde_json::from_str(&r).ok()),
+            batch: self.batch.map(|b| elevate_core::BatchId(RequestId(b))),
+            starts_at: self.starts_at.map(from_millis),
         })
     }
 }
@@ -216,6 +222,8 @@ mod lite {
                 extra_approvals: r.get("extra_approvals")?,
                 rules: r.get("rules")?,
                 review: r.get("review")?,
+                batch: r.get("batch")?,
+                starts_at: r.get("starts_at")?,
             })
         }
     }

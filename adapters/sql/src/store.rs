@@ -92,6 +92,13 @@ impl Store for SqlStore {
         }
     }
 
+    async fn create_batch(
+        &self,
+        members: Vec<(NewRequest, NewEvent, Vec<NewDue>)>,
+    ) -> Result<Vec<Request>, StoreError> {
+        with_writer!(self, |tx| writes::create_batch(tx, members).await)
+    }
+
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
         with_pool!(self, |r| {
             let rows: Vec<RequestApprovalRow> =
@@ -154,6 +161,10 @@ impl Store for SqlStore {
         if !q.ids.is_empty() {
             conds.push(format!("id IN ({})", placeholders(args.len() + 1, q.ids.len())));
             args.extend(q.ids.iter().map(|id| Arg::Int(id.0)));
+        }
+        if let Some(batch) = q.batch {
+            conds.push(format!("batch = ${}", args.len() + 1));
+            args.push(Arg::Int(batch.lead().0));
         }
         if let Some(since) = q.created_since {
             conds.push(format!("created_at >= ${}", args.len() + 1));

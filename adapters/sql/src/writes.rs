@@ -23,8 +23,8 @@ const SELECT_APPROVALS: &str =
     "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
 const INSERT_REQUEST: &str = concat!(
     "INSERT INTO requests (kind, parent_id, role, requester, duration_secs, reason, ticket, source, state, \
-     created_at, updated_at, extra_approvals, rules, closed_by, note) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ",
+     created_at, updated_at, extra_approvals, rules, closed_by, note, starts_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ",
     request_columns!()
 );
 /// The compare-and-set of `decide`, returning the row as it now is.
@@ -121,6 +121,7 @@ pub(crate) async fn create_request<E: Exec>(
         serde_json::to_string(&new.rules).map_err(err)?,
         new.closed_by.as_deref(),
         new.note.as_deref(),
+        new.starts_at.map(to_millis),
     ];
     let row =
         tx.row::<RequestRow>(INSERT_REQUEST, values).await?.ok_or_else(|| StoreError::new("insert returned no row"))?;
@@ -131,6 +132,30 @@ pub(crate) async fn create_request<E: Exec>(
     insert_due(tx, due, Some(id)).await?;
     // The row as inserted; a new request has no approvals yet.
     row.into_request(Vec::new())
+}
+
+/// The rows of a request of several roles, in one transaction: each inserted as a request of
+/// its own, then all marked with the first one's id as their batch.
+pub(crate) async fn create_batch<E: Exec>(
+    tx: &mut E,
+    members: Vec<(NewRequest, NewEvent, Vec<NewDue>)>,
+) -> Result<Vec<Request>, StoreError> {
+    let mut out = Vec::with_capacity(members.len());
+    for (new, event, due) in members {
+        out.push(create_request(tx, new, event, due).await?);
+    }
+    let Some(lead) = out.first().map(|r| r.id) else { return Ok(out) };
+    let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
+    let sql = format!("UPDATE requests SET batch = $1 WHERE id IN ({})", placeholders(2, ids.len()));
+    let mut values = args![lead.0];
+    for id in &ids {
+        values.extend(args![*id]);
+    }
+    tx.exec(&sql, values).await?;
+    for r in &mut out {
+        r.batch = Some(elevate_core::BatchId(lead));
+    }
+    Ok(out)
 }
 
 pub(crate) async fn decide<E: Exec>(tx: &mut E, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {

@@ -82,7 +82,15 @@ pub(super) fn print(server: &ServerArgs, v: &Value) {
     }
 }
 
-pub async fn request(server: &ServerArgs, role: &str, words: &[String], ticket: Option<String>, wait: bool) -> i32 {
+/// `start` is `(--at, --in)`: scheduled access, passed on as the API's `starts_at`/`starts_in`.
+pub async fn request(
+    server: &ServerArgs,
+    role: &str,
+    words: &[String],
+    ticket: Option<String>,
+    wait: bool,
+    start: (Option<String>, Option<String>),
+) -> i32 {
     // The same rule as in chat: a word that starts like a number is the duration, and must be one.
     let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
     let (duration, reason) = match elevate_core::chat::duration_and_rest(&words) {
@@ -92,7 +100,13 @@ pub async fn request(server: &ServerArgs, role: &str, words: &[String], ticket: 
             return 1;
         }
     };
-    let body = json!({ "role": role, "duration": duration, "reason": reason, "ticket": ticket });
+    let mut body = json!({ "role": role, "duration": duration, "reason": reason, "ticket": ticket });
+    if let Some(at) = start.0 {
+        body["starts_at"] = json!(at);
+    }
+    if let Some(d) = start.1 {
+        body["starts_in"] = json!(d);
+    }
     match call(server, reqwest::Method::POST, "/api/v1/requests", Some(body)).await {
         Ok(v) if wait => super::wait::until_decided(server, &v).await,
         Ok(v) => {

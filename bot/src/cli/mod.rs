@@ -127,7 +127,8 @@ enum Command {
     },
     /// Ask for a role: `elevate request ROLE [DURATION] REASON...`.
     Request {
-        /// The role, as the policy names it (`elevate roles` lists yours).
+        /// The role, as the policy names it (`elevate roles` lists yours); several at once
+        /// with commas (`db,logs`), or a bundle's name.
         role: String,
         /// Duration (e.g. 30m, 2h, 1h30m) then the reason; the duration may be left out.
         #[arg(required = true, num_args = 1..)]
@@ -137,8 +138,16 @@ enum Command {
         ticket: Option<String>,
         /// Wait until the request is decided, printing each change; the exit code says how it
         /// ended: 0 active, 3 denied, 4 timed out, 5 cancelled or ended, 6 the grant failed.
+        /// With several roles: 0 once every role is active.
         #[arg(long)]
         wait: bool,
+        /// Start later, at this time: `2026-12-05 22:00 Europe/Berlin` (an IANA zone; UTC if
+        /// none) or RFC 3339. Approved ahead, applied at the start.
+        #[arg(long, value_name = "TIME", conflicts_with = "start_in")]
+        at: Option<String>,
+        /// Start later, this long from now: `3h`.
+        #[arg(long = "in", value_name = "DURATION")]
+        start_in: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -411,8 +420,8 @@ pub async fn run() -> i32 {
             };
             local::report(&with_database(&config, &database), &since, format).await
         }
-        Command::Request { role, words, ticket, wait, server } => {
-            client::request(&server, &role, &words, ticket, wait).await
+        Command::Request { role, words, ticket, wait, at, start_in, server } => {
+            client::request(&server, &role, &words, ticket, wait, (at, start_in)).await
         }
         Command::Whoami { server } => extras::whoami(&server).await,
         Command::Reload { server } => extras::reload(&server).await,

@@ -23,7 +23,7 @@ pub async fn until_decided(server: &ServerArgs, created: &Value) -> i32 {
     let mut last = String::new();
     let mut current = created.clone();
     loop {
-        let state = current["state"].as_str().unwrap_or("?").to_string();
+        let state = state_of(&current);
         if state != last {
             client::print(server, &current);
             last = state.clone();
@@ -41,5 +41,38 @@ pub async fn until_decided(server: &ServerArgs, created: &Value) -> i32 {
             Ok(v) => v,
             Err(code) => return code,
         };
+    }
+}
+
+/// The state `--wait` goes by. For a request of several roles (`members`): `active` once every
+/// role is, the first role's end if one ended without access (the others end with it), and
+/// otherwise every role's state, so that each change is printed.
+fn state_of(v: &Value) -> String {
+    let Some(members) = v["members"].as_array().filter(|m| !m.is_empty()) else {
+        return v["state"].as_str().unwrap_or("?").to_string();
+    };
+    let states: Vec<&str> = members.iter().map(|m| m["state"].as_str().unwrap_or("?")).collect();
+    if states.iter().all(|s| *s == "active") {
+        return "active".into();
+    }
+    let ended = ["denied", "timed_out", "grant_failed", "cancelled", "revoked", "expired", "released"];
+    match states.iter().find(|s| ended.contains(s)) {
+        Some(s) => s.to_string(),
+        None => states.join(","),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_of;
+    use serde_json::json;
+
+    #[test]
+    fn several_roles_are_active_together_or_end_together() {
+        let of = |states: &[&str]| json!({ "state": states[0], "members": states.iter().map(|s| json!({ "state": s })).collect::<Vec<_>>() });
+        assert_eq!(state_of(&json!({ "state": "pending" })), "pending");
+        assert_eq!(state_of(&of(&["active", "approved"])), "active,approved");
+        assert_eq!(state_of(&of(&["active", "active"])), "active");
+        assert_eq!(state_of(&of(&["waiting", "timed_out"])), "timed_out");
     }
 }

@@ -13,6 +13,7 @@ use elevate_core::{
     PersonId, Policy, Request, RequestId, RoleName, State as ReqState, UserError,
     ports::RequestQuery,
     request::{RequestKind, Source},
+    schedule::StartSpec,
     service::RequestInput,
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -56,13 +57,36 @@ pub fn view(req: &Request, policy: &Policy) -> Value {
         "extra_approvals": req.extra_approvals,
         "rules": req.rules,
         "review": req.review,
+        "batch": req.batch.map(|b| b.lead().0),
+        "starts_at": req.starts_at,
     })
+}
+
+/// `view`, plus for a request of several roles every role's request as `members` (the
+/// request's number is the first one's, `batch`).
+async fn view_with_batch(svc: &elevate_core::Service, req: &Request) -> Result<Value, ApiError> {
+    let policy = svc.policy();
+    let mut v = view(req, &policy);
+    if req.batch.is_some() {
+        let members = svc.with_batch(req).await?;
+        v["members"] = json!(members.iter().map(|m| view(m, &policy)).collect::<Vec<_>>());
+    }
+    Ok(v)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
-    role: String,
+    /// One role, a bundle, or roles separated by commas.
+    #[serde(default)]
+    role: Option<String>,
+    /// Several roles (or bundles) as a list: the same as `role` with commas.
+    #[serde(default)]
+    roles: Vec<String>,
+    /// Scheduled access: RFC 3339, or `2026-12-05 22:00 Europe/Berlin`.
+    starts_at: Option<String>,
+    /// Scheduled access: a duration from now, `3h`.
+    starts_in: Option<String>,
     duration: Option<String>,
     #[serde(default)]
     reason: String,
@@ -71,15 +95,30 @@ struct CreateBody {
 
 pub async fn create(State(st): State<AppState>, who: Authenticated, raw: Bytes) -> Result<impl IntoResponse, ApiError> {
     let b: CreateBody = body(&raw)?;
+    let role = match (b.role, b.roles.is_empty()) {
+        (Some(r), true) => r,
+        (None, false) => b.roles.join(","),
+        (Some(_), false) => return Err(UserError::invalid("Give either `role` or `roles`, not both.").into()),
+        (None, true) => return Err(UserError::invalid("Missing `role` (or `roles`, a list of roles).").into()),
+    };
+    let start = match (b.starts_at, b.starts_in) {
+        (Some(_), Some(_)) => {
+            return Err(UserError::invalid("Give either `starts_at` or `starts_in`, not both.").into());
+        }
+        (Some(at), None) => Some(StartSpec::At(at)),
+        (None, Some(d)) => Some(StartSpec::In(d)),
+        (None, None) => None,
+    };
     let input = RequestInput {
-        role: b.role,
+        start,
+        role,
         duration: b.duration,
         reason: b.reason,
         ticket: b.ticket,
         source: Source::api(&who.token_name),
     };
     let req = st.service.request(&who.caller, input).await?;
-    Ok((StatusCode::CREATED, Json(view(&req, &st.service.policy()))))
+    Ok((StatusCode::CREATED, Json(view_with_batch(&st.service, &req).await?)))
 }
 
 pub async fn show(
@@ -88,7 +127,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let req = st.service.get_for(&who.caller, request_id(&id)?).await?;
-    Ok(Json(view(&req, &st.service.policy())))
+    Ok(Json(view_with_batch(&st.service, &req).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -113,12 +152,15 @@ pub async fn act(
     let out = match action.as_str() {
         "approve" => {
             let o = svc.approve(c, id).await?;
-            let mut v = view(&o.request, &svc.policy());
+            let mut v = view_with_batch(svc, &o.request).await?;
             v["approvals_count"] = json!(o.approvals);
+            if !o.batch.is_empty() {
+                v["approved"] = json!(o.approved.iter().map(|r| r.0).collect::<Vec<_>>());
+            }
             v
         }
-        "deny" => view(&svc.deny(c, id, &reason()).await?, &svc.policy()),
-        "cancel" => view(&svc.cancel(c, id).await?, &svc.policy()),
+        "deny" => view_with_batch(svc, &svc.deny(c, id, &reason()).await?).await?,
+        "cancel" => view_with_batch(svc, &svc.cancel(c, id).await?).await?,
         "review" => view(&svc.review(c, id, b.note.as_deref().unwrap_or("")).await?, &svc.policy()),
         "revoke" => view(&svc.revoke(c, id, &reason()).await?, &svc.policy()),
         "release" => view(&svc.release(c, id).await?, &svc.policy()),

@@ -204,6 +204,9 @@ pub struct Input {
     pub value: Option<String>,
     /// A choice among `(label, value)` instead of free text.
     pub choices: Option<Vec<(String, String)>>,
+    /// Several of the choices may be picked; the submission joins their values with commas
+    /// (the form of roles typed as `db,logs`).
+    pub several: bool,
 }
 
 impl Input {
@@ -216,6 +219,7 @@ impl Input {
             multiline: false,
             value: None,
             choices: None,
+            several: false,
         }
     }
     pub fn multiline(mut self) -> Self {

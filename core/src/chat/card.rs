@@ -44,8 +44,13 @@ pub fn title(req: &Request) -> Text {
         Some(p) => {
             t.and(format!(" asks to extend {p} (")).code(req.role.as_str()).and(format!(") by {}", req.duration))
         }
-        None => t.and(" asks for ").code(req.role.as_str()).and(format!(" for {}", req.duration)),
+        None => t.and(" asks for ").code(req.role.as_str()).and(format!(" for {}", req.duration)).and(from(req)),
     }
+}
+
+/// " from 2026-12-05 21:00 UTC" for scheduled access; empty otherwise.
+pub(super) fn from(req: &Request) -> String {
+    req.starts_at.map(|s| format!(" from {}", time(s))).unwrap_or_default()
 }
 
 /// Where a request stands: "1 of 2 approvals: @dana", "Approved by @dana, @lee — active until
@@ -71,6 +76,8 @@ pub fn status(req: &Request, required: u32) -> Text {
             Text::plain(format!("Waiting for {required} approval{}", if required == 1 { "" } else { "s" }))
         }
         State::Pending => joined(Text::plain(format!("{} of {required} approvals: ", approvers.len())), approvers),
+        State::Waiting => approved().and(" — waiting for the other roles of this request"),
+        State::Scheduled => approved().and(format!(" — starts at {}", req.starts_at.map(time).unwrap_or_default())),
         State::Approved => approved().and(" — being applied"),
         State::Active => approved().and(format!(" — active until {}", until())),
         State::Revoking => approved().and(" — access being removed"),
@@ -105,6 +112,17 @@ fn rule_notes(policy: &Policy, req: &Request) -> Option<Text> {
         }
     }
     (!t.0.is_empty()).then_some(t)
+}
+
+/// The approval card of `members` (a request's roles, one row each, as
+/// `Service::with_batch` returns them): the card of a one-role request, or the card of a
+/// request of several roles.
+pub fn card_of(policy: &Policy, members: &[Request]) -> Option<Message> {
+    match members {
+        [] => None,
+        [one] => Some(card(policy, one)),
+        many => Some(super::batch_card::batch_card(policy, many)),
+    }
 }
 
 /// The whole card.

@@ -4,7 +4,8 @@
 //! and forms build a command from [`super::Action`] and [`super::FormKind`]. Both parsers share
 //! the validating helpers here, so `-5m` is refused the same way everywhere.
 
-use crate::{Field, GrantDuration, RequestId, UserError};
+use super::usage::{Syntax, usage};
+use crate::{Field, GrantDuration, RequestId, UserError, schedule::StartSpec};
 
 /// One thing a person asks elevate to do in chat. Authority is not checked here: the handler
 /// asks core when it runs, with the policy as it is then.
@@ -18,6 +19,8 @@ pub enum Command {
         duration: Option<String>,
         reason: String,
         ticket: Option<String>,
+        /// Scheduled access: when it starts.
+        start: Option<StartSpec>,
     },
     /// The caller's open requests and active grants.
     Status,
@@ -73,178 +76,6 @@ pub enum Command {
         id: RequestId,
         reason: String,
     },
-}
-
-/// How a platform's people type commands, so usage lines match what they see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syntax {
-    /// Free text after `/elevate` (Slack, Mattermost, Teams): `/elevate extend ID DURATION`.
-    Words,
-    /// Sub-commands with named options (Discord): `/elevate extend id duration`.
-    Options,
-}
-
-/// What kind of value an argument takes, so platforms with typed options can say so (Discord:
-/// an integer for a request number, autocomplete for a role).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgKind {
-    /// A role the caller may request (suggested as they type).
-    Role,
-    Duration,
-    /// A request number.
-    Id,
-    /// A role name or `all`.
-    Scope,
-    /// Free text: a reason, a ticket, a note.
-    Text,
-}
-
-/// One named argument of a sub-command.
-pub struct Arg {
-    pub name: &'static str,
-    pub kind: ArgKind,
-    pub required: bool,
-    pub what: &'static str,
-}
-
-const fn arg(name: &'static str, kind: ArgKind, required: bool, what: &'static str) -> Arg {
-    Arg { name, kind, required, what }
-}
-
-const ID: Arg = arg("id", ArgKind::Id, true, "Request number, e.g. 41");
-const ROLE: Arg = arg("role", ArgKind::Role, true, "The role you need");
-
-/// One sub-command as people see it in help, and as platforms with typed options register it.
-/// Required arguments come first (Discord insists on it).
-pub struct Usage {
-    pub name: &'static str,
-    /// The free-text syntax after the name (`ID DURATION [REASON…]`).
-    pub words: &'static str,
-    pub args: &'static [Arg],
-    pub what: &'static str,
-    /// Only for approvers and the security team.
-    pub restricted: bool,
-}
-
-impl Usage {
-    pub fn line(&self, syntax: Syntax) -> String {
-        let args = match syntax {
-            Syntax::Words => self.words.to_string(),
-            Syntax::Options => self
-                .args
-                .iter()
-                .map(|a| if a.required { a.name.to_string() } else { format!("[{}]", a.name) })
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
-        match (syntax, self.name) {
-            (Syntax::Words, "request") => format!("/elevate {args}"),
-            _ if args.is_empty() => format!("/elevate {}", self.name),
-            _ => format!("/elevate {} {args}", self.name),
-        }
-    }
-}
-
-/// Every sub-command, in the order help lists them.
-pub const USAGES: &[Usage] = &[
-    Usage {
-        name: "request",
-        words: "ROLE DURATION REASON…",
-        args: &[
-            ROLE,
-            arg("reason", ArgKind::Text, true, "What you need it for"),
-            arg("duration", ArgKind::Duration, false, "How long, e.g. 30m or 2h (default: the role's)"),
-            arg("ticket", ArgKind::Text, false, "A ticket, e.g. INC-4211"),
-        ],
-        what: "ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)",
-        restricted: false,
-    },
-    Usage { name: "status", words: "", args: &[], what: "your pending requests and active grants", restricted: false },
-    Usage {
-        name: "mine",
-        words: "",
-        args: &[],
-        what: "the same with buttons, and what waits for your decision",
-        restricted: false,
-    },
-    Usage {
-        name: "show",
-        words: "ID",
-        args: &[ID],
-        what: "one request as its card shows it, with what you may do about it",
-        restricted: false,
-    },
-    Usage {
-        name: "release",
-        words: "[ID]",
-        args: &[arg("id", ArgKind::Id, false, "Request number (default: your only active grant)")],
-        what: "give access back early",
-        restricted: false,
-    },
-    Usage {
-        name: "extend",
-        words: "ID DURATION [REASON…]",
-        args: &[
-            ID,
-            arg("duration", ArgKind::Duration, true, "How much more, e.g. 30m"),
-            arg("reason", ArgKind::Text, false, "Why more time"),
-        ],
-        what: "ask for more time",
-        restricted: false,
-    },
-    Usage { name: "cancel", words: "ID", args: &[ID], what: "withdraw a pending request", restricted: false },
-    Usage { name: "approve", words: "ID", args: &[ID], what: "approve a request", restricted: true },
-    Usage {
-        name: "deny",
-        words: "ID [REASON…]",
-        args: &[ID, arg("reason", ArgKind::Text, false, "Why it is denied (a form asks if empty)")],
-        what: "deny a request",
-        restricted: true,
-    },
-    Usage {
-        name: "breakglass",
-        words: "ROLE DURATION JUSTIFICATION…",
-        args: &[
-            ROLE,
-            arg("duration", ArgKind::Duration, true, "How long, e.g. 30m"),
-            arg("justification", ArgKind::Text, true, "What is on fire"),
-        ],
-        what: "emergency access without approval (alerts security)",
-        restricted: true,
-    },
-    Usage {
-        name: "revoke",
-        words: "ID REASON…",
-        args: &[ID],
-        what: "take a grant away (approvers, security)",
-        restricted: true,
-    },
-    Usage {
-        name: "lockdown",
-        words: "ROLE|all REASON…",
-        args: &[arg("scope", ArgKind::Scope, true, "A role name, or all")],
-        what: "kill switch: refuse a role (or all) and revoke its grants (security)",
-        restricted: true,
-    },
-    Usage {
-        name: "unlock",
-        words: "ROLE|all",
-        args: &[arg("scope", ArgKind::Scope, true, "A role name, or all")],
-        what: "lift a lockdown (security)",
-        restricted: true,
-    },
-    Usage {
-        name: "review",
-        words: "ID NOTE…",
-        args: &[ID, arg("note", ArgKind::Text, true, "What happened and whether it was justified")],
-        what: "close the review of a break-glass grant (security)",
-        restricted: true,
-    },
-];
-
-/// The usage line of one sub-command.
-pub fn usage(name: &str, syntax: Syntax) -> String {
-    USAGES.iter().find(|u| u.name == name).map(|u| u.line(syntax)).unwrap_or_else(|| "/elevate help".into())
 }
 
 /// A refusal about input, naming the usage.
@@ -343,8 +174,9 @@ impl Command {
             },
             "revoke" => Command::Revoke { id: id("revoke")?, reason: rest(&args[1..]) },
             role => {
+                let (args, start) = crate::schedule::split_start(args)?;
                 let (duration, reason) = duration_and_rest(args)?;
-                Command::Request { role: role.to_string(), duration, reason, ticket: None }
+                Command::Request { role: role.to_string(), duration, reason, ticket: None, start }
             }
         })
     }
@@ -367,6 +199,14 @@ impl Command {
                 duration: get("duration").map(duration).transpose()?,
                 reason: get("reason").unwrap_or_default(),
                 ticket: get("ticket"),
+                start: match (get("at"), get("in")) {
+                    (Some(_), Some(_)) => {
+                        return Err(UserError::invalid("Give a start `at` or `in`, not both.").on(Field::Start));
+                    }
+                    (Some(at), None) => Some(StartSpec::At(at)),
+                    (None, Some(d)) => Some(StartSpec::In(d)),
+                    (None, None) => None,
+                },
             },
             "status" => Command::Status,
             "mine" => Command::Mine,
@@ -418,6 +258,7 @@ impl Command {
                 duration: get(Field::Duration),
                 reason: text(Field::Reason),
                 ticket: get(Field::Ticket),
+                start: get(Field::Start).map(|s| form_start(&s)),
             },
             // An empty reason from a form is refused by core with the field named, not reopened.
             F::Deny(id) => Command::Deny { id: *id, reason: Some(text(Field::Reason)) },
@@ -430,8 +271,17 @@ impl Command {
     }
 }
 
+/// The request form's Start field: `in 3h`, or a time (`2026-12-05 22:00 Europe/Berlin`).
+fn form_start(s: &str) -> StartSpec {
+    match s.trim().strip_prefix("in ") {
+        Some(d) => StartSpec::In(d.trim().to_string()),
+        None => StartSpec::At(s.trim().trim_start_matches("at ").to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::usage::{ArgKind, USAGES};
     use super::*;
 
     fn parse(s: &str) -> Command {
@@ -450,12 +300,19 @@ mod tests {
                 role: "db".into(),
                 duration: Some("2h".into()),
                 reason: "INC-1 fix lag".into(),
-                ticket: None
+                ticket: None,
+                start: None
             }
         );
         assert_eq!(
             parse("db fix the lag"),
-            Command::Request { role: "db".into(), duration: None, reason: "fix the lag".into(), ticket: None }
+            Command::Request {
+                role: "db".into(),
+                duration: None,
+                reason: "fix the lag".into(),
+                ticket: None,
+                start: None
+            }
         );
         assert_eq!(parse(""), Command::RequestForm);
         assert_eq!(parse("   "), Command::RequestForm);
@@ -520,8 +377,9 @@ mod tests {
         for u in USAGES {
             let first_optional = u.args.iter().position(|a| !a.required).unwrap_or(u.args.len());
             assert!(u.args[first_optional..].iter().all(|a| !a.required), "{}: required after optional", u.name);
+            // `at` and `in` are two ways of one start: give only one.
             let sample = |k: &str| {
-                u.args.iter().find(|a| a.name == k).map(|a| match a.kind {
+                u.args.iter().find(|a| a.name == k && a.name != "at").map(|a| match a.kind {
                     ArgKind::Id => "4".to_string(),
                     ArgKind::Duration => "30m".to_string(),
                     _ => "db".to_string(),
@@ -534,8 +392,21 @@ mod tests {
 
     #[test]
     fn every_usage_names_its_arguments_in_both_syntaxes() {
-        assert_eq!(usage("request", Syntax::Words), "/elevate ROLE DURATION REASON…");
-        assert_eq!(usage("request", Syntax::Options), "/elevate request role reason [duration] [ticket]");
+        assert_eq!(
+            usage("request", Syntax::Words),
+            "/elevate ROLE DURATION REASON… [at YYYY-MM-DD HH:MM [ZONE] | in DURATION]"
+        );
+        assert_eq!(usage("request", Syntax::Options), "/elevate request role reason [duration] [ticket] [at] [in]");
+        assert_eq!(
+            parse("db 2h INC-1 fix in 3h"),
+            Command::Request {
+                role: "db".into(),
+                duration: Some("2h".into()),
+                reason: "INC-1 fix".into(),
+                ticket: None,
+                start: Some(StartSpec::In("3h".into()))
+            }
+        );
         assert_eq!(usage("status", Syntax::Words), "/elevate status");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{
     Action, Answer, Block, Button, Command, Form, FormKind, Input, Message, Refusal, Span, Style, Syntax, Text, Tone,
-    command::USAGES,
+    usage::USAGES,
 };
 use crate::{
     CoreError, Field, RequestId, Service, State,
@@ -78,10 +78,14 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
     match command {
         Command::Help => Ok(Answer::Private(help(&svc.policy(), caller, ctx.syntax)).into()),
         Command::RequestForm => request_form(&svc.policy(), caller),
-        Command::Request { role, duration, reason, ticket } => {
-            let input = RequestInput { role, duration, reason, ticket, source: ctx.source.clone() };
+        Command::Request { role, duration, reason, ticket, start } => {
+            let input = RequestInput { role, duration, reason, ticket, source: ctx.source.clone(), start };
             let req = svc.request(caller, input).await?;
-            let answer = Answer::say(Tone::Info, sent(ctx, &svc.policy(), &req));
+            let text = match req.batch {
+                Some(_) => sent_batch(&svc.with_batch(&req).await?),
+                None => sent(ctx, &svc.policy(), &req),
+            };
+            let answer = Answer::say(Tone::Info, text);
             Ok(Handled { answer, created: Some(req.id) })
         }
         Command::Status => {
@@ -95,7 +99,7 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
                 Some(id) => id,
                 None => super::pick_release(
                     &super::requests_of(svc, caller, vec![State::Active]).await?,
-                    &super::command::usage("release", ctx.syntax),
+                    &super::usage::usage("release", ctx.syntax),
                 )?,
             };
             let req = svc.release(caller, id).await?;
@@ -120,6 +124,9 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
         }
         Command::Approve(id) => {
             let out = svc.approve(caller, id).await?;
+            if !out.batch.is_empty() {
+                return say(batch_approved(&out));
+            }
             let text = if out.completed() {
                 format!("You approved {}: it is approved.", out.request.id)
             } else {
@@ -196,8 +203,11 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
 pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     let role = policy.roles.get(&req.role);
     let required = role.map(|r| r.approvals_required).unwrap_or(1);
-    let mut t =
-        Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(" ({}) ", req.duration));
+    let mut t = Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(
+        " ({}{}) ",
+        req.duration,
+        super::card::from(req)
+    ));
     t = match role.and_then(ctx.role_channel) {
         Some(c) => t.and("sent to ").push(Span::Channel(c.clone())),
         None => t.and("sent to the approvers"),
@@ -208,8 +218,25 @@ pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     ))
 }
 
+/// "Request #41 for `db-admin`, `logs-read` (2h) sent to their approvers; …".
+fn sent_batch(members: &[Request]) -> Text {
+    let mut t = Text::plain(format!("Request {} for ", members[0].id));
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            t = t.and(", ");
+        }
+        t = t.code(m.role.as_str());
+    }
+    t.and(format!(
+        " ({}{}) sent to their approvers; each role needs its own approvals and nothing is granted until all are in. \
+         I'll DM you when it changes.",
+        members[0].duration,
+        super::card::from(&members[0])
+    ))
+}
+
 fn help(policy: &Policy, caller: &Caller, syntax: Syntax) -> Message {
-    let line = |u: &super::command::Usage| {
+    let line = |u: &super::usage::Usage| {
         let mut t = Text::new().code(u.line(syntax)).and(": ");
         t.0.extend(Text::from_marked(u.what).0);
         t
@@ -268,9 +295,20 @@ fn request_form(policy: &Policy, caller: &Caller) -> Result<Handled, CoreError> 
         })
         .into());
     }
-    let choices =
+    let mut choices =
         roles.iter().map(|r| (format!("{} (max {})", r.name, r.max_duration), r.name.to_string())).collect::<Vec<_>>();
-    let role = Input { choices: Some(choices), ..Input::text(Field::Role, "Role", "Choose a role", true) };
+    // Bundles whose every role the caller may request.
+    choices.extend(policy.bundles.values().filter(|b| b.roles.iter().all(|n| roles.iter().any(|r| r.name == *n))).map(
+        |b| {
+            let names = b.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+            (format!("{} (bundle: {names})", b.name), b.name.to_string())
+        },
+    ));
+    let role = Input {
+        choices: Some(choices),
+        several: true,
+        ..Input::text(Field::Role, "Roles", "Choose one or more roles", true)
+    };
     Ok(Answer::Form(Form {
         kind: FormKind::Request,
         title: "Request access".into(),
@@ -280,6 +318,7 @@ fn request_form(policy: &Policy, caller: &Caller) -> Result<Handled, CoreError> 
             Input::text(Field::Duration, "Duration", "e.g. 30m, 2h (empty: the role's default)", false),
             Input::text(Field::Reason, "Reason", "What do you need it for?", true),
             Input::text(Field::Ticket, "Ticket", "e.g. INC-4211", false),
+            Input::text(Field::Start, "Start", "Later: 2026-12-05 22:00 Europe/Berlin, or in 3h (empty: now)", false),
         ],
     })
     .into())
@@ -327,5 +366,21 @@ fn revoke_form(r: &Request) -> Form {
         inputs: vec![
             Input::text(Field::Reason, "Reason (submitting revokes it now)", "Why is it revoked?", true).multiline(),
         ],
+    }
+}
+
+/// "You approved `db-admin`, `logs-read` of #41; still waiting for approvals of `audit`."
+fn batch_approved(out: &crate::service::ApproveOutcome) -> Text {
+    let roles = |pick: &dyn Fn(&Request) -> bool| {
+        out.batch.iter().filter(|r| pick(r)).map(|r| r.role.as_str()).collect::<Vec<_>>()
+    };
+    let mine =
+        super::batch_card::codes(Text::plain("You approved "), roles(&|r| out.approved.contains(&r.id)).into_iter());
+    let open = roles(&|r| r.state == State::Pending);
+    if open.is_empty() {
+        mine.and(format!(" of {}: every role is approved; it is being granted.", out.request.id))
+    } else {
+        let t = mine.and(format!(" of {}; still waiting for approvals of ", out.request.id));
+        super::batch_card::codes(t, open.into_iter()).and(".")
     }
 }

@@ -43,7 +43,9 @@ pub async fn home(svc: &Service, caller: &Caller) -> Result<Message, CoreError> 
                 Button::new(&format!("Extend {}", r.id), Action::Extend(r.id), Style::Primary),
                 Button::new(&format!("Release {}", r.id), Action::Release(r.id), Style::Plain),
             ],
-            State::Pending => vec![Button::new(&format!("Cancel {}", r.id), Action::Cancel(r.id), Style::Plain)],
+            State::Pending | State::Waiting | State::Scheduled => {
+                vec![Button::new(&format!("Cancel {}", r.id), Action::Cancel(r.id), Style::Plain)]
+            }
             _ => vec![],
         };
         if !buttons.is_empty() {
@@ -150,12 +152,15 @@ pub async fn show(svc: &Service, caller: &Caller, id: crate::RequestId) -> Resul
         ))
         .into());
     }
-    let mut msg = super::card(&policy, &req);
+    let members = svc.with_batch(&req).await?;
+    let mut msg = super::card_of(&policy, &members).unwrap_or_else(|| super::card(&policy, &req));
     // The card's own buttons are for everyone in its channel; these are the caller's.
     msg.blocks.retain(|b| !matches!(b, Block::Buttons(_)));
     let mut buttons = Vec::new();
     match req.state {
-        State::Pending if mine => buttons.push(Button::new("Cancel", Action::Cancel(req.id), Style::Plain)),
+        State::Pending | State::Waiting | State::Scheduled if mine => {
+            buttons.push(Button::new("Cancel", Action::Cancel(req.id), Style::Plain))
+        }
         State::Pending if may => {
             buttons.push(Button::new("Approve", Action::Approve(req.id), Style::Success));
             buttons.push(Button::new("Deny", Action::Deny(req.id), Style::Danger));
@@ -174,7 +179,28 @@ pub async fn show(svc: &Service, caller: &Caller, id: crate::RequestId) -> Resul
 
 /// One request of the caller's, as `status` and the home show it.
 pub(super) fn status_line(r: &Request, now: DateTime<Utc>) -> Text {
+    // The roles of a request of several roles say which request they belong to.
+    let line = status_only(r, now);
+    match r.batch {
+        Some(b) => line.and(format!(" (request {b})")),
+        None => line,
+    }
+}
+
+fn status_only(r: &Request, now: DateTime<Utc>) -> Text {
     match (r.state, r.expires_at) {
+        (State::Scheduled, _) => Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(
+            " for {}: scheduled, starts {}",
+            r.duration,
+            r.starts_at.map(crate::render::time).unwrap_or_default()
+        )),
+        (State::Pending, _) if r.starts_at.is_some() => {
+            Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(
+                " for {}: pending, to start {}",
+                r.duration,
+                r.starts_at.map(crate::render::time).unwrap_or_default()
+            ))
+        }
         (State::Active, Some(exp)) => {
             let left = (exp - now).num_minutes().max(0);
             Text::plain(format!("{} ", r.id)).code(r.role.as_str()).and(format!(

@@ -6,18 +6,21 @@
 //! drift apart and a new one needs a decoder, an encoder and a client.
 
 mod answer;
+mod batch_card;
 mod card;
 mod command;
 mod handle;
 mod home;
 mod thread;
+mod usage;
 
 pub use answer::{Action, Answer, Block, Button, Form, FormKind, Input, Message, Refusal, Span, Style, Text, Tone};
-pub use card::card;
-pub use command::{Arg, ArgKind, Command, Syntax, USAGES, Usage, duration_and_rest, foreign_payload, parse_id, usage};
+pub use card::{card, card_of};
+pub use command::{Command, duration_and_rest, foreign_payload, parse_id};
 pub use handle::{Ctx, Handled, handle, refusal, sent};
 pub use home::home;
 pub use thread::{nudges, thread_line};
+pub use usage::{Arg, ArgKind, Syntax, USAGES, Usage, usage};
 
 use crate::{
     CoreError, RequestId, Service, State, UserError,
@@ -59,8 +62,19 @@ pub const CARD: &str = "card";
 /// them after a restart even when the policy does not name their chat account.
 pub const REQUESTER: &str = "requester";
 
+/// The approval card that shows `req` as it is now, and the request it is kept under: for a
+/// role of a request of several roles, the first role's request and one card of them all
+/// (see [`Request::card_id`]); otherwise the request's own card.
+pub async fn card_now(service: &Service, req: &Request) -> Result<(Request, Message), String> {
+    let members = service.with_batch(req).await.map_err(|e| e.to_string())?;
+    let owner = members.iter().find(|m| m.id == req.card_id()).cloned().unwrap_or_else(|| req.clone());
+    let card = card_of(&service.policy(), &members).unwrap_or_else(|| card(&service.policy(), req));
+    Ok((owner, card))
+}
+
 /// The states `status` lists: what is still open or still held.
-pub const OPEN_STATES: [State; 4] = [State::Pending, State::Approved, State::Active, State::Revoking];
+pub const OPEN_STATES: [State; 6] =
+    [State::Pending, State::Waiting, State::Scheduled, State::Approved, State::Active, State::Revoking];
 
 /// The caller's own requests in these states.
 pub async fn requests_of(service: &Service, caller: &Caller, states: Vec<State>) -> Result<Vec<Request>, CoreError> {
@@ -135,7 +149,8 @@ pub async fn requester_user(
     if from_policy.is_some() {
         return Ok(from_policy);
     }
-    for id in std::iter::once(req.id).chain(req.kind.parent()) {
+    // The requester of a request of several roles is recorded under its first role's request.
+    for id in [req.id, req.card_id()].into_iter().chain(req.kind.parent()) {
         if let Some((user, _)) = refs.chat_ref(platform, id, REQUESTER).await.map_err(|e| e.to_string())? {
             return Ok(Some(user));
         }

@@ -3,6 +3,7 @@
 //! Loaded from the TOML file (see [`parse`]) and consulted on every command, as it is at that
 //! moment: approval authority is checked when the click arrives, not when the card was posted.
 
+pub mod bundles;
 pub mod oncall;
 mod parse;
 pub mod rules;
@@ -22,6 +23,8 @@ pub struct Policy {
     pub persons: BTreeMap<PersonId, Person>,
     pub groups: BTreeMap<GroupName, Group>,
     pub roles: BTreeMap<RoleName, Role>,
+    /// Names for roles requested together (`[bundles.incident]`).
+    pub bundles: BTreeMap<RoleName, bundles::Bundle>,
     pub tokens: Vec<ApiToken>,
     pub security: Security,
     pub settings: Settings,
@@ -140,6 +143,12 @@ pub struct Settings {
     pub revoke_alert_after: u32,
     /// Transient apply failures after which the request goes to `grant_failed`.
     pub apply_max_attempts: u32,
+    /// Scheduled access: how far ahead a start may be.
+    pub max_schedule_ahead: GrantDuration,
+    /// Scheduled access: how long an approval stays good. A scheduled request whose start is
+    /// further from its approval than this loses the approval at approval + ttl ("unused":
+    /// not applied by then) and times out; so does one whose start runs that late.
+    pub scheduled_approval_ttl: GrantDuration,
 }
 
 impl Default for Settings {
@@ -148,6 +157,8 @@ impl Default for Settings {
             expiry_warning: GrantDuration::from_secs(600).expect("constant"),
             revoke_alert_after: 5,
             apply_max_attempts: 8,
+            max_schedule_ahead: GrantDuration::from_secs(7 * 86_400).expect("constant"),
+            scheduled_approval_ttl: GrantDuration::from_secs(86_400).expect("constant"),
         }
     }
 }

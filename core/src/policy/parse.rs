@@ -7,7 +7,7 @@ use std::fmt;
 
 /// Top-level keys that hold the policy. The bot owns the other sections of the file.
 pub const POLICY_SECTIONS: &[&str] =
-    &["persons", "services", "groups", "roles", "tokens", "security", "settings", "rules"];
+    &["persons", "services", "groups", "roles", "bundles", "tokens", "security", "settings", "rules"];
 
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,8 @@ struct RawSettings {
     expiry_warning: Option<String>,
     revoke_alert_after: Option<u32>,
     apply_max_attempts: Option<u32>,
+    max_schedule_ahead: Option<String>,
+    scheduled_approval_ttl: Option<String>,
 }
 
 fn one() -> u32 {
@@ -143,7 +145,7 @@ pub(super) fn duration(path: &str, s: &str, errs: &mut Vec<ConfigError>) -> Opti
     GrantDuration::parse(s).map_err(|e| errs.push(ConfigError::new(path, e))).ok()
 }
 
-pub(super) fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
+pub(crate) fn table<'a>(root: &'a toml::Table, key: &str, errs: &mut Vec<ConfigError>) -> Option<&'a toml::Table> {
     match root.get(key) {
         None => None,
         Some(toml::Value::Table(t)) => Some(t),
@@ -459,8 +461,23 @@ pub fn parse_policy(root: &toml::Table, providers: &[String]) -> Result<Policy, 
     if let Some(n) = raw_settings.apply_max_attempts {
         settings.apply_max_attempts = n.max(1);
     }
+    if let Some(d) =
+        raw_settings.max_schedule_ahead.and_then(|s| duration("settings.max_schedule_ahead", &s, &mut errs))
+    {
+        settings.max_schedule_ahead = d;
+    }
+    if let Some(d) =
+        raw_settings.scheduled_approval_ttl.and_then(|s| duration("settings.scheduled_approval_ttl", &s, &mut errs))
+    {
+        settings.scheduled_approval_ttl = d;
+    }
 
-    if errs.is_empty() { Ok(Policy { persons, groups, roles, tokens, security, settings, rules }) } else { Err(errs) }
+    let bundles = super::bundles::parse_bundles(root, &roles, &mut errs);
+    if errs.is_empty() {
+        Ok(Policy { persons, groups, roles, bundles, tokens, security, settings, rules })
+    } else {
+        Err(errs)
+    }
 }
 
 /// Two persons with the same chat id would let one act as the other (the same on-call id: be

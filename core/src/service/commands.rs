@@ -25,6 +25,8 @@ pub struct RequestInput {
     pub reason: String,
     pub ticket: Option<String>,
     pub source: Source,
+    /// Scheduled access: when it starts (`None`: now).
+    pub start: Option<crate::schedule::StartSpec>,
 }
 
 /// What an approval did.
@@ -33,11 +35,20 @@ pub struct ApproveOutcome {
     pub request: Request,
     pub approvals: u32,
     pub required: u32,
+    /// For a request of several roles: the roles' requests this approval counted for, and
+    /// every role's request as it now is (empty for a request of one role).
+    pub approved: Vec<RequestId>,
+    pub batch: Vec<Request>,
 }
 
 impl ApproveOutcome {
+    /// Whether the request needs no more approvals (all of its roles', for several).
     pub fn completed(&self) -> bool {
-        self.request.state != State::Pending
+        if self.batch.is_empty() {
+            self.request.state != State::Pending
+        } else {
+            self.batch.iter().all(|r| r.state != State::Pending)
+        }
     }
 }
 
@@ -51,6 +62,8 @@ pub struct ExtendOutcome {
 fn final_state_message(req: &Request) -> String {
     match req.state {
         State::Pending => format!("Request {} is still pending.", req.id),
+        State::Waiting => format!("Request {} is approved and waiting for the other roles of its request.", req.id),
+        State::Scheduled => format!("Request {} is already approved and scheduled to start.", req.id),
         State::Approved => format!("Request {} is already approved and being applied.", req.id),
         State::Active => format!("Request {} is already approved and active.", req.id),
         s => format!("Request {} is already {s}; nothing can change it now.", req.id),
@@ -74,7 +87,16 @@ impl Service {
     /// threshold, and a second click by the same person is refused. Refusals are audited.
     pub async fn approve(&self, caller: &Caller, id: RequestId) -> CoreResult<ApproveOutcome> {
         self.known_caller(caller)?;
+        if let Some(batch) = self.get(id).await?.batch {
+            return self.approve_batch(caller, batch).await;
+        }
+        self.approve_one(caller, id).await
+    }
+
+    /// One row's approval (a request of one role, or one role of several).
+    pub(super) async fn approve_one(&self, caller: &Caller, id: RequestId) -> CoreResult<ApproveOutcome> {
         let policy = self.policy();
+        let ttl = policy.settings.scheduled_approval_ttl;
         let caller_c = caller.clone();
         let now = self.now();
         let actor = Actor::Person(caller.person.clone());
@@ -120,7 +142,24 @@ impl Service {
             approvers.push(caller_c.person.to_string());
             let required = role.approvals_required + req.extra_approvals;
             let body = json!({ "approvals": count, "required": required, "approvers": approvers });
-            if count >= required {
+            // Scheduled access: the requester must still be allowed what they asked for.
+            if req.starts_at.is_some()
+                && let Err(why) = super::scheduled::still_allowed(&policy, req)
+            {
+                return refuse(UserError::conflict(format!("{} cannot be approved: {why}.", req.id)));
+            }
+            if count >= required
+                && req.batch.is_none()
+                && let Some(mut change) = super::scheduled::scheduled(req, now, actor.clone(), &body, ttl)
+            {
+                change.approval = Some(caller_c.person.clone());
+                Decision::from(change)
+            } else if count >= required && req.batch.is_some() {
+                // One role of several: its approvals are in; it is applied with the others.
+                let mut change = super::batch::waiting(req, now, actor.clone(), body);
+                change.approval = Some(caller_c.person.clone());
+                Decision::from(change)
+            } else if count >= required {
                 Decision::from(Change {
                     to: Some(State::Approved),
                     approval: Some(caller_c.person.clone()),
@@ -143,11 +182,27 @@ impl Service {
         if req.state == State::Approved {
             self.wake.wake();
         }
-        Ok(ApproveOutcome { approvals: req.approvals.len() as u32, required, request: req })
+        Ok(ApproveOutcome {
+            approvals: req.approvals.len() as u32,
+            required,
+            approved: vec![req.id],
+            batch: Vec::new(),
+            request: req,
+        })
     }
 
     /// An approver's (or the security team's) no, with a reason the requester will see.
+    /// For a request of several roles, every role the caller may deny is denied, and the rest
+    /// end with them (nothing is granted in part).
     pub async fn deny(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
+        self.known_caller(caller)?;
+        if let Some(batch) = self.get(id).await?.batch {
+            return self.deny_batch(caller, batch, reason).await;
+        }
+        self.deny_one(caller, id, reason).await
+    }
+
+    pub(super) async fn deny_one(&self, caller: &Caller, id: RequestId, reason: &str) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let reason = Reason::parse(reason)
             .map_err(|e| UserError::invalid(format!("A denial needs a reason: {e}")).on(Field::Reason))?;
@@ -155,7 +210,7 @@ impl Service {
         let caller_c = caller.clone();
         let now = self.now();
         let f = Box::new(move |req: &Request| -> Decision {
-            if req.state != State::Pending {
+            if !matches!(req.state, State::Pending | State::Waiting) {
                 return Decision::Refuse(UserError::conflict(final_state_message(req)), None);
             }
             let security = policy.is_security(&caller_c);
@@ -183,7 +238,7 @@ impl Service {
                     Some(req.id),
                     json!({ "reason": reason, "as": if approver { "approver" } else { "security" } }),
                 )),
-                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
+                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
                 ..Change::default()
             })
         });
@@ -193,6 +248,13 @@ impl Service {
     /// The requester withdraws a pending request.
     pub async fn cancel(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         self.known_caller(caller)?;
+        if let Some(batch) = self.get(id).await?.batch {
+            return self.cancel_batch(caller, batch).await;
+        }
+        self.cancel_one(caller, id).await
+    }
+
+    pub(super) async fn cancel_one(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         let caller_c = caller.clone();
         let now = self.now();
         let f = Box::new(move |req: &Request| -> Decision {
@@ -202,7 +264,7 @@ impl Service {
                     None,
                 );
             }
-            if req.state != State::Pending {
+            if !matches!(req.state, State::Pending | State::Waiting | State::Scheduled) {
                 let hint = if req.state == State::Active { " Use release to give the access back." } else { "" };
                 return Decision::Refuse(UserError::conflict(format!("{}{hint}", final_state_message(req))), None);
             }
@@ -216,7 +278,13 @@ impl Service {
                     Some(req.id),
                     json!({}),
                 )),
-                cancel: vec![DueKind::PendingTimeout, DueKind::Reminder],
+                cancel: vec![
+                    DueKind::PendingTimeout,
+                    DueKind::Reminder,
+                    DueKind::Escalate,
+                    DueKind::Start,
+                    DueKind::ApprovalExpiry,
+                ],
                 ..Change::default()
             })
         });
@@ -294,7 +362,19 @@ impl Service {
                     cancel: vec![DueKind::Apply],
                     ..Change::default()
                 }),
-                State::Pending => Decision::Refuse(
+                // Approved ahead of its start, holding nothing: revoked at once.
+                State::Scheduled if ending == EndReason::Revoked => Decision::from(Change {
+                    to: Some(State::Revoked),
+                    patch,
+                    event: Some(NewEvent::new(now, actor, EventKind::GrantRevoked, Some(req.id), body)),
+                    cancel: super::scheduled::BEFORE_START.to_vec(),
+                    ..Change::default()
+                }),
+                State::Scheduled => Decision::Refuse(
+                    UserError::conflict(format!("{} has not started yet: cancel it instead.", req.id)),
+                    None,
+                ),
+                State::Pending | State::Waiting => Decision::Refuse(
                     UserError::conflict(if ending == EndReason::Released {
                         format!("{} is still pending: cancel it instead.", req.id)
                     } else {
@@ -381,6 +461,7 @@ impl Service {
             rules: parent.rules.clone(),
             closed_by: None,
             note: None,
+            starts_at: None,
         };
         let event = NewEvent::new(
             now,

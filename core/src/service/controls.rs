@@ -92,7 +92,9 @@ impl Service {
         );
         self.store.set_lockdown(l.clone(), ev).await.map_err(CoreError::store)?;
         let q = RequestQuery {
-            states: vec![State::Pending, State::Approved, State::Active],
+            // Scheduled requests hold nothing and are checked again at their start: refused
+            // then if the lockdown is still in force, let through if it was lifted.
+            states: vec![State::Pending, State::Waiting, State::Approved, State::Active],
             limit: Some(10_000),
             ..RequestQuery::default()
         };
@@ -101,7 +103,10 @@ impl Service {
         let why = format!("lockdown: {reason}");
         for r in live.into_iter().filter(|r| l.covers(&r.role)) {
             let result = match r.state {
-                State::Pending => self.deny(caller, r.id, &why).await.map(|_| report.denied.push(r.id.0)),
+                // One role at a time: the other roles of the same request end with it (batch).
+                State::Pending | State::Waiting => {
+                    self.deny_one(caller, r.id, &why).await.map(|_| report.denied.push(r.id.0))
+                }
                 _ if matches!(r.kind, RequestKind::Extension(_)) => Ok(()),
                 _ => self.revoke(caller, r.id, &why).await.map(|_| report.revoked.push(r.id.0)),
             };

@@ -74,6 +74,7 @@ impl Service {
             rules: Vec::new(),
             closed_by: None,
             note: None,
+            starts_at: None,
         };
         let ev = NewEvent::new(
             now,

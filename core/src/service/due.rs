@@ -37,6 +37,9 @@ impl Service {
             DueKind::ExpiryWarning => self.run_expiry_warning(item, req).await,
             DueKind::Escalate => self.run_escalate(item, req).await,
             DueKind::ReviewReminder => self.run_review_reminder(item, req).await,
+            DueKind::BatchCheck => self.run_batch_check(item, req).await,
+            DueKind::Start => self.run_start(item, req).await,
+            DueKind::ApprovalExpiry => self.run_approval_expiry(item, req).await,
         }
     }
 
@@ -88,7 +91,9 @@ impl Service {
         }
         let policy = self.policy();
         let starts = self.now();
-        let expires = starts + req.duration.as_chrono();
+        // Scheduled access: the window counts from the start asked for, not from when the
+        // provider got to it.
+        let expires = req.starts_at.unwrap_or(starts) + req.duration.as_chrono();
         let Some((spec, provider)) = self.spec(&policy, &req, Some((starts, expires))) else {
             return self
                 .fail_grant(&item, &req, "ConfigChanged", "the role or its provider is no longer configured", false)
@@ -441,13 +446,16 @@ impl Service {
     }
 
     async fn run_pending_timeout(&self, item: DueItem, req: Request) -> CoreResult<()> {
-        if req.state != State::Pending {
+        // A waiting role of a request of several roles still times out: the others were not
+        // all approved in time.
+        let open = |s: State| matches!(s, State::Pending | State::Waiting);
+        if !open(req.state) {
             return self.finish(&item).await;
         }
         let now = self.now();
         let item_id = item.id;
         let f = Box::new(move |r: &Request| -> Decision {
-            if r.state != State::Pending {
+            if !open(r.state) {
                 return Decision::Refuse(UserError::conflict("decided"), None);
             }
             Decision::from(Change {
@@ -459,11 +467,12 @@ impl Service {
                     Some(r.id),
                     json!({ "approvals": r.approvals.len() }),
                 )),
-                cancel: vec![DueKind::Reminder],
+                cancel: vec![DueKind::Reminder, DueKind::Escalate],
                 finish: Some(item_id),
                 ..Change::default()
             })
         });
+        let f = super::batch::with_batch_check(f, now);
         match self.store.decide(req.id, f).await.map_err(CoreError::store)? {
             Decided::Changed(_) => Ok(()),
             _ => self.finish(&item).await,

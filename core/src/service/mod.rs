@@ -3,6 +3,7 @@
 //! it is at that moment and asks the store to apply what it decided.
 
 mod actors;
+mod batch;
 mod commands;
 mod controls;
 mod drill;
@@ -12,6 +13,7 @@ mod oncall;
 mod periodic;
 mod reload;
 mod request;
+mod scheduled;
 mod tickets;
 
 pub use actors::NotAllowed;
@@ -129,7 +131,12 @@ impl Service {
     }
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> CoreResult<Request> {
+        let f = batch::with_batch_check(f, self.now());
         match self.store.decide(id, f).await.map_err(CoreError::store)? {
+            Decided::Changed(r) if r.batch.is_some() => {
+                self.wake.wake();
+                Ok(*r)
+            }
             Decided::NotFound => Err(UserError::not_found(format!("There is no request {id}.")).into()),
             Decided::Refused(e) => Err(e.into()),
             Decided::Changed(r) => Ok(*r),

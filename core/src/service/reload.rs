@@ -27,6 +27,15 @@ pub struct PolicyDiff {
     pub groups_changed: Vec<String>,
     pub tokens_added: Vec<String>,
     pub tokens_removed: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bundles_added: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bundles_removed: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bundles_changed: Vec<String>,
+    /// `[settings]` changed (expiry warning, scheduled access limits, …).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub settings_changed: bool,
 }
 
 /// Names in `new` and not in `old`, in `old` and not in `new`, and in both but different.
@@ -56,6 +65,10 @@ impl PolicyDiff {
             old.groups.iter().map(|(k, v)| (k.to_string(), v)),
             new.groups.iter().map(|(k, v)| (k.to_string(), v)),
         );
+        let (bundles_added, bundles_removed, bundles_changed) = compare(
+            old.bundles.iter().map(|(k, v)| (k.to_string(), v)),
+            new.bundles.iter().map(|(k, v)| (k.to_string(), v)),
+        );
         // Tokens by name only: their hashes are not for the audit log.
         let names = |p: &Policy| p.tokens.iter().map(|t| t.name.clone()).collect::<BTreeSet<_>>();
         let (old_t, new_t) = (names(old), names(new));
@@ -70,6 +83,10 @@ impl PolicyDiff {
             groups_changed,
             tokens_added: new_t.difference(&old_t).cloned().collect(),
             tokens_removed: old_t.difference(&new_t).cloned().collect(),
+            bundles_added,
+            bundles_removed,
+            bundles_changed,
+            settings_changed: format!("{:?}", old.settings) != format!("{:?}", new.settings),
         }
     }
 }

@@ -18,12 +18,14 @@ use crate::{
 use serde_json::json;
 
 /// A request validated and ready to be written.
-struct Draft {
-    kind: RequestKind,
-    duration: GrantDuration,
-    reason: Reason,
-    ticket: Option<String>,
-    source: Source,
+pub(super) struct Draft {
+    pub(super) kind: RequestKind,
+    pub(super) duration: GrantDuration,
+    pub(super) reason: Reason,
+    pub(super) ticket: Option<String>,
+    pub(super) source: Source,
+    /// Scheduled access: when it starts.
+    pub(super) starts_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Service {
@@ -31,7 +33,12 @@ impl Service {
     pub async fn request(&self, caller: &Caller, input: RequestInput) -> CoreResult<Request> {
         self.known_caller(caller)?;
         let policy = self.policy();
-        let role = policy.role(&input.role).map_err(|e| e.on(Field::Role))?;
+        let roles = policy.resolve_roles(&input.role).map_err(|e| e.on(Field::Role))?;
+        let starts_at = self.start_time(input.start.as_ref())?;
+        let role = match roles.as_slice() {
+            [one] => *one,
+            _ => return self.request_batch(caller, &roles, input, starts_at).await,
+        };
         if !policy.may_request(caller, role) {
             return Err(UserError::forbidden(format!(
                 "You may not request `{}`: it is open to members of {}.",
@@ -61,7 +68,7 @@ impl Service {
             Err(e) => return Err(UserError::invalid(e).on(Field::Reason).into()),
         };
         let ticket = role.ticket(input.ticket.as_deref(), reason.as_str()).map_err(|e| e.on(Field::Ticket))?;
-        let draft = Draft { kind: RequestKind::Normal, duration, reason, ticket, source: input.source };
+        let draft = Draft { kind: RequestKind::Normal, duration, reason, ticket, source: input.source, starts_at };
 
         if let Some(l) = self.lockdown_for(role, false).await? {
             let message = format!(
@@ -75,7 +82,7 @@ impl Service {
             let refusal = Refusal { rule: "lockdown".into(), message, alert: false, revoke_grants: false };
             return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
         }
-        let verdict = self.rules_for(caller, role, &draft.source, false).await?;
+        let verdict = self.rules_for(caller, role, &draft.source, false, None).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
         }
@@ -136,7 +143,7 @@ impl Service {
         }
         let reason = Reason::parse(justification)
             .map_err(|e| UserError::invalid(format!("Break-glass needs a justification: {e}")).on(Field::Reason))?;
-        let draft = Draft { kind: RequestKind::BreakGlass, duration, reason, ticket: None, source };
+        let draft = Draft { kind: RequestKind::BreakGlass, duration, reason, ticket: None, source, starts_at: None };
         if let Some(l) = self.lockdown_for(role, true).await? {
             let message = format!(
                 "`{}` is locked down by {}, break-glass included: {}. Call the security team.",
@@ -145,7 +152,7 @@ impl Service {
             let refusal = Refusal { rule: "lockdown".into(), message, alert: true, revoke_grants: false };
             return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
         }
-        let verdict = self.rules_for(caller, role, &draft.source, true).await?;
+        let verdict = self.rules_for(caller, role, &draft.source, true, None).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
         }
@@ -170,12 +177,23 @@ impl Service {
         Ok(req)
     }
 
-    async fn lockdown_for(&self, role: &Role, breakglass: bool) -> CoreResult<Option<crate::ports::Lockdown>> {
+    pub(super) async fn lockdown_for(
+        &self,
+        role: &Role,
+        breakglass: bool,
+    ) -> CoreResult<Option<crate::ports::Lockdown>> {
         let all = self.store.lockdowns().await.map_err(CoreError::store)?;
         Ok(all.into_iter().find(|l| l.covers(&role.name) && (!breakglass || l.blocks_breakglass)))
     }
 
-    async fn rules_for(&self, caller: &Caller, role: &Role, source: &Source, breakglass: bool) -> CoreResult<Verdict> {
+    pub(super) async fn rules_for(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        source: &Source,
+        breakglass: bool,
+        except: Option<crate::RequestId>,
+    ) -> CoreResult<Verdict> {
         let policy = self.policy();
         let now = self.now();
         let history = match rules::history_window(&policy, &role.name) {
@@ -187,7 +205,10 @@ impl Service {
                     limit: Some(1000),
                     ..RequestQuery::default()
                 };
-                self.store.list_requests(&q).await.map_err(CoreError::store)?
+                let mut history = self.store.list_requests(&q).await.map_err(CoreError::store)?;
+                // A scheduled request checked again at its start is not its own history.
+                history.retain(|r| Some(r.id) != except);
+                history
             }
             None => Vec::new(),
         };
@@ -196,6 +217,23 @@ impl Service {
     }
 
     async fn create_pending(&self, caller: &Caller, role: &Role, d: Draft, verdict: &Verdict) -> CoreResult<Request> {
+        let (new, event, due) = self.pending_parts(caller, role, d, verdict, &[]);
+        let first_due = due.iter().map(|d| d.due_at).min().unwrap_or_else(|| self.now());
+        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
+        self.wake.due(first_due);
+        Ok(req)
+    }
+
+    /// The row, creation event and first due items of a new pending request; `with` names the
+    /// other roles of the same request, for the event.
+    pub(super) fn pending_parts(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        d: Draft,
+        verdict: &Verdict,
+        with: &[crate::RoleName],
+    ) -> (NewRequest, NewEvent, Vec<NewDue>) {
         let now = self.now();
         let required = role.approvals_required + verdict.extra_approvals;
         let breakglass = d.kind == RequestKind::BreakGlass;
@@ -213,6 +251,7 @@ impl Service {
             rules: verdict.fired.clone(),
             closed_by: None,
             note: None,
+            starts_at: d.starts_at,
         };
         let event = NewEvent::new(
             now,
@@ -229,29 +268,31 @@ impl Service {
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
                 ("requester_kind", self.policy().is_service(caller).then(|| json!("service"))),
+                ("with_roles", (!with.is_empty()).then(|| json!(with))),
+                ("starts_at", d.starts_at.map(|s| json!(s.to_rfc3339()))),
             ]),
         );
         let at = |d: GrantDuration| now + d.as_chrono();
-        let mut due = vec![NewDue {
-            kind: DueKind::PendingTimeout,
-            request: None,
-            due_at: at(role.pending_timeout),
-            payload: json!(null),
-        }];
+        // A scheduled request may be decided until its start; not after.
+        let timeout = d.starts_at.unwrap_or_else(|| at(role.pending_timeout));
+        let mut due =
+            vec![NewDue { kind: DueKind::PendingTimeout, request: None, due_at: timeout, payload: json!(null) }];
         if let Some(every) = role.reminder_interval.filter(|e| *e < role.pending_timeout) {
             due.push(NewDue { kind: DueKind::Reminder, request: None, due_at: at(every), payload: json!(null) });
         }
         if let Some(after) = role.escalate_after.filter(|e| *e < role.pending_timeout) {
             due.push(NewDue { kind: DueKind::Escalate, request: None, due_at: at(after), payload: json!(null) });
         }
-        let first_due = due.iter().map(|d| d.due_at).min().unwrap_or(now);
-        let req = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
-        self.wake.due(first_due);
-        Ok(req)
+        (new, event, due)
     }
 
     /// `on_call`: which on-call rule, schedule and level approved it, for the audit event.
-    async fn auto_approve(&self, req: Request, why: &str, on_call: Option<serde_json::Value>) -> CoreResult<Request> {
+    pub(super) async fn auto_approve(
+        &self,
+        req: Request,
+        why: &str,
+        on_call: Option<serde_json::Value>,
+    ) -> CoreResult<Request> {
         let mut details = json!({ "auto_approved": true, "why": why });
         if let Some(oc) = on_call {
             details["on_call"] = oc;
@@ -270,6 +311,7 @@ impl Service {
         more: Vec<NewDue>,
     ) -> CoreResult<Request> {
         let now = self.now();
+        let ttl = self.policy().settings.scheduled_approval_ttl;
         let rule = rule.to_string();
         details["approvals"] = json!(0);
         details["required"] = json!(0);
@@ -277,6 +319,13 @@ impl Service {
         let f = Box::new(move |r: &Request| -> Decision {
             if r.state != State::Pending {
                 return Decision::Refuse(UserError::conflict("decided"), None);
+            }
+            if r.batch.is_some() {
+                // One role of several: approved for its part, applied with the others.
+                return Decision::from(super::batch::waiting(r, now, Actor::Rule(rule), details));
+            }
+            if let Some(change) = super::scheduled::scheduled(r, now, Actor::Rule(rule.clone()), &details, ttl) {
+                return Decision::from(change);
             }
             let mut schedule = vec![NewDue::new(DueKind::Apply, r.id, now)];
             schedule.extend(more.into_iter().map(|d| NewDue { request: Some(r.id), ..d }));
@@ -296,7 +345,14 @@ impl Service {
 
     /// Records a request refused by a rule, alerts and revokes when the rule says so, and
     /// returns the refusal to show.
-    async fn refuse(&self, caller: &Caller, role: &Role, d: Draft, refusal: &Refusal, verdict: &Verdict) -> CoreError {
+    pub(super) async fn refuse(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        d: Draft,
+        refusal: &Refusal,
+        verdict: &Verdict,
+    ) -> CoreError {
         match self.record_refusal(caller, role, d, refusal, verdict).await {
             Ok(()) => UserError::new(ErrorCode::RuleDenied, refusal.message.clone()).into(),
             Err(e) => e,
@@ -327,6 +383,7 @@ impl Service {
             rules: verdict.fired.clone(),
             closed_by: Some(rule_actor.to_string()),
             note: Some(refusal.message.clone()),
+            starts_at: d.starts_at,
         };
         let event = NewEvent::new(
             now,

@@ -6,6 +6,7 @@
 //! `safety`: signatures, who may approve (role-backed groups included), double clicks, mentions,
 //! other servers, command registration, and Discord's own failures.
 
+mod batches;
 mod controls;
 mod hardening;
 mod home;
@@ -13,6 +14,7 @@ mod lifecycle;
 mod reminders;
 mod replays;
 mod safety;
+mod scheduled;
 mod snapshots;
 
 use elevate_tests::TestApp;

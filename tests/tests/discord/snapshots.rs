@@ -103,7 +103,7 @@ async fn answers_to_each_command() {
     assert_snapshot!(shown(&app.discord_command("alice", "help", &[]).await), @r#"
     message (flags 64, mentions {"parse":[],"roles":[],"users":[]}):
     **elevate**: just-in-time access.
-    • `/elevate request role reason [duration] [ticket]`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)
+    • `/elevate request role reason [duration] [ticket] [at] [in]`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag; several at once with commas (prod-db,logs 2h …) or a bundle's name (`/elevate` alone opens a form in Slack)
     • `/elevate status`: your pending requests and active grants
     • `/elevate mine`: the same with buttons, and what waits for your decision
     • `/elevate show id`: one request as its card shows it, with what you may do about it

@@ -6,6 +6,7 @@
 //! `lifecycle`: what requesters and approvers see, from `/elevate` to expiry. `safety`: who may
 //! do what, signatures, escaping, identity and Slack's own failures.
 
+mod batches;
 mod controls;
 mod hardening;
 mod home;
@@ -13,6 +14,7 @@ mod lifecycle;
 mod reminders;
 mod replays;
 mod safety;
+mod scheduled;
 mod shortcuts;
 mod snapshots;
 mod usergroups;

@@ -127,7 +127,7 @@ async fn answers_to_each_command() {
     let app = slack_app().await;
     assert_snapshot!(shown(&app.slack_command("alice", "help").await), @"
     text: *elevate*: just-in-time access.
-    • `/elevate ROLE DURATION REASON…`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)
+    • `/elevate ROLE DURATION REASON… [at YYYY-MM-DD HH:MM [ZONE] | in DURATION]`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag; several at once with commas (prod-db,logs 2h …) or a bundle's name (`/elevate` alone opens a form in Slack)
     • `/elevate status`: your pending requests and active grants
     • `/elevate mine`: the same with buttons, and what waits for your decision
     • `/elevate show ID`: one request as its card shows it, with what you may do about it
@@ -144,7 +144,7 @@ async fn answers_to_each_command() {
     • `/elevate review ID NOTE…`: close the review of a break-glass grant (security)
     You may request: `busy` (up to 2h), `db` (up to 4h), `db-ro` (up to 4h), `esc` (up to 4h), `logs` (up to 8h), `oncall-db` (up to 4h), `prod` (up to 2h), `sandbox` (up to 8h)
     section: *elevate*: just-in-time access.
-    section: • `/elevate ROLE DURATION REASON…`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag (`/elevate` alone opens a form in Slack)
+    section: • `/elevate ROLE DURATION REASON… [at YYYY-MM-DD HH:MM [ZONE] | in DURATION]`: ask for a role, e.g. prod-db 2h INC-4211 fix replication lag; several at once with commas (prod-db,logs 2h …) or a bundle's name (`/elevate` alone opens a form in Slack)
     • `/elevate status`: your pending requests and active grants
     • `/elevate mine`: the same with buttons, and what waits for your decision
     • `/elevate show ID`: one request as its card shows it, with what you may do about it
@@ -240,10 +240,11 @@ async fn forms() {
     let opened = app.fake_slack().calls("views.open");
     assert_snapshot!(slack_view(&opened[0].args["view"]), @r#"
     modal elevate_request "Request access" [Request] [Cancel]
-    input role "Role": static_select placeholder "Choose a role" options [busy, db, db-ro, esc, logs, oncall-db, prod, sandbox]
+    input role "Roles": multi_static_select placeholder "Choose one or more roles" options [busy, db, db-ro, esc, logs, oncall-db, prod, sandbox]
     input duration "Duration" (optional): plain_text_input placeholder "e.g. 30m, 2h (empty: the role's default)"
     input reason "Reason": plain_text_input placeholder "What do you need it for?"
     input ticket "Ticket" (optional): plain_text_input placeholder "e.g. INC-4211"
+    input start "Start" (optional): plain_text_input placeholder "Later: 2026-12-05 22:00 Europe/Berlin, or in 3h (empty: now)"
     "#);
 
     let id = TestApp::id_in(&app.slack_command("alice", "db 1h INC-1 fix").await.text());

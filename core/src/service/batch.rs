@@ -1,0 +1,409 @@
+//! Requests of several roles at once (`/elevate db-admin,logs-read 2h …`, or a bundle).
+//!
+//! One row per role, linked by their batch (the first row's id), so that each role keeps its
+//! own approvals, thresholds, grant, expiry, extension and revoke, and the scheduler's work is
+//! the same as for a request of one role. What makes them one request:
+//!
+//! - Asked as one: every role is checked (who may request, duration against its maximum,
+//!   ticket, lockdown, rules) before anything is written, and one refusal refuses them all,
+//!   naming the role and the rule. The rows are written in one transaction.
+//! - Granted as one: a role whose approvals are in moves to `waiting` and holds nothing; once
+//!   every role is waiting, all move to `approved` and are applied (to `scheduled`, for a
+//!   request with a start: see `scheduled.rs`). A role denied, cancelled, timed out or revoked
+//!   before it was granted ends the others (denied by rule `batch`). There is no partial grant.
+//! - Every move into `waiting` or out of the open states queues a [`DueKind::BatchCheck`] in
+//!   its own transaction, so the step that completes or ends the batch survives a crash, and
+//!   of any number of checks each row moves once (compare-and-set).
+//! - Once granted, each role lives on its own: it expires at its own time and can be released,
+//!   extended or revoked alone.
+
+use super::{RequestInput, Service, request::Draft, role_groups};
+use crate::{
+    BatchId, Field, GrantDuration, Reason, RoleName, State, UserError,
+    audit::{Actor, EventKind, NewEvent},
+    error::{CoreError, CoreResult},
+    policy::{
+        Caller, Role,
+        rules::{Refusal, Verdict},
+    },
+    ports::{Change, DecideFn, Decision, DueItem, DueKind, NewDue, Patch, RequestQuery},
+    request::{Request, RequestKind},
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// The actor that ends the other roles of a request one of whose roles was refused.
+const BATCH_RULE: &str = "batch";
+
+/// Pending → waiting: one role's approvals are in; it is applied with the others. The
+/// event is an added approval: the request as a whole is not approved yet.
+pub(super) fn waiting(r: &Request, now: DateTime<Utc>, actor: Actor, mut details: Value) -> Change {
+    details["waiting_for_other_roles"] = json!(true);
+    Change {
+        to: Some(State::Waiting),
+        event: Some(NewEvent::new(now, actor, EventKind::ApprovalAdded, Some(r.id), details)),
+        cancel: vec![DueKind::Reminder, DueKind::Escalate],
+        ..Change::default()
+    }
+}
+
+/// Adds a [`DueKind::BatchCheck`] to every change that moves a role of a batch into
+/// `waiting` or ends it before it was granted, in the same transaction.
+pub(super) fn with_batch_check(f: DecideFn, now: DateTime<Utc>) -> DecideFn {
+    Box::new(move |r: &Request| match f(r) {
+        Decision::Change(mut c)
+            if r.batch.is_some()
+                && c.to.is_some_and(|to| {
+                    matches!(to, State::Waiting | State::Denied | State::Cancelled | State::TimedOut | State::Revoked)
+                }) =>
+        {
+            c.schedule.push(NewDue::new(DueKind::BatchCheck, r.id, now));
+            Decision::Change(c)
+        }
+        other => other,
+    })
+}
+
+fn names(roles: &[&Role]) -> String {
+    roles.iter().map(|r| format!("`{}`", r.name)).collect::<Vec<_>>().join(", ")
+}
+
+impl Service {
+    /// Every role's request of a batch, in the order the roles were asked for.
+    pub async fn batch_members(&self, batch: BatchId) -> CoreResult<Vec<Request>> {
+        let q = RequestQuery { batch: Some(batch), ..RequestQuery::default() };
+        let mut members = self.store.list_requests(&q).await.map_err(CoreError::store)?;
+        members.sort_by_key(|r| r.id);
+        Ok(members)
+    }
+
+    /// The requests shown together with `req`: its batch, or itself alone.
+    pub async fn with_batch(&self, req: &Request) -> CoreResult<Vec<Request>> {
+        match req.batch {
+            Some(b) => self.batch_members(b).await,
+            None => Ok(vec![req.clone()]),
+        }
+    }
+
+    /// A request of several roles. Returns the first role's request (its number is the
+    /// request's); [`Service::batch_members`] gives them all.
+    pub(super) async fn request_batch(
+        &self,
+        caller: &Caller,
+        roles: &[&Role],
+        input: RequestInput,
+        starts_at: Option<DateTime<Utc>>,
+    ) -> CoreResult<Request> {
+        let policy = self.policy();
+        for role in roles {
+            if !policy.may_request(caller, role) {
+                return Err(UserError::forbidden(format!(
+                    "Nothing was requested: you may not request `{}`: it is open to members of {}.",
+                    role.name,
+                    role_groups(role, false)
+                ))
+                .on(Field::Role)
+                .into());
+            }
+        }
+        // One duration for every role: the one asked for, else the shortest of the defaults.
+        let duration = match input.duration.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => roles.iter().map(|r| r.default_duration).min().expect("at least two roles"),
+            Some(s) => GrantDuration::parse(s).map_err(|e| UserError::invalid(e).on(Field::Duration))?,
+        };
+        if let Some(role) = roles.iter().find(|r| duration > r.max_duration) {
+            return Err(UserError::invalid(format!(
+                "Nothing was requested: `{}` can be held for at most {}; ask for {} or less for all of {}.",
+                role.name,
+                role.max_duration,
+                role.max_duration,
+                names(roles)
+            ))
+            .on(Field::Duration)
+            .into());
+        }
+        let reason = match Reason::parse(&input.reason) {
+            Ok(r) => r,
+            Err(_) if roles.iter().all(|r| !r.reason_required) && input.reason.trim().is_empty() => {
+                Reason::parse("(no reason given)").expect("constant")
+            }
+            Err(e) => return Err(UserError::invalid(e).on(Field::Reason).into()),
+        };
+        let mut drafts = Vec::with_capacity(roles.len());
+        for role in roles {
+            let ticket = role
+                .ticket(input.ticket.as_deref(), reason.as_str())
+                .map_err(|e| UserError { message: format!("`{}`: {}", role.name, e.message), ..e }.on(Field::Ticket))?;
+            let source = input.source.clone();
+            drafts.push(Draft {
+                kind: RequestKind::Normal,
+                duration,
+                reason: reason.clone(),
+                ticket,
+                source,
+                starts_at,
+            });
+        }
+        // Lockdowns and rules, role by role; the first refusal refuses the whole request. It is
+        // recorded against the role it concerns (rate limits count refused attempts).
+        let mut verdicts = Vec::with_capacity(roles.len());
+        let mut on_calls = Vec::with_capacity(roles.len());
+        for (role, draft) in roles.iter().zip(drafts.iter_mut()) {
+            if let Some(l) = self.lockdown_for(role, false).await? {
+                let message = format!(
+                    "Nothing was requested: `{}` is locked down by {} since {}: {}. Ask for the other roles \
+                     without it, or ask the security team to unlock it.",
+                    role.name,
+                    l.locked_by,
+                    crate::render::time(l.locked_at),
+                    l.reason
+                );
+                let refusal = Refusal { rule: "lockdown".into(), message, alert: false, revoke_grants: false };
+                let draft = clone_draft(draft);
+                return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
+            }
+            let verdict = self.rules_for(caller, role, &draft.source, false, None).await?;
+            if let Some(refusal) = verdict.refusal.clone() {
+                let refusal = Refusal {
+                    message: format!(
+                        "Nothing was requested: rule `{}` refuses `{}`: {}",
+                        refusal.rule, role.name, refusal.message
+                    ),
+                    ..refusal
+                };
+                return Err(self.refuse(caller, role, clone_draft(draft), &refusal, &verdict).await);
+            }
+            // Tickets that must exist and on-call rules, as for a request of one role: a ticket
+            // refused for any role refuses the whole request, before anything is written.
+            let mut verdict = verdict;
+            let tickets = self.ticket_rules(&policy, caller, role, draft.ticket.take(), draft.reason.as_str()).await?;
+            draft.ticket = tickets.ticket;
+            verdict.fired.extend(tickets.fired);
+            let on_call = self.on_call_rules(&policy, caller, role).await;
+            verdict.fired.extend(on_call.fired);
+            on_calls.push(on_call.approve);
+            verdicts.push(verdict);
+        }
+        let all: Vec<RoleName> = roles.iter().map(|r| r.name.clone()).collect();
+        let mut members = Vec::with_capacity(roles.len());
+        for ((role, draft), verdict) in roles.iter().zip(drafts).zip(&verdicts) {
+            let others: Vec<RoleName> = all.iter().filter(|n| **n != role.name).cloned().collect();
+            members.push(self.pending_parts(caller, role, draft, verdict, &others));
+        }
+        let first_due = members.iter().flat_map(|(_, _, due)| due.iter().map(|d| d.due_at)).min();
+        let created = self.store.create_batch(members).await.map_err(CoreError::store)?;
+        if let Some(at) = first_due {
+            self.wake.due(at);
+        }
+        for (((req, role), verdict), on_call) in created.iter().zip(roles).zip(&verdicts).zip(on_calls) {
+            let why = policy.auto_approves(caller, role).map(|w| (w, None)).or(on_call.map(|(w, d)| (w, Some(d))));
+            if let Some((why, on_call)) = why
+                && !verdict.no_auto_approve
+                && verdict.extra_approvals == 0
+            {
+                self.auto_approve(req.clone(), &why, on_call).await?;
+            }
+        }
+        let lead = created.first().map(|r| r.id).ok_or_else(|| CoreError::Internal("empty batch".into()))?;
+        self.get(lead).await
+    }
+
+    /// One click approves every role of the request that the caller may approve now. If they
+    /// may approve none, the refusal is that of the first role still waiting for approvals
+    /// (audited like any refused approval).
+    pub(super) async fn approve_batch(&self, caller: &Caller, batch: BatchId) -> CoreResult<super::ApproveOutcome> {
+        let policy = self.policy();
+        let now = self.now();
+        let members = self.batch_members(batch).await?;
+        let pending: Vec<&Request> = members.iter().filter(|r| r.state == State::Pending).collect();
+        let mine: Vec<&Request> = pending
+            .iter()
+            .copied()
+            .filter(|r| {
+                policy.roles.get(&r.role).is_some_and(|role| {
+                    policy.may_approve(caller, role, now - r.created_at)
+                        && (r.requester != caller.person || role.self_approval)
+                })
+            })
+            .filter(|r| !r.approvals.iter().any(|a| a.approver == caller.person))
+            .collect();
+        if mine.is_empty() {
+            let first = pending.first().map(|r| r.id).unwrap_or(batch.lead());
+            // Refused (and audited) by the ordinary check, which names the reason.
+            let outcome = self.approve_one(caller, first).await?;
+            return self.batch_outcome(batch, outcome.approved).await;
+        }
+        let mut approved = Vec::new();
+        let mut first_error = None;
+        for r in mine {
+            match self.approve_one(caller, r.id).await {
+                Ok(o) => approved.push(o.request.id),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if approved.is_empty() => Err(e),
+            _ => self.batch_outcome(batch, approved).await,
+        }
+    }
+
+    async fn batch_outcome(
+        &self,
+        batch: BatchId,
+        approved: Vec<crate::RequestId>,
+    ) -> CoreResult<super::ApproveOutcome> {
+        let policy = self.policy();
+        let members = self.batch_members(batch).await?;
+        let request = members.first().cloned().ok_or_else(|| CoreError::Internal("empty batch".into()))?;
+        let required =
+            |r: &Request| policy.roles.get(&r.role).map(|x| x.approvals_required).unwrap_or(1) + r.extra_approvals;
+        Ok(super::ApproveOutcome {
+            approvals: members.iter().map(|r| (r.approvals.len() as u32).min(required(r))).sum(),
+            required: members.iter().map(required).sum(),
+            approved,
+            batch: members,
+            request,
+        })
+    }
+
+    /// Denies every open role of the request the caller may deny; the others end with them.
+    pub(super) async fn deny_batch(&self, caller: &Caller, batch: BatchId, reason: &str) -> CoreResult<Request> {
+        let policy = self.policy();
+        let members = self.batch_members(batch).await?;
+        let open: Vec<&Request> =
+            members.iter().filter(|r| matches!(r.state, State::Pending | State::Waiting)).collect();
+        let mine: Vec<&Request> = open
+            .iter()
+            .copied()
+            .filter(|r| {
+                policy.is_security(caller)
+                    || policy.roles.get(&r.role).is_some_and(|role| policy.is_approver(caller, role))
+            })
+            .collect();
+        let Some(first) = mine.first() else {
+            // Refused by the ordinary check, which names who may deny.
+            let id = open.first().map(|r| r.id).unwrap_or(batch.lead());
+            return self.deny_one(caller, id, reason).await;
+        };
+        let denied = self.deny_one(caller, first.id, reason).await?;
+        for r in &mine[1..] {
+            if let Err(e) = self.deny_one(caller, r.id, reason).await {
+                tracing::info!(request = %r.id, error = %e, "role of a denied request already decided");
+            }
+        }
+        Ok(denied)
+    }
+
+    /// The requester withdraws every open role of the request.
+    pub(super) async fn cancel_batch(&self, caller: &Caller, batch: BatchId) -> CoreResult<Request> {
+        let members = self.batch_members(batch).await?;
+        let open: Vec<&Request> =
+            members.iter().filter(|r| matches!(r.state, State::Pending | State::Waiting | State::Scheduled)).collect();
+        let Some(first) = open.first() else {
+            return self.cancel_one(caller, batch.lead()).await;
+        };
+        let cancelled = self.cancel_one(caller, first.id).await?;
+        for r in &open[1..] {
+            if let Err(e) = self.cancel_one(caller, r.id).await {
+                tracing::info!(request = %r.id, error = %e, "role of a cancelled request already decided");
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// After a role of a batch was decided: when every role is waiting, all are approved and
+    /// applied; when one was refused, the open ones are denied. Safe to run twice, and any
+    /// number of checks at once: each row moves by compare-and-set.
+    pub(super) async fn run_batch_check(&self, item: DueItem, req: Request) -> CoreResult<()> {
+        let Some(batch) = req.batch else { return self.finish(&item).await };
+        let members = self.batch_members(batch).await?;
+        let now = self.now();
+        // Ended before it was granted: refused, withdrawn, timed out, or revoked while scheduled.
+        let refused = members.iter().find(|m| {
+            matches!(m.state, State::Denied | State::Cancelled | State::TimedOut)
+                || (m.state == State::Revoked && m.granted_at.is_none())
+        });
+        if let Some(cause) = refused {
+            let why = format!(
+                "`{}` ({}) of the same request was {}; nothing is granted in part",
+                cause.role, cause.id, cause.state
+            );
+            let cause_id = cause.id.0;
+            let open = |s: State| matches!(s, State::Pending | State::Waiting | State::Scheduled);
+            for m in members.iter().filter(|m| open(m.state)) {
+                let why = why.clone();
+                let f = Box::new(move |x: &Request| -> Decision {
+                    if !open(x.state) {
+                        return Decision::Refuse(UserError::conflict("decided"), None);
+                    }
+                    let actor = Actor::Rule(BATCH_RULE.into());
+                    Decision::from(Change {
+                        to: Some(State::Denied),
+                        patch: Patch {
+                            closed_by: Some(actor.to_string()),
+                            note: Some(why.clone()),
+                            ..Patch::default()
+                        },
+                        event: Some(NewEvent::new(
+                            now,
+                            actor,
+                            EventKind::RequestDenied,
+                            Some(x.id),
+                            json!({ "rule": BATCH_RULE, "reason": why, "because": cause_id }),
+                        )),
+                        cancel: vec![
+                            DueKind::PendingTimeout,
+                            DueKind::Reminder,
+                            DueKind::Escalate,
+                            DueKind::Start,
+                            DueKind::ApprovalExpiry,
+                        ],
+                        ..Change::default()
+                    })
+                });
+                self.store.decide(m.id, f).await.map_err(CoreError::store)?;
+            }
+        } else if members.iter().all(|m| m.state == State::Waiting) {
+            let ttl = self.policy().settings.scheduled_approval_ttl;
+            let roles: Vec<String> = members.iter().map(|m| m.role.to_string()).collect();
+            for m in &members {
+                let roles = roles.clone();
+                let f = Box::new(move |x: &Request| -> Decision {
+                    if x.state != State::Waiting {
+                        return Decision::Refuse(UserError::conflict("decided"), None);
+                    }
+                    let approvers: Vec<String> = x.approvals.iter().map(|a| a.approver.to_string()).collect();
+                    let details =
+                        json!({ "approvals": approvers.len(), "approvers": approvers, "batch_complete": roles });
+                    // Approved ahead of a start: scheduled, each role with its own start item.
+                    if let Some(change) = super::scheduled::scheduled(x, now, Actor::System, &details, ttl) {
+                        return Decision::from(change);
+                    }
+                    Decision::from(Change {
+                        to: Some(State::Approved),
+                        event: Some(NewEvent::new(now, Actor::System, EventKind::RequestApproved, Some(x.id), details)),
+                        schedule: vec![NewDue::new(DueKind::Apply, x.id, now)],
+                        cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
+                        ..Change::default()
+                    })
+                });
+                self.store.decide(m.id, f).await.map_err(CoreError::store)?;
+            }
+            self.wake.wake();
+        }
+        self.finish(&item).await
+    }
+}
+
+fn clone_draft(d: &Draft) -> Draft {
+    Draft {
+        kind: d.kind,
+        duration: d.duration,
+        reason: d.reason.clone(),
+        ticket: d.ticket.clone(),
+        source: d.source.clone(),
+        starts_at: d.starts_at,
+    }
+}
