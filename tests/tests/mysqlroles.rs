@@ -195,7 +195,9 @@ async fn a_grant_is_a_role_of_the_account_from_approval_to_expiry() {
     assert!(!c.member("app_write", "alice").await);
     assert!(app.app.service.providers()["db"].list().await.unwrap().is_empty(), "elevate's record went with it");
     let err = session.execute(AssertSqlSafe(format!("SET ROLE app_write_{}", c.s))).await.unwrap_err();
-    assert!(err.to_string().contains("Access denied"), "{err}");
+    // MariaDB says either, depending on what the session last knew of its roles.
+    let refused = err.to_string();
+    assert!(refused.contains("Access denied") || refused.contains("Invalid role specification"), "{refused}");
     session.close().await.ok();
     drop(app);
     c.drop().await;
@@ -298,7 +300,7 @@ async fn a_revoke_ends_the_accounts_connections_when_the_target_asks_for_it() {
     session.execute(AssertSqlSafe(format!("SET ROLE app_ops_{s}"))).await.unwrap();
     app.bob().revoke(ops, "done").await.ok();
     app.run_due().await;
-    assert_eq!(app.state(ops).await, "revoked");
+    assert_eq!(app.state(ops).await, "revoked", "{:?}", app.request(ops).await.note);
     assert!(!c.member("app_ops", "alice").await);
     assert!(sqlx::query("SELECT 1").execute(&mut session).await.is_err(), "the connection was ended");
     let mut admin = MySqlConnection::connect(&c.admin).await.unwrap();

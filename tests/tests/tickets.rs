@@ -199,3 +199,25 @@ async fn a_jira_that_does_not_answer_in_time_refuses() {
     );
     assert_eq!(request_events(&app).await, 0);
 }
+
+on_both_dbs!(a_request_of_several_roles_checks_each_roles_ticket_rule, |db| async move {
+    let jira = tickets::start().await;
+    jira.add_issue("INC-42", "In Progress", "indeterminate", Some(ALICE));
+    let app = app(db, &jira, CLOUD_RULE).await;
+    let alice = app.alice();
+
+    // Asked together with a role that needs no ticket, `db`'s rule still decides.
+    let refused = alice.request("db-ro,db", "1h", "INC-404 fix").await;
+    assert_eq!(refused.body["error"]["field"], "ticket", "{}", refused.body);
+    assert_eq!(refused.refused(400), "Ticket INC-404 does not exist in Jira (or elevate may not see it).");
+    assert_eq!(request_events(&app).await, 0, "nothing was requested, for either role");
+
+    let body = alice.request("db-ro,db", "1h", "INC-42 replica lag").await.ok();
+    let members = body["members"].as_array().expect("the request's roles");
+    assert_eq!(members.len(), 2, "{body}");
+    let db = members.iter().find(|m| m["role"] == "db").unwrap();
+    assert_eq!(
+        db["rules"][0]["detail"].as_str().unwrap(),
+        format!("INC-42 (In Progress, project INC, assigned to Alice Liddell): {}/browse/INC-42", jira.url)
+    );
+});

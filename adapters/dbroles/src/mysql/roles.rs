@@ -300,15 +300,18 @@ pub(crate) async fn revoke(
 /// account host a connection matched), after the role is gone so a new one cannot use it.
 async fn end_connections(p: &MysqlRolesProvider, account: &Account) -> Result<(), ProviderError> {
     let e = |e| p.err(e);
-    let ids: Vec<(u64,)> =
-        sqlx::query_as("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()")
-            .bind(&account.user)
-            .fetch_all(&p.pool)
-            .await
-            .map_err(e)?;
+    // `ID` is BIGINT, signed or not by server version: read as text, parsed.
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT CAST(ID AS CHAR) FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+    )
+    .bind(&account.user)
+    .fetch_all(&p.pool)
+    .await
+    .map_err(e)?;
     let mut ended = 0;
     for (id,) in ids {
         // An id is a number from the server: nothing of anyone's goes into this statement.
+        let Ok(id) = id.parse::<u64>() else { continue };
         match sqlx::raw_sql(AssertSqlSafe(format!("KILL CONNECTION {id}"))).execute(&p.pool).await {
             Ok(_) => ended += 1,
             // Closed by itself meanwhile (1094: unknown thread id).
