@@ -15,6 +15,11 @@
 //! for that one message and one flush, whatever the batch's size. Nobody is answered before
 //! the commit.
 //!
+//! A transition that waits for a row lock holds up its writer's batch until it gets it. Two
+//! extensions approved at once whose parents' writers are each other's could wait on each
+//! other; PostgreSQL then ends one of them (deadlock detection, after a second), which fails
+//! alone and is answered as a failed write.
+//!
 //! Every invariant stays: each transition is still its own compare-and-set under its row
 //! lock with exactly one event, and both commit together (in the batch's transaction); the
 //! chain is linked under the head's row lock. A transition's request always goes to the same
@@ -24,9 +29,9 @@
 
 use crate::pg_tx::PgTx;
 use elevate_core::ports::StoreError;
-use futures::future::BoxFuture;
+use futures::{FutureExt, future::BoxFuture};
 use sqlx::PgPool;
-use std::sync::Arc;
+use std::{panic::AssertUnwindSafe, sync::Arc};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
@@ -135,8 +140,17 @@ async fn run_batch(pool: &PgPool, jobs: Vec<Job>) {
             broken = Some(e);
             continue;
         }
-        let (keep, deliver) = job(Ok(&mut tx)).await;
-        delivers.push(deliver);
+        let keep = match AssertUnwindSafe(job(Ok(&mut tx))).catch_unwind().await {
+            Ok((keep, deliver)) => {
+                delivers.push(deliver);
+                keep
+            }
+            // Its caller is answered with an error when its channel is dropped.
+            Err(_) => {
+                error!("PostgreSQL writer: a transition panicked; it was rolled back");
+                false
+            }
+        };
         if let Err(e) = tx.end_savepoint(keep).await {
             error!(error = %e, "PostgreSQL writer: cannot end a savepoint; the batch is rolled back");
             broken = Some(e);

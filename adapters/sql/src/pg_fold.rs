@@ -2,12 +2,13 @@
 //! the server and its own parse, plan and execution there, and the server's CPU per statement
 //! was what bounded throughput (BENCHMARKS.md). So here a write's parts travel together:
 //!
-//! - `decide`: the row is locked and read with its approvals in the message that begins the
-//!   transaction (read again, rarely, if it moved while the lock was awaited); the
-//!   compare-and-set, the approval and the due-item changes are one statement of
-//!   data-modifying CTEs, which also stages the audit event; the message that commits appends
-//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Three
-//!   round trips, whatever the change.
+//! - `decide`: runs in a savepoint of a writer's batch (`pg_batch.rs`). The row is locked and
+//!   read with its approvals in one message (read again, rarely, if it moved while the lock
+//!   was awaited); the compare-and-set, the approval and the due-item changes are one
+//!   statement of data-modifying CTEs, which also stages the audit event; the message that
+//!   commits the batch appends every staged event (the chain's head is then held for that
+//!   message only). Two round trips per change, plus its savepoint's two, and the batch's
+//!   `BEGIN` and commit shared by all its changes.
 //! - `create_request`: the insert, its audit event and its due items are one statement,
 //!   atomic on its own, so no transaction is opened around it.
 //! - `claim_due`: the claim returns the claimed items with their requests and approvals.
