@@ -273,6 +273,55 @@ on_both_dbs!(concurrent_appends_keep_one_linear_chain, |db| async move {
     assert_eq!((report.checked, report.broken), (40, None));
 });
 
+on_both_dbs!(transitions_at_once_commit_together_each_with_its_event_and_a_failing_one_alone, |db| async move {
+    // On PostgreSQL these land in a few writers' batches (`pg_batch.rs`), on SQLite in the
+    // writer thread's: either way each keeps its own compare-and-set and its one event, and one
+    // that fails in the database (the same approver twice) is undone alone.
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(create(&store).await);
+    }
+    let approve = |id: RequestId| -> elevate_core::ports::DecideFn {
+        Box::new(move |_| {
+            Change {
+                approval: Some(PersonId::parse("bob").unwrap()),
+                event: Some(NewEvent::new(t0(), Actor::System, EventKind::ApprovalAdded, Some(id), json!({}))),
+                ..Change::default()
+            }
+            .into()
+        })
+    };
+    let refuse = || -> elevate_core::ports::DecideFn {
+        Box::new(|_| Decision::Refuse(UserError::conflict("no"), Some(event(EventKind::ApprovalRefused))))
+    };
+    let tasks = ids.iter().flat_map(|id| [(*id, 0), (*id, 1), (*id, 2)]).map(|(id, what)| {
+        let s = store.clone();
+        tokio::spawn(async move { (what, s.decide(id, if what == 2 { refuse() } else { approve(id) }).await) })
+    });
+    let (mut changed, mut refused, mut failed) = (0, 0, 0);
+    for out in futures::future::join_all(tasks).await {
+        match out.unwrap() {
+            (_, Ok(Decided::Changed(r))) => {
+                assert_eq!(r.approvers(), [PersonId::parse("bob").unwrap()]);
+                changed += 1;
+            }
+            (2, Ok(Decided::Refused(_))) => refused += 1,
+            (_, Err(e)) => {
+                assert!(e.to_string().contains("approvals"), "{e}");
+                failed += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((changed, refused, failed), (40, 40, 40), "one approval per request, the second refused by the key");
+    for id in &ids {
+        assert_eq!(store.get_request(*id).await.unwrap().unwrap().approvals.len(), 1);
+    }
+    let report = verify_store(&store).await.unwrap();
+    assert_eq!((report.checked, report.broken), (40 * 3, None), "creations, approvals, refusals: one chain");
+});
+
 /// Creates a request of `role` by `who`, `minutes` after t0, and moves it to `state` (approved
 /// by `approvers`, in that order, a minute apart, for the states past pending).
 async fn create_as(
