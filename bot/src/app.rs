@@ -28,6 +28,20 @@ use tokio::{
 };
 use tracing::info;
 
+/// How long HTTP connections may take to close after the drain.
+const HTTP_CLOSE: Duration = Duration::from_secs(3);
+/// Time given to delivering chat notices after the drain, even when the items used it all.
+const FLUSH_MIN: Duration = Duration::from_secs(2);
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drained {
+    pub items: crate::leases::DrainReport,
+    /// Chat notices and feed events not delivered in time (delivered after the next start, or
+    /// by another replica).
+    pub notices_left: usize,
+}
+
 /// What tests and tools may swap in.
 pub struct AppOptions {
     pub clock: Arc<dyn Clock>,
@@ -81,6 +95,10 @@ pub struct App {
     ready: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The claim loop, stopped first on shutdown (waited for apart from the other tasks).
+    claim_loop: Option<JoinHandle<()>>,
+    /// Renews the leases of running items; stopped after the drain.
+    heartbeat: Option<JoinHandle<()>>,
     /// SQLite: held while this app exists (dropped with it, so a restart in the same process
     /// can take it again).
     _server_lock: Option<crate::single::ServerLock>,
@@ -216,6 +234,8 @@ impl App {
             ready: Arc::new(AtomicBool::new(false)),
             shutdown_tx,
             tasks: Vec::new(),
+            claim_loop: None,
+            heartbeat: None,
             _server_lock: server_lock,
         })
     }
@@ -256,7 +276,8 @@ impl App {
             let store: Arc<dyn Store> = Arc::new(self.store.clone());
             // `[scheduler] enabled = false`: a replica that serves only, and runs no due work.
             if self.config.scheduler.enabled {
-                self.tasks.push(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
+                self.claim_loop = Some(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
+                self.heartbeat = Some(tokio::spawn(self.scheduler.clone().keep_leases()));
                 self.tasks.push(tokio::spawn(run_cron(
                     self.service.clone(),
                     store.clone(),
@@ -309,18 +330,109 @@ impl App {
         if let Some(discord) = self.discord.clone() {
             self.tasks.push(tokio::spawn(register_discord_commands(discord)));
         }
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
-        let _ = self.shutdown_tx.send(true);
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        // HTTP goes on answering through the drain (requests in flight complete; `/readyz`
+        // says 503 so that load balancers stop sending more), and closes after it.
+        let (close_http, http_closed) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_closed.await;
+                })
+                .await
+        });
+        tokio::select! {
+            done = &mut server => {
+                // The server stopped by itself: nothing to drain into.
+                return done.context("HTTP server task")?.context("HTTP server failed");
+            }
+            _ = shutdown => {}
+        }
+        self.drain().await;
+        let _ = close_http.send(());
+        match tokio::time::timeout(HTTP_CLOSE, &mut server).await {
+            Ok(done) => done.context("HTTP server task")?.context("HTTP server failed")?,
+            Err(_) => {
+                server.abort();
+                tracing::warn!(timeout = ?HTTP_CLOSE, "HTTP connections still open after the drain: closed");
+            }
         }
         Ok(())
+    }
+
+    /// A graceful shutdown's work, once a signal came: stop claiming, let the items running
+    /// finish within `[scheduler] drain_timeout`, release the leases of those that did not (so
+    /// another replica runs them at once), deliver the chat notices and feed events still
+    /// waiting with what is left of the time, and say in one log line what became of it all.
+    pub async fn drain(&mut self) -> Drained {
+        let began = tokio::time::Instant::now();
+        let budget = self.config.scheduler.drain_duration();
+        self.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.shutdown_tx.send(true);
+        // The claim loop returns at its next turn (a claim in progress finishes, and what it
+        // claimed starts, and is drained with the rest).
+        if let Some(l) = self.claim_loop.take() {
+            let _ = tokio::time::timeout(budget, l).await;
+        }
+        let items = self.scheduler.drain(budget.saturating_sub(began.elapsed())).await;
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        // The delivery loops and a periodic job in progress end their current step.
+        let rest_until = tokio::time::Instant::now() + budget.saturating_sub(began.elapsed()).max(FLUSH_MIN);
+        for t in self.tasks.drain(..) {
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(rest_until, t).await.is_err() {
+                abort.abort();
+            }
+        }
+        let notices_left = self.flush(rest_until).await;
+        let released: Vec<String> = items
+            .released
+            .iter()
+            .map(|r| match r.request {
+                Some(req) => format!("{}:{}#{}", r.kind.as_str(), req.0, r.id),
+                None => format!("{}#{}", r.kind.as_str(), r.id),
+            })
+            .collect();
+        info!(
+            finished = items.finished,
+            released = released.len(),
+            released_items = %released.join(","),
+            leases_released = items.unleased,
+            notices_left,
+            took_ms = began.elapsed().as_millis() as u64,
+            "drained: exiting"
+        );
+        Drained { items, notices_left }
+    }
+
+    /// Delivers what notifiers and feed channels still hold until none is left or `until`;
+    /// returns how many wait still.
+    async fn flush(&self, until: tokio::time::Instant) -> usize {
+        let mut waiting = 0;
+        loop {
+            match tokio::time::timeout_at(until, self.delivery.step(Mode::Paced)).await {
+                Ok(p) => {
+                    waiting = p.waiting;
+                    if p.waiting == 0 {
+                        return 0;
+                    }
+                    let Some(wake) = p.wake else { return waiting };
+                    let wait = (wake - self.clock.now()).to_std().unwrap_or_default().max(Duration::from_millis(10));
+                    if tokio::time::Instant::now() + wait >= until {
+                        return waiting;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Err(_) => return waiting.max(1),
+            }
+        }
     }
 
     /// Stops the background loops (tests simulate a crash by dropping the app instead).
     pub async fn stop(&mut self) {
         let _ = self.shutdown_tx.send(true);
-        for t in self.tasks.drain(..) {
+        for t in self.tasks.drain(..).chain(self.claim_loop.take()).chain(self.heartbeat.take()) {
             t.abort();
         }
     }
@@ -429,7 +541,7 @@ async fn register_discord_commands(discord: elevate_discord::Discord) {
 
 impl Drop for App {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.claim_loop).chain(&self.heartbeat) {
             t.abort();
         }
     }

@@ -100,7 +100,7 @@ pub async fn serve(src: &Source<'_>) -> i32 {
     };
     info!(address = %format!("http://{listen}"), "elevate listening");
     reload_on_hangup(app.reloader.clone());
-    match app.serve(listener, shutdown_signal()).await {
+    match app.serve(listener, first_of_two_signals()).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -138,6 +138,23 @@ fn reload_on_hangup(reloader: std::sync::Arc<crate::reload::Reloader>) {
     let _ = reloader;
 }
 
+/// Resolves at the first SIGTERM or ctrl-c, which starts the drain; a second one exits at once
+/// (status 1), leaving what is still running to be taken over when its leases end.
+fn first_of_two_signals() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (first, got_first) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down: draining (a second SIGTERM or ctrl-c exits at once)");
+        let _ = first.send(());
+        shutdown_signal().await;
+        tracing::warn!("second signal: exiting without draining; unfinished items run again when their leases end");
+        std::process::exit(1);
+    });
+    async move {
+        let _ = got_first.await;
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -154,7 +171,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    info!("shutting down");
 }
 
 /// Checks the file, then (unless `skip_secrets`, for CI where they are absent) reads and checks
