@@ -229,7 +229,10 @@ pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>, anchor: Op
     let Ok(store) = open_store(&config).await else { return 2 };
     let derived = config.audit.seed().ok().flatten().map(|seed| elevate_core::audit::sign_checkpoint(&seed, 0, "").1);
     let key = public_key.map(String::from).or(config.audit.public_key.clone()).or(derived);
-    match elevate_core::service::verify_store_with(&store, key.as_deref()).await {
+    let progress = super::progress::Progress::new("audit verify");
+    let verified = elevate_core::service::verify_store_watched(&store, key.as_deref(), &|n| progress.update(n)).await;
+    progress.finish();
+    match verified {
         Ok(r) => match r.broken {
             None if anchor.is_some() => {
                 let given = anchor.as_ref().expect("checked");
@@ -318,11 +321,15 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
     if let Some(w) = csv_out.as_mut() {
         let _ = w.write_record(["seq", "at", "actor", "kind", "subject", "details", "prev_hash", "hash"]);
     }
+    let progress = super::progress::Progress::new("audit export");
+    let mut written = 0u64;
     let mut after = 0;
     loop {
+        progress.update(written);
         let page = match store.events(after, 1000).await {
             Ok(p) => p,
             Err(e) => {
+                progress.finish();
                 eprintln!("error: {e}");
                 return 2;
             }
@@ -332,6 +339,7 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
         }
         after = page.last().map(|e| e.seq).unwrap_or(after);
         for ev in page.iter().filter(|e| since.is_none_or(|s| e.at >= s)) {
+            written += 1;
             match csv_out.as_mut() {
                 Some(w) => {
                     let _ = w.write_record([
@@ -352,6 +360,7 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
     if let Some(mut w) = csv_out {
         let _ = w.flush();
     }
+    progress.finish();
     0
 }
 
