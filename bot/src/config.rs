@@ -537,7 +537,10 @@ impl Config {
         if scheduler.drain_timeout.secs() > MAX_DRAIN_SECS {
             errs.push(ConfigError::new(
                 "scheduler.drain_timeout",
-                format!("must be at most {}m: longer than that, the orchestrator kills the process anyway", MAX_DRAIN_SECS / 60),
+                format!(
+                    "must be at most {}m: longer than that, the orchestrator kills the process anyway",
+                    MAX_DRAIN_SECS / 60
+                ),
             ));
         }
         let slack = root.get("slack").and_then(|v| de::<SlackConfig>("slack", v, &mut errs));

@@ -18,11 +18,7 @@ use elevate_core::{
     ports::{DueKind, Store},
     time::Clock,
 };
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 use tokio::{sync::Notify, task::AbortHandle};
 use tracing::warn;
 
