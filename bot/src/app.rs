@@ -28,19 +28,9 @@ use tokio::{
 };
 use tracing::info;
 
-/// How long HTTP connections may take to close after the drain.
-const HTTP_CLOSE: Duration = Duration::from_secs(3);
-/// Time given to delivering chat notices after the drain, even when the items used it all.
-const FLUSH_MIN: Duration = Duration::from_secs(2);
-
-/// What a graceful shutdown did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Drained {
-    pub items: crate::leases::DrainReport,
-    /// Chat notices and feed events not delivered in time (delivered after the next start, or
-    /// by another replica).
-    pub notices_left: usize,
-}
+mod drain;
+pub use drain::Drained;
+use drain::HTTP_CLOSE;
 
 /// What tests and tools may swap in.
 pub struct AppOptions {
@@ -320,15 +310,18 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = self.router();
         self.start();
+        // Chat connections: they do not watch for shutdown, so the drain does not wait for them;
+        // they keep receiving through it, like HTTP, and are dropped after it.
+        let mut chat = Vec::new();
         if let Some(slack) = self.slack.clone().filter(|s| s.settings().app_token.is_some()) {
-            self.tasks.push(tokio::spawn(async move {
+            chat.push(tokio::spawn(async move {
                 if let Err(e) = slack.run_socket_mode().await {
                     tracing::error!(error = %e, "Slack Socket Mode stopped");
                 }
             }));
         }
         if let Some(discord) = self.discord.clone() {
-            self.tasks.push(tokio::spawn(register_discord_commands(discord)));
+            chat.push(tokio::spawn(register_discord_commands(discord)));
         }
         // HTTP goes on answering through the drain (requests in flight complete; `/readyz`
         // says 503 so that load balancers stop sending more), and closes after it.
@@ -348,6 +341,9 @@ impl App {
             _ = shutdown => {}
         }
         self.drain().await;
+        for t in chat {
+            t.abort();
+        }
         let _ = close_http.send(());
         match tokio::time::timeout(HTTP_CLOSE, &mut server).await {
             Ok(done) => done.context("HTTP server task")?.context("HTTP server failed")?,
@@ -357,76 +353,6 @@ impl App {
             }
         }
         Ok(())
-    }
-
-    /// A graceful shutdown's work, once a signal came: stop claiming, let the items running
-    /// finish within `[scheduler] drain_timeout`, release the leases of those that did not (so
-    /// another replica runs them at once), deliver the chat notices and feed events still
-    /// waiting with what is left of the time, and say in one log line what became of it all.
-    pub async fn drain(&mut self) -> Drained {
-        let began = tokio::time::Instant::now();
-        let budget = self.config.scheduler.drain_duration();
-        self.ready.store(false, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.shutdown_tx.send(true);
-        // The claim loop returns at its next turn (a claim in progress finishes, and what it
-        // claimed starts, and is drained with the rest).
-        if let Some(l) = self.claim_loop.take() {
-            let _ = tokio::time::timeout(budget, l).await;
-        }
-        let items = self.scheduler.drain(budget.saturating_sub(began.elapsed())).await;
-        if let Some(h) = self.heartbeat.take() {
-            h.abort();
-        }
-        // The delivery loops and a periodic job in progress end their current step.
-        let rest_until = tokio::time::Instant::now() + budget.saturating_sub(began.elapsed()).max(FLUSH_MIN);
-        for t in self.tasks.drain(..) {
-            let abort = t.abort_handle();
-            if tokio::time::timeout_at(rest_until, t).await.is_err() {
-                abort.abort();
-            }
-        }
-        let notices_left = self.flush(rest_until).await;
-        let released: Vec<String> = items
-            .released
-            .iter()
-            .map(|r| match r.request {
-                Some(req) => format!("{}:{}#{}", r.kind.as_str(), req.0, r.id),
-                None => format!("{}#{}", r.kind.as_str(), r.id),
-            })
-            .collect();
-        info!(
-            finished = items.finished,
-            released = released.len(),
-            released_items = %released.join(","),
-            leases_released = items.unleased,
-            notices_left,
-            took_ms = began.elapsed().as_millis() as u64,
-            "drained: exiting"
-        );
-        Drained { items, notices_left }
-    }
-
-    /// Delivers what notifiers and feed channels still hold until none is left or `until`;
-    /// returns how many wait still.
-    async fn flush(&self, until: tokio::time::Instant) -> usize {
-        let mut waiting = 0;
-        loop {
-            match tokio::time::timeout_at(until, self.delivery.step(Mode::Paced)).await {
-                Ok(p) => {
-                    waiting = p.waiting;
-                    if p.waiting == 0 {
-                        return 0;
-                    }
-                    let Some(wake) = p.wake else { return waiting };
-                    let wait = (wake - self.clock.now()).to_std().unwrap_or_default().max(Duration::from_millis(10));
-                    if tokio::time::Instant::now() + wait >= until {
-                        return waiting;
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-                Err(_) => return waiting.max(1),
-            }
-        }
     }
 
     /// Stops the background loops (tests simulate a crash by dropping the app instead).

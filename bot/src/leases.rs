@@ -18,7 +18,14 @@ use elevate_core::{
     ports::{DueKind, Store},
     time::Clock,
 };
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 use tokio::{sync::Notify, task::AbortHandle};
 use tracing::warn;
 
@@ -42,7 +49,7 @@ pub struct Released {
 /// What a drain did with the items running when it began.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DrainReport {
-    /// Items that finished within the drain timeout.
+    /// Items that finished from the start of the shutdown until the drain timeout.
     pub finished: usize,
     /// Items stopped when the timeout was over, their leases given up.
     pub released: Vec<Released>,
@@ -57,6 +64,8 @@ pub struct InFlight {
     running: Mutex<HashMap<i64, Running>>,
     /// Notified whenever an item finishes (the drain waits on it).
     finished: Notify,
+    /// Items finished so far (a drain counts those finished since it began).
+    finishes: AtomicUsize,
 }
 
 impl InFlight {
@@ -73,8 +82,15 @@ impl InFlight {
     }
 
     pub fn finish(&self, id: i64) {
-        self.lock().remove(&id);
+        if self.lock().remove(&id).is_some() {
+            self.finishes.fetch_add(1, Ordering::SeqCst);
+        }
         self.finished.notify_waiters();
+    }
+
+    /// How many items finished so far: where a drain starts counting.
+    pub fn finished_so_far(&self) -> usize {
+        self.finishes.load(Ordering::SeqCst)
     }
 
     pub fn len(&self) -> usize {
@@ -138,9 +154,9 @@ impl InFlight {
     }
 
     /// Waits up to `budget` for every running item to finish; stops those still running then
-    /// and releases their leases in one statement.
-    pub async fn drain(&self, store: &dyn Store, budget: Duration) -> DrainReport {
-        let began = self.len();
+    /// and releases their leases in one statement. `since` is `finished_so_far` when the
+    /// shutdown began.
+    pub async fn drain(&self, store: &dyn Store, budget: Duration, since: usize) -> DrainReport {
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             // Created before the check, so that a finish in between is not missed.
@@ -173,6 +189,6 @@ impl InFlight {
                 0
             }
         };
-        DrainReport { finished: began.saturating_sub(released.len()), released, unleased }
+        DrainReport { finished: self.finished_so_far().saturating_sub(since), released, unleased }
     }
 }

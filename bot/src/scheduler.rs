@@ -154,9 +154,15 @@ impl Scheduler {
     }
 
     /// Waits up to `budget` for the items running here, then stops the rest and releases their
-    /// leases. The claim loop must have stopped first.
-    pub async fn drain(&self, budget: Duration) -> DrainReport {
-        self.inflight.drain(self.store.as_ref(), budget).await
+    /// leases. The claim loop must have stopped first; `since` is `finished_so_far` when the
+    /// shutdown began.
+    pub async fn drain(&self, budget: Duration, since: usize) -> DrainReport {
+        self.inflight.drain(self.store.as_ref(), budget, since).await
+    }
+
+    /// Items finished so far, for a drain to count from.
+    pub fn finished_so_far(&self) -> usize {
+        self.inflight.finished_so_far()
     }
 
     async fn run_item(service: Arc<Service>, metrics: Arc<Metrics>, item: DueItem) {

@@ -24,15 +24,21 @@ async fn approved(app: &TestApp) -> i64 {
 }
 
 on_both_dbs!(a_shutdown_lets_a_grant_in_flight_finish, |db| async move {
-    let mut app = TestApp::builder().db(db).spawn().await;
-    let id = approved(&app).await;
+    // The background loops run, as in `elevate serve`: the claim loop starts the apply.
+    let mut app = TestApp::builder().db(db).background().spawn().await;
     app.receiver.hold();
-    assert_eq!(app.app.scheduler.start_due_now().await.unwrap(), 1);
+    let id = approved(&app).await;
     app.receiver.wait_held(1).await;
     // SIGTERM arrives while the provider is still answering; it answers during the drain.
-    let receiver = app.receiver.clone();
-    let (drained, ()) = tokio::join!(app.app.drain(), async move { receiver.let_go() });
-    assert_eq!(drained.items.finished, 1);
+    // Meanwhile HTTP still answers, and says it is not ready for more.
+    let (receiver, readyz) = (app.receiver.clone(), format!("{}/readyz", app.base));
+    let (drained, ready) = tokio::join!(app.app.drain(), async move {
+        let status = reqwest::get(&readyz).await.map(|r| r.status().as_u16());
+        receiver.let_go();
+        status
+    });
+    assert_eq!(ready.ok(), Some(503), "not ready once the drain began");
+    assert_eq!(drained.items.finished, 1, "{drained:?}");
     assert!(drained.items.released.is_empty(), "nothing left to give back: {drained:?}");
     assert_eq!(app.state(id).await, "active");
     assert!(app.receiver.holds(&TestApp::grant_id(id)));
