@@ -33,7 +33,12 @@ impl App {
         // The claim loop returns at its next turn (a claim in progress finishes, and what it
         // claimed starts, and is drained with the rest).
         if let Some(l) = self.claim_loop.take() {
-            let _ = tokio::time::timeout(budget, l).await;
+            let abort = l.abort_handle();
+            if tokio::time::timeout(budget, l).await.is_err() {
+                // Stuck in a claim (the database not answering): what it claims now would
+                // start after the drain, so it claims nothing more.
+                abort.abort();
+            }
         }
         let items = self.scheduler.drain(budget.saturating_sub(began.elapsed()), since).await;
         if let Some(h) = self.heartbeat.take() {
