@@ -140,7 +140,8 @@ impl InFlight {
                 item = id,
                 kind = r.kind.as_str(),
                 request = ?r.request.map(|r| r.0),
-                "lease lost (another replica took the item over after this one stalled): stopping the local run"
+                "lease not renewed (another replica took the item over after this one stalled, or the run \
+                 ended just now): stopping the local run"
             );
             if let Some(a) = r.abort {
                 a.abort();
