@@ -85,11 +85,17 @@ impl App {
                         return 0;
                     }
                     let Some(wake) = p.wake else { return waiting };
-                    let wait = (wake - self.clock.now()).to_std().unwrap_or_default().max(Duration::from_millis(10));
+                    // The next message may go now (a channel without a posting rate, like the
+                    // log, posts one per step) or after the channel's pause or backoff.
+                    let wait = (wake - self.clock.now()).to_std().unwrap_or_default();
                     if tokio::time::Instant::now() + wait >= until {
                         return waiting;
                     }
-                    tokio::time::sleep(wait).await;
+                    if wait.is_zero() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 Err(_) => return waiting.max(1),
             }
