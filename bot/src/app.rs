@@ -28,6 +28,10 @@ use tokio::{
 };
 use tracing::info;
 
+mod drain;
+pub use drain::Drained;
+use drain::HTTP_CLOSE;
+
 /// What tests and tools may swap in.
 pub struct AppOptions {
     pub clock: Arc<dyn Clock>,
@@ -81,6 +85,10 @@ pub struct App {
     ready: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The claim loop, stopped first on shutdown (waited for apart from the other tasks).
+    claim_loop: Option<JoinHandle<()>>,
+    /// Renews the leases of running items; stopped after the drain.
+    heartbeat: Option<JoinHandle<()>>,
     /// SQLite: held while this app exists (dropped with it, so a restart in the same process
     /// can take it again).
     _server_lock: Option<crate::single::ServerLock>,
@@ -221,6 +229,8 @@ impl App {
             ready: Arc::new(AtomicBool::new(false)),
             shutdown_tx,
             tasks: Vec::new(),
+            claim_loop: None,
+            heartbeat: None,
             _server_lock: server_lock,
         })
     }
@@ -261,7 +271,8 @@ impl App {
             let store: Arc<dyn Store> = Arc::new(self.store.clone());
             // `[scheduler] enabled = false`: a replica that serves only, and runs no due work.
             if self.config.scheduler.enabled {
-                self.tasks.push(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
+                self.claim_loop = Some(tokio::spawn(self.scheduler.clone().run(self.shutdown_tx.subscribe())));
+                self.heartbeat = Some(tokio::spawn(self.scheduler.clone().keep_leases()));
                 self.tasks.push(tokio::spawn(run_cron(
                     self.service.clone(),
                     store.clone(),
@@ -304,20 +315,47 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = self.router();
         self.start();
+        // Chat connections: they do not watch for shutdown, so the drain does not wait for them;
+        // they keep receiving through it, like HTTP, and are dropped after it.
+        let mut chat = Vec::new();
         if let Some(slack) = self.slack.clone().filter(|s| s.settings().app_token.is_some()) {
-            self.tasks.push(tokio::spawn(async move {
+            chat.push(tokio::spawn(async move {
                 if let Err(e) = slack.run_socket_mode().await {
                     tracing::error!(error = %e, "Slack Socket Mode stopped");
                 }
             }));
         }
         if let Some(discord) = self.discord.clone() {
-            self.tasks.push(tokio::spawn(register_discord_commands(discord)));
+            chat.push(tokio::spawn(register_discord_commands(discord)));
         }
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
-        let _ = self.shutdown_tx.send(true);
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        // HTTP goes on answering through the drain (requests in flight complete; `/readyz`
+        // says 503 so that load balancers stop sending more), and closes after it.
+        let (close_http, http_closed) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_closed.await;
+                })
+                .await
+        });
+        tokio::select! {
+            done = &mut server => {
+                // The server stopped by itself: nothing to drain into.
+                return done.context("HTTP server task")?.context("HTTP server failed");
+            }
+            _ = shutdown => {}
+        }
+        self.drain().await;
+        for t in chat {
+            t.abort();
+        }
+        let _ = close_http.send(());
+        match tokio::time::timeout(HTTP_CLOSE, &mut server).await {
+            Ok(done) => done.context("HTTP server task")?.context("HTTP server failed")?,
+            Err(_) => {
+                server.abort();
+                tracing::warn!(timeout = ?HTTP_CLOSE, "HTTP connections still open after the drain: closed");
+            }
         }
         Ok(())
     }
@@ -325,7 +363,7 @@ impl App {
     /// Stops the background loops (tests simulate a crash by dropping the app instead).
     pub async fn stop(&mut self) {
         let _ = self.shutdown_tx.send(true);
-        for t in self.tasks.drain(..) {
+        for t in self.tasks.drain(..).chain(self.claim_loop.take()).chain(self.heartbeat.take()) {
             t.abort();
         }
     }
@@ -434,7 +472,7 @@ async fn register_discord_commands(discord: elevate_discord::Discord) {
 
 impl Drop for App {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.claim_loop).chain(&self.heartbeat) {
             t.abort();
         }
     }

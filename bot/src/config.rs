@@ -316,9 +316,15 @@ pub struct SchedulerConfig {
     /// (`end_when_closed`): every 5 minutes by default.
     #[serde(default = "default_ticket_watch")]
     pub ticket_watch: String,
-    /// How long a claimed item is reserved before another replica may run it.
+    /// How long a claimed item is reserved before another replica may run it. Renewed every
+    /// third of it while the item runs, so it bounds how long the work of a replica that died
+    /// waits, not how long a provider call may take.
     #[serde(default = "default_lease")]
     pub lease: GrantDuration,
+    /// On SIGTERM, how long the items already running may take to finish before their leases
+    /// are released to other replicas and the process exits.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: GrantDuration,
     /// Provider calls in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -355,8 +361,16 @@ fn default_report_period() -> GrantDuration {
     GrantDuration::from_secs(7 * 86_400).expect("constant")
 }
 fn default_lease() -> GrantDuration {
-    GrantDuration::from_secs(300).expect("constant")
+    GrantDuration::from_secs(30).expect("constant")
 }
+fn default_drain_timeout() -> GrantDuration {
+    GrantDuration::from_secs(25).expect("constant")
+}
+/// The shortest lease: it is renewed every third of it, and a beat must not come round faster
+/// than a database round trip under load.
+pub const MIN_LEASE_SECS: i64 = 3;
+/// The longest drain: a shutdown that waits longer is one an orchestrator kills anyway.
+pub const MAX_DRAIN_SECS: i64 = 600;
 /// Due items in flight at once. Most of an item's time is the provider call, so this is what
 /// bounds recovery after an outage: 10,000 overdue revokes at 20 ms a call take about 3 s at 64
 /// (12 s at 16). Providers that throttle (AWS IAM) answer 429/Throttling, which is retried with
@@ -371,6 +385,16 @@ fn default_enabled() -> bool {
     true
 }
 
+impl SchedulerConfig {
+    pub fn lease_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease.secs() as u64)
+    }
+
+    pub fn drain_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.drain_timeout.secs() as u64)
+    }
+}
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
@@ -380,6 +404,7 @@ impl Default for SchedulerConfig {
             ticket_watch: default_ticket_watch(),
             report_period: default_report_period(),
             lease: default_lease(),
+            drain_timeout: default_drain_timeout(),
             concurrency: default_concurrency(),
             poll: default_poll(),
             enabled: default_enabled(),
@@ -525,6 +550,21 @@ impl Config {
         }
         if scheduler.concurrency == 0 {
             errs.push(ConfigError::new("scheduler.concurrency", "must be at least 1"));
+        }
+        if scheduler.lease.secs() < MIN_LEASE_SECS {
+            errs.push(ConfigError::new(
+                "scheduler.lease",
+                format!("must be at least {MIN_LEASE_SECS}s (it is renewed every third of it while an item runs)"),
+            ));
+        }
+        if scheduler.drain_timeout.secs() > MAX_DRAIN_SECS {
+            errs.push(ConfigError::new(
+                "scheduler.drain_timeout",
+                format!(
+                    "must be at most {}m: longer than that, the orchestrator kills the process anyway",
+                    MAX_DRAIN_SECS / 60
+                ),
+            ));
         }
         let slack = root.get("slack").and_then(|v| de::<SlackConfig>("slack", v, &mut errs));
         if let Some(s) = &slack {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod feed;
 pub mod http;
+pub mod leases;
 pub mod metrics;
 pub mod notices;
 pub mod oncall;

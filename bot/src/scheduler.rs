@@ -3,9 +3,14 @@
 //! (PostgreSQL), or at most `[scheduler] poll`, claims what is due (a lease, so a crashed claimer's work
 //! runs again), and runs it with bounded concurrency. Periodic jobs (reconcile, audit
 //! checkpoint) fire from cron expressions and are claimed per firing, so across replicas each
-//! firing runs once.
+//! firing runs once. The items running here, and their leases, are kept in `leases::InFlight`
+//! (renewed while they run, released by a draining shutdown).
 
-use crate::{config::SchedulerConfig, metrics::Metrics};
+use crate::{
+    config::SchedulerConfig,
+    leases::{DrainReport, InFlight},
+    metrics::Metrics,
+};
 use chrono::Utc;
 use elevate_core::{
     Service,
@@ -73,6 +78,7 @@ pub struct Scheduler {
     poll: Duration,
     lease: Duration,
     batch: u32,
+    inflight: Arc<InFlight>,
 }
 
 impl Scheduler {
@@ -95,9 +101,68 @@ impl Scheduler {
             metrics,
             permits: Arc::new(Semaphore::new(cfg.concurrency)),
             concurrency: cfg.concurrency,
-            lease: Duration::from_secs(cfg.lease.secs() as u64),
+            lease: cfg.lease_duration(),
             batch: (cfg.concurrency as u32 * 4).max(16),
+            inflight: Arc::new(InFlight::default()),
         }
+    }
+
+    /// Runs `item` in its own task, recorded as in flight until it ends.
+    fn spawn_item(self: &Arc<Self>, item: DueItem, permit: tokio::sync::OwnedSemaphorePermit) {
+        let id = item.id;
+        self.inflight.start(id, item.kind, item.request, item.claim.map(|c| c.until));
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            Self::run_item(me.service.clone(), me.metrics.clone(), item).await;
+            drop(permit);
+            me.inflight.finish(id);
+            me.wake.wake();
+        });
+        self.inflight.attach(id, task.abort_handle());
+    }
+
+    /// Claims what is due now and starts it without waiting for it (tests drive the heartbeat
+    /// and the drain against items in flight with it); returns how many items started.
+    pub async fn start_due_now(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let items = self.store.claim_due(self.clock.now(), self.batch, self.lease).await?;
+        let n = items.len();
+        for item in items {
+            let permit = self.permits.clone().acquire_owned().await.expect("semaphore open");
+            self.spawn_item(item, permit);
+        }
+        Ok(n)
+    }
+
+    /// Items running now.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// One heartbeat: renews the leases of the items running here; `(renewed, lost)`.
+    pub async fn renew_leases(&self) -> (usize, usize) {
+        self.inflight.renew(self.store.as_ref(), self.clock.as_ref(), self.lease).await
+    }
+
+    /// Renews the running items' leases every third of the lease, until aborted (after the
+    /// drain: what is still running then has been released).
+    pub async fn keep_leases(self: Arc<Self>) {
+        let beat = (self.lease / 3).max(Duration::from_millis(500));
+        loop {
+            tokio::time::sleep(beat).await;
+            self.renew_leases().await;
+        }
+    }
+
+    /// Waits up to `budget` for the items running here, then stops the rest and releases their
+    /// leases. The claim loop must have stopped first; `since` is `finished_so_far` when the
+    /// shutdown began.
+    pub async fn drain(&self, budget: Duration, since: usize) -> DrainReport {
+        self.inflight.drain(self.store.as_ref(), budget, since).await
+    }
+
+    /// Items finished so far, for a drain to count from.
+    pub fn finished_so_far(&self) -> usize {
+        self.inflight.finished_so_far()
     }
 
     async fn run_item(service: Arc<Service>, metrics: Arc<Metrics>, item: DueItem) {
@@ -128,7 +193,8 @@ impl Scheduler {
         }
     }
 
-    /// The background loop, until `shutdown` turns true.
+    /// The background loop, until `shutdown` turns true: from then on nothing more is claimed
+    /// (the items already running go on; see `drain`).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
@@ -145,12 +211,7 @@ impl Scheduler {
                 Ok(items) if !items.is_empty() => {
                     for item in items {
                         let permit = self.permits.clone().acquire_owned().await.expect("semaphore open");
-                        let (service, metrics, me) = (self.service.clone(), self.metrics.clone(), self.clone());
-                        tokio::spawn(async move {
-                            Self::run_item(service, metrics, item).await;
-                            drop(permit);
-                            me.wake.wake();
-                        });
+                        self.spawn_item(item, permit);
                     }
                     continue;
                 }

@@ -146,6 +146,23 @@ pub struct DueItem {
     /// Its request as the store read it when claiming the item, when it did: the handler
     /// would otherwise read it again at once. Handlers re-check the state inside `decide`.
     pub snapshot: Option<Box<Request>>,
+    /// Its lease, while it is claimed.
+    pub claim: Option<Claim>,
+}
+
+/// A claimed item's lease.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Claim {
+    /// When the lease ends. It is also the claim's fencing token: every claim and renewal sets
+    /// it to `now + lease`, and another claimer can only take an item whose lease has ended, so
+    /// a value, once replaced, never comes back. Renewing and releasing compare it (see
+    /// `Store::renew_claims`), so a run that lost its item touches nothing.
+    pub until: DateTime<Utc>,
+    /// When this attempt at the item was first claimed: kept when a lease runs out and another
+    /// run takes the item over (that run may be the one a crashed or stalled process began), and
+    /// cleared when the item is put back for a retry. A grant's window is counted from it, so a
+    /// re-run never moves an expiry later than the first run would have set it.
+    pub since: DateTime<Utc>,
 }
 
 /// Fields to set on a request row (`None` leaves the column as it is).
@@ -308,6 +325,15 @@ pub trait Store: Send + Sync + 'static {
     async fn due_items(&self, request: RequestId) -> Result<Vec<DueItem>, StoreError>;
     /// Makes claims of dead processes runnable at once (single-instance start-up).
     async fn release_claims(&self) -> Result<u64, StoreError>;
+    /// Extends the leases of items this process still holds to `until`, in one statement; each
+    /// `(id, token)` is renewed only while its lease still ends at `token` (no other claimer
+    /// took it meanwhile). Returns the ids renewed (their token is now `until`); the others were
+    /// lost, or finished meanwhile.
+    async fn renew_claims(&self, held: &[(i64, DateTime<Utc>)], until: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
+    /// Gives up the leases of items this process holds but will not finish (a draining
+    /// shutdown), in one statement and on the same condition as `renew_claims`, so that another
+    /// replica claims them at once instead of after the lease. Returns how many were released.
+    async fn release_held(&self, held: &[(i64, DateTime<Utc>)]) -> Result<u64, StoreError>;
 
     /// Every audit event about one request, in order.
     async fn events_for(&self, subject: RequestId) -> Result<Vec<AuditEvent>, StoreError>;

@@ -1,7 +1,8 @@
 //! A webhook receiver on loopback that behaves like a real one: it verifies the signature and
 //! timestamp, holds the grants it was given (so `list` and idempotency are real), answers revoke
 //! of an unknown grant with 404, and fails on purpose when told to (429 with Retry-After, 5xx,
-//! slow answers, permanent 4xx).
+//! slow answers, permanent 4xx), or holds grant calls until the test lets them go (a provider
+//! call in flight for as long as a story needs).
 
 use axum::{
     Json, Router,
@@ -45,6 +46,8 @@ struct Inner {
     grants: BTreeMap<String, Value>,
     calls: Vec<Call>,
     faults: VecDeque<Fault>,
+    /// Grant calls waiting to be let go.
+    waiting: usize,
 }
 
 /// The running receiver.
@@ -53,6 +56,8 @@ pub struct Receiver {
     pub url: String,
     secret: String,
     inner: Arc<Mutex<Inner>>,
+    /// While true, grant calls wait (see `hold`).
+    holding: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Receiver {
@@ -60,12 +65,34 @@ impl Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}/elevate", listener.local_addr().expect("addr"));
-        let r = Receiver { url, secret: secret.to_string(), inner };
+        let holding = Arc::new(tokio::sync::watch::channel(false).0);
+        let r = Receiver { url, secret: secret.to_string(), inner, holding };
         let app = Router::new().route("/elevate", post(handle)).with_state(r.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         r
+    }
+
+    /// From now on, grant calls wait (unanswered, as a slow provider's would) until `let_go`.
+    pub fn hold(&self) {
+        self.holding.send_replace(true);
+    }
+
+    /// Answers the grant calls held, and the next ones at once.
+    pub fn let_go(&self) {
+        self.holding.send_replace(false);
+    }
+
+    /// Waits (bounded, real time) until `n` grant calls are held: they reached the provider.
+    pub async fn wait_held(&self, n: usize) {
+        for _ in 0..500 {
+            if self.inner.lock().unwrap().waiting >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} grant call(s) did not reach the receiver within 5 s");
     }
 
     /// Queues faults for the next calls.
@@ -136,6 +163,12 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
             other => {
                 if let Some(Fault::Delay(d)) = other {
                     tokio::time::sleep(d).await;
+                }
+                if action == "grant" && *r.holding.borrow() {
+                    r.inner.lock().unwrap().waiting += 1;
+                    let mut rx = r.holding.subscribe();
+                    let _ = rx.wait_for(|held| !held).await;
+                    r.inner.lock().unwrap().waiting -= 1;
                 }
                 let mut inner = r.inner.lock().unwrap();
                 match (action.as_str(), &grant_id) {

@@ -190,6 +190,36 @@ on_both_dbs!(a_linked_conflict_rolls_the_whole_decision_back, |db| async move {
     assert_eq!(store.events(0, 10).await.unwrap().len(), 2);
 });
 
+on_both_dbs!(only_the_holder_of_a_lease_renews_or_releases_it, |db| async move {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let id = create(&store).await;
+    store.schedule(vec![NewDue::new(DueKind::Apply, id, t0())]).await.unwrap();
+    let lease = StdDuration::from_secs(30);
+    let mine = store.claim_due(t0(), 10, lease).await.unwrap().remove(0);
+    let claim = mine.claim.expect("a claimed item carries its lease");
+    assert_eq!((claim.since, claim.until), (t0(), t0() + Duration::seconds(30)));
+    // Renewed by its holder: nobody else can claim it past the first lease.
+    let renewed_to = t0() + Duration::seconds(50);
+    assert_eq!(store.renew_claims(&[(mine.id, claim.until)], renewed_to).await.unwrap(), [mine.id]);
+    assert!(store.claim_due(t0() + Duration::seconds(40), 10, lease).await.unwrap().is_empty(), "renewed");
+    // The holder stalls; once the renewed lease is over another claimer takes the item, and the
+    // old holder's renewal and release (with its old token) touch nothing.
+    let theirs = store.claim_due(t0() + Duration::seconds(51), 10, lease).await.unwrap().remove(0);
+    assert_eq!(theirs.claim.map(|c| c.since), Some(t0()), "the first claim is kept across a take-over");
+    assert!(store.renew_claims(&[(mine.id, renewed_to)], t0() + Duration::seconds(90)).await.unwrap().is_empty());
+    assert_eq!(store.release_held(&[(mine.id, renewed_to)]).await.unwrap(), 0);
+    assert!(store.claim_due(t0() + Duration::seconds(60), 10, lease).await.unwrap().is_empty(), "still theirs");
+    // Its holder gives it back: claimable at once.
+    let token = theirs.claim.unwrap().until;
+    assert_eq!(store.release_held(&[(theirs.id, token)]).await.unwrap(), 1);
+    let again = store.claim_due(t0() + Duration::seconds(60), 10, lease).await.unwrap();
+    assert_eq!(again.len(), 1, "released: claimable without waiting for the lease");
+    // A retry starts a new attempt: its window is counted from its own first claim.
+    store.retry_due(again[0].id, t0() + Duration::seconds(70), 1, None).await.unwrap();
+    let retried = store.claim_due(t0() + Duration::seconds(80), 10, lease).await.unwrap();
+    assert_eq!(retried[0].claim.map(|c| c.since), Some(t0() + Duration::seconds(80)));
+});
+
 on_both_dbs!(claims_are_leases_and_due_order_is_kept, |db| async move {
     let store = SqlStore::connect(&db.url).await.unwrap();
     let id = create(&store).await;

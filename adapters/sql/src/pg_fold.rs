@@ -352,9 +352,10 @@ struct ClaimRow {
 /// replicas never claim the same item) and returns each item with its request.
 pub(crate) async fn claim_due(pool: &PgPool, now: i64, until: i64, limit: u32) -> Result<Vec<DueItem>, StoreError> {
     let rows: Vec<ClaimRow> = sqlx::query_as(
-        "WITH c AS (UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
+        "WITH c AS (UPDATE due_items SET claimed_until = $1, first_claimed_at = COALESCE(first_claimed_at, $2) \
+         WHERE id IN (SELECT id FROM due_items \
          WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3 \
-         FOR UPDATE SKIP LOCKED) RETURNING id, kind, request_id, due_at, attempts, payload) \
+         FOR UPDATE SKIP LOCKED) RETURNING id, kind, request_id, due_at, attempts, payload, claimed_until, first_claimed_at) \
          SELECT c.*, (SELECT row_to_json(r)::text FROM requests r WHERE r.id = c.request_id) AS request, \
          (SELECT json_agg(json_build_object('request_id', a.request_id, 'approver', a.approver, 'at', a.at) \
          ORDER BY a.at, a.approver)::text FROM approvals a WHERE a.request_id = c.request_id) AS approvals FROM c",

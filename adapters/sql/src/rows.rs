@@ -4,7 +4,7 @@
 use elevate_core::{
     EndReason, GrantDuration, PersonId, Reason, RequestId, RoleName, State,
     audit::AuditEvent,
-    ports::{DueItem, DueKind, StoreError},
+    ports::{Claim, DueItem, DueKind, StoreError},
     request::{Approval, Request, RequestKind, Source},
     time::from_millis,
 };
@@ -105,6 +105,8 @@ pub struct DueRow {
     pub due_at: i64,
     pub attempts: i64,
     pub payload: String,
+    pub claimed_until: Option<i64>,
+    pub first_claimed_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -172,6 +174,10 @@ impl DueRow {
             attempts: self.attempts.clamp(0, u32::MAX as i64) as u32,
             payload: serde_json::from_str(&self.payload).unwrap_or_default(),
             snapshot: None,
+            claim: match (self.claimed_until, self.first_claimed_at) {
+                (Some(until), Some(since)) => Some(Claim { until: from_millis(until), since: from_millis(since) }),
+                _ => None,
+            },
         })
     }
 }
@@ -243,6 +249,8 @@ mod lite {
                 due_at: r.get("due_at")?,
                 attempts: r.get("attempts")?,
                 payload: r.get("payload")?,
+                claimed_until: r.get("claimed_until")?,
+                first_claimed_at: r.get("first_claimed_at")?,
             })
         }
     }

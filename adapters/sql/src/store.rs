@@ -299,7 +299,8 @@ impl Store for SqlStore {
     async fn due_items(&self, request: RequestId) -> Result<Vec<DueItem>, StoreError> {
         with_pool!(self, |r| {
             let rows: Vec<DueRow> = sqlx::query_as(
-                "SELECT id, kind, request_id, due_at, attempts, payload FROM due_items WHERE request_id = $1 ORDER BY due_at, id",
+                "SELECT id, kind, request_id, due_at, attempts, payload, claimed_until, first_claimed_at FROM due_items \
+                 WHERE request_id = $1 ORDER BY due_at, id",
             )
             .bind(request.0)
             .fetch_all(r)
@@ -315,6 +316,35 @@ impl Store for SqlStore {
             let released =
                 tx.exec("UPDATE due_items SET claimed_until = NULL WHERE claimed_until IS NOT NULL", args![]).await?;
             if released > 0 {
+                let now = to_millis(Utc::now());
+                writes::signal(tx, Some(now), now, &instance).await?;
+            }
+            Ok(released)
+        })
+    }
+
+    async fn renew_claims(&self, held: &[(i64, DateTime<Utc>)], until: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (cond, mut values) = writes::held_condition(held, 2);
+        values.insert(0, to_millis(until).into());
+        let sql = format!("UPDATE due_items SET claimed_until = $1 WHERE {cond} RETURNING id");
+        let rows: Vec<(i64,)> = with_writer!(self, single, |tx| tx.rows(&sql, values).await)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn release_held(&self, held: &[(i64, DateTime<Utc>)]) -> Result<u64, StoreError> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let (cond, values) = writes::held_condition(held, 1);
+        let sql = format!("UPDATE due_items SET claimed_until = NULL WHERE {cond}");
+        let instance = self.instance.clone();
+        with_writer!(self, single, |tx| {
+            let released = tx.exec(&sql, values).await?;
+            if released > 0 {
+                // Other replicas' schedulers may be asleep: the work is due for them now.
                 let now = to_millis(Utc::now());
                 writes::signal(tx, Some(now), now, &instance).await?;
             }

@@ -3,7 +3,7 @@
 
 use crate::{
     err,
-    exec::{Exec, args},
+    exec::{Arg, Exec, args},
     rows::{ApprovalRow, DueRow, RequestRow, request_columns},
     signal,
 };
@@ -36,12 +36,29 @@ const UPDATE_REQUEST: &str = concat!(
      WHERE id = $10 AND state = $11 RETURNING ",
     request_columns!()
 );
-const CLAIM_SQLITE: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
+const CLAIM_SQLITE: &str = "UPDATE due_items SET claimed_until = $1, first_claimed_at = COALESCE(first_claimed_at, $2) \
+     WHERE id IN (SELECT id FROM due_items \
      WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3) \
-     RETURNING id, kind, request_id, due_at, attempts, payload";
-const CLAIM_PG: &str = "UPDATE due_items SET claimed_until = $1 WHERE id IN (SELECT id FROM due_items \
+     RETURNING id, kind, request_id, due_at, attempts, payload, claimed_until, first_claimed_at";
+const CLAIM_PG: &str = "UPDATE due_items SET claimed_until = $1, first_claimed_at = COALESCE(first_claimed_at, $2) \
+     WHERE id IN (SELECT id FROM due_items \
      WHERE due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, kind, request_id, due_at, attempts, payload";
+     RETURNING id, kind, request_id, due_at, attempts, payload, claimed_until, first_claimed_at";
+
+/// `(id = $a AND claimed_until = $b) OR …` for leases this process holds, numbered from
+/// `first`, with their values: an item whose lease token changed (another replica claimed it
+/// after the lease ran out) matches nothing.
+pub(crate) fn held_condition(held: &[(i64, DateTime<Utc>)], first: usize) -> (String, Vec<Arg>) {
+    let mut conds = Vec::with_capacity(held.len());
+    let mut values = Vec::with_capacity(held.len() * 2);
+    for (i, (id, token)) in held.iter().enumerate() {
+        let n = first + 2 * i;
+        conds.push(format!("(id = ${n} AND claimed_until = ${})", n + 1));
+        values.push((*id).into());
+        values.push(to_millis(*token).into());
+    }
+    (conds.join(" OR "), values)
+}
 
 /// `$1, $2, …` for `n` values, numbered from `first`.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
@@ -337,7 +354,7 @@ pub(crate) async fn retry_due<E: Exec>(
 ) -> Result<(), StoreError> {
     let moved = tx
         .exec(
-            "UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL WHERE id = $3",
+            "UPDATE due_items SET due_at = $1, attempts = $2, claimed_until = NULL, first_claimed_at = NULL WHERE id = $3",
             args![to_millis(at), attempts as i64, id],
         )
         .await?;

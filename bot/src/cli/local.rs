@@ -100,7 +100,7 @@ pub async fn serve(src: &Source<'_>) -> i32 {
     };
     info!(address = %format!("http://{listen}"), "elevate listening");
     reload_on_hangup(app.reloader.clone());
-    match app.serve(listener, shutdown_signal()).await {
+    match app.serve(listener, first_of_two_signals()).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -138,6 +138,23 @@ fn reload_on_hangup(reloader: std::sync::Arc<crate::reload::Reloader>) {
     let _ = reloader;
 }
 
+/// Resolves at the first SIGTERM or ctrl-c, which starts the drain; a second one exits at once
+/// (status 1), leaving what is still running to be taken over when its leases end.
+fn first_of_two_signals() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (first, got_first) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down: draining (a second SIGTERM or ctrl-c exits at once)");
+        let _ = first.send(());
+        shutdown_signal().await;
+        tracing::warn!("second signal: exiting without draining; unfinished items run again when their leases end");
+        std::process::exit(1);
+    });
+    async move {
+        let _ = got_first.await;
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -154,7 +171,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    info!("shutting down");
 }
 
 /// Checks the file, then (unless `skip_secrets`, for CI where they are absent) reads and checks
@@ -213,7 +229,10 @@ pub async fn audit_verify(src: &Source<'_>, public_key: Option<&str>, anchor: Op
     let Ok(store) = open_store(&config).await else { return 2 };
     let derived = config.audit.seed().ok().flatten().map(|seed| elevate_core::audit::sign_checkpoint(&seed, 0, "").1);
     let key = public_key.map(String::from).or(config.audit.public_key.clone()).or(derived);
-    match elevate_core::service::verify_store_with(&store, key.as_deref()).await {
+    let progress = super::progress::Progress::new("audit verify");
+    let verified = elevate_core::service::verify_store_watched(&store, key.as_deref(), &|n| progress.update(n)).await;
+    progress.finish();
+    match verified {
         Ok(r) => match r.broken {
             None if anchor.is_some() => {
                 let given = anchor.as_ref().expect("checked");
@@ -302,11 +321,15 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
     if let Some(w) = csv_out.as_mut() {
         let _ = w.write_record(["seq", "at", "actor", "kind", "subject", "details", "prev_hash", "hash"]);
     }
+    let progress = super::progress::Progress::new("audit export");
+    let mut written = 0u64;
     let mut after = 0;
     loop {
+        progress.update(written);
         let page = match store.events(after, 1000).await {
             Ok(p) => p,
             Err(e) => {
+                progress.finish();
                 eprintln!("error: {e}");
                 return 2;
             }
@@ -316,6 +339,7 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
         }
         after = page.last().map(|e| e.seq).unwrap_or(after);
         for ev in page.iter().filter(|e| since.is_none_or(|s| e.at >= s)) {
+            written += 1;
             match csv_out.as_mut() {
                 Some(w) => {
                     let _ = w.write_record([
@@ -336,6 +360,7 @@ pub async fn audit_export(src: &Source<'_>, format: &str, since: Option<&str>) -
     if let Some(mut w) = csv_out {
         let _ = w.flush();
     }
+    progress.finish();
     0
 }
 

@@ -5,6 +5,7 @@
 mod client;
 mod extras;
 mod local;
+mod progress;
 mod wait;
 
 use clap::{Parser, Subcommand};

@@ -14,10 +14,11 @@ pub async fn healthz() -> &'static str {
 /// timeout (Kubernetes' default is one second), not time out itself.
 pub const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
 
-/// Ready to serve: start-up finished (migrations applied) and the database answers in time.
+/// Ready to serve: start-up finished (migrations applied), no shutdown begun, and the database
+/// answers in time.
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     if !st.is_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string());
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or shutting down\n".to_string());
     }
     match tokio::time::timeout(READY_PING_TIMEOUT, st.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),

@@ -90,9 +90,13 @@ impl Service {
             return self.run_apply_extension(item, req, parent).await;
         }
         let policy = self.policy();
-        let starts = self.now();
-        // Scheduled access: the window counts from the start asked for, not from when the
-        // provider got to it.
+        // The window starts when this attempt was first claimed, not when this run began: a run
+        // that took the item over after a lease ran out (the first run stalled or its process
+        // died, perhaps after the provider had already granted) computes the same expiry as the
+        // first run did, so a re-apply never holds the grant past its window. Scheduled access
+        // counts from the start asked for, not from when the provider got to it.
+        let now = self.now();
+        let starts = item.claim.map(|c| c.since).filter(|since| *since <= now).unwrap_or(now);
         let expires = req.starts_at.unwrap_or(starts) + req.duration.as_chrono();
         let Some((spec, provider)) = self.spec(&policy, &req, Some((starts, expires))) else {
             return self
@@ -144,6 +148,13 @@ impl Service {
                         Ok(())
                     }
                     // Revoked or cancelled while the provider call was in flight: undo it.
+                    Decided::Refused(_) if !self.applied_by_another_run(req.id).await? => {
+                        self.undo(&item, &spec, provider).await
+                    }
+                    // Another run (one that took the item over after this run's lease ran out)
+                    // applied the same grant and made it active: undoing would take away the
+                    // access that run recorded.
+                    Decided::Refused(_) => self.finish(&item).await,
                     _ => self.undo(&item, &spec, provider).await,
                 }
             }
@@ -167,6 +178,13 @@ impl Service {
                 self.store.retry_due(item.id, at, attempts, Some(ev)).await.map_err(CoreError::store)
             }
         }
+    }
+
+    /// Whether the request went on to be active (or beyond) through another run of its apply,
+    /// rather than being cancelled or revoked before any run applied it.
+    async fn applied_by_another_run(&self, id: crate::RequestId) -> CoreResult<bool> {
+        let now = self.store.get_request(id).await.map_err(CoreError::store)?;
+        Ok(now.is_some_and(|r| r.state == State::Active))
     }
 
     async fn undo(

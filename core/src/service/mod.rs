@@ -22,7 +22,7 @@ pub use controls::LockdownReport;
 pub use drill::{DrillReport, DrillStep};
 pub use periodic::{
     CHECKPOINT_CURSOR, ReconcileReport, VerifyReport, report_from_store, verify_since_checkpoint, verify_store,
-    verify_store_with,
+    verify_store_watched, verify_store_with,
 };
 pub use reload::PolicyDiff;
 

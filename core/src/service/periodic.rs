@@ -160,7 +160,17 @@ pub async fn verify_store(store: &dyn crate::ports::Store) -> CoreResult<VerifyR
 /// checkpoint is signed by it. A DB admin who edits events and recomputes every hash after them
 /// passes the chain walk, but not the signed checkpoints (nor the copies posted to chat).
 pub async fn verify_store_with(store: &dyn crate::ports::Store, public_key: Option<&str>) -> CoreResult<VerifyReport> {
-    walk(store, ChainVerifier::default(), public_key).await
+    walk(store, ChainVerifier::default(), public_key, &|_| {}).await
+}
+
+/// `verify_store_with`, telling `progress` how many events were checked after each page (a
+/// long walk's caller shows it).
+pub async fn verify_store_watched(
+    store: &dyn crate::ports::Store,
+    public_key: Option<&str>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> CoreResult<VerifyReport> {
+    walk(store, ChainVerifier::default(), public_key, progress).await
 }
 
 /// The `cursors` entry holding the `seq` of the last `audit.checkpoint` event that the periodic
@@ -204,7 +214,7 @@ async fn verify_after_last_checkpoint(store: &dyn crate::ports::Store) -> CoreRe
     if head.hash != hash || head.compute_hash() != hash {
         return Ok(None);
     }
-    walk(store, ChainVerifier::resume(seq, hash), None).await.map(Some)
+    walk(store, ChainVerifier::resume(seq, hash), None, &|_| {}).await.map(Some)
 }
 
 async fn event_at(store: &dyn crate::ports::Store, seq: i64) -> CoreResult<Option<crate::audit::AuditEvent>> {
@@ -217,6 +227,7 @@ async fn walk(
     store: &dyn crate::ports::Store,
     mut v: ChainVerifier,
     public_key: Option<&str>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> CoreResult<VerifyReport> {
     // `hashes[i]` is the hash at seq `first + i`: from the resumed head on, when resuming.
     let (first, mut hashes, mut after) = match v.head() {
@@ -261,6 +272,7 @@ async fn walk(
             }
         }
         after = page.last().map(|e| e.seq).unwrap_or(after);
+        progress(v.checked);
     }
     report.checked = v.checked;
     report.head = v.head().map(|(s, h)| (s, h.to_string()));

@@ -11,11 +11,13 @@
 //! `roundtrips` (PostgreSQL statements per lifecycle), `expiry` (precision and memory with
 //! 100,000 grants), `recovery`, `replicas`, `pickup` (cross-replica pick-up), `delivery` (card
 //! latency and feed drain under Slack's rate limits), `outage` (answers while a private
-//! PostgreSQL server is stopped), or `all` (the default). PostgreSQL
+//! PostgreSQL server is stopped), `drain` (SIGTERM to exit with 64 provider calls in flight),
+//! `takeover` (a killed replica's claimed work run by another), or `all` (the default). PostgreSQL
 //! comes from `ELEVATE_BENCH_POSTGRES_URL` (or `ELEVATE_TEST_POSTGRES_URL`), an admin URL;
 //! `./scripts/bench` starts the local server and sets it.
 
 mod delivery;
+mod drain;
 mod expiry;
 mod floor;
 mod ingress;
@@ -34,8 +36,20 @@ mod start;
 
 use anyhow::bail;
 
-const SCENARIOS: [&str; 10] =
-    ["start", "ingress", "lifecycle", "roundtrips", "expiry", "recovery", "replicas", "pickup", "delivery", "outage"];
+const SCENARIOS: [&str; 12] = [
+    "start",
+    "ingress",
+    "lifecycle",
+    "roundtrips",
+    "expiry",
+    "recovery",
+    "replicas",
+    "pickup",
+    "delivery",
+    "outage",
+    "drain",
+    "takeover",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -92,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
             "outage" => outage::run(&mut b).await,
             "pickup" => pickup::run(&mut b).await,
             "roundtrips" => roundtrips::run(&mut b).await,
+            "drain" => drain::drain(&mut b).await,
+            "takeover" => drain::takeover(&mut b).await,
             _ => unreachable!("checked above"),
         };
         if let Err(e) = r {

@@ -204,6 +204,20 @@ impl Node {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// SIGTERM, as an orchestrator stops a process, then waits (at most `limit`) for it to
+    /// exit: how long that took, and its exit code.
+    pub async fn terminate(mut self, limit: Duration) -> anyhow::Result<(Duration, Option<i32>)> {
+        let sent = Instant::now();
+        let status = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status()?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.pid);
+        }
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(exit) => Ok((sent.elapsed(), exit?.code())),
+            Err(_) => bail!("still running {limit:?} after SIGTERM"),
+        }
+    }
 }
 
 /// A process's resident set size, MB, from `/proc/PID/status`.

@@ -33,6 +33,8 @@ pub struct Revoke {
 #[derive(Default)]
 struct Inner {
     grants: HashMap<String, i64>,
+    /// Every grant call as it arrived (before the latency): `(grant_id, ms since the epoch)`.
+    arrivals: Vec<(String, i64)>,
     revokes: Vec<Revoke>,
     bad_signatures: u64,
 }
@@ -84,6 +86,22 @@ impl Receiver {
         }
     }
 
+    /// Waits until `n` grant calls arrived (all grants, or those for `grant_id`) or `limit`
+    /// passed; their arrival times.
+    pub async fn wait_arrivals(&self, grant_id: Option<&str>, n: usize, limit: Duration) -> Vec<i64> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            let at: Vec<i64> = {
+                let inner = self.inner.lock().unwrap();
+                inner.arrivals.iter().filter(|(g, _)| grant_id.is_none_or(|w| w == g)).map(|(_, at)| *at).collect()
+            };
+            if at.len() >= n || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return at;
+            }
+        }
+    }
+
     pub fn bad_signatures(&self) -> u64 {
         self.inner.lock().unwrap().bad_signatures
     }
@@ -124,10 +142,15 @@ async fn handle(
         return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad signature" })));
     }
     let arrived = now_ms();
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if v["action"] == "grant" {
+        let grant_id = v["grant_id"].as_str().unwrap_or("").to_string();
+        r.inner.lock().unwrap().arrivals.push((grant_id, arrived));
+        r.changed.notify_waiters();
+    }
     if !r.latency.is_zero() {
         tokio::time::sleep(r.latency).await;
     }
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let grant_id = v["grant_id"].as_str().unwrap_or("").to_string();
     let expires_at_ms = v["expires_at"]
         .as_str()
