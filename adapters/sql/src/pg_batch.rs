@@ -171,7 +171,6 @@ async fn run_batch(pool: &PgPool, jobs: Vec<Job>) {
     }
 }
 
-
 /// The same error again, for each job a batch-wide failure ends (`StoreError` is not `Clone`:
 /// it is built once per answer).
 fn copy(e: &StoreError) -> StoreError {
