@@ -38,6 +38,7 @@
 //! (`pg_terminate_backend` over `pg_stat_activity`) once the membership is gone; until that
 //! succeeds the row stays (marked `ended`) and the revoke is retried.
 
+mod common;
 mod errors;
 pub mod mysql;
 mod roles;
@@ -92,25 +93,10 @@ pub struct Settings {
 impl PostgresRolesConfig {
     /// Checks everything but the secret itself: one URL source, a valid schema name, a timeout.
     pub fn settings(&self) -> Result<Settings, String> {
-        match (&self.url_env, &self.url_file) {
-            (Some(_), Some(_)) => return Err("set either url_env or url_file, not both".into()),
-            (None, None) => {
-                return Err("set url_env (or url_file): where elevate reads its connection URL for this server".into());
-            }
-            _ => {}
-        }
+        common::check_url_source(&self.url_env, &self.url_file)?;
         let schema = Ident::parse("schema", self.schema.as_deref().unwrap_or("elevate"))?;
-        let login_principal = self.login_principal.clone().unwrap_or_else(|| DEFAULT_LOGIN_PRINCIPAL.into());
-        if login_principal.trim().is_empty() {
-            return Err("login_principal is empty".into());
-        }
-        let timeout = match &self.timeout {
-            None => Duration::from_secs(10),
-            Some(t) => {
-                let d = elevate_core::GrantDuration::parse(t).map_err(|e| format!("timeout: {e}"))?;
-                Duration::from_secs(d.secs() as u64)
-            }
-        };
+        let login_principal = common::login_principal(&self.login_principal, DEFAULT_LOGIN_PRINCIPAL)?;
+        let timeout = common::timeout(&self.timeout)?;
         Ok(Settings { schema, login_principal, timeout })
     }
 }

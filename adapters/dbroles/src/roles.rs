@@ -1,15 +1,13 @@
 //! The SQL: elevate's bookkeeping table, and grant, revoke and list, each one transaction on
 //! the target server.
 
-use crate::{Ident, PostgresRolesProvider};
-use elevate_core::{
-    PersonId, RequestId, RoleName,
-    ports::{GrantSpec, ListedGrant, Overlap, ProviderError},
-    time::from_millis,
+use crate::{
+    Ident, PostgresRolesProvider,
+    common::{GrantRow, Words},
 };
+use elevate_core::ports::{GrantSpec, ListedGrant, Overlap, ProviderError};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
-use std::collections::BTreeMap;
 use tracing::info;
 
 /// What one grant gives: `role` to `login`.
@@ -279,14 +277,19 @@ pub(crate) async fn revoke(p: &PostgresRolesProvider, grant_id: &str, overlap: O
     Ok(())
 }
 
-type ListedRow = (String, String, String, String, String, bool, bool, bool, bool, i64, i64);
+/// How `list` describes a membership.
+const WORDS: Words = Words {
+    what: |role, login| format!("membership of `{role}` for login `{login}`"),
+    holder: "login",
+    sessions: "sessions",
+};
 
 pub(crate) async fn list(p: &PostgresRolesProvider) -> Result<Vec<ListedGrant>, ProviderError> {
     let t = table(p);
-    let rows: Vec<ListedRow> = match sqlx::query_as(AssertSqlSafe(format!(
+    let rows: Vec<GrantRow> = match sqlx::query_as(AssertSqlSafe(format!(
         "SELECT grant_id, role_name, login, elevate_role, person, by_hand, terminate_sessions, ended, held_over, \
-         CAST(EXTRACT(EPOCH FROM granted_at) * 1000 AS BIGINT), CAST(EXTRACT(EPOCH FROM expires_at) * 1000 AS BIGINT) \
-         FROM {t} ORDER BY grant_id"
+         CAST(EXTRACT(EPOCH FROM granted_at) * 1000 AS BIGINT) AS granted_at, \
+         CAST(EXTRACT(EPOCH FROM expires_at) * 1000 AS BIGINT) AS expires_at FROM {t} ORDER BY grant_id"
     )))
     .fetch_all(&p.pool)
     .await
@@ -295,34 +298,5 @@ pub(crate) async fn list(p: &PostgresRolesProvider) -> Result<Vec<ListedGrant>, 
         Err(err) if is_undefined_table(&err) => return Ok(Vec::new()),
         Err(err) => return Err(p.err(err)),
     };
-    Ok(rows
-        .into_iter()
-        .map(|(grant_id, role, login, elevate_role, person, by_hand, terminate, ended, held_over, granted, expires)| {
-            let (granted, expires) = (from_millis(granted), from_millis(expires));
-            let mut description =
-                format!("membership of `{role}` for login `{login}` (window ends {})", expires.to_rfc3339());
-            if by_hand {
-                description.push_str("; the login held it before elevate, so it stays");
-            }
-            if held_over {
-                description.push_str("; its grant ended, kept for another grant being applied");
-            }
-            if ended {
-                description.push_str("; revoked, its sessions still to be ended");
-            }
-            let spec = GrantSpec {
-                request: RequestId::from_grant_id(&grant_id).unwrap_or(RequestId(0)),
-                role: RoleName::parse(&elevate_role)
-                    .unwrap_or_else(|_| RoleName::parse("unknown").expect("constant name")),
-                person: PersonId::parse(&person).unwrap_or_else(|_| PersonId::parse("unknown").expect("constant name")),
-                principals: BTreeMap::from([(p.settings.login_principal.clone(), login.clone())]),
-                target: json!({ "role": role, "terminate_sessions": terminate }),
-                starts_at: granted,
-                expires_at: expires,
-                handle: Some(json!({ "role": role, "login": login, "by_hand": by_hand })),
-                grant_id: grant_id.clone(),
-            };
-            ListedGrant { grant_id, spec: Some(spec), description, holder: None }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| r.listed(&p.settings.login_principal, &WORDS)).collect())
 }

@@ -65,22 +65,7 @@ pub struct Target {
 
 impl Target {
     pub fn parse(v: &Value) -> Result<Target, String> {
-        let Some(t) = v.as_object() else {
-            return Err("a postgres-roles target must be a table: { role = \"…\" }".into());
-        };
-        if let Some(k) = t.keys().find(|k| !["role", "terminate_sessions"].contains(&k.as_str())) {
-            return Err(format!("unknown key `{k}` in a postgres-roles target (known: role, terminate_sessions)"));
-        }
-        let role = match t.get("role") {
-            Some(Value::String(s)) => Ident::parse("role", s)?,
-            Some(_) => return Err("`role` must be a string: the database role to grant".into()),
-            None => return Err("missing `role`: the database role to grant".into()),
-        };
-        let terminate_sessions = match t.get("terminate_sessions") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err("`terminate_sessions` must be true or false".into()),
-        };
+        let (role, terminate_sessions) = crate::common::parse_target(v, "postgres-roles", |s| Ident::parse("role", s))?;
         Ok(Target { role, terminate_sessions })
     }
 }

@@ -24,6 +24,7 @@ mod roles;
 
 pub use names::{Account, MysqlRole, MysqlTarget};
 
+use crate::common;
 use crate::errors::{Redactor, password_in};
 use async_trait::async_trait;
 use elevate_core::ports::{GrantProvider, GrantSpec, ListedGrant, Overlap, ProviderError};
@@ -71,13 +72,7 @@ pub struct MysqlSettings {
 impl MysqlRolesConfig {
     /// Checks everything but the secret itself: one URL source, a database name, a timeout.
     pub fn settings(&self) -> Result<MysqlSettings, String> {
-        match (&self.url_env, &self.url_file) {
-            (Some(_), Some(_)) => return Err("set either url_env or url_file, not both".into()),
-            (None, None) => {
-                return Err("set url_env (or url_file): where elevate reads its connection URL for this server".into());
-            }
-            _ => {}
-        }
+        common::check_url_source(&self.url_env, &self.url_file)?;
         let database = self.database.clone().unwrap_or_else(|| "elevate".into());
         if database.is_empty()
             || database.len() > 64
@@ -87,17 +82,8 @@ impl MysqlRolesConfig {
                 "database `{database}`: use up to 64 letters, digits, `_` or `$` for elevate's bookkeeping database"
             ));
         }
-        let login_principal = self.login_principal.clone().unwrap_or_else(|| DEFAULT_MYSQL_LOGIN_PRINCIPAL.into());
-        if login_principal.trim().is_empty() {
-            return Err("login_principal is empty".into());
-        }
-        let timeout = match &self.timeout {
-            None => Duration::from_secs(10),
-            Some(t) => {
-                let d = elevate_core::GrantDuration::parse(t).map_err(|e| format!("timeout: {e}"))?;
-                Duration::from_secs(d.secs() as u64)
-            }
-        };
+        let login_principal = common::login_principal(&self.login_principal, DEFAULT_MYSQL_LOGIN_PRINCIPAL)?;
+        let timeout = common::timeout(&self.timeout)?;
         Ok(MysqlSettings { database, login_principal, timeout })
     }
 }
@@ -185,7 +171,7 @@ impl GrantProvider for MysqlRolesProvider {
     }
 
     async fn list(&self) -> Result<Vec<ListedGrant>, ProviderError> {
-        let dialect = self.ready().await?;
-        roles::list(self, dialect).await
+        self.ready().await?;
+        roles::list(self).await
     }
 }

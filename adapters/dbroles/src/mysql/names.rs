@@ -106,22 +106,7 @@ pub struct MysqlTarget {
 
 impl MysqlTarget {
     pub fn parse(v: &Value) -> Result<MysqlTarget, String> {
-        let Some(t) = v.as_object() else {
-            return Err("a mysql-roles target must be a table: { role = \"…\" }".into());
-        };
-        if let Some(k) = t.keys().find(|k| !["role", "terminate_sessions"].contains(&k.as_str())) {
-            return Err(format!("unknown key `{k}` in a mysql-roles target (known: role, terminate_sessions)"));
-        }
-        let role = match t.get("role") {
-            Some(Value::String(s)) => MysqlRole::parse(s)?,
-            Some(_) => return Err("`role` must be a string: the database role to grant".into()),
-            None => return Err("missing `role`: the database role to grant".into()),
-        };
-        let terminate_sessions = match t.get("terminate_sessions") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err("`terminate_sessions` must be true or false".into()),
-        };
+        let (role, terminate_sessions) = crate::common::parse_target(v, "mysql-roles", MysqlRole::parse)?;
         Ok(MysqlTarget { role, terminate_sessions })
     }
 }

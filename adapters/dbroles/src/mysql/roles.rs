@@ -4,15 +4,14 @@
 
 use super::errors::number;
 use super::{Account, Dialect, MysqlRole, MysqlRolesProvider};
+use crate::common::{GrantRow, Words};
 use elevate_core::{
-    PersonId, RequestId, RoleName,
     ports::{GrantSpec, ListedGrant, Overlap, ProviderError},
-    time::{from_millis, to_millis},
+    time::to_millis,
 };
 use serde_json::{Value, json};
 use sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
 use sqlx::{AssertSqlSafe, pool::PoolConnection};
-use std::collections::BTreeMap;
 use tracing::{info, warn};
 
 /// What one grant gives: `role` to `account`.
@@ -326,44 +325,21 @@ async fn end_connections(p: &MysqlRolesProvider, account: &Account) -> Result<()
     Ok(())
 }
 
-type ListedRow = (String, String, String, String, String, bool, bool, bool, bool, i64, i64);
+/// How `list` describes a role grant.
+const WORDS: Words = Words {
+    what: |role, login| format!("role `{role}` for account `{login}`"),
+    holder: "account",
+    sessions: "connections",
+};
 
-pub(crate) async fn list(p: &MysqlRolesProvider, _d: Dialect) -> Result<Vec<ListedGrant>, ProviderError> {
+pub(crate) async fn list(p: &MysqlRolesProvider) -> Result<Vec<ListedGrant>, ProviderError> {
     let t = table(p);
-    let rows: Vec<ListedRow> = sqlx::query_as(AssertSqlSafe(format!(
+    let rows: Vec<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT grant_id, role_name, login, elevate_role, person, by_hand, terminate_sessions, ended, held_over, \
          granted_at, expires_at FROM {t} ORDER BY grant_id"
     )))
     .fetch_all(&p.pool)
     .await
     .map_err(|e| p.err(e))?;
-    Ok(rows
-        .into_iter()
-        .map(|(grant_id, role, login, elevate_role, person, by_hand, terminate, ended, held_over, granted, expires)| {
-            let (granted, expires) = (from_millis(granted), from_millis(expires));
-            let mut description = format!("role `{role}` for account `{login}` (window ends {})", expires.to_rfc3339());
-            if by_hand {
-                description.push_str("; the account held it before elevate, so it stays");
-            }
-            if held_over {
-                description.push_str("; its grant ended, kept for another grant being applied");
-            }
-            if ended {
-                description.push_str("; revoked, its connections still to be ended");
-            }
-            let spec = GrantSpec {
-                request: RequestId::from_grant_id(&grant_id).unwrap_or(RequestId(0)),
-                role: RoleName::parse(&elevate_role)
-                    .unwrap_or_else(|_| RoleName::parse("unknown").expect("constant name")),
-                person: PersonId::parse(&person).unwrap_or_else(|_| PersonId::parse("unknown").expect("constant name")),
-                principals: BTreeMap::from([(p.settings.login_principal.clone(), login.clone())]),
-                target: json!({ "role": role, "terminate_sessions": terminate }),
-                starts_at: granted,
-                expires_at: expires,
-                handle: Some(json!({ "role": role, "login": login, "by_hand": by_hand })),
-                grant_id: grant_id.clone(),
-            };
-            ListedGrant { grant_id, spec: Some(spec), description, holder: None }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| r.listed(&p.settings.login_principal, &WORDS)).collect())
 }
