@@ -100,6 +100,8 @@ struct Model {
     buckets: Buckets,
     /// `chat.postMessage` limits set by a test for one channel.
     post_limits: BTreeMap<String, Limit>,
+    /// Limits set by a test or bench in place of a method's documented tier.
+    method_limits: BTreeMap<String, Limit>,
     /// Channels the bot is not a member of (`not_in_channel`).
     outside: BTreeSet<String>,
     archived: BTreeSet<String>,
@@ -187,6 +189,12 @@ impl FakeSlack {
         self.model.lock().unwrap().post_limits.insert(channel.into(), limit);
     }
 
+    /// Another limit for `method` than its documented tier (a bench that measures something
+    /// else than Slack's limits).
+    pub fn limit_method(&self, method: &str, limit: Limit) {
+        self.model.lock().unwrap().method_limits.insert(method.into(), limit);
+    }
+
     /// Calls made again before the `Retry-After` of their 429 was over.
     pub fn early_retries(&self) -> usize {
         self.model.lock().unwrap().early
@@ -257,6 +265,7 @@ fn limit_of(m: &Model, method: &str, args: &Value) -> Option<(String, Limit)> {
             let limit = m.post_limits.get(channel).copied().unwrap_or(Limit { burst: POST_BURST, per_second: 1.0 });
             Some((format!("{method}:{channel}"), limit))
         }
+        _ if m.method_limits.contains_key(method) => Some((method.to_string(), m.method_limits[method])),
         "chat.update" | "conversations.open" => Some((method.to_string(), TIER_3)),
         "users.info" | "chat.postEphemeral" | "views.open" | "views.publish" => Some((method.to_string(), TIER_4)),
         "usergroups.users.list" => Some((method.to_string(), TIER_2)),

@@ -304,9 +304,9 @@ on_both_dbs!(concurrent_appends_keep_one_linear_chain, |db| async move {
 });
 
 on_both_dbs!(transitions_at_once_commit_together_each_with_its_event_and_a_failing_one_alone, |db| async move {
-    // On PostgreSQL these land in a few writers' batches (`pg_batch.rs`), on SQLite in the
-    // writer thread's: either way each keeps its own compare-and-set and its one event, and one
-    // that fails in the database (the same approver twice) is undone alone.
+    // On SQLite they land in the writer thread's batches, on PostgreSQL in transactions of
+    // their own: either way each keeps its own compare-and-set and its one event, and one that
+    // fails in the database (the same approver twice) is undone alone.
     let store = SqlStore::connect(&db.url).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..40 {

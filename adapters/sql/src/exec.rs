@@ -96,12 +96,6 @@ pub(crate) trait Exec: Send {
     /// Appends an event to the audit chain, after its head, which stays held (nobody else
     /// appends) until this transaction ends.
     async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError>;
-    /// Adds an event to this transaction's changes, for writers that need nothing of it back:
-    /// appended at once, or, in a PostgreSQL batch, staged for the batch's commit (see
-    /// `pg_batch.rs`), so that the chain's head is taken only by the commit.
-    async fn add_event(&mut self, ev: NewEvent) -> Result<(), StoreError> {
-        self.append(ev).await.map(|_| ())
-    }
     /// Undoes this write's statements, without failing it: what it returns is still answered.
     fn roll_back(&mut self);
 

@@ -8,7 +8,6 @@
 
 mod chat_refs;
 mod exec;
-mod pg_batch;
 mod pg_fold;
 mod pg_tx;
 mod reach;
@@ -59,13 +58,7 @@ pub struct SqlStore {
     pub(crate) reach: Option<Arc<reach::Reach>>,
     /// Names this store's PostgreSQL notifications, so that its own listener ignores them.
     pub(crate) instance: Arc<str>,
-    /// PostgreSQL only: the writers that group-commit transitions (see `pg_batch.rs`).
-    pub(crate) pg_batch: Option<pg_batch::PgBatcher>,
 }
-
-/// PostgreSQL writers that group-commit transitions: each holds one of the pool's connections
-/// while it writes a batch, the rest serve reads, claims and other writes.
-const PG_WRITERS: usize = 4;
 
 /// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +157,6 @@ impl SqlStore {
                     .await
                     .map_err(|e| StoreError::new(format!("PostgreSQL migrations failed: {e}")))?;
                 SqlStore {
-                    pg_batch: Some(pg_batch::PgBatcher::start(pool.clone(), PG_WRITERS)),
                     pools: Pools::Postgres(pool),
                     deliveries: Default::default(),
                     reach: Some(Arc::new(reach::Reach::new(opts))),
@@ -220,7 +212,6 @@ impl SqlStore {
                     .await
                     .map_err(|e| StoreError::new(format!("cannot open SQLite database {path}: {e}")))?;
                 SqlStore {
-                    pg_batch: None,
                     pools: Pools::Sqlite { reader, thread, lockdowns: Default::default() },
                     deliveries: Default::default(),
                     reach: None,

@@ -2,13 +2,12 @@
 //! the server and its own parse, plan and execution there, and the server's CPU per statement
 //! was what bounded throughput (BENCHMARKS.md). So here a write's parts travel together:
 //!
-//! - `decide`: runs in a savepoint of a writer's batch (`pg_batch.rs`). The row is locked and
-//!   read with its approvals in one message (read again, rarely, if it moved while the lock
-//!   was awaited); the compare-and-set, the approval and the due-item changes are one
-//!   statement of data-modifying CTEs, which also stages the audit event; the message that
-//!   commits the batch appends every staged event (the chain's head is then held for that
-//!   message only). Two round trips per change, plus its savepoint's two, and the batch's
-//!   `BEGIN` and commit shared by all its changes.
+//! - `decide`: the row is locked and read with its approvals in the message that begins the
+//!   transaction (read again, rarely, if it moved while the lock was awaited); the
+//!   compare-and-set, the approval and the due-item changes are one statement of
+//!   data-modifying CTEs, which also stages the audit event; the message that commits appends
+//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Three
+//!   round trips, whatever the change.
 //! - `create_request`: the insert, its audit event and its due items are one statement,
 //!   atomic on its own, so no transaction is opened around it.
 //! - `claim_due`: the claim returns the claimed items with their requests and approvals.
@@ -22,7 +21,6 @@
 use crate::{
     err,
     exec::{Arg, Exec, pg_query},
-    pg_batch::PgBatcher,
     pg_tx::PgTx,
     rows::{ApprovalRow, DueRow, RequestApprovalRow, RequestRow, request_columns},
     signal, writes,
@@ -35,7 +33,6 @@ use elevate_core::{
     time::to_millis,
 };
 use sqlx::PgPool;
-use std::sync::Arc;
 
 const SELECT_APPROVALS: &str =
     "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
@@ -110,7 +107,7 @@ struct LockedRow {
     fresh: bool,
 }
 
-/// The request locked and read with its approvals, in one message. The text
+/// `BEGIN`, then the request locked and read with its approvals, in one message. The text
 /// carries the id as a number (it is not a bound statement). Under `READ COMMITTED` a
 /// statement that waits for a row lock gets the row's newest version, but reads the other
 /// tables as of when it started, so approvals committed while it waited would be missed:
@@ -120,7 +117,7 @@ struct LockedRow {
 fn lock_and_read(id: i64) -> String {
     format!(
         concat!(
-            "SELECT r.*, a.approver, a.at AS approved_at, ",
+            "BEGIN; SELECT r.*, a.approver, a.at AS approved_at, ",
             "r.version = (SELECT xmin::text FROM requests WHERE id = {id}) AS fresh FROM (SELECT xmin::text AS version, ",
             request_columns!(),
             " FROM requests WHERE id = {id} FOR UPDATE) r LEFT JOIN approvals a ON a.request_id = r.id ",
@@ -130,22 +127,11 @@ fn lock_and_read(id: i64) -> String {
     )
 }
 
-/// `Store::decide` on PostgreSQL (see the module's notes), in a batch of its writer (see
-/// `pg_batch.rs`): in a savepoint of the batch's transaction.
-pub(crate) async fn decide_batched(
-    batcher: &PgBatcher,
-    instance: Arc<str>,
-    id: RequestId,
-    f: DecideFn,
-) -> Result<Decided, StoreError> {
-    batcher
-        .run(id.0, move |tx| {
-            Box::pin(async move {
-                let rows = tx.read_locked(lock_and_read(id.0)).await?;
-                decide_locked(tx, &instance, id, rows, f).await
-            })
-        })
-        .await
+/// `Store::decide` on PostgreSQL (see the module's notes).
+pub(crate) async fn decide(pool: &PgPool, instance: &str, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
+    let (mut tx, rows) = PgTx::begin_reading(pool, lock_and_read(id.0)).await?;
+    let out = decide_locked(&mut tx, instance, id, rows, f).await;
+    tx.end(out).await
 }
 
 async fn decide_locked(

@@ -38,25 +38,6 @@ const APPEND_STAGED_AND_COMMIT: &str = "WITH e AS (SELECT current_setting('eleva
      SELECT head.seq, (e.j->>'at')::bigint, e.j->>'actor', e.j->>'kind', (e.j->>'subject')::bigint, e.j->>'details', \
      head.prev_hash, head.hash FROM head, e; COMMIT";
 
-/// The transaction-local list a batch's events are staged in (see `pg_batch.rs`).
-pub(crate) const STAGED_EVENTS: &str = "elevate.events";
-
-/// Appends a batch's staged events, in order (each numbered, hashed onto the one before and
-/// linked, as `append` does one), moves the head once to the last, and commits, in one
-/// message. With nothing staged (every staging job was rolled back) the head is left as it is.
-const APPEND_ALL_STAGED_AND_COMMIT: &str = "WITH RECURSIVE staged AS (SELECT e.i, e.j FROM \
-     jsonb_array_elements(COALESCE(NULLIF(current_setting('elevate.events', true), ''), '[]')::jsonb) \
-     WITH ORDINALITY AS e(j, i)), \
-     old AS (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE), \
-     chain AS (SELECT 0::bigint AS i, seq, NULL::text AS prev, hash FROM old UNION ALL \
-     SELECT s.i, c.seq + 1, c.hash, encode(sha256(convert_to((s.j->>'before') || (c.seq + 1)::text || (s.j->>'after') \
-     || c.hash, 'UTF8')), 'hex') FROM chain c JOIN staged s ON s.i = c.i + 1), \
-     ins AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-     SELECT c.seq, (s.j->>'at')::bigint, s.j->>'actor', s.j->>'kind', (s.j->>'subject')::bigint, s.j->>'details', \
-     c.prev, c.hash FROM chain c JOIN staged s ON s.i = c.i) \
-     UPDATE audit_head SET seq = last.seq, prev_hash = last.prev, hash = last.hash \
-     FROM (SELECT i, seq, prev, hash FROM chain ORDER BY i DESC LIMIT 1) last WHERE id = 1 AND last.i > 0; COMMIT";
-
 /// A transaction on a pooled connection. Dropped before `end` (its caller was cancelled, or
 /// ending it failed), the connection is closed rather than returned to the pool, which rolls
 /// the transaction back on the server.
@@ -65,9 +46,6 @@ pub(crate) struct PgTx {
     rollback: bool,
     /// An event was staged: `end` appends it as it commits.
     staged: bool,
-    /// A batch's transaction (`pg_batch.rs`): events are staged in a list, each job runs in a
-    /// savepoint, and the batch commits with `commit_batch`.
-    batch: bool,
 }
 
 impl Drop for PgTx {
@@ -84,7 +62,7 @@ impl PgTx {
     /// bound statement.
     pub(crate) async fn begin(pool: &PgPool, first: Option<String>) -> Result<PgTx, StoreError> {
         let conn = pool.acquire().await.map_err(err)?;
-        let mut tx = PgTx { conn: Some(conn), rollback: false, staged: false, batch: false };
+        let mut tx = PgTx { conn: Some(conn), rollback: false, staged: false };
         let sql = match first {
             Some(first) => format!("BEGIN; {first}"),
             None => "BEGIN".to_string(),
@@ -93,56 +71,16 @@ impl PgTx {
         Ok(tx)
     }
 
-    /// Begins a batch's transaction (see `pg_batch.rs`).
-    pub(crate) async fn begin_batch(pool: &PgPool) -> Result<PgTx, StoreError> {
-        let mut tx = PgTx::begin(pool, None).await?;
-        tx.batch = true;
-        Ok(tx)
-    }
-
-    /// In a batch: opens the next job's savepoint.
-    pub(crate) async fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.rollback = false;
-        sqlx::raw_sql("SAVEPOINT job").execute(self.conn()).await.map(|_| ()).map_err(err)
-    }
-
-    /// In a batch: keeps the job's statements, or undoes them (its staged event with them).
-    pub(crate) async fn end_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
-        let sql = if keep { "RELEASE SAVEPOINT job" } else { "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job" };
-        sqlx::raw_sql(sql).execute(self.conn()).await.map(|_| ()).map_err(err)
-    }
-
-    /// Whether the running job asked to be rolled back (see `Exec::roll_back`), clearing it.
-    pub(crate) fn take_rollback(&mut self) -> bool {
-        std::mem::take(&mut self.rollback)
-    }
-
-    /// In a batch: runs `sql` (the simple protocol, several statements in one message) and
-    /// returns the rows its statements return. `sql` must not come from outside.
-    pub(crate) async fn read_locked(&mut self, sql: String) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(self.conn()).await.map_err(err)
-    }
-
-    /// Appends the batch's staged events and commits (one message); rolls back if that fails.
-    pub(crate) async fn commit_batch(mut self) -> Result<(), StoreError> {
-        let sql = if self.staged { APPEND_ALL_STAGED_AND_COMMIT } else { "COMMIT" };
-        match sqlx::raw_sql(sql).execute(self.conn()).await {
-            Ok(_) => {
-                self.conn.take();
-                Ok(())
-            }
-            Err(e) => {
-                self.abandon().await;
-                Err(err(e))
-            }
-        }
-    }
-
-    /// Rolls the transaction back; a connection that cannot even do that is closed.
-    pub(crate) async fn abandon(mut self) {
-        if sqlx::raw_sql("ROLLBACK").execute(self.conn()).await.is_ok() {
-            self.conn.take();
-        }
+    /// Begins a transaction with `sql` (which starts with `BEGIN`) and returns the rows its
+    /// statements return, in one round trip. The same caution as `begin`'s `first` applies.
+    pub(crate) async fn begin_reading(
+        pool: &PgPool,
+        sql: String,
+    ) -> Result<(PgTx, Vec<sqlx::postgres::PgRow>), StoreError> {
+        let conn = pool.acquire().await.map_err(err)?;
+        let mut tx = PgTx { conn: Some(conn), rollback: false, staged: false };
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(tx.conn()).await.map_err(err)?;
+        Ok((tx, rows))
     }
 
     /// The transaction's connection, for statements `Exec` does not express.
@@ -163,18 +101,9 @@ impl PgTx {
             "subject": ev.subject.map(|s| s.0),
             "details": ev.details.to_string(),
         });
-        self.staged = true;
-        if self.batch {
-            // Added to the batch's list; a savepoint rolled back takes its addition with it.
-            args.push(Arg::from(staged.to_string()));
-            return format!(
-                "set_config('{STAGED_EVENTS}', (COALESCE(NULLIF(current_setting('{STAGED_EVENTS}', true), ''), '[]')::jsonb \
-                 || jsonb_build_array(${}::jsonb))::text, true)",
-                args.len()
-            );
-        }
         args.push(Arg::from(STAGED_EVENT));
         args.push(Arg::from(staged.to_string()));
+        self.staged = true;
         format!("set_config(${}, ${}, true)", args.len() - 1, args.len())
     }
 
@@ -221,15 +150,6 @@ impl Exec for PgTx {
     async fn rows<R: FromBoth>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<R>, StoreError> {
         let rows = pg_query(sql, args).fetch_all(self.conn()).await.map_err(err)?;
         rows.iter().map(|r| R::from_row(r).map_err(err)).collect()
-    }
-
-    async fn add_event(&mut self, ev: NewEvent) -> Result<(), StoreError> {
-        if !self.batch {
-            return self.append(ev).await.map(|_| ());
-        }
-        let mut args = Vec::new();
-        let sql = format!("SELECT {}", self.stage(&ev, &mut args));
-        pg_query(&sql, args).execute(self.conn()).await.map(|_| ()).map_err(err)
     }
 
     async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {

@@ -235,16 +235,13 @@ impl Store for SqlStore {
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
         match &self.pools {
-            Pools::Postgres(_) => {
-                let batcher = self.pg_batch.as_ref().expect("a PostgreSQL store has its writers");
-                pg_fold::decide_batched(batcher, self.instance.clone(), id, f).await
-            }
+            Pools::Postgres(pool) => pg_fold::decide(pool, &self.instance, id, f).await,
             Pools::Sqlite { .. } => with_writer!(self, |tx| writes::decide(tx, id, f).await),
         }
     }
 
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
-        with_writer!(self, |tx| tx.append(ev).await)
+        with_writer!(self, |tx| writes::append(tx, ev).await)
     }
 
     async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError> {

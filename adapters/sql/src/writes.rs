@@ -10,7 +10,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use elevate_core::{
     RequestId,
-    audit::NewEvent,
+    audit::{AuditEvent, NewEvent},
     ports::{Change, DecideFn, Decided, Decision, DueItem, Lockdown, NewDue, StoreError},
     request::{NewRequest, Request},
     time::to_millis,
@@ -66,8 +66,8 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// Appends one event to the audit chain, after the head this transaction holds.
-pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<(), StoreError> {
-    tx.add_event(ev).await
+pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<AuditEvent, StoreError> {
+    tx.append(ev).await
 }
 
 /// On PostgreSQL, tells the other replicas (at this transaction's commit) that work is due at
