@@ -26,7 +26,7 @@ use crate::{
         Caller, Role,
         rules::{Refusal, Verdict},
     },
-    ports::{Change, DecideFn, Decision, DueItem, DueKind, NewDue, Patch, RequestQuery},
+    ports::{Change, DecideFn, Decision, DueItem, DueKind, NewDue, RequestQuery},
     request::{Request, RequestKind},
 };
 use chrono::{DateTime, Utc};
@@ -338,21 +338,7 @@ impl Service {
                     if !open(x.state) {
                         return Decision::Refuse(UserError::conflict("decided"), None);
                     }
-                    let actor = Actor::Rule(BATCH_RULE.into());
                     Decision::from(Change {
-                        to: Some(State::Denied),
-                        patch: Patch {
-                            closed_by: Some(actor.to_string()),
-                            note: Some(why.clone()),
-                            ..Patch::default()
-                        },
-                        event: Some(NewEvent::new(
-                            now,
-                            actor,
-                            EventKind::RequestDenied,
-                            Some(x.id),
-                            json!({ "rule": BATCH_RULE, "reason": why, "because": cause_id }),
-                        )),
                         cancel: vec![
                             DueKind::PendingTimeout,
                             DueKind::Reminder,
@@ -360,7 +346,7 @@ impl Service {
                             DueKind::Start,
                             DueKind::ApprovalExpiry,
                         ],
-                        ..Change::default()
+                        ..super::scheduled::denied_by_rule(x, now, BATCH_RULE, &why, json!({ "because": cause_id }))
                     })
                 });
                 self.store.decide(m.id, f).await.map_err(CoreError::store)?;

@@ -143,23 +143,9 @@ impl Service {
                         if x.state != State::Scheduled {
                             return Decision::Refuse(UserError::conflict("started or ended"), None);
                         }
-                        let actor = Actor::Rule(rule.clone());
                         Decision::from(Change {
-                            to: Some(State::Denied),
-                            patch: Patch {
-                                closed_by: Some(actor.to_string()),
-                                note: Some(why.clone()),
-                                ..Patch::default()
-                            },
-                            event: Some(NewEvent::new(
-                                now,
-                                actor,
-                                EventKind::RequestDenied,
-                                Some(x.id),
-                                json!({ "rule": rule, "reason": why, "at_start": true }),
-                            )),
                             cancel: BEFORE_START.to_vec(),
-                            ..Change::default()
+                            ..denied_by_rule(x, now, &rule, &why, json!({ "at_start": true }))
                         })
                     })
                 }
@@ -249,5 +235,21 @@ impl Service {
         self.store.decide(req.id, f).await.map_err(CoreError::store)?;
         self.wake.wake();
         Ok(())
+    }
+}
+
+/// A request denied by `rule` for `why`, with its `request.denied` event (`details` beside the
+/// rule and the reason); the caller adds the due items to cancel.
+pub(super) fn denied_by_rule(req: &Request, now: DateTime<Utc>, rule: &str, why: &str, details: Value) -> Change {
+    let actor = Actor::Rule(rule.to_string());
+    let mut event = json!({ "rule": rule, "reason": why });
+    if let (Some(e), Value::Object(more)) = (event.as_object_mut(), details) {
+        e.extend(more);
+    }
+    Change {
+        to: Some(State::Denied),
+        patch: Patch { closed_by: Some(actor.to_string()), note: Some(why.to_string()), ..Patch::default() },
+        event: Some(NewEvent::new(now, actor, EventKind::RequestDenied, Some(req.id), event)),
+        ..Change::default()
     }
 }
