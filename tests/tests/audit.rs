@@ -192,3 +192,43 @@ async fn signed_checkpoints_catch_a_recomputed_chain() {
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// PostgreSQL seals events onto the chain after their transaction commits (in batches, so the
+/// chain's head is not locked once per transition). A replica that stopped between a commit
+/// and its seal leaves its event pending: another replica's sweep seals it, after what came
+/// before, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_left_pending_by_a_stopped_replica_is_sealed_by_another() {
+    let Some(db) = elevate_tests::db::TestDb::postgres().await else {
+        return;
+    };
+    let app = TestApp::builder().db(db).spawn().await;
+    let id = app.active_grant("db", "1h").await;
+    let before = app.events().await;
+    assert_eq!(app.event_kinds(id).await, ["request.created", "request.approved", "grant.applied"]);
+    // What a transition's transaction writes, committed by a replica that then died.
+    app.app
+        .store
+        .execute_raw_for_tests(
+            "INSERT INTO audit_pending (at, actor, kind, subject, details) \
+             VALUES (1796000000000, 'person:alice', 'grant.released', NULL, '{\"note\":\"left pending\"}')",
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let sealed = loop {
+        let now = app.events().await;
+        if now.len() > before.len() {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pending event was never sealed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let last = sealed.last().unwrap();
+    assert_eq!((last.seq, last.kind.as_str()), (before.last().unwrap().seq + 1, "grant.released"));
+    assert_eq!(last.details, json!({ "note": "left pending" }));
+    assert_eq!(last.prev_hash, before.last().unwrap().hash);
+    let report = verify_store(app.store()).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert_eq!(report.checked, sealed.len() as u64);
+}

@@ -93,9 +93,10 @@ pub(crate) trait Exec: Send {
     async fn exec(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError>;
     /// Runs a statement and reads its rows.
     async fn rows<R: FromBoth>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<R>, StoreError>;
-    /// Appends an event to the audit chain, after its head, which stays held (nobody else
-    /// appends) until this transaction ends.
-    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError>;
+    /// Adds an event to the audit log in this transaction. On SQLite it is sealed onto the chain
+    /// at once, after the head this transaction holds; on PostgreSQL it is sealed after the
+    /// commit, before the write answers (`pg_seal.rs`).
+    async fn append(&mut self, ev: NewEvent) -> Result<(), StoreError>;
     /// Undoes this write's statements, without failing it: what it returns is still answered.
     fn roll_back(&mut self);
 
@@ -151,7 +152,18 @@ impl Exec for LiteTx<'_> {
         Ok(out)
     }
 
-    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
+    async fn append(&mut self, ev: NewEvent) -> Result<(), StoreError> {
+        self.seal(ev).await.map(|_| ())
+    }
+
+    fn roll_back(&mut self) {
+        self.rollback = true;
+    }
+}
+
+impl LiteTx<'_> {
+    /// Appends `ev` to the chain after the head this batch holds, and returns it sealed.
+    pub(crate) async fn seal(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
         let (seq, hash) = match self.head.as_ref() {
             Some(h) => h.clone(),
             None => self
@@ -166,10 +178,6 @@ impl Exec for LiteTx<'_> {
         self.exec(INSERT_EVENT, values).await?;
         *self.head = Some((e.seq, e.hash.clone()));
         Ok(e)
-    }
-
-    fn roll_back(&mut self) {
-        self.rollback = true;
     }
 }
 
@@ -192,7 +200,7 @@ impl Exec for PgAuto {
         rows.iter().map(|r| R::from_row(r).map_err(err)).collect()
     }
 
-    async fn append(&mut self, _: NewEvent) -> Result<AuditEvent, StoreError> {
+    async fn append(&mut self, _: NewEvent) -> Result<(), StoreError> {
         Err(StoreError::new("audit events are appended only inside a transaction"))
     }
 

@@ -9,6 +9,7 @@
 mod chat_refs;
 mod exec;
 mod pg_fold;
+mod pg_seal;
 mod pg_tx;
 mod reach;
 mod rows;
@@ -58,6 +59,8 @@ pub struct SqlStore {
     pub(crate) reach: Option<Arc<reach::Reach>>,
     /// Names this store's PostgreSQL notifications, so that its own listener ignores them.
     pub(crate) instance: Arc<str>,
+    /// PostgreSQL only: seals written audit events onto the chain (`pg_seal.rs`).
+    pub(crate) sealer: Option<pg_seal::Sealer>,
 }
 
 /// Which dialect a URL selects, for logs (never the URL itself: it may carry a password).
@@ -157,6 +160,7 @@ impl SqlStore {
                     .await
                     .map_err(|e| StoreError::new(format!("PostgreSQL migrations failed: {e}")))?;
                 SqlStore {
+                    sealer: Some(pg_seal::Sealer::start(pool.clone())),
                     pools: Pools::Postgres(pool),
                     deliveries: Default::default(),
                     reach: Some(Arc::new(reach::Reach::new(opts))),
@@ -216,6 +220,7 @@ impl SqlStore {
                     deliveries: Default::default(),
                     reach: None,
                     instance: signal::instance_id(),
+                    sealer: None,
                 }
             }
         };
@@ -237,6 +242,11 @@ impl SqlStore {
             Pools::Postgres(pool) => Arc::new(signal::PgDueSignal::start(pool, self.instance.clone())),
             Pools::Sqlite { .. } => Arc::new(elevate_core::ports::NoSignal),
         }
+    }
+
+    /// The PostgreSQL sealer (called on PostgreSQL's paths only).
+    pub(crate) fn sealer(&self) -> &pg_seal::Sealer {
+        self.sealer.as_ref().expect("a PostgreSQL store has a sealer")
     }
 
     /// A cheap round trip, for `/readyz`.

@@ -4,35 +4,34 @@
 //!
 //! - `decide`: the row is locked and read with its approvals in the message that begins the
 //!   transaction (read again, rarely, if it moved while the lock was awaited); the
-//!   compare-and-set, the approval and the due-item changes are one statement of
-//!   data-modifying CTEs, which also stages the audit event; the message that commits appends
-//!   it (`pg_tx.rs`: the chain's head is then held for the append and the commit only). Three
-//!   round trips, whatever the change.
+//!   compare-and-set, the approval, the due-item changes and the audit event are one statement
+//!   of data-modifying CTEs; then `COMMIT`. Three round trips, whatever the change.
 //! - `create_request`: the insert, its audit event and its due items are one statement,
 //!   atomic on its own, so no transaction is opened around it.
 //! - `claim_due`: the claim returns the claimed items with their requests and approvals.
 //!
 //! Every invariant stays: one compare-and-set and one event per transition in one
 //! transaction (the CTEs of one statement see one snapshot and commit together, and the CAS
-//! still names the state read under the lock); events are numbered, hashed and linked in the
-//! statement that moves the chain's head, under its row lock; claims stay `FOR UPDATE SKIP
-//! LOCKED`. SQLite keeps `writes.rs` (there a statement is a function call, not a round trip).
+//! still names the state read under the lock); events are numbered, hashed and linked onto the
+//! chain by the sealer, in batches, before the write answers (`pg_seal.rs`); claims stay
+//! `FOR UPDATE SKIP LOCKED`. SQLite keeps `writes.rs` (there a statement is a function call, not a round trip).
 
 use crate::{
     err,
     exec::{Arg, Exec, pg_query},
+    pg_seal::Sealer,
     pg_tx::PgTx,
     rows::{ApprovalRow, DueRow, RequestApprovalRow, RequestRow, request_columns},
     signal, writes,
 };
 use elevate_core::{
     RequestId,
-    audit::{NewEvent, hashed_around_seq},
+    audit::NewEvent,
     ports::{Change, DecideFn, Decided, DueItem, NewDue, StoreError},
     request::{NewRequest, Request},
     time::to_millis,
 };
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 const SELECT_APPROVALS: &str =
     "SELECT request_id, approver, at FROM approvals WHERE request_id = $1 ORDER BY at, approver";
@@ -49,33 +48,21 @@ impl Binds {
     }
 }
 
-/// The CTEs that append `ev` to the audit chain: the head moves and the event is numbered,
-/// hashed and linked in the same statement, as `PgTx::append` does. `subject` is SQL for the
-/// event's subject (a placeholder, or the new request's id).
-fn append_ctes(b: &mut Binds, ev: NewEvent, subject: Option<&str>) -> [String; 2] {
-    let (before, after) = hashed_around_seq(&ev);
-    // With the subject given as SQL, the text after `seq` is built around it the way
-    // `hashed_around_seq` writes a number: `,"subject":<id>}` (subject is the last key).
-    let after = match subject {
-        Some(s) => format!("{} || ({s})::text || '}}'", b.add(",\"subject\":")),
-        None => b.add(after),
+/// The CTE that adds `ev` to the audit log (`audit_pending`, sealed onto the chain after the
+/// commit: `pg_seal.rs`). `subject` is SQL for the event's subject (the new request's id), or
+/// None for the event's own.
+fn event_cte(b: &mut Binds, ev: NewEvent, subject: Option<&str>) -> String {
+    let subject = match subject {
+        Some(s) => format!("({s})"),
+        None => b.add(ev.subject.map(|s| s.0)),
     };
-    let head = format!(
-        "head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
-         hash = encode(sha256(convert_to({} || (seq + 1)::text || {after} || hash, 'UTF8')), 'hex') \
-         WHERE id = 1 RETURNING seq, prev_hash, hash)",
-        b.add(before)
-    );
-    let subject = subject.map(|s| format!("({s})")).unwrap_or_else(|| b.add(ev.subject.map(|s| s.0)));
-    let event = format!(
-        "ev AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-         SELECT seq, {}, {}, {}, {subject}, {}, prev_hash, hash FROM head)",
+    format!(
+        "ev AS (INSERT INTO audit_pending (at, actor, kind, subject, details) VALUES ({}, {}, {}, {subject}, {}) RETURNING id)",
         b.add(to_millis(ev.at)),
         b.add(ev.actor.to_string()),
         b.add(ev.kind.as_str()),
         b.add(ev.details.to_string())
-    );
-    [head, event]
+    )
 }
 
 /// `VALUES` rows of new due items; `request` is SQL for the request of items that name none.
@@ -128,8 +115,14 @@ fn lock_and_read(id: i64) -> String {
 }
 
 /// `Store::decide` on PostgreSQL (see the module's notes).
-pub(crate) async fn decide(pool: &PgPool, instance: &str, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
-    let (mut tx, rows) = PgTx::begin_reading(pool, lock_and_read(id.0)).await?;
+pub(crate) async fn decide(
+    pool: &PgPool,
+    sealer: &Sealer,
+    instance: &str,
+    id: RequestId,
+    f: DecideFn,
+) -> Result<Decided, StoreError> {
+    let (mut tx, rows) = PgTx::begin_reading(pool, sealer, lock_and_read(id.0)).await?;
     let out = decide_locked(&mut tx, instance, id, rows, f).await;
     tx.end(out).await
 }
@@ -251,17 +244,22 @@ async fn write_change(
             "due AS (INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {values})"
         ));
     }
-    // The event is staged here and appended by the message that commits (see `pg_tx.rs`).
-    let staged = match &event {
-        Some(ev) => format!(" CROSS JOIN (SELECT {}) AS staged", tx.stage(ev, &mut b.0)),
-        None => String::new(),
+    let event_id = match event {
+        Some(ev) => {
+            ctes.push(event_cte(&mut b, ev, None));
+            ", (SELECT id FROM ev) AS event_id"
+        }
+        None => "",
     };
     let signalled = signal_join(&mut b, soonest, now, instance);
-    let sql = format!("WITH {} SELECT upd.* FROM upd{staged}{signalled}", ctes.join(", "));
+    let sql = format!("WITH {} SELECT upd.*{event_id} FROM upd{signalled}", ctes.join(", "));
     let rows = pg_query(&sql, b.0).fetch_all(tx.conn()).await.map_err(err)?;
     let Some(updated) = rows.first() else {
         return Err(StoreError::new(format!("compare-and-set on {id} lost although the row was locked")));
     };
+    if !event_id.is_empty() {
+        tx.wrote_event(updated.try_get("event_id").map_err(err)?);
+    }
     let updated: RequestRow = sqlx::FromRow::from_row(updated).map_err(err)?;
     if let Some(approver) = approval {
         // As a read would now return them: nobody else writes this request's approvals while
@@ -275,6 +273,7 @@ async fn write_change(
 /// `Store::create_request` on PostgreSQL: one statement, atomic without a transaction.
 pub(crate) async fn create_request(
     pool: &PgPool,
+    sealer: &Sealer,
     instance: &str,
     new: NewRequest,
     event: NewEvent,
@@ -309,7 +308,7 @@ pub(crate) async fn create_request(
         ),
         values.join(", ")
     )];
-    ctes.extend(append_ctes(&mut b, event, Some("SELECT id FROM req")));
+    ctes.push(event_cte(&mut b, event, Some("SELECT id FROM req")));
     let soonest = due.iter().map(|d| to_millis(d.due_at)).min();
     if !due.is_empty() {
         let values = due_values(&mut b, due, "(SELECT id FROM req)");
@@ -318,9 +317,11 @@ pub(crate) async fn create_request(
         ));
     }
     let signalled = signal_join(&mut b, soonest, now, instance);
-    let sql = format!("WITH {} SELECT req.* FROM req{signalled}", ctes.join(", "));
+    let sql = format!("WITH {} SELECT req.*, (SELECT id FROM ev) AS event_id FROM req{signalled}", ctes.join(", "));
     let row = pg_query(&sql, b.0).fetch_one(pool).await.map_err(err)?;
+    let event_id: i64 = row.try_get("event_id").map_err(err)?;
     let row: RequestRow = sqlx::FromRow::from_row(&row).map_err(err)?;
+    sealer.sealed(&[event_id]).await;
     // The row as inserted; a new request has no approvals yet.
     row.into_request(Vec::new())
 }

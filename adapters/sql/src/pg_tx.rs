@@ -1,42 +1,19 @@
 //! A write on PostgreSQL: a transaction on one connection of the pool, begun, committed and
-//! rolled back with plain statements so that `BEGIN` and `COMMIT` can carry other statements
-//! in the same round trip (the simple protocol runs a string of statements in one message).
+//! rolled back with plain statements so that `BEGIN` can carry other statements in the same
+//! round trip (the simple protocol runs a string of statements in one message).
 //!
-//! Why that matters: every audit append moves the chain's one head row and holds its row lock
-//! until the commit, so appends from all replicas run one after another, and whatever happens
-//! between taking that lock and the commit's end bounds throughput. With the append in a
-//! statement of its own and `COMMIT` after it, that was a round trip to elevate and back (and,
-//! on a busy machine, a wait for elevate's thread to be scheduled) on top of the commit's flush.
-//! A change's event is therefore staged in a transaction-local setting by the change's own
-//! statement, and appended by the same message that commits (`end`): the head is held for the
-//! append and the commit only.
+//! A write's audit events go to `audit_pending` in its transaction; once it has committed, the
+//! write waits for them to be sealed onto the chain before it answers (`pg_seal.rs`).
 
 use crate::{
     err,
     exec::{Arg, Exec, FromBoth, pg_query},
+    pg_seal::{INSERT_PENDING, Sealer},
 };
 use async_trait::async_trait;
-use elevate_core::{
-    audit::{AuditEvent, NewEvent, hashed_around_seq},
-    ports::StoreError,
-    time::{from_millis, to_millis},
-};
+use elevate_core::{audit::NewEvent, ports::StoreError, time::to_millis};
 use futures::future::BoxFuture;
-use serde_json::json;
 use sqlx::{PgPool, Postgres, pool::PoolConnection};
-
-/// The transaction-local setting an event is staged in (see `PgTx::stage`).
-pub(crate) const STAGED_EVENT: &str = "elevate.event";
-
-/// Appends the staged event (numbered, hashed and linked in the statement that moves the head,
-/// as `append` does) and commits, in one message.
-const APPEND_STAGED_AND_COMMIT: &str = "WITH e AS (SELECT current_setting('elevate.event')::json AS j), \
-     head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
-     hash = encode(sha256(convert_to((SELECT j->>'before' FROM e) || (seq + 1)::text || (SELECT j->>'after' FROM e) \
-     || hash, 'UTF8')), 'hex') WHERE id = 1 RETURNING seq, prev_hash, hash) \
-     INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-     SELECT head.seq, (e.j->>'at')::bigint, e.j->>'actor', e.j->>'kind', (e.j->>'subject')::bigint, e.j->>'details', \
-     head.prev_hash, head.hash FROM head, e; COMMIT";
 
 /// A transaction on a pooled connection. Dropped before `end` (its caller was cancelled, or
 /// ending it failed), the connection is closed rather than returned to the pool, which rolls
@@ -44,8 +21,10 @@ const APPEND_STAGED_AND_COMMIT: &str = "WITH e AS (SELECT current_setting('eleva
 pub(crate) struct PgTx {
     conn: Option<PoolConnection<Postgres>>,
     rollback: bool,
-    /// An event was staged: `end` appends it as it commits.
-    staged: bool,
+    /// Seals this write's events once it has committed.
+    sealer: Sealer,
+    /// The pending audit events this write added: `end` waits for their seal after the commit.
+    events: Vec<i64>,
 }
 
 impl Drop for PgTx {
@@ -60,9 +39,9 @@ impl PgTx {
     /// Begins a transaction; `first`, if any, is sent with the `BEGIN` (one round trip, the
     /// simple protocol; its rows are not read). `first` must not come from outside: it is not a
     /// bound statement.
-    pub(crate) async fn begin(pool: &PgPool, first: Option<String>) -> Result<PgTx, StoreError> {
+    pub(crate) async fn begin(pool: &PgPool, sealer: &Sealer, first: Option<String>) -> Result<PgTx, StoreError> {
         let conn = pool.acquire().await.map_err(err)?;
-        let mut tx = PgTx { conn: Some(conn), rollback: false, staged: false };
+        let mut tx = PgTx { conn: Some(conn), rollback: false, sealer: sealer.clone(), events: Vec::new() };
         let sql = match first {
             Some(first) => format!("BEGIN; {first}"),
             None => "BEGIN".to_string(),
@@ -75,10 +54,11 @@ impl PgTx {
     /// statements return, in one round trip. The same caution as `begin`'s `first` applies.
     pub(crate) async fn begin_reading(
         pool: &PgPool,
+        sealer: &Sealer,
         sql: String,
     ) -> Result<(PgTx, Vec<sqlx::postgres::PgRow>), StoreError> {
         let conn = pool.acquire().await.map_err(err)?;
-        let mut tx = PgTx { conn: Some(conn), rollback: false, staged: false };
+        let mut tx = PgTx { conn: Some(conn), rollback: false, sealer: sealer.clone(), events: Vec::new() };
         let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(tx.conn()).await.map_err(err)?;
         Ok((tx, rows))
     }
@@ -88,38 +68,23 @@ impl PgTx {
         self.conn.as_mut().expect("a transaction's connection is held until it ends")
     }
 
-    /// The SQL that stages `ev` for `end` to append (bound values added to `args`): a
-    /// transaction-local setting, so nothing of it outlives this transaction.
-    pub(crate) fn stage(&mut self, ev: &NewEvent, args: &mut Vec<Arg>) -> String {
-        let (before, after) = hashed_around_seq(ev);
-        let staged = json!({
-            "before": before,
-            "after": after,
-            "at": to_millis(ev.at),
-            "actor": ev.actor.to_string(),
-            "kind": ev.kind.as_str(),
-            "subject": ev.subject.map(|s| s.0),
-            "details": ev.details.to_string(),
-        });
-        args.push(Arg::from(STAGED_EVENT));
-        args.push(Arg::from(staged.to_string()));
-        self.staged = true;
-        format!("set_config(${}, ${}, true)", args.len() - 1, args.len())
+    /// Notes that a statement of this write (not `append`) added the pending event `id`.
+    pub(crate) fn wrote_event(&mut self, id: i64) {
+        self.events.push(id);
     }
 
-    /// Commits if `out` succeeded and the write did not ask to be rolled back (appending the
-    /// staged event in the same message), rolls back otherwise; `out` is then answered.
+    /// Commits if `out` succeeded and the write did not ask to be rolled back, rolls back
+    /// otherwise; `out` is then answered, once the events it committed are sealed.
     pub(crate) async fn end<T>(mut self, out: Result<T, StoreError>) -> Result<T, StoreError> {
         let commit = out.is_ok() && !self.rollback;
-        let sql = match (commit, self.staged) {
-            (true, true) => APPEND_STAGED_AND_COMMIT,
-            (true, false) => "COMMIT",
-            (false, _) => "ROLLBACK",
-        };
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         match sqlx::raw_sql(sql).execute(self.conn()).await {
             Ok(_) => {
                 // Back to the pool, clean.
                 self.conn.take();
+                if commit && !self.events.is_empty() {
+                    self.sealer.sealed(&self.events).await;
+                }
                 out
             }
             Err(e) => {
@@ -152,42 +117,17 @@ impl Exec for PgTx {
         rows.iter().map(|r| R::from_row(r).map_err(err)).collect()
     }
 
-    async fn append(&mut self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
-        // One statement numbers the event, hashes it onto the chain and moves the head (`SET`
-        // reads the head's old values; `prev_hash` keeps the old hash for `RETURNING`). The
-        // hashed text is core's, built around the `seq`. (A change's event goes through
-        // `stage` instead; this serves writes that need the event back, and rare paths.)
-        let (before, after) = hashed_around_seq(&ev);
-        let at = to_millis(ev.at);
-        let (actor, kind, details) = (ev.actor.to_string(), ev.kind.as_str().to_string(), ev.details.to_string());
-        let row: Option<(i64, String, String)> = sqlx::query_as(
-            "WITH head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
-             hash = encode(sha256(convert_to($1 || (seq + 1)::text || $2 || hash, 'UTF8')), 'hex') \
-             WHERE id = 1 RETURNING seq, prev_hash, hash) \
-             INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-             SELECT seq, $3, $4, $5, $6, $7, prev_hash, hash FROM head RETURNING seq, prev_hash, hash",
-        )
-        .bind(before)
-        .bind(after)
-        .bind(at)
-        .bind(&actor)
-        .bind(&kind)
-        .bind(ev.subject.map(|s| s.0))
-        .bind(details)
-        .fetch_optional(self.conn())
-        .await
-        .map_err(err)?;
-        let (seq, prev_hash, hash) = row.ok_or_else(|| StoreError::new("the audit head row is missing"))?;
-        Ok(AuditEvent {
-            seq,
-            at: from_millis(at),
-            actor,
-            kind,
-            subject: ev.subject.map(|s| s.0),
-            details: ev.details,
-            prev_hash,
-            hash,
-        })
+    async fn append(&mut self, ev: NewEvent) -> Result<(), StoreError> {
+        let args = vec![
+            Arg::from(to_millis(ev.at)),
+            Arg::from(ev.actor.to_string()),
+            Arg::from(ev.kind.as_str()),
+            Arg::from(ev.subject.map(|s| s.0)),
+            Arg::from(ev.details.to_string()),
+        ];
+        let (id,): (i64,) = self.row(INSERT_PENDING, args).await?.ok_or_else(|| StoreError::new("no event id"))?;
+        self.events.push(id);
+        Ok(())
     }
 
     fn roll_back(&mut self) {
@@ -199,9 +139,10 @@ impl Exec for PgTx {
 /// rolled back, rolled back otherwise.
 pub(crate) async fn pg_write<T>(
     pool: &PgPool,
+    sealer: &Sealer,
     body: impl for<'t> FnOnce(&'t mut PgTx) -> BoxFuture<'t, Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    let mut tx = PgTx::begin(pool, None).await?;
+    let mut tx = PgTx::begin(pool, sealer, None).await?;
     let out = body(&mut tx).await;
     tx.end(out).await
 }

@@ -53,7 +53,9 @@ macro_rules! with_writer {
         match &$self.pools {
             Pools::Sqlite { thread, .. } => thread.run(move |$tx| Box::pin(async move { $body })).await,
             Pools::Postgres(pool) => {
-                $self.pg(pool, crate::pg_tx::pg_write(pool, move |$tx| Box::pin(async move { $body }))).await
+                $self
+                    .pg(pool, crate::pg_tx::pg_write(pool, $self.sealer(), move |$tx| Box::pin(async move { $body })))
+                    .await
             }
         }
     };
@@ -87,7 +89,9 @@ const SELECT_REQUEST_WITH_APPROVALS: &str = concat!(
 impl Store for SqlStore {
     async fn create_request(&self, new: NewRequest, event: NewEvent, due: Vec<NewDue>) -> Result<Request, StoreError> {
         match &self.pools {
-            Pools::Postgres(pool) => pg_fold::create_request(pool, &self.instance, new, event, due).await,
+            Pools::Postgres(pool) => {
+                pg_fold::create_request(pool, self.sealer(), &self.instance, new, event, due).await
+            }
             Pools::Sqlite { .. } => with_writer!(self, |tx| writes::create_request(tx, new, event, due).await),
         }
     }
@@ -235,13 +239,16 @@ impl Store for SqlStore {
 
     async fn decide(&self, id: RequestId, f: DecideFn) -> Result<Decided, StoreError> {
         match &self.pools {
-            Pools::Postgres(pool) => pg_fold::decide(pool, &self.instance, id, f).await,
+            Pools::Postgres(pool) => pg_fold::decide(pool, self.sealer(), &self.instance, id, f).await,
             Pools::Sqlite { .. } => with_writer!(self, |tx| writes::decide(tx, id, f).await),
         }
     }
 
     async fn append_event(&self, ev: NewEvent) -> Result<AuditEvent, StoreError> {
-        with_writer!(self, |tx| writes::append(tx, ev).await)
+        match &self.pools {
+            Pools::Postgres(pool) => self.pg(pool, self.sealer().append(ev)).await,
+            Pools::Sqlite { thread, .. } => thread.run(move |tx| Box::pin(async move { tx.seal(ev).await })).await,
+        }
     }
 
     async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<DueItem>, StoreError> {

@@ -10,7 +10,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use elevate_core::{
     RequestId,
-    audit::{AuditEvent, NewEvent},
+    audit::NewEvent,
     ports::{Change, DecideFn, Decided, Decision, DueItem, Lockdown, NewDue, StoreError},
     request::{NewRequest, Request},
     time::to_millis,
@@ -65,8 +65,8 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Appends one event to the audit chain, after the head this transaction holds.
-pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<AuditEvent, StoreError> {
+/// Adds one event to the audit log in this transaction (see `Exec::append`).
+pub(crate) async fn append<E: Exec>(tx: &mut E, ev: NewEvent) -> Result<(), StoreError> {
     tx.append(ev).await
 }
 

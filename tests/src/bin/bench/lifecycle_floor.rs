@@ -14,9 +14,12 @@
 //! | revoked | compare-and-set, delete the revoke, append |
 //!
 //! Seven commits per lifecycle: sixteen row-writing statements and five appends, 31 round trips
-//! on PostgreSQL with `BEGIN` and `COMMIT`. An append moves the chain's head row and inserts the
-//! event (on PostgreSQL in one statement, as elevate does), so the floor is serialised on the
-//! head like elevate, but writes a constant hash. Not in the floor:
+//! on PostgreSQL with `BEGIN` and `COMMIT`. On SQLite an append moves the chain's head row and
+//! inserts the event, so the floor is serialised on the head like elevate. On PostgreSQL an
+//! append inserts the event into `audit_pending`, as elevate does, and a sealer task beside
+//! the lifecycles moves what is pending onto the chain, numbered after the head, in rounds of
+//! one statement each, back to back, as elevate's sealer does in rounds of a few; the run ends
+//! when everything is sealed. Both write a constant hash. Not in the floor:
 //! HTTP, JSON, the policy, the provider calls, any read (elevate reads lockdowns, locks and
 //! reads the row before deciding, asks whether a revoke's access is still needed), hashing.
 //!
@@ -48,9 +51,18 @@ const CANCEL: &str = "DELETE FROM due_items WHERE request_id = $1 AND kind IN ($
 const FINISH: &str = "DELETE FROM due_items WHERE id = $1";
 const CLAIM: &str = "UPDATE due_items SET claimed_until = $1 WHERE id = $2";
 const THEN: &str = "UPDATE due_items SET kind = 'revoke', due_at = $1, attempts = 0 WHERE id = $2";
-const PG_APPEND: &str = "WITH head AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, hash = $1 WHERE id = 1 \
-     RETURNING seq, prev_hash, hash) INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
-     SELECT seq, $2, 'system', $3, $4, $5, prev_hash, hash FROM head";
+/// A transition's event, as elevate writes it on PostgreSQL: into `audit_pending`, no head.
+const PG_APPEND: &str =
+    "INSERT INTO audit_pending (at, actor, kind, subject, details) VALUES ($1, 'system', $2, $3, $4)";
+/// The floor's sealer: one statement moves what is pending onto the chain, numbered after the
+/// head, which it moves once (constant hashes).
+const PG_SEAL: &str = "WITH d AS (DELETE FROM audit_pending WHERE id IN \
+     (SELECT id FROM audit_pending ORDER BY id LIMIT 2000) RETURNING *), \
+     n AS (SELECT d.*, row_number() OVER (ORDER BY d.id) AS rn FROM d), \
+     ins AS (INSERT INTO audit_events (seq, at, actor, kind, subject, details, prev_hash, hash) \
+     SELECT (SELECT seq FROM audit_head WHERE id = 1) + rn, at, actor, kind, subject, details, $1, $1 FROM n), \
+     up AS (UPDATE audit_head SET seq = seq + (SELECT count(*) FROM d), hash = $1 WHERE id = 1) \
+     SELECT count(*) FROM d";
 
 /// What a floor run measured.
 pub struct Floor {
@@ -69,20 +81,38 @@ pub async fn pg(url: &str, n: usize) -> anyhow::Result<Floor> {
     let pool = PgPoolOptions::new().max_connections(POOL).connect(url).await?;
     let before = crate::lifecycle::xact_commits(url).await?;
     let started = Instant::now();
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sealer = tokio::spawn(pg_sealer(pool.clone(), running.clone()));
     let p = pool.clone();
     closed_loop(n, WORKERS, move |i| {
         let pool = p.clone();
         async move { pg_lifecycle(&pool, i).await }
     })
     .await?;
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    sealer.await??;
     let took = started.elapsed();
     pool.close().await;
     let commits = crate::lifecycle::xact_commits(url).await? - before;
     Ok(Floor { per_sec: n as f64 / took.as_secs_f64(), commits: Some(commits as f64 / n as f64) })
 }
 
+/// Seals rounds back to back while the lifecycles run, then what is left.
+async fn pg_sealer(pool: PgPool, running: std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    loop {
+        let still = running.load(std::sync::atomic::Ordering::SeqCst);
+        let (moved,): (i64,) = sqlx::query_as(PG_SEAL).bind(HASH).fetch_one(&pool).await?;
+        if moved == 0 {
+            if !still {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 async fn pg_append(tx: &mut sqlx::PgConnection, kind: &str, subject: i64) -> anyhow::Result<()> {
-    let q = sqlx::query(PG_APPEND).bind(HASH).bind(now()).bind(kind).bind(subject).bind(DETAILS);
+    let q = sqlx::query(PG_APPEND).bind(now()).bind(kind).bind(subject).bind(DETAILS);
     tx.execute(q).await?;
     Ok(())
 }
