@@ -81,13 +81,14 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 None => starts(d).replace(", starts at", " starting"),
             };
             format!(
-                "{id} {who}{} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
+                "{id} {who}{} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{}{})",
                 if s(d, "requester_kind") == "service" { " (service identity)" } else { "" },
                 s(d, "role"),
                 s(d, "duration"),
                 s(d, "reason"),
                 n(d, "approvals_required"),
-                if n(d, "approvals_required") == 1 { "" } else { "s" }
+                if n(d, "approvals_required") == 1 { "" } else { "s" },
+                if n(d, "approvals_credited") > 0 { ", being on call counts as one" } else { "" }
             )
         }
         "request.approval_added" => format!("{id} approval {} of {} by {who}", n(d, "approvals"), n(d, "required")),
@@ -105,6 +106,8 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 format!("{id} BREAK-GLASS: {person} has {role} without approval; the security team must review it")
             } else if d.get("auto_approved").is_some() {
                 format!("{id} auto-approved ({}){}", s(d, "why"), starts(d))
+            } else if d.get("on_call").is_some_and(|c| c.is_object()) {
+                format!("{id} approved by {} and being on call{}", by.join(", "), starts(d))
             } else {
                 format!("{id} approved by {}{}", by.join(", "), starts(d))
             }

@@ -6,10 +6,6 @@
 use super::{Action, Block, Button, Message, Span, Style, Text, Tone, card::status};
 use crate::{State, policy::Policy, request::Request};
 
-fn required(policy: &Policy, req: &Request) -> u32 {
-    policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1) + req.extra_approvals
-}
-
 /// "Request #41: @alice asks for `db-admin`, `logs-read` for 2h".
 fn heading(members: &[Request]) -> Text {
     let lead = &members[0];
@@ -21,13 +17,13 @@ fn heading(members: &[Request]) -> Text {
 
 /// One role's line: "`db-admin` (#41): 1 of 2 approvals: @dana — 1 more from `dba`".
 fn role_line(policy: &Policy, m: &Request) -> Text {
-    let need = required(policy, m);
+    let threshold = m.threshold(policy);
     let mut line = Text::new().code(m.role.as_str()).and(format!(" ({}): ", m.id));
-    for span in status(m, need).0 {
+    for span in status(m, threshold).0 {
         line = line.push(span);
     }
     if m.state == State::Pending {
-        let missing = need.saturating_sub(m.approvals.len() as u32);
+        let missing = threshold.missing(m.approvals.len());
         line = line.and(format!(" — needs {missing} more from "));
         let groups = policy.roles.get(&m.role).map(|r| r.approvers.clone()).unwrap_or_default();
         line = codes(line, groups.iter().map(|g| g.as_str()));

@@ -202,7 +202,13 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
 /// changes."
 pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     let role = policy.roles.get(&req.role);
-    let required = role.map(|r| r.approvals_required).unwrap_or(1);
+    let threshold = req.threshold(policy);
+    let missing = threshold.missing(req.approvals.len());
+    let plural = if missing == 1 { "" } else { "s" };
+    let needs = match threshold.credited {
+        0 => format!("{missing} approval{plural}"),
+        _ => format!("{missing} more approval{plural} (being on call counts as one)"),
+    };
     let mut t = Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(
         " ({}{}) ",
         req.duration,
@@ -212,10 +218,7 @@ pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
         Some(c) => t.and("sent to ").push(Span::Channel(c.clone())),
         None => t.and("sent to the approvers"),
     };
-    t.and(format!(
-        "; it needs {required} approval{}. I'll DM you when it changes.",
-        if required == 1 { "" } else { "s" }
-    ))
+    t.and(format!("; it needs {needs}. I'll DM you when it changes."))
 }
 
 /// "Request #41 for `db-admin`, `logs-read` (2h) sent to their approvers; …".

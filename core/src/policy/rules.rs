@@ -117,6 +117,22 @@ pub struct FiredRule {
     /// where, or why nobody could tell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// An on-call rule with `effect = "one_approval"` that found the requester on call: it
+    /// counts as one approval (see [`crate::threshold::Threshold`]), and this says where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<OnCallCredit>,
+}
+
+/// Where the requester was found on call, for a rule that counts it as an approval; kept with
+/// the request so the threshold, the card and the audit trail read the same fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OnCallCredit {
+    pub service: crate::oncall::OnCallService,
+    pub schedule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
 }
 
 /// Why a request is refused by a rule.
@@ -177,6 +193,7 @@ pub fn evaluate(policy: &Policy, input: &RuleInput) -> Verdict {
                 rule: rule.name.clone(),
                 effect: format!("{effect:?}").to_lowercase(),
                 detail: None,
+                credit: None,
             });
             match effect {
                 Effect::Deny if v.refusal.is_none() => {

@@ -196,13 +196,7 @@ impl Service {
             self.wake.due(at);
         }
         for (((req, role), verdict), on_call) in created.iter().zip(roles).zip(&verdicts).zip(on_calls) {
-            let why = policy.auto_approves(caller, role).map(|w| (w, None)).or(on_call.map(|(w, d)| (w, Some(d))));
-            if let Some((why, on_call)) = why
-                && !verdict.no_auto_approve
-                && verdict.extra_approvals == 0
-            {
-                self.auto_approve(req.clone(), &why, on_call).await?;
-            }
+            self.approve_without_people(&policy, caller, role, req.clone(), verdict, on_call).await?;
         }
         let lead = created.first().map(|r| r.id).ok_or_else(|| CoreError::Internal("empty batch".into()))?;
         self.get(lead).await
@@ -257,11 +251,10 @@ impl Service {
         let policy = self.policy();
         let members = self.batch_members(batch).await?;
         let request = members.first().cloned().ok_or_else(|| CoreError::Internal("empty batch".into()))?;
-        let required =
-            |r: &Request| policy.roles.get(&r.role).map(|x| x.approvals_required).unwrap_or(1) + r.extra_approvals;
+        let threshold = |r: &Request| r.threshold(&policy);
         Ok(super::ApproveOutcome {
-            approvals: members.iter().map(|r| (r.approvals.len() as u32).min(required(r))).sum(),
-            required: members.iter().map(required).sum(),
+            approvals: members.iter().map(|r| threshold(r).given(r.approvals.len()).min(threshold(r).required)).sum(),
+            required: members.iter().map(|r| threshold(r).required).sum(),
             approved,
             batch: members,
             request,

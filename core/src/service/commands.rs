@@ -130,36 +130,42 @@ impl Service {
                     req.id
                 )));
             }
+            let threshold = req.threshold(&policy);
             if req.approvals.iter().any(|a| a.approver == caller_c.person) {
                 return refuse(UserError::conflict(format!(
                     "You have already approved {}; it needs {} approvals from different people.",
                     req.id,
-                    role.approvals_required + req.extra_approvals
+                    threshold.from_people()
                 )));
             }
-            let count = req.approvals.len() as u32 + 1;
+            let count = req.approvals.len() + 1;
             let mut approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.to_string()).collect();
             approvers.push(caller_c.person.to_string());
-            let required = role.approvals_required + req.extra_approvals;
-            let body = json!({ "approvals": count, "required": required, "approvers": approvers });
+            let mut body =
+                json!({ "approvals": threshold.given(count), "required": threshold.required, "approvers": approvers });
+            if let Some(credit) = crate::threshold::credit_details(threshold, &req.rules) {
+                body["credited"] = json!(threshold.credited);
+                body["on_call"] = credit;
+            }
+            let done = threshold.met(count);
             // Scheduled access: the requester must still be allowed what they asked for.
             if req.starts_at.is_some()
                 && let Err(why) = super::scheduled::still_allowed(&policy, req)
             {
                 return refuse(UserError::conflict(format!("{} cannot be approved: {why}.", req.id)));
             }
-            if count >= required
+            if done
                 && req.batch.is_none()
                 && let Some(mut change) = super::scheduled::scheduled(req, now, actor.clone(), &body, ttl)
             {
                 change.approval = Some(caller_c.person.clone());
                 Decision::from(change)
-            } else if count >= required && req.batch.is_some() {
+            } else if done && req.batch.is_some() {
                 // One role of several: its approvals are in; it is applied with the others.
                 let mut change = super::batch::waiting(req, now, actor.clone(), body);
                 change.approval = Some(caller_c.person.clone());
                 Decision::from(change)
-            } else if count >= required {
+            } else if done {
                 Decision::from(Change {
                     to: Some(State::Approved),
                     approval: Some(caller_c.person.clone()),
@@ -177,14 +183,13 @@ impl Service {
             }
         });
         let req = self.decide(id, f).await?;
-        let required =
-            self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1) + req.extra_approvals;
+        let threshold = req.threshold(&self.policy());
         if req.state == State::Approved {
             self.wake.wake();
         }
         Ok(ApproveOutcome {
-            approvals: req.approvals.len() as u32,
-            required,
+            approvals: threshold.given(req.approvals.len()),
+            required: threshold.required,
             approved: vec![req.id],
             batch: Vec::new(),
             request: req,
@@ -458,7 +463,8 @@ impl Service {
             state: State::Pending,
             created_at: now,
             extra_approvals: parent.extra_approvals,
-            rules: parent.rules.clone(),
+            // Being on call counted for the request as it was made; more time is asked of people.
+            rules: parent.rules.iter().filter(|f| f.credit.is_none()).cloned().collect(),
             closed_by: None,
             note: None,
             starts_at: None,
@@ -469,7 +475,7 @@ impl Service {
             EventKind::RequestCreated,
             None,
             json!({ "role": parent.role, "duration": extra.to_string(), "reason": reason, "extends": parent.id.0,
-                    "approvals_required": role.approvals_required }),
+                    "approvals_required": crate::Threshold::new(new.kind, role.approvals_required, new.extra_approvals, &new.rules).required }),
         );
         let due = vec![NewDue {
             kind: DueKind::PendingTimeout,
