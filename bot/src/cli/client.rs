@@ -58,7 +58,8 @@ pub fn describe(v: &Value) -> String {
     }
     if state == "pending" {
         // People's approvals plus the one an on-call rule credited, out of the request's threshold.
-        let n = v["approvals"].as_array().map(|a| a.len()).unwrap_or(0) as i64 + v["approvals_credited"].as_i64().unwrap_or(0);
+        let n = v["approvals"].as_array().map(|a| a.len()).unwrap_or(0) as i64
+            + v["approvals_credited"].as_i64().unwrap_or(0);
         line.push_str(&format!(", {n} of {} approvals", v["approvals_required"].as_i64().unwrap_or(1)));
     }
     if let Some(exp) = v["expires_at"].as_str()

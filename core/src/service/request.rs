@@ -260,8 +260,7 @@ impl Service {
         with: &[crate::RoleName],
     ) -> (NewRequest, NewEvent, Vec<NewDue>) {
         let now = self.now();
-        let threshold =
-            crate::Threshold::new(d.kind, role.approvals_required, verdict.extra_approvals, &verdict.fired);
+        let threshold = crate::Threshold::new(d.kind, role.approvals_required, verdict.extra_approvals, &verdict.fired);
         let breakglass = d.kind == RequestKind::BreakGlass;
         let new = NewRequest {
             kind: d.kind,

@@ -102,8 +102,11 @@ async fn an_escalation_is_said_in_the_thread_and_reaches_the_escalation_group() 
 /// the API, and the approval itself (one does not grant).
 #[tokio::test]
 async fn a_rule_that_adds_an_approval_needs_two_everywhere() {
-    let mut text = policy::config("{WEBHOOK_URL}")
-        .replacen("reminder_interval = \"20m\"\n", "reminder_interval = \"20m\"\nremind_by_dm = true\n", 1);
+    let mut text = policy::config("{WEBHOOK_URL}").replacen(
+        "reminder_interval = \"20m\"\n",
+        "reminder_interval = \"20m\"\nremind_by_dm = true\n",
+        1,
+    );
     text.push_str(
         r#"
 [rules.release-week]
