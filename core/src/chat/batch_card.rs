@@ -49,12 +49,20 @@ pub fn batch_card(policy: &Policy, members: &[Request]) -> Message {
         fields.push(("Ticket".to_string(), Text::plain(t)));
     }
     let waiting: Vec<&Request> = members.iter().filter(|m| m.state == State::Pending).collect();
-    let summary = if !waiting.is_empty() {
-        let t = Text::plain("Granted only when every role is approved; still waiting for ");
+    let mut summary = if !waiting.is_empty() {
+        let t = Text::plain(if lead.granted_in_part() {
+            "Granted in part: each role approved is granted once none is still waiting, a role denied does not \
+             stop the others; still waiting for "
+        } else {
+            "Granted only when every role is approved; still waiting for "
+        });
         codes(t, waiting.iter().map(|m| m.role.as_str())).and(". Approve approves every role you may approve.")
     } else {
         Text::plain("Each role is granted, and ends, on its own:")
     };
+    for note in super::handle::left_out(lead) {
+        summary = summary.and(format!(" {note}"));
+    }
     let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(heading(members))] }
         .with(Block::Fields(fields))
         .with(Block::Text(summary))

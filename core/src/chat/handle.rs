@@ -230,12 +230,23 @@ fn sent_batch(members: &[Request]) -> Text {
         }
         t = t.code(m.role.as_str());
     }
-    t.and(format!(
-        " ({}{}) sent to their approvers; each role needs its own approvals and nothing is granted until all are in. \
-         I'll DM you when it changes.",
-        members[0].duration,
-        super::card::from(&members[0])
-    ))
+    let lead = &members[0];
+    let how = if lead.granted_in_part() {
+        "each role needs its own approvals and is granted once none is still waiting for them; a role denied \
+         does not stop the others."
+    } else {
+        "each role needs its own approvals and nothing is granted until all are in."
+    };
+    let mut t = t.and(format!(" ({}{}) sent to their approvers; {how}", lead.duration, super::card::from(lead)));
+    for note in left_out(lead) {
+        t = t.and(format!(" {note}"));
+    }
+    t.and(" I'll DM you when it changes.")
+}
+
+/// What a request granted in part says about the roles left out of it.
+pub(super) fn left_out(req: &Request) -> impl Iterator<Item = &str> {
+    req.rules.iter().filter(|f| f.effect == crate::request::REFUSED_ROLE).filter_map(|f| f.detail.as_deref())
 }
 
 fn help(policy: &Policy, caller: &Caller, syntax: Syntax) -> Message {
