@@ -86,6 +86,11 @@ on_both_dbs!(a_role_refused_by_a_rule_is_left_out_and_a_denied_one_does_not_stop
     assert_eq!(app.state(ids[0]).await, "active", "denying busy did not end db");
     assert!(app.receiver.holds(&TestApp::grant_id(ids[0])));
     assert_eq!(app.state(ids[1]).await, "denied");
+
+    // More time on db is asked of db's approvers alone: the bundle's marks stay with the bundle.
+    let ext = app.alice().extend(ids[0], "30m").await.id();
+    let shown = app.alice().show(ext).await.ok();
+    assert!(shown["rules"].as_array().unwrap().is_empty(), "{shown}");
 });
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use crate::{
     error::{CoreError, CoreResult, ErrorCode},
     policy::Caller,
     ports::{Change, Decision, DueKind, NewDue, Patch},
-    request::{NewRequest, Request, RequestKind, Source},
+    request::{NewRequest, PARTIAL, REFUSED_ROLE, Request, RequestKind, Source},
 };
 use serde_json::json;
 
@@ -463,8 +463,14 @@ impl Service {
             state: State::Pending,
             created_at: now,
             extra_approvals: parent.extra_approvals,
-            // Being on call counted for the request as it was made; more time is asked of people.
-            rules: parent.rules.iter().filter(|f| f.credit.is_none()).cloned().collect(),
+            // Being on call counted for the request as it was made, and the marks of a request
+            // granted in part belong to its batch: more time is asked of people, alone.
+            rules: parent
+                .rules
+                .iter()
+                .filter(|f| f.credit.is_none() && ![PARTIAL, REFUSED_ROLE].contains(&f.effect.as_str()))
+                .cloned()
+                .collect(),
             closed_by: None,
             note: None,
             starts_at: None,
