@@ -63,6 +63,11 @@ fn starts(d: &serde_json::Value) -> String {
     }
 }
 
+/// " (service identity)" when a service identity caused the event (`actor_kind`).
+fn service_suffix(d: &Value) -> &'static str {
+    if s(d, "actor_kind") == "service" { " (service identity)" } else { "" }
+}
+
 /// One line per event.
 pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
     let d = &ev.details;
@@ -115,7 +120,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
         "request.started" => format!("{id} scheduled start: checked again and being applied"),
         "request.approval_refused" => format!("{id} approval by {who} refused: {}", s(d, "why")),
         "request.denied" => format!("{id} denied by {who}: {}", s(d, "reason")),
-        "request.cancelled" => format!("{id} cancelled by {who}"),
+        "request.cancelled" => format!("{id} cancelled by {who}{}", service_suffix(d)),
         "request.timed_out" if d.get("approval_expired").is_some() => {
             format!("{id} approval expired unused before its start")
         }
@@ -133,7 +138,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
         "grant.revoking" => {
             let why = match s(d, "ending") {
                 "expired" => "time is up".to_string(),
-                "released" => format!("released by {who}"),
+                "released" => format!("released by {who}{}", service_suffix(d)),
                 _ => match s(d, "reason") {
                     "" => format!("revoked by {who}"),
                     r => format!("revoked by {who}: {r}"),

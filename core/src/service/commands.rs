@@ -5,7 +5,7 @@
 use super::{Service, role_groups};
 use crate::{
     EndReason, Field, GrantDuration, Reason, RequestId, State, UserError,
-    audit::{Actor, EventKind, NewEvent},
+    audit::{Actor, EventKind, NewEvent, details},
     error::{CoreError, CoreResult, ErrorCode},
     policy::Caller,
     ports::{Change, Decision, DueKind, NewDue, Patch},
@@ -262,6 +262,7 @@ impl Service {
     pub(super) async fn cancel_one(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         let caller_c = caller.clone();
         let now = self.now();
+        let body = details([("actor_kind", self.service_marker(&caller.person))]);
         let f = Box::new(move |req: &Request| -> Decision {
             if req.requester != caller_c.person {
                 return Decision::Refuse(
@@ -281,7 +282,7 @@ impl Service {
                     Actor::Person(caller_c.person.clone()),
                     EventKind::RequestCancelled,
                     Some(req.id),
-                    json!({}),
+                    body.clone(),
                 )),
                 cancel: vec![
                     DueKind::PendingTimeout,
@@ -330,6 +331,10 @@ impl Service {
             Actor::Person(p) => p.to_string(),
             other => other.to_string(),
         };
+        let actor_kind = match &by {
+            Actor::Person(p) => self.service_marker(p),
+            _ => None,
+        };
         let f = Box::new(move |req: &Request| -> Decision {
             let verb = if ending == EndReason::Released { "release" } else { "revoke" };
             if !allowed(req) {
@@ -341,7 +346,11 @@ impl Service {
                 return Decision::Refuse(UserError::forbidden(who), None);
             }
             let actor = by.clone();
-            let body = json!({ "ending": ending.as_str(), "reason": reason });
+            let body = details([
+                ("ending", Some(json!(ending.as_str()))),
+                ("reason", Some(json!(reason))),
+                ("actor_kind", actor_kind.clone()),
+            ]);
             let patch = Patch {
                 ending: Some(ending),
                 closed_by: Some(closed_by.clone()),
@@ -475,13 +484,20 @@ impl Service {
             note: None,
             starts_at: None,
         };
+        let threshold = crate::Threshold::new(new.kind, role.approvals_required, new.extra_approvals, &new.rules);
         let event = NewEvent::new(
             now,
             Actor::Person(caller.person.clone()),
             EventKind::RequestCreated,
             None,
-            json!({ "role": parent.role, "duration": extra.to_string(), "reason": reason, "extends": parent.id.0,
-                    "approvals_required": crate::Threshold::new(new.kind, role.approvals_required, new.extra_approvals, &new.rules).required }),
+            details([
+                ("role", Some(json!(parent.role))),
+                ("duration", Some(json!(extra.to_string()))),
+                ("reason", Some(json!(reason))),
+                ("extends", Some(json!(parent.id.0))),
+                ("approvals_required", Some(json!(threshold.required))),
+                ("requester_kind", self.service_marker(&caller.person)),
+            ]),
         );
         let due = vec![NewDue {
             kind: DueKind::PendingTimeout,

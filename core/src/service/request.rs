@@ -294,7 +294,7 @@ impl Service {
                 ("on_call", crate::threshold::credit_details(threshold, &verdict.fired)),
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
-                ("requester_kind", self.policy().is_service(caller).then(|| json!("service"))),
+                ("requester_kind", self.service_marker(&caller.person)),
                 ("with_roles", (!with.is_empty()).then(|| json!(with))),
                 ("starts_at", d.starts_at.map(|s| json!(s.to_rfc3339()))),
             ]),
