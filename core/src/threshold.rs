@@ -14,12 +14,15 @@
 //! drills need none.
 
 use crate::{
-    policy::{Policy, rules::FiredRule},
+    policy::{
+        Policy,
+        rules::{Effect, FiredRule},
+    },
     request::{Request, RequestKind},
 };
 
 /// The `FiredRule::effect` of a rule that asks for a human decision.
-const NO_AUTO_APPROVE: &str = "noautoapprove";
+const NO_AUTO_APPROVE: &str = Effect::NoAutoApprove.fired_name();
 
 /// A request's approval threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,6 +23,15 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The name a fired rule records (`FiredRule::effect`), kept as requests already store it.
+    pub const fn fired_name(self) -> &'static str {
+        match self {
+            Effect::Deny => "deny",
+            Effect::ExtraApproval => "extraapproval",
+            Effect::NoAutoApprove => "noautoapprove",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Effect> {
         match s {
             "deny" => Some(Effect::Deny),
@@ -191,7 +200,7 @@ pub fn evaluate(policy: &Policy, input: &RuleInput) -> Verdict {
         let fire = |effect: Effect, why: String, alert: bool, revoke: bool, v: &mut Verdict| {
             v.fired.push(FiredRule {
                 rule: rule.name.clone(),
-                effect: format!("{effect:?}").to_lowercase(),
+                effect: effect.fired_name().into(),
                 detail: None,
                 credit: None,
             });
