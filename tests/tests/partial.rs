@@ -108,6 +108,19 @@ async fn when_every_role_is_refused_nothing_is_requested() {
     assert_eq!(denied["requests"].as_array().unwrap().len(), 3, "each refusal recorded against its role");
 }
 
+#[tokio::test]
+async fn a_locked_down_role_is_left_out_too() {
+    let app = app_on(TestDb::sqlite(), KIT).await;
+    let lock = json!({ "scope": "busy", "reason": "suspicious queries" });
+    app.dave().call(reqwest::Method::POST, "/api/v1/lockdowns", Some(lock)).await.ok();
+    let body = app.alice().request("kit", "1h", "INC-7 outage in orders").await.ok();
+    assert_eq!(roles_and_states(&body), ["db pending"], "{body}");
+    let notes = left_out(&body);
+    assert!(notes[0].starts_with("`busy` refused; the others go ahead. `busy` is locked down by dave"), "{notes:?}");
+    assert!(notes[0].ends_with("suspicious queries."), "{notes:?}");
+    assert!(notes[1].starts_with("`prod` refused; the others go ahead."), "{notes:?}");
+}
+
 on_both_dbs!(scheduled_roles_granted_in_part_start_each_on_their_own, |db| async move {
     let rules = r#"
 [bundles.kit]

@@ -160,14 +160,20 @@ impl Service {
         let mut left_out: Vec<(FiredRule, CoreError)> = Vec::new();
         for (role, mut draft) in roles.iter().copied().zip(drafts) {
             if let Some(l) = self.lockdown_for(role, false).await? {
-                let message = format!(
-                    "Nothing was requested: `{}` is locked down by {} since {}: {}. Ask for the other roles \
-                     without it, or ask the security team to unlock it.",
+                let locked = format!(
+                    "`{}` is locked down by {} since {}: {}.",
                     role.name,
                     l.locked_by,
                     crate::render::time(l.locked_at),
                     l.reason
                 );
+                let message = match partial {
+                    Some(_) => locked,
+                    None => format!(
+                        "Nothing was requested: {locked} Ask for the other roles without it, or ask the security \
+                         team to unlock it."
+                    ),
+                };
                 let refusal = Refusal { rule: "lockdown".into(), message, alert: false, revoke_grants: false };
                 match partial {
                     Some(_) => left_out.push(self.leave_out(caller, role, draft, refusal, &Verdict::default()).await?),
