@@ -15,7 +15,8 @@ use std::{
 };
 
 /// Which on-call service a rule reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnCallService {
     PagerDuty,
     Opsgenie,

@@ -63,6 +63,11 @@ fn starts(d: &serde_json::Value) -> String {
     }
 }
 
+/// " (service identity)" when a service identity caused the event (`actor_kind`).
+fn service_suffix(d: &Value) -> &'static str {
+    if s(d, "actor_kind") == "service" { " (service identity)" } else { "" }
+}
+
 /// One line per event.
 pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
     let d = &ev.details;
@@ -81,13 +86,14 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 None => starts(d).replace(", starts at", " starting"),
             };
             format!(
-                "{id} {who}{} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{})",
+                "{id} {who}{} requested {} for {}{ext}{ticket}: \"{}\" (needs {} approval{}{})",
                 if s(d, "requester_kind") == "service" { " (service identity)" } else { "" },
                 s(d, "role"),
                 s(d, "duration"),
                 s(d, "reason"),
                 n(d, "approvals_required"),
-                if n(d, "approvals_required") == 1 { "" } else { "s" }
+                if n(d, "approvals_required") == 1 { "" } else { "s" },
+                if n(d, "approvals_credited") > 0 { ", being on call counts as one" } else { "" }
             )
         }
         "request.approval_added" => format!("{id} approval {} of {} by {who}", n(d, "approvals"), n(d, "required")),
@@ -105,6 +111,8 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
                 format!("{id} BREAK-GLASS: {person} has {role} without approval; the security team must review it")
             } else if d.get("auto_approved").is_some() {
                 format!("{id} auto-approved ({}){}", s(d, "why"), starts(d))
+            } else if d.get("on_call").is_some_and(|c| c.is_object()) {
+                format!("{id} approved by {} and being on call{}", by.join(", "), starts(d))
             } else {
                 format!("{id} approved by {}{}", by.join(", "), starts(d))
             }
@@ -112,7 +120,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
         "request.started" => format!("{id} scheduled start: checked again and being applied"),
         "request.approval_refused" => format!("{id} approval by {who} refused: {}", s(d, "why")),
         "request.denied" => format!("{id} denied by {who}: {}", s(d, "reason")),
-        "request.cancelled" => format!("{id} cancelled by {who}"),
+        "request.cancelled" => format!("{id} cancelled by {who}{}", service_suffix(d)),
         "request.timed_out" if d.get("approval_expired").is_some() => {
             format!("{id} approval expired unused before its start")
         }
@@ -130,7 +138,7 @@ pub fn feed_line(ev: &AuditEvent, req: Option<&Request>) -> String {
         "grant.revoking" => {
             let why = match s(d, "ending") {
                 "expired" => "time is up".to_string(),
-                "released" => format!("released by {who}"),
+                "released" => format!("released by {who}{}", service_suffix(d)),
                 _ => match s(d, "reason") {
                     "" => format!("revoked by {who}"),
                     r => format!("revoked by {who}: {r}"),

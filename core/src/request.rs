@@ -109,7 +109,37 @@ pub struct Request {
     pub batch: Option<BatchId>,
 }
 
+/// The [`FiredRule::effect`] that marks every role of a request granted in part (a bundle with
+/// `partial = true`), kept with each row so the decision survives policy reloads.
+pub const PARTIAL: &str = "partial";
+/// The [`FiredRule::effect`] of a role left out of a request granted in part because a rule
+/// refused it; the detail names the role and the rule, for the card and the API.
+pub const REFUSED_ROLE: &str = "refused_role";
+
+impl FiredRule {
+    /// The mark of a role of a request granted in part (`bundle`: the bundle's name).
+    pub fn partial(bundle: &str) -> FiredRule {
+        FiredRule { rule: format!("bundle {bundle}"), effect: PARTIAL.into(), detail: None, credit: None }
+    }
+
+    /// A role left out of a request granted in part: "`logs-read` refused; the others go
+    /// ahead. Refused by rule `night`: …".
+    pub fn refused_role(role: &RoleName, rule: &str, message: &str) -> FiredRule {
+        FiredRule {
+            rule: rule.to_string(),
+            effect: REFUSED_ROLE.into(),
+            detail: Some(format!("`{role}` refused; the others go ahead. {message}")),
+            credit: None,
+        }
+    }
+}
+
 impl Request {
+    /// Whether this is a role of a request granted in part (see [`PARTIAL`]).
+    pub fn granted_in_part(&self) -> bool {
+        self.rules.iter().any(|f| f.effect == PARTIAL)
+    }
+
     /// Whether this row is the one a batch bears the number of (or stands alone): the one the
     /// approval card is kept under.
     pub fn is_card_owner(&self) -> bool {

@@ -2,6 +2,9 @@
 //! on-call identities (`alice`: PagerDuty `PALICE1`, Opsgenie `alice@example.com`; `erin`:
 //! `PERIN01`) and `[oncall.*]` sections pointing at the fakes.
 
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
 use crate::{fake_opsgenie::FakeOpsgenie, fake_pagerduty::FakePagerDuty, policy};
 
 pub const PD_TOKEN: &str = "pd-test-token-0123456789";
@@ -42,4 +45,36 @@ pub fn config(f: &OnCallFakes, cache_ttl: &str, rules: &str) -> String {
          cache_ttl = \"{cache_ttl}\"\ntimeout = \"2s\"\nretries = 2\n{rules}",
         f.pd.url, f.og.url
     )
+}
+
+/// 2026-03-02 (the test clock's first day) at `h`:00 UTC.
+pub fn at(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap()
+}
+
+/// PagerDuty: `PSCHED1` (primary) is level 1 and `PSCHED2` (secondary) level 2 of `PEP1`;
+/// `POTHER` is level 1 of `PEP2`.
+pub fn pagerduty_schedules(f: &OnCallFakes) {
+    for (id, name) in [("PSCHED1", "Primary"), ("PSCHED2", "Secondary"), ("POTHER", "Other team")] {
+        f.pd.add_schedule(id, name);
+    }
+    f.pd.add_policy("PEP1", &[(1, &["PSCHED1"]), (2, &["PSCHED2"])]);
+    f.pd.add_policy("PEP2", &[(1, &["POTHER"])]);
+}
+
+/// The detail lines on-call rules left on a request, as the API shows them.
+pub fn notes(body: &Value) -> Vec<String> {
+    body["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {}: {}",
+                r["rule"].as_str().unwrap(),
+                r["effect"].as_str().unwrap(),
+                r["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }

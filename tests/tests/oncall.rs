@@ -5,19 +5,15 @@
 //!
 //! The test clock starts on Monday 2026-03-02 at 09:00 UTC; shifts below run 08:00–20:00.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use elevate_tests::{
     TestApp, TestDb,
     fake_opsgenie::OgFault,
     fake_pagerduty::PdFault,
     on_both_dbs,
-    oncall::{self, OnCallFakes},
+    oncall::{self, OnCallFakes, at, notes, pagerduty_schedules},
 };
 use serde_json::Value;
-
-fn at(h: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap()
-}
 
 const PD_RULE: &str = r#"
 [rules.pd-primary]
@@ -38,16 +34,6 @@ schedules = ["dba-schedule"]
 match_by = "opsgenie_user"
 "#;
 
-/// PagerDuty: `PSCHED1` (primary) is level 1 and `PSCHED2` (secondary) level 2 of `PEP1`;
-/// `POTHER` is level 1 of `PEP2`.
-fn pagerduty_schedules(f: &OnCallFakes) {
-    for (id, name) in [("PSCHED1", "Primary"), ("PSCHED2", "Secondary"), ("POTHER", "Other team")] {
-        f.pd.add_schedule(id, name);
-    }
-    f.pd.add_policy("PEP1", &[(1, &["PSCHED1"]), (2, &["PSCHED2"])]);
-    f.pd.add_policy("PEP2", &[(1, &["POTHER"])]);
-}
-
 async fn app_with(db: TestDb, f: &OnCallFakes, rules: &str) -> TestApp {
     TestApp::builder().db(db).config(&oncall::config(f, "1m", rules)).spawn().await
 }
@@ -59,23 +45,6 @@ async fn event(app: &TestApp, id: i64, kind: &str) -> Value {
         .find(|e| e.subject == Some(id) && e.kind == kind)
         .unwrap_or_else(|| panic!("no {kind} event for #{id}"))
         .details
-}
-
-/// The detail lines on-call rules left on a request, as the API shows them.
-fn notes(body: &Value) -> Vec<String> {
-    body["rules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            format!(
-                "{} {}: {}",
-                r["rule"].as_str().unwrap(),
-                r["effect"].as_str().unwrap(),
-                r["detail"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
 }
 
 on_both_dbs!(on_call_in_pagerduty_at_level_one_is_auto_approved_and_says_where, |db| async move {

@@ -85,6 +85,40 @@ on_both_dbs!(the_card_says_it_is_a_service_identity, |db| async move {
     assert_eq!(app.state(id).await, "approved");
 });
 
+on_both_dbs!(cancels_releases_and_extensions_by_a_service_are_marked_as_its_own, |db| async move {
+    let app = app(db, false).await;
+    let ci = elevate_tests::Person { token: CI_TOKEN.into(), ..app.person("ci-deployer") };
+    let withdrawn = ci.request("deploy", "15m", "release 2026.03.2").await.id();
+    ci.cancel(withdrawn).await.ok();
+
+    let id = ci.request("deploy", "15m", "release 2026.03.3").await.id();
+    app.bob().approve(id).await.ok();
+    app.run_due().await;
+    let more = ci.extend(id, "15m").await.id();
+    ci.release(id).await.ok();
+    app.run_due().await;
+    assert_eq!(app.state(id).await, "released");
+
+    let events = app.events().await;
+    let find = |subject: i64, kind: &str| {
+        events.iter().find(|e| e.subject == Some(subject) && e.kind == kind).unwrap_or_else(|| panic!("{kind}")).clone()
+    };
+    let cancelled = find(withdrawn, "request.cancelled");
+    assert_eq!((cancelled.actor.as_str(), &cancelled.details["actor_kind"]), ("person:ci-deployer", &"service".into()));
+    assert!(elevate_core::render::feed_line(&cancelled, None).ends_with("cancelled by ci-deployer (service identity)"));
+    let released = find(id, "grant.revoking");
+    assert_eq!(released.details["actor_kind"], "service");
+    assert!(elevate_core::render::feed_line(&released, None).contains("released by ci-deployer (service identity)"));
+    assert_eq!(find(more, "request.created").details["requester_kind"], "service", "the extension it asked for");
+
+    // A person's own cancel carries no mark.
+    let mine = app.alice().request("db", "1h", "INC-1 x").await.id();
+    app.alice().cancel(mine).await.ok();
+    let events = app.events().await;
+    let cancelled = events.iter().find(|e| e.subject == Some(mine) && e.kind == "request.cancelled").unwrap();
+    assert!(cancelled.details.get("actor_kind").is_none(), "{:?}", cancelled.details);
+});
+
 #[tokio::test]
 async fn a_service_in_an_approver_group_is_a_config_error() {
     let text =

@@ -57,7 +57,9 @@ pub fn describe(v: &Value) -> String {
         line.push_str(&format!(" (extension of #{p})"));
     }
     if state == "pending" {
-        let n = v["approvals"].as_array().map(|a| a.len()).unwrap_or(0);
+        // People's approvals plus the one an on-call rule credited, out of the request's threshold.
+        let n = v["approvals"].as_array().map(|a| a.len()).unwrap_or(0) as i64
+            + v["approvals_credited"].as_i64().unwrap_or(0);
         line.push_str(&format!(", {n} of {} approvals", v["approvals_required"].as_i64().unwrap_or(1)));
     }
     if let Some(exp) = v["expires_at"].as_str()

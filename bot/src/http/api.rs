@@ -32,7 +32,7 @@ fn request_id(s: &str) -> Result<RequestId, ApiError> {
 
 /// The JSON shape of a request, shared by every endpoint that returns one.
 pub fn view(req: &Request, policy: &Policy) -> Value {
-    let required = policy.roles.get(&req.role).map(|r| r.approvals_required + req.extra_approvals);
+    let threshold = req.threshold(policy);
     json!({
         "id": req.id.0,
         "kind": req.kind.as_str(),
@@ -50,7 +50,9 @@ pub fn view(req: &Request, policy: &Policy) -> Value {
         "expires_at": req.expires_at,
         "ending": req.ending.map(|e| e.as_str()),
         "approvals": req.approvals.iter().map(|a| json!({ "approver": a.approver, "at": a.at })).collect::<Vec<_>>(),
-        "approvals_required": required,
+        "approvals_required": threshold.required,
+        "approvals_credited": threshold.credited,
+        "approvals_missing": (req.state == ReqState::Pending).then(|| threshold.missing(req.approvals.len())),
         "closed_by": req.closed_by,
         "note": req.note,
         "dry_run": req.is_dry_run(),

@@ -6,10 +6,6 @@
 use super::{Action, Block, Button, Message, Span, Style, Text, Tone, card::status};
 use crate::{State, policy::Policy, request::Request};
 
-fn required(policy: &Policy, req: &Request) -> u32 {
-    policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1) + req.extra_approvals
-}
-
 /// "Request #41: @alice asks for `db-admin`, `logs-read` for 2h".
 fn heading(members: &[Request]) -> Text {
     let lead = &members[0];
@@ -21,13 +17,13 @@ fn heading(members: &[Request]) -> Text {
 
 /// One role's line: "`db-admin` (#41): 1 of 2 approvals: @dana — 1 more from `dba`".
 fn role_line(policy: &Policy, m: &Request) -> Text {
-    let need = required(policy, m);
+    let threshold = m.threshold(policy);
     let mut line = Text::new().code(m.role.as_str()).and(format!(" ({}): ", m.id));
-    for span in status(m, need).0 {
+    for span in status(m, threshold).0 {
         line = line.push(span);
     }
     if m.state == State::Pending {
-        let missing = need.saturating_sub(m.approvals.len() as u32);
+        let missing = threshold.missing(m.approvals.len());
         line = line.and(format!(" — needs {missing} more from "));
         let groups = policy.roles.get(&m.role).map(|r| r.approvers.clone()).unwrap_or_default();
         line = codes(line, groups.iter().map(|g| g.as_str()));
@@ -53,12 +49,20 @@ pub fn batch_card(policy: &Policy, members: &[Request]) -> Message {
         fields.push(("Ticket".to_string(), Text::plain(t)));
     }
     let waiting: Vec<&Request> = members.iter().filter(|m| m.state == State::Pending).collect();
-    let summary = if !waiting.is_empty() {
-        let t = Text::plain("Granted only when every role is approved; still waiting for ");
+    let mut summary = if !waiting.is_empty() {
+        let t = Text::plain(if lead.granted_in_part() {
+            "Granted in part: each role approved is granted once none is still waiting, a role denied does not \
+             stop the others; still waiting for "
+        } else {
+            "Granted only when every role is approved; still waiting for "
+        });
         codes(t, waiting.iter().map(|m| m.role.as_str())).and(". Approve approves every role you may approve.")
     } else {
         Text::plain("Each role is granted, and ends, on its own:")
     };
+    for note in super::handle::left_out(lead) {
+        summary = summary.and(format!(" {note}"));
+    }
     let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(heading(members))] }
         .with(Block::Fields(fields))
         .with(Block::Text(summary))

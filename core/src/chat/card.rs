@@ -5,7 +5,7 @@
 
 use super::{Action, Block, Button, Message, Span, Style, Text, Tone};
 use crate::{
-    PersonId, State,
+    PersonId, State, Threshold,
     policy::Policy,
     render::time,
     request::{Request, RequestKind},
@@ -53,10 +53,15 @@ pub(super) fn from(req: &Request) -> String {
     req.starts_at.map(|s| format!(" from {}", time(s))).unwrap_or_default()
 }
 
-/// Where a request stands: "1 of 2 approvals: @dana", "Approved by @dana, @lee — active until
-/// 14:05 UTC", "Denied by @bob: …".
-pub fn status(req: &Request, required: u32) -> Text {
-    let approvers: Vec<Span> = req.approvals.iter().map(|a| Span::Person(a.approver.clone())).collect();
+/// Where a request stands: "1 of 2 approvals: @dana", "1 of 2 approvals: on call", "Approved by
+/// @dana, @lee — active until 14:05 UTC", "Denied by @bob: …".
+pub fn status(req: &Request, threshold: Threshold) -> Text {
+    let mut approvers: Vec<Span> = req.approvals.iter().map(|a| Span::Person(a.approver.clone())).collect();
+    let required = threshold.required;
+    let given = threshold.given(approvers.len());
+    if threshold.credited > 0 {
+        approvers.insert(0, Span::Plain("on call".into()));
+    }
     let approved = || match req.kind {
         RequestKind::BreakGlass => Text::plain("Break-glass (no approval)"),
         _ if approvers.is_empty() => Text::plain("Auto-approved"),
@@ -72,10 +77,10 @@ pub fn status(req: &Request, required: u32) -> Text {
     };
     let until = || req.expires_at.map(time).unwrap_or_else(|| "?".into());
     match req.state {
-        State::Pending if approvers.is_empty() => {
+        State::Pending if given == 0 => {
             Text::plain(format!("Waiting for {required} approval{}", if required == 1 { "" } else { "s" }))
         }
-        State::Pending => joined(Text::plain(format!("{} of {required} approvals: ", approvers.len())), approvers),
+        State::Pending => joined(Text::plain(format!("{given} of {required} approvals: ")), approvers),
         State::Waiting => approved().and(" — waiting for the other roles of this request"),
         State::Scheduled => approved().and(format!(" — starts at {}", req.starts_at.map(time).unwrap_or_default())),
         State::Approved => approved().and(" — being applied"),
@@ -106,12 +111,26 @@ fn rule_notes(policy: &Policy, req: &Request) -> Option<Text> {
             .and(format!("{} is a service identity (automation), owned by ", req.requester))
             .push(Span::Person(owner.clone()));
     }
+    let threshold = req.threshold(policy);
     for f in &req.rules {
         if let Some(d) = &f.detail {
             t = if t.0.is_empty() { t } else { t.and("; ") }.and("rule ").code(&f.rule).and(format!(": {d}"));
+            if f.credit.is_some() {
+                t = t.and(credit_note(req, threshold));
+            }
         }
     }
     (!t.0.is_empty()).then_some(t)
+}
+
+/// What an on-call rule's credit did: ": counts as one approval; 1 more needed".
+pub(super) fn credit_note(req: &Request, threshold: Threshold) -> String {
+    let missing = threshold.missing(req.approvals.len());
+    match (threshold.credited, req.state) {
+        (0, _) => ": it would count as one approval, but another rule asks for people's approval".into(),
+        (_, State::Pending) => format!(": counts as one approval; {missing} more needed"),
+        _ => ": counted as one approval".into(),
+    }
 }
 
 /// The approval card of `members` (a request's roles, one row each, as
@@ -127,14 +146,14 @@ pub fn card_of(policy: &Policy, members: &[Request]) -> Option<Message> {
 
 /// The whole card.
 pub fn card(policy: &Policy, req: &Request) -> Message {
-    let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+    let threshold = req.threshold(policy);
     let mut fields = vec![("Reason".to_string(), Text::plain(req.reason.as_str()))];
     if let Some(t) = &req.ticket {
         fields.push(("Ticket".to_string(), Text::plain(t)));
     }
     let mut msg = Message { tone: Tone::Info, blocks: vec![Block::Heading(title(req))] }
         .with(Block::Fields(fields))
-        .with(Block::Text(status(req, required)));
+        .with(Block::Text(status(req, threshold)));
     if let Some(notes) = rule_notes(policy, req) {
         msg = msg.with(Block::Context(notes));
     }

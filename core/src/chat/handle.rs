@@ -202,7 +202,13 @@ async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Handled, CoreError> {
 /// changes."
 pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
     let role = policy.roles.get(&req.role);
-    let required = role.map(|r| r.approvals_required).unwrap_or(1);
+    let threshold = req.threshold(policy);
+    let missing = threshold.missing(req.approvals.len());
+    let plural = if missing == 1 { "" } else { "s" };
+    let needs = match threshold.credited {
+        0 => format!("{missing} approval{plural}"),
+        _ => format!("{missing} more approval{plural} (being on call counts as one)"),
+    };
     let mut t = Text::plain(format!("Request {} for ", req.id)).code(req.role.as_str()).and(format!(
         " ({}{}) ",
         req.duration,
@@ -212,10 +218,7 @@ pub fn sent(ctx: &Ctx<'_>, policy: &Policy, req: &Request) -> Text {
         Some(c) => t.and("sent to ").push(Span::Channel(c.clone())),
         None => t.and("sent to the approvers"),
     };
-    t.and(format!(
-        "; it needs {required} approval{}. I'll DM you when it changes.",
-        if required == 1 { "" } else { "s" }
-    ))
+    t.and(format!("; it needs {needs}. I'll DM you when it changes."))
 }
 
 /// "Request #41 for `db-admin`, `logs-read` (2h) sent to their approvers; …".
@@ -227,12 +230,23 @@ fn sent_batch(members: &[Request]) -> Text {
         }
         t = t.code(m.role.as_str());
     }
-    t.and(format!(
-        " ({}{}) sent to their approvers; each role needs its own approvals and nothing is granted until all are in. \
-         I'll DM you when it changes.",
-        members[0].duration,
-        super::card::from(&members[0])
-    ))
+    let lead = &members[0];
+    let how = if lead.granted_in_part() {
+        "each role needs its own approvals and is granted once none is still waiting for them; a role denied \
+         does not stop the others."
+    } else {
+        "each role needs its own approvals and nothing is granted until all are in."
+    };
+    let mut t = t.and(format!(" ({}{}) sent to their approvers; {how}", lead.duration, super::card::from(lead)));
+    for note in left_out(lead) {
+        t = t.and(format!(" {note}"));
+    }
+    t.and(" I'll DM you when it changes.")
+}
+
+/// What a request granted in part says about the roles left out of it.
+pub(super) fn left_out(req: &Request) -> impl Iterator<Item = &str> {
+    req.rules.iter().filter(|f| f.effect == crate::request::REFUSED_ROLE).filter_map(|f| f.detail.as_deref())
 }
 
 fn help(policy: &Policy, caller: &Caller, syntax: Syntax) -> Message {

@@ -75,8 +75,13 @@ pub fn nudges(ev: &AuditEvent, req: &Request, policy: &Policy) -> Vec<(PersonId,
 /// "1 of 2 approvals, 25m left before it times out".
 fn waiting(req: &Request, policy: &Policy, at: DateTime<Utc>) -> String {
     let role = policy.roles.get(&req.role);
-    let required = role.map(|r| r.approvals_required).unwrap_or(1) + req.extra_approvals;
-    let mut out = format!("{} of {required} approval{}", req.approvals.len(), if required == 1 { "" } else { "s" });
+    let threshold = req.threshold(policy);
+    let required = threshold.required;
+    let mut out = format!(
+        "{} of {required} approval{}",
+        threshold.given(req.approvals.len()),
+        if required == 1 { "" } else { "s" }
+    );
     if let Some(r) = role {
         let left = (req.created_at + r.pending_timeout.as_chrono() - at).num_seconds();
         // Rounded up to the minute: "0m left" would read as already gone.

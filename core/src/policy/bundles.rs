@@ -2,7 +2,7 @@
 //! ["db-admin", "logs-read"]`), requested by that name like a role (`/elevate incident 2h …`).
 //! A bundle is only a shorthand for typing the roles: each role keeps its own requesters,
 //! approvers, thresholds, durations and rules, and the request is all or nothing (see
-//! `service::batch`).
+//! `service::batch`) unless the bundle says `partial = true`.
 
 use super::{
     Policy, Role,
@@ -22,6 +22,10 @@ pub struct Bundle {
     pub name: RoleName,
     pub description: Option<String>,
     pub roles: Vec<RoleName>,
+    /// `partial = true`: granted in part. A role refused by a rule (or a lockdown) when it is
+    /// asked for is left out and the others go ahead; a role denied, withdrawn or timed out
+    /// before the grant does not end the others. Off by default: all or nothing.
+    pub partial: bool,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +33,8 @@ pub struct Bundle {
 struct RawBundle {
     roles: Vec<String>,
     description: Option<String>,
+    #[serde(default)]
+    partial: bool,
 }
 
 /// Parses `[bundles.*]`: every role must exist, at least two, no repeats, at most
@@ -79,12 +85,20 @@ pub(super) fn parse_bundles(
         } else if raw.roles.len() > MAX_ROLES {
             errs.push(ConfigError::new(format!("{path}.roles"), format!("name at most {MAX_ROLES} roles")));
         }
-        out.insert(name.clone(), Bundle { name, description: raw.description, roles: members });
+        out.insert(name.clone(), Bundle { name, description: raw.description, roles: members, partial: raw.partial });
     }
     out
 }
 
 impl Policy {
+    /// The bundle `what` names, when it names exactly one bundle that is granted in part
+    /// (`partial = true`). Roles typed with commas, or a bundle mixed with other roles, are
+    /// all or nothing.
+    pub fn partial_bundle(&self, what: &str) -> Option<&Bundle> {
+        let name = RoleName::parse(what.trim()).ok()?;
+        self.bundles.get(&name).filter(|b| b.partial)
+    }
+
     /// The roles `what` asks for: one role, a bundle's roles, or roles separated by commas
     /// (`db-admin,logs-read`; bundles may be mixed in). Each role once, in the order named.
     /// An unknown name is refused with the closest known one.
@@ -156,6 +170,17 @@ mod tests {
         assert_eq!(names("db,incident"), ["db", "logs"], "each role once");
         assert!(p.resolve_roles("db,,logs").unwrap_err().message.contains("empty role name"));
         assert!(p.resolve_roles("db,lgos").unwrap_err().message.contains("Did you mean `logs`"));
+        assert!(p.partial_bundle("incident").is_none(), "all or nothing unless it says so");
+    }
+
+    #[test]
+    fn a_bundle_can_be_granted_in_part() {
+        let p = parse("[bundles.incident]\nroles = [\"db\", \"logs\"]\npartial = true").unwrap();
+        assert_eq!(p.partial_bundle("incident").map(|b| b.roles.len()), Some(2));
+        assert!(p.partial_bundle("incident,db").is_none() && p.partial_bundle("db").is_none());
+        let errs = parse("[bundles.incident]\nroles = [\"db\", \"logs\"]\npartial = \"yes\"").unwrap_err();
+        assert!(errs[0].path.starts_with("bundles.incident"), "{errs:?}");
+        assert!(errs[0].message.contains("partial") || errs[0].path.ends_with("partial"), "{errs:?}");
     }
 
     #[test]

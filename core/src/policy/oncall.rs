@@ -1,6 +1,7 @@
-//! On-call rules: `[rules.NAME] kind = "on_call"` auto-approves a request when its requester is on
-//! call now in one of the named schedules (optionally only at some escalation levels), for the
-//! roles the rule names, never for every role. Who the requester is in the on-call service is a
+//! On-call rules: `[rules.NAME] kind = "on_call"` auto-approves a request (or, with
+//! `effect = "one_approval"`, counts as one of its approvals) when its requester is on call now in
+//! one of the named schedules (optionally only at some escalation levels), for the roles the rule
+//! names, never for every role. Who the requester is in the on-call service is a
 //! person attribute the rule names (`match_by`): their PagerDuty user id, their Opsgenie username
 //! or their email. The lookup itself is the service's (`service/oncall.rs`), through the
 //! [`crate::oncall::OnCall`] port.
@@ -104,6 +105,31 @@ pub struct OnCallRule {
     /// PagerDuty only: the escalation levels that count (empty: any).
     pub levels: Vec<u32>,
     pub match_by: OnCallMatch,
+    pub effect: OnCallEffect,
+}
+
+/// What being on call does for a request (`effect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnCallEffect {
+    /// `approve`: the request is approved without a human (unless another rule forbids it).
+    #[default]
+    Approve,
+    /// `one_approval`: being on call counts as one approval; people give the rest, and at least
+    /// one person still approves when another rule added an approval or forbade auto-approval.
+    OneApproval,
+}
+
+impl OnCallEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnCallEffect::Approve => "approve",
+            OnCallEffect::OneApproval => "one_approval",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [OnCallEffect::Approve, OnCallEffect::OneApproval].into_iter().find(|e| e.as_str() == s)
+    }
 }
 
 #[derive(Deserialize)]
@@ -121,6 +147,7 @@ struct RawOnCall {
     #[serde(default)]
     escalation_levels: Vec<u32>,
     match_by: String,
+    effect: Option<String>,
 }
 
 /// Schedule and escalation policy ids go into URLs: one word of at most 100 characters.
@@ -202,6 +229,16 @@ pub(super) fn parse_rule(
             }
         }
     }
+    let effect = match raw.effect.as_deref() {
+        None => Some(OnCallEffect::Approve),
+        Some(e) => OnCallEffect::parse(e).or_else(|| {
+            errs.push(ConfigError::new(
+                format!("{path}.effect"),
+                format!("`{e}`: use approve (being on call approves) or one_approval (it counts as one approval)"),
+            ));
+            None
+        }),
+    };
     if let Some(i) = raw.escalation_levels.iter().position(|l| *l == 0) {
         errs.push(ConfigError::new(format!("{path}.escalation_levels[{i}]"), "levels start at 1"));
     }
@@ -217,6 +254,7 @@ pub(super) fn parse_rule(
             escalation_policies: raw.escalation_policies,
             levels: raw.escalation_levels,
             match_by: match_by?,
+            effect: effect?,
         }),
         advice: raw.advice,
     })
@@ -254,6 +292,7 @@ mod tests {
         .unwrap();
         let RuleKind::OnCall(r) = &p.rules[0].kind else { panic!("not an on-call rule") };
         assert_eq!(r.levels, vec![1]);
+        assert_eq!(r.effect, super::OnCallEffect::Approve, "approve unless it says otherwise");
         assert_eq!(p.persons.values().next().unwrap().on_call.pagerduty_user.as_deref(), Some("PALICE1"));
     }
 
@@ -269,6 +308,12 @@ mod tests {
         {
             assert!(paths.contains(&want), "missing {want} in {errs:#?}");
         }
+        let errs = parse(
+            "kind = \"on_call\"\nservice = \"pagerduty\"\nroles = [\"db\"]\nschedules = [\"S\"]\nmatch_by = \"pagerduty_user\"\neffect = \"half\"",
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].path, "rules.oncall.effect");
+        assert!(errs[0].message.contains("one_approval"), "{errs:#?}");
         let errs =
             parse("kind = \"on_call\"\nservice = \"pd\"\nroles = [\"db\"]\nschedules = [\"S\"]\nmatch_by = \"slack\"")
                 .unwrap_err();

@@ -23,6 +23,15 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The name a fired rule records (`FiredRule::effect`), kept as requests already store it.
+    pub const fn fired_name(self) -> &'static str {
+        match self {
+            Effect::Deny => "deny",
+            Effect::ExtraApproval => "extraapproval",
+            Effect::NoAutoApprove => "noautoapprove",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Effect> {
         match s {
             "deny" => Some(Effect::Deny),
@@ -117,6 +126,22 @@ pub struct FiredRule {
     /// where, or why nobody could tell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// An on-call rule with `effect = "one_approval"` that found the requester on call: it
+    /// counts as one approval (see [`crate::threshold::Threshold`]), and this says where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<OnCallCredit>,
+}
+
+/// Where the requester was found on call, for a rule that counts it as an approval; kept with
+/// the request so the threshold, the card and the audit trail read the same fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OnCallCredit {
+    pub service: crate::oncall::OnCallService,
+    pub schedule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
 }
 
 /// Why a request is refused by a rule.
@@ -175,8 +200,9 @@ pub fn evaluate(policy: &Policy, input: &RuleInput) -> Verdict {
         let fire = |effect: Effect, why: String, alert: bool, revoke: bool, v: &mut Verdict| {
             v.fired.push(FiredRule {
                 rule: rule.name.clone(),
-                effect: format!("{effect:?}").to_lowercase(),
+                effect: effect.fired_name().into(),
                 detail: None,
+                credit: None,
             });
             match effect {
                 Effect::Deny if v.refusal.is_none() => {

@@ -50,6 +50,13 @@ impl NotAllowed {
 }
 
 impl Service {
+    /// `"service"` when `person` is a service identity, for the `actor_kind` (or
+    /// `requester_kind`) of the events it causes: the actor of an event is `person:NAME` for
+    /// persons and services alike, and this tells them apart in the audit trail.
+    pub(super) fn service_marker(&self, person: &crate::PersonId) -> Option<serde_json::Value> {
+        self.policy().person(person).is_some_and(|p| p.is_service()).then(|| json!("service"))
+    }
+
     /// Records that `user` of `platform` was refused, and returns the refusal to show them.
     /// A failure to record is logged; the refusal stands either way.
     pub async fn refuse_actor(&self, platform: &str, user: &str, why: NotAllowed) -> UserError {

@@ -10,7 +10,11 @@
 //! - Granted as one: a role whose approvals are in moves to `waiting` and holds nothing; once
 //!   every role is waiting, all move to `approved` and are applied (to `scheduled`, for a
 //!   request with a start: see `scheduled.rs`). A role denied, cancelled, timed out or revoked
-//!   before it was granted ends the others (denied by rule `batch`). There is no partial grant.
+//!   before it was granted ends the others (denied by rule `batch`). There is no partial grant,
+//!   unless the request was a bundle with `partial = true` (every row marked
+//!   [`crate::request::PARTIAL`]): then a role a rule refuses is left out before anything is
+//!   written, and a role that ends before its grant is left out; the check grants the waiting
+//!   roles once none is pending.
 //! - Every move into `waiting` or out of the open states queues a [`DueKind::BatchCheck`] in
 //!   its own transaction, so the step that completes or ends the batch survives a crash, and
 //!   of any number of checks each row moves once (compare-and-set).
@@ -24,7 +28,7 @@ use crate::{
     error::{CoreError, CoreResult},
     policy::{
         Caller, Role,
-        rules::{Refusal, Verdict},
+        rules::{FiredRule, Refusal, Verdict},
     },
     ports::{Change, DecideFn, Decision, DueItem, DueKind, NewDue, RequestQuery},
     request::{Request, RequestKind},
@@ -145,25 +149,44 @@ impl Service {
             });
         }
         // Lockdowns and rules, role by role; the first refusal refuses the whole request. It is
-        // recorded against the role it concerns (rate limits count refused attempts).
+        // recorded against the role it concerns (rate limits count refused attempts). Granted
+        // in part (a bundle with `partial = true`), a refused role is recorded the same way and
+        // left out, and the others go ahead; when every role is refused, so is the request.
+        let partial = policy.partial_bundle(&input.role).map(|b| b.name.clone());
         let mut verdicts = Vec::with_capacity(roles.len());
         let mut on_calls = Vec::with_capacity(roles.len());
-        for (role, draft) in roles.iter().zip(drafts.iter_mut()) {
+        let mut kept: Vec<&Role> = Vec::with_capacity(roles.len());
+        let mut kept_drafts = Vec::with_capacity(roles.len());
+        let mut left_out: Vec<(FiredRule, CoreError)> = Vec::new();
+        for (role, mut draft) in roles.iter().copied().zip(drafts) {
             if let Some(l) = self.lockdown_for(role, false).await? {
-                let message = format!(
-                    "Nothing was requested: `{}` is locked down by {} since {}: {}. Ask for the other roles \
-                     without it, or ask the security team to unlock it.",
+                let locked = format!(
+                    "`{}` is locked down by {} since {}: {}.",
                     role.name,
                     l.locked_by,
                     crate::render::time(l.locked_at),
                     l.reason
                 );
+                let message = match partial {
+                    Some(_) => locked,
+                    None => format!(
+                        "Nothing was requested: {locked} Ask for the other roles without it, or ask the security \
+                         team to unlock it."
+                    ),
+                };
                 let refusal = Refusal { rule: "lockdown".into(), message, alert: false, revoke_grants: false };
-                let draft = clone_draft(draft);
-                return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await);
+                match partial {
+                    Some(_) => left_out.push(self.leave_out(caller, role, draft, refusal, &Verdict::default()).await?),
+                    None => return Err(self.refuse(caller, role, draft, &refusal, &Verdict::default()).await),
+                }
+                continue;
             }
             let verdict = self.rules_for(caller, role, &draft.source, false, None).await?;
             if let Some(refusal) = verdict.refusal.clone() {
+                if partial.is_some() {
+                    left_out.push(self.leave_out(caller, role, draft, refusal, &verdict).await?);
+                    continue;
+                }
                 let refusal = Refusal {
                     message: format!(
                         "Nothing was requested: rule `{}` refuses `{}`: {}",
@@ -171,7 +194,7 @@ impl Service {
                     ),
                     ..refusal
                 };
-                return Err(self.refuse(caller, role, clone_draft(draft), &refusal, &verdict).await);
+                return Err(self.refuse(caller, role, draft, &refusal, &verdict).await);
             }
             // Tickets that must exist and on-call rules, as for a request of one role: a ticket
             // refused for any role refuses the whole request, before anything is written.
@@ -183,10 +206,25 @@ impl Service {
             verdict.fired.extend(on_call.fired);
             on_calls.push(on_call.approve);
             verdicts.push(verdict);
+            kept.push(role);
+            kept_drafts.push(draft);
         }
+        if kept.is_empty() {
+            let (_, first) = left_out.into_iter().next().ok_or_else(|| CoreError::Internal("no roles".into()))?;
+            return Err(first);
+        }
+        if let Some(bundle) = &partial {
+            // Every role keeps the mark (its batch check reads it) and the roles left out.
+            let notes: Vec<FiredRule> = left_out.into_iter().map(|(f, _)| f).collect();
+            for v in &mut verdicts {
+                v.fired.push(FiredRule::partial(bundle.as_str()));
+                v.fired.extend(notes.iter().cloned());
+            }
+        }
+        let roles = kept;
         let all: Vec<RoleName> = roles.iter().map(|r| r.name.clone()).collect();
         let mut members = Vec::with_capacity(roles.len());
-        for ((role, draft), verdict) in roles.iter().zip(drafts).zip(&verdicts) {
+        for ((role, draft), verdict) in roles.iter().zip(kept_drafts).zip(&verdicts) {
             let others: Vec<RoleName> = all.iter().filter(|n| **n != role.name).cloned().collect();
             members.push(self.pending_parts(caller, role, draft, verdict, &others));
         }
@@ -195,17 +233,30 @@ impl Service {
         if let Some(at) = first_due {
             self.wake.due(at);
         }
-        for (((req, role), verdict), on_call) in created.iter().zip(roles).zip(&verdicts).zip(on_calls) {
-            let why = policy.auto_approves(caller, role).map(|w| (w, None)).or(on_call.map(|(w, d)| (w, Some(d))));
-            if let Some((why, on_call)) = why
-                && !verdict.no_auto_approve
-                && verdict.extra_approvals == 0
-            {
-                self.auto_approve(req.clone(), &why, on_call).await?;
-            }
+        for (((req, role), verdict), on_call) in created.iter().zip(roles.iter().copied()).zip(&verdicts).zip(on_calls)
+        {
+            self.approve_without_people(&policy, caller, role, req.clone(), verdict, on_call).await?;
         }
         let lead = created.first().map(|r| r.id).ok_or_else(|| CoreError::Internal("empty batch".into()))?;
         self.get(lead).await
+    }
+
+    /// Records `role` refused by `refusal` (as a refusal of one role is recorded, so rate limits
+    /// count it) and returns the note kept with the other roles, and the refusal to answer
+    /// with should every role be refused.
+    async fn leave_out(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        draft: Draft,
+        refusal: Refusal,
+        verdict: &Verdict,
+    ) -> CoreResult<(FiredRule, CoreError)> {
+        let note = FiredRule::refused_role(&role.name, &refusal.rule, &refusal.message);
+        match self.refuse(caller, role, draft, &refusal, verdict).await {
+            e @ CoreError::User(_) => Ok((note, e)),
+            other => Err(other),
+        }
     }
 
     /// One click approves every role of the request that the caller may approve now. If they
@@ -257,11 +308,10 @@ impl Service {
         let policy = self.policy();
         let members = self.batch_members(batch).await?;
         let request = members.first().cloned().ok_or_else(|| CoreError::Internal("empty batch".into()))?;
-        let required =
-            |r: &Request| policy.roles.get(&r.role).map(|x| x.approvals_required).unwrap_or(1) + r.extra_approvals;
+        let threshold = |r: &Request| r.threshold(&policy);
         Ok(super::ApproveOutcome {
-            approvals: members.iter().map(|r| (r.approvals.len() as u32).min(required(r))).sum(),
-            required: members.iter().map(required).sum(),
+            approvals: members.iter().map(|r| threshold(r).given(r.approvals.len()).min(threshold(r).required)).sum(),
+            required: members.iter().map(|r| threshold(r).required).sum(),
             approved,
             batch: members,
             request,
@@ -299,8 +349,12 @@ impl Service {
     /// The requester withdraws every open role of the request.
     pub(super) async fn cancel_batch(&self, caller: &Caller, batch: BatchId) -> CoreResult<Request> {
         let members = self.batch_members(batch).await?;
-        let open: Vec<&Request> =
+        let mut open: Vec<&Request> =
             members.iter().filter(|r| matches!(r.state, State::Pending | State::Waiting | State::Scheduled)).collect();
+        // Roles whose approvals are in go first: granted in part, a batch check between two of
+        // these cancellations grants the waiting roles once no role is pending, so the pending
+        // ones must be the last to go.
+        open.sort_by_key(|r| r.state == State::Pending);
         let Some(first) = open.first() else {
             return self.cancel_one(caller, batch.lead()).await;
         };
@@ -318,13 +372,22 @@ impl Service {
     /// number of checks at once: each row moves by compare-and-set.
     pub(super) async fn run_batch_check(&self, item: DueItem, req: Request) -> CoreResult<()> {
         let Some(batch) = req.batch else { return self.finish(&item).await };
-        let members = self.batch_members(batch).await?;
+        let mut members = self.batch_members(batch).await?;
         let now = self.now();
         // Ended before it was granted: refused, withdrawn, timed out, or revoked while scheduled.
-        let refused = members.iter().find(|m| {
+        let ended = |m: &Request| {
             matches!(m.state, State::Denied | State::Cancelled | State::TimedOut)
-                || (m.state == State::Revoked && m.granted_at.is_none())
-        });
+                || m.state == State::Revoked && m.granted_at.is_none()
+        };
+        if req.granted_in_part() {
+            // Granted in part: a role that ended is left out; the others are granted once none
+            // of them still waits for approvals.
+            members.retain(|m| !ended(m));
+            if members.is_empty() || members.iter().any(|m| m.state == State::Pending) {
+                return self.finish(&item).await;
+            }
+        }
+        let refused = members.iter().find(|m| ended(m));
         if let Some(cause) = refused {
             let why = format!(
                 "`{}` ({}) of the same request was {}; nothing is granted in part",
@@ -351,7 +414,7 @@ impl Service {
                 });
                 self.store.decide(m.id, f).await.map_err(CoreError::store)?;
             }
-        } else if members.iter().all(|m| m.state == State::Waiting) {
+        } else if !members.is_empty() && members.iter().all(|m| m.state == State::Waiting) {
             let ttl = self.policy().settings.scheduled_approval_ttl;
             let roles: Vec<String> = members.iter().map(|m| m.role.to_string()).collect();
             for m in &members {
@@ -380,16 +443,5 @@ impl Service {
             self.wake.wake();
         }
         self.finish(&item).await
-    }
-}
-
-fn clone_draft(d: &Draft) -> Draft {
-    Draft {
-        kind: d.kind,
-        duration: d.duration,
-        reason: d.reason.clone(),
-        ticket: d.ticket.clone(),
-        source: d.source.clone(),
-        starts_at: d.starts_at,
     }
 }

@@ -1,15 +1,16 @@
-//! Commands people give: request, approve, deny, cancel, revoke, release, extend.
+//! Commands people give: approve, deny, cancel, revoke, release (requests: `request.rs`,
+//! `batch.rs`; extensions: `extend.rs`).
 //! Each checks the caller's authority against the policy as it is now, then asks the store to
 //! apply one decision atomically.
 
 use super::{Service, role_groups};
 use crate::{
-    EndReason, Field, GrantDuration, Reason, RequestId, State, UserError,
-    audit::{Actor, EventKind, NewEvent},
-    error::{CoreError, CoreResult, ErrorCode},
+    EndReason, Field, Reason, RequestId, State, UserError,
+    audit::{Actor, EventKind, NewEvent, details},
+    error::{CoreResult, ErrorCode},
     policy::Caller,
     ports::{Change, Decision, DueKind, NewDue, Patch},
-    request::{NewRequest, Request, RequestKind, Source},
+    request::{Request, Source},
 };
 use serde_json::json;
 
@@ -50,13 +51,6 @@ impl ApproveOutcome {
             self.batch.iter().all(|r| r.state != State::Pending)
         }
     }
-}
-
-/// What an extension did: it is a new request that needs approval like any other.
-#[derive(Debug, Clone)]
-pub struct ExtendOutcome {
-    pub extension: Request,
-    pub parent: Request,
 }
 
 fn final_state_message(req: &Request) -> String {
@@ -130,36 +124,42 @@ impl Service {
                     req.id
                 )));
             }
+            let threshold = req.threshold(&policy);
             if req.approvals.iter().any(|a| a.approver == caller_c.person) {
                 return refuse(UserError::conflict(format!(
                     "You have already approved {}; it needs {} approvals from different people.",
                     req.id,
-                    role.approvals_required + req.extra_approvals
+                    threshold.from_people()
                 )));
             }
-            let count = req.approvals.len() as u32 + 1;
+            let count = req.approvals.len() + 1;
             let mut approvers: Vec<String> = req.approvals.iter().map(|a| a.approver.to_string()).collect();
             approvers.push(caller_c.person.to_string());
-            let required = role.approvals_required + req.extra_approvals;
-            let body = json!({ "approvals": count, "required": required, "approvers": approvers });
+            let mut body =
+                json!({ "approvals": threshold.given(count), "required": threshold.required, "approvers": approvers });
+            if let Some(credit) = crate::threshold::credit_details(threshold, &req.rules) {
+                body["credited"] = json!(threshold.credited);
+                body["on_call"] = credit;
+            }
+            let done = threshold.met(count);
             // Scheduled access: the requester must still be allowed what they asked for.
             if req.starts_at.is_some()
                 && let Err(why) = super::scheduled::still_allowed(&policy, req)
             {
                 return refuse(UserError::conflict(format!("{} cannot be approved: {why}.", req.id)));
             }
-            if count >= required
+            if done
                 && req.batch.is_none()
                 && let Some(mut change) = super::scheduled::scheduled(req, now, actor.clone(), &body, ttl)
             {
                 change.approval = Some(caller_c.person.clone());
                 Decision::from(change)
-            } else if count >= required && req.batch.is_some() {
+            } else if done && req.batch.is_some() {
                 // One role of several: its approvals are in; it is applied with the others.
                 let mut change = super::batch::waiting(req, now, actor.clone(), body);
                 change.approval = Some(caller_c.person.clone());
                 Decision::from(change)
-            } else if count >= required {
+            } else if done {
                 Decision::from(Change {
                     to: Some(State::Approved),
                     approval: Some(caller_c.person.clone()),
@@ -177,14 +177,13 @@ impl Service {
             }
         });
         let req = self.decide(id, f).await?;
-        let required =
-            self.policy().roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1) + req.extra_approvals;
+        let threshold = req.threshold(&self.policy());
         if req.state == State::Approved {
             self.wake.wake();
         }
         Ok(ApproveOutcome {
-            approvals: req.approvals.len() as u32,
-            required,
+            approvals: threshold.given(req.approvals.len()),
+            required: threshold.required,
             approved: vec![req.id],
             batch: Vec::new(),
             request: req,
@@ -257,6 +256,7 @@ impl Service {
     pub(super) async fn cancel_one(&self, caller: &Caller, id: RequestId) -> CoreResult<Request> {
         let caller_c = caller.clone();
         let now = self.now();
+        let body = details([("actor_kind", self.service_marker(&caller.person))]);
         let f = Box::new(move |req: &Request| -> Decision {
             if req.requester != caller_c.person {
                 return Decision::Refuse(
@@ -276,7 +276,7 @@ impl Service {
                     Actor::Person(caller_c.person.clone()),
                     EventKind::RequestCancelled,
                     Some(req.id),
-                    json!({}),
+                    body.clone(),
                 )),
                 cancel: vec![
                     DueKind::PendingTimeout,
@@ -325,6 +325,10 @@ impl Service {
             Actor::Person(p) => p.to_string(),
             other => other.to_string(),
         };
+        let actor_kind = match &by {
+            Actor::Person(p) => self.service_marker(p),
+            _ => None,
+        };
         let f = Box::new(move |req: &Request| -> Decision {
             let verb = if ending == EndReason::Released { "release" } else { "revoke" };
             if !allowed(req) {
@@ -336,7 +340,11 @@ impl Service {
                 return Decision::Refuse(UserError::forbidden(who), None);
             }
             let actor = by.clone();
-            let body = json!({ "ending": ending.as_str(), "reason": reason });
+            let body = details([
+                ("ending", Some(json!(ending.as_str()))),
+                ("reason", Some(json!(reason))),
+                ("actor_kind", actor_kind.clone()),
+            ]);
             let patch = Patch {
                 ending: Some(ending),
                 closed_by: Some(closed_by.clone()),
@@ -394,92 +402,5 @@ impl Service {
         let req = self.decide(id, f).await?;
         self.wake.wake();
         Ok(req)
-    }
-
-    /// More time on an active grant. It is a request of its own (kind `extension`) that goes
-    /// through the role's approvals; it can never take the grant past the role's max total.
-    pub async fn extend(
-        &self,
-        caller: &Caller,
-        id: RequestId,
-        duration: &str,
-        reason: Option<&str>,
-    ) -> CoreResult<ExtendOutcome> {
-        self.known_caller(caller)?;
-        let policy = self.policy();
-        let parent = self.get(id).await?;
-        if parent.requester != caller.person {
-            return Err(UserError::forbidden(format!("Only {} can extend {}.", parent.requester, parent.id)).into());
-        }
-        if parent.state != State::Active {
-            return Err(UserError::conflict(format!(
-                "Only an active grant can be extended; {} is {}.",
-                parent.id, parent.state
-            ))
-            .into());
-        }
-        let extra = GrantDuration::parse(duration).map_err(|e| UserError::invalid(e).on(Field::Duration))?;
-        let role = policy.role(parent.role.as_str())?;
-        let (Some(granted), Some(expires)) = (parent.granted_at, parent.expires_at) else {
-            return Err(CoreError::Internal(format!("active request {} has no grant window", parent.id)));
-        };
-        let held = (expires - granted).num_seconds();
-        let left = role.max_total_duration.secs() - held;
-        if extra.secs() > left {
-            let msg = if left <= 0 {
-                format!(
-                    "{} already runs for `{}`'s max total of {}; it cannot be extended.",
-                    parent.id, role.name, role.max_total_duration
-                )
-            } else {
-                let left = GrantDuration::from_secs(left).expect("positive");
-                format!(
-                    "That would take {} past `{}`'s max total of {}; you can extend by at most {left}.",
-                    parent.id, role.name, role.max_total_duration
-                )
-            };
-            return Err(UserError::invalid(msg).on(Field::Duration).into());
-        }
-        let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
-            Some(r) => Reason::parse(r).map_err(|e| UserError::invalid(e).on(Field::Reason))?,
-            None => Reason::parse(&format!("extension of {}: {}", parent.id, parent.reason))
-                .or_else(|_| Reason::parse(&format!("extension of {}", parent.id)))
-                .map_err(UserError::invalid)?,
-        };
-        let now = self.now();
-        let new = NewRequest {
-            kind: RequestKind::Extension(parent.id),
-            role: parent.role.clone(),
-            requester: caller.person.clone(),
-            duration: extra,
-            reason: reason.clone(),
-            ticket: parent.ticket.clone(),
-            source: parent.source.clone(),
-            state: State::Pending,
-            created_at: now,
-            extra_approvals: parent.extra_approvals,
-            rules: parent.rules.clone(),
-            closed_by: None,
-            note: None,
-            starts_at: None,
-        };
-        let event = NewEvent::new(
-            now,
-            Actor::Person(caller.person.clone()),
-            EventKind::RequestCreated,
-            None,
-            json!({ "role": parent.role, "duration": extra.to_string(), "reason": reason, "extends": parent.id.0,
-                    "approvals_required": role.approvals_required }),
-        );
-        let due = vec![NewDue {
-            kind: DueKind::PendingTimeout,
-            request: None,
-            // An extension left pending past the grant's end is moot.
-            due_at: (now + role.pending_timeout.as_chrono()).min(expires),
-            payload: serde_json::Value::Null,
-        }];
-        let extension = self.store.create_request(new, event, due).await.map_err(CoreError::store)?;
-        self.wake.wake();
-        Ok(ExtendOutcome { extension, parent })
     }
 }

@@ -16,7 +16,7 @@ impl Service {
     pub(super) async fn run_reminder(&self, item: DueItem, req: Request) -> CoreResult<()> {
         let policy = self.policy();
         let every = policy.roles.get(&req.role).and_then(|r| r.reminder_interval);
-        let required = policy.roles.get(&req.role).map(|r| r.approvals_required).unwrap_or(1);
+        let threshold = req.threshold(&policy);
         let timeout = policy.roles.get(&req.role).map(|r| r.pending_timeout.as_chrono());
         let now = self.now();
         let item_id = item.id;
@@ -31,7 +31,8 @@ impl Service {
                 Actor::System,
                 EventKind::RequestReminder,
                 Some(r.id),
-                json!({ "approvals": r.approvals.len(), "required": required, "waiting_secs": (now - r.created_at).num_seconds() }),
+                json!({ "approvals": threshold.given(r.approvals.len()), "required": threshold.required,
+                        "waiting_secs": (now - r.created_at).num_seconds() }),
             );
             // No reminder at or after the moment the request times out.
             let next = now + every.as_chrono();

@@ -9,6 +9,7 @@ mod controls;
 mod drill;
 mod due;
 mod due_notices;
+mod extend;
 mod oncall;
 mod periodic;
 mod reload;
@@ -17,9 +18,10 @@ mod scheduled;
 mod tickets;
 
 pub use actors::NotAllowed;
-pub use commands::{ApproveOutcome, ExtendOutcome, RequestInput};
+pub use commands::{ApproveOutcome, RequestInput};
 pub use controls::LockdownReport;
 pub use drill::{DrillReport, DrillStep};
+pub use extend::ExtendOutcome;
 pub use periodic::{
     CHECKPOINT_CURSOR, ReconcileReport, VerifyReport, report_from_store, verify_since_checkpoint, verify_store,
     verify_store_watched, verify_store_with,

@@ -2,7 +2,8 @@
 //! on-call service (through the cache) whether the requester is on call now in one of the rule's
 //! schedules, at one of its levels. Whatever it finds is kept with the request as a fired rule
 //! with a detail line (shown on the card, written in the `request.created` event):
-//! `on_call` (it approves), `not_on_call`, or `on_call_unavailable` (the service could not be
+//! `on_call` (it approves), `one_approval` (it counts as one approval, and says where, in
+//! [`FiredRule::credit`]), `not_on_call`, or `on_call_unavailable` (the service could not be
 //! asked: the rule does not fire, a human decides, and a warning is logged).
 
 use super::Service;
@@ -10,8 +11,8 @@ use crate::{
     oncall::{OnCallQuery, OnCallShift},
     policy::{
         Caller, Policy, Role,
-        oncall::{OnCallMatch, OnCallRule},
-        rules::{FiredRule, RuleKind},
+        oncall::{OnCallEffect, OnCallMatch, OnCallRule},
+        rules::{FiredRule, OnCallCredit, RuleKind},
     },
 };
 use serde_json::{Value, json};
@@ -35,6 +36,7 @@ impl Service {
                 rule: rule.name.clone(),
                 effect: effect.into(),
                 detail: Some(detail),
+                credit: None,
             };
             let Some(id) = policy.person(&caller.person).and_then(|p| oc.match_by.identity(p)) else {
                 let detail = format!(
@@ -61,6 +63,16 @@ impl Service {
                     v.fired.push(fired("on_call_unavailable", detail));
                 }
                 Ok(shifts) => match shifts.iter().find(|s| counts(oc, id, s)) {
+                    Some(s) if oc.effect == OnCallEffect::OneApproval => {
+                        let detail = format!("{} is on call in {} schedule {}", caller.person, oc.service, where_(s));
+                        let credit = OnCallCredit {
+                            service: oc.service,
+                            schedule: s.schedule.clone(),
+                            schedule_name: s.schedule_name.clone(),
+                            level: s.level,
+                        };
+                        v.fired.push(FiredRule { credit: Some(credit), ..fired("one_approval", detail) });
+                    }
                     Some(s) => {
                         let detail = format!("{} is on call in {} schedule {}", caller.person, oc.service, where_(s));
                         if v.approve.is_none() {

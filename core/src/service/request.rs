@@ -94,10 +94,35 @@ impl Service {
         let on_call = self.on_call_rules(&policy, caller, role).await;
         verdict.fired.extend(on_call.fired);
         let req = self.create_pending(caller, role, draft, &verdict).await?;
-        let why = policy.auto_approves(caller, role).map(|w| (w, None)).or(on_call.approve.map(|(w, d)| (w, Some(d))));
+        self.approve_without_people(&policy, caller, role, req, &verdict, on_call.approve).await
+    }
+
+    /// Right after a request is written: approves it when the role auto-approves, when an
+    /// on-call rule approves (`on_call`: why, and the audit details), or when an approval an
+    /// on-call rule credited is all it needs; unless a rule added an approval or forbade
+    /// auto-approval. Otherwise it stays pending for people.
+    pub(super) async fn approve_without_people(
+        &self,
+        policy: &crate::Policy,
+        caller: &Caller,
+        role: &Role,
+        req: Request,
+        verdict: &Verdict,
+        on_call: Option<(String, serde_json::Value)>,
+    ) -> CoreResult<Request> {
+        let why = policy.auto_approves(caller, role).map(|w| (w, None)).or(on_call.map(|(w, d)| (w, Some(d))));
+        let threshold = req.threshold(policy);
         match why {
             Some((why, on_call)) if !verdict.no_auto_approve && verdict.extra_approvals == 0 => {
                 self.auto_approve(req, &why, on_call).await
+            }
+            _ if threshold.credited > 0 && threshold.met(0) => {
+                let credit = crate::threshold::credit_details(threshold, &req.rules);
+                let why = format!("on call, which counts as one approval, and `{}` needs one", req.role);
+                let mut details = json!({ "auto_approved": true, "why": why, "on_call": credit,
+                    "credited": threshold.credited });
+                details["required"] = json!(threshold.required);
+                self.approve_by_rule(req.id, "auto-approve", details, Patch::default(), Vec::new()).await
             }
             _ => Ok(req),
         }
@@ -235,7 +260,7 @@ impl Service {
         with: &[crate::RoleName],
     ) -> (NewRequest, NewEvent, Vec<NewDue>) {
         let now = self.now();
-        let required = role.approvals_required + verdict.extra_approvals;
+        let threshold = crate::Threshold::new(d.kind, role.approvals_required, verdict.extra_approvals, &verdict.fired);
         let breakglass = d.kind == RequestKind::BreakGlass;
         let new = NewRequest {
             kind: d.kind,
@@ -264,10 +289,12 @@ impl Service {
                 ("reason", Some(json!(d.reason))),
                 ("ticket", d.ticket.as_ref().map(|t| json!(t))),
                 ("source", Some(json!(d.source))),
-                ("approvals_required", Some(json!(if breakglass { 0 } else { required }))),
+                ("approvals_required", Some(json!(threshold.required))),
+                ("approvals_credited", (threshold.credited > 0).then(|| json!(threshold.credited))),
+                ("on_call", crate::threshold::credit_details(threshold, &verdict.fired)),
                 ("rules", (!verdict.fired.is_empty()).then(|| json!(verdict.fired))),
                 ("breakglass", breakglass.then_some(json!(true))),
-                ("requester_kind", self.policy().is_service(caller).then(|| json!("service"))),
+                ("requester_kind", self.service_marker(&caller.person)),
                 ("with_roles", (!with.is_empty()).then(|| json!(with))),
                 ("starts_at", d.starts_at.map(|s| json!(s.to_rfc3339()))),
             ]),
@@ -313,8 +340,12 @@ impl Service {
         let now = self.now();
         let ttl = self.policy().settings.scheduled_approval_ttl;
         let rule = rule.to_string();
-        details["approvals"] = json!(0);
-        details["required"] = json!(0);
+        // An approval credited by an on-call rule counts; nobody else's did.
+        let credited = details.get("credited").cloned().unwrap_or(json!(0));
+        details["approvals"] = credited;
+        if details.get("required").is_none() {
+            details["required"] = json!(0);
+        }
         details["approvers"] = json!([]);
         let f = Box::new(move |r: &Request| -> Decision {
             if r.state != State::Pending {

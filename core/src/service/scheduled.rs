@@ -112,7 +112,8 @@ impl Service {
 
     /// The start of a scheduled request (of every role of it, for several). Each role is
     /// checked again against the policy, lockdowns and rules of this moment; if all pass they
-    /// are approved and applied, else every scheduled one is refused with the reason.
+    /// are approved and applied, else every scheduled one is refused with the reason (granted
+    /// in part: each role that passes starts, each that does not is refused).
     pub(super) async fn run_start(&self, item: DueItem, req: Request) -> CoreResult<()> {
         if req.state != State::Scheduled {
             return self.finish(&item).await;
@@ -128,14 +129,23 @@ impl Service {
             Some(b) => self.batch_members(b).await?.into_iter().filter(|m| m.state == State::Scheduled).collect(),
             None => vec![req.clone()],
         };
-        let mut refusal = None;
+        // All or nothing: the first refusal refuses every role. Granted in part: each role
+        // starts or is refused on its own.
+        let mut refusals = Vec::with_capacity(members.len());
         for m in &members {
-            if let Some(r) = self.start_refusal(m, now).await? {
-                refusal = Some(r);
+            let r = self.start_refusal(m, now).await?;
+            let stop = r.is_some() && !req.granted_in_part();
+            refusals.push(r);
+            if stop {
                 break;
             }
         }
-        for m in &members {
+        let first = refusals.iter().flatten().next().cloned();
+        for (i, m) in members.iter().enumerate() {
+            let refusal = match req.granted_in_part() {
+                true => refusals.get(i).cloned().flatten(),
+                false => first.clone(),
+            };
             let f: crate::ports::DecideFn = match &refusal {
                 Some((rule, why)) => {
                     let (rule, why) = (rule.clone(), why.clone());

@@ -81,6 +81,7 @@ impl Service {
                 rule: rule.name.clone(),
                 effect: "ticket".into(),
                 detail: Some(describe(&ticket)),
+                credit: None,
             });
         }
         Ok(found)

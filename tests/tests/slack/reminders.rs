@@ -96,3 +96,51 @@ async fn an_escalation_is_said_in_the_thread_and_reaches_the_escalation_group() 
     assert!(copy().buttons().is_empty() && copy().all_text().contains("Approved by"), "{}", copy().all_text());
     assert!(app.card(id).buttons().is_empty());
 }
+
+/// A rule that adds an approval is part of the threshold everywhere it is shown or decided: the
+/// answer to the command, the card, the reminder in the thread and by DM, the audit feed line,
+/// the API, and the approval itself (one does not grant).
+#[tokio::test]
+async fn a_rule_that_adds_an_approval_needs_two_everywhere() {
+    let mut text = policy::config("{WEBHOOK_URL}").replacen(
+        "reminder_interval = \"20m\"\n",
+        "reminder_interval = \"20m\"\nremind_by_dm = true\n",
+        1,
+    );
+    text.push_str(
+        r#"
+[rules.release-week]
+kind = "freeze"
+from = "2026-03-01T00:00:00Z"
+until = "2026-03-08T00:00:00Z"
+effect = "extra_approval"
+roles = ["db"]
+"#,
+    );
+    let app = TestApp::builder().config(&text).slack().spawn().await;
+    let answer = app.slack_command("alice", "db 1h INC-1 fix lag").await.text();
+    assert!(answer.contains("it needs 2 approvals"), "{answer}");
+    let id = TestApp::id_in(&answer);
+    app.deliver().await;
+    assert!(app.card(id).all_text().contains("Waiting for 2 approvals"), "{}", app.card(id).all_text());
+    let shown = app.alice().show(id).await.ok();
+    assert_eq!((shown["approvals_required"].as_i64(), shown["approvals_missing"].as_i64()), (Some(2), Some(2)));
+
+    app.advance(Duration::minutes(20));
+    app.tick().await;
+    assert_eq!(app.thread(id), ["Still waiting: 0 of 2 approvals, 40m left before it times out."]);
+    let dm = dms(&app, "bob");
+    assert!(dm.iter().any(|d| d.contains("(0 of 2 approvals, 40m left")), "{dm:?}");
+    let reminder = app.events().await.into_iter().find(|e| e.kind == "request.reminder").unwrap();
+    assert_eq!(reminder.details["required"], 2, "the reminder's event says 2 as well");
+
+    app.slack_click("bob", "elevate_approve", id).await;
+    app.deliver().await;
+    assert_eq!(app.state(id).await, "pending", "one approval of two does not grant");
+    let card = app.card(id);
+    assert!(card.all_text().contains("1 of 2 approvals"), "{}", card.all_text());
+    assert_eq!(card.buttons(), ["elevate_approve", "elevate_deny"]);
+    assert_eq!(app.alice().show(id).await.ok()["approvals_missing"], 1);
+    app.slack_click("carol", "elevate_approve", id).await;
+    assert_eq!(app.state(id).await, "approved");
+}
