@@ -224,8 +224,9 @@ pub enum Decision {
     Refuse(UserError, Option<NewEvent>),
 }
 
-/// Core's decision, run by the store with the request's row locked.
-pub type DecideFn = Box<dyn FnOnce(&Request) -> Decision + Send>;
+/// Core's decision, run by the store on the request as it is now: with its row locked, or on
+/// a read that the write then checks is still current (run again on a newer read if not).
+pub type DecideFn = Box<dyn Fn(&Request) -> Decision + Send>;
 
 /// What came of `Store::decide`.
 #[derive(Debug, Clone, PartialEq)]

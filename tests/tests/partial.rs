@@ -179,3 +179,23 @@ on_both_dbs!(slack_says_what_was_left_out_and_grants_the_rest, |db| async move {
     assert_eq!(app.state(lead + 1).await, "active", "logs, approved on its own, with db");
     assert!(app.card(lead).buttons().is_empty());
 });
+
+// A cancel withdraws the roles one by one. A role approved while it goes through them must not
+// be granted after the cancel, even when the request may be granted in part: the moment
+// between the cancel's first role and its last is set up here by hand.
+on_both_dbs!(a_role_approved_while_the_request_is_being_cancelled_is_not_granted, |db| async move {
+    let app = app_on(db, KIT).await;
+    let body = app.alice().request("kit", "1h", "INC-7 outage in orders").await.ok();
+    let lead = body["id"].as_i64().unwrap();
+    let ids: Vec<i64> = body["members"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    app.bob().approve(lead).await.ok();
+    assert_eq!(app.state(ids[0]).await, "waiting");
+    // The cancel has withdrawn db, and not yet busy, when p01 approves busy.
+    let sql = format!("UPDATE requests SET state = 'cancelled' WHERE id = {}", ids[0]);
+    app.app.store.execute_raw_for_tests(Box::leak(sql.into_boxed_str())).await.unwrap();
+    app.person("p01").approve(lead).await.ok();
+    app.run_due().await;
+    app.run_due().await;
+    assert_eq!(app.state(ids[1]).await, "denied", "busy was not granted after the cancel");
+    assert!(!app.receiver.holds(&TestApp::grant_id(ids[1])));
+});

@@ -377,7 +377,7 @@ async fn create_as(
                 Box::new(move |_| {
                     Change {
                         to: last.then_some(State::Approved),
-                        approval: Some(approver),
+                        approval: Some(approver.clone()),
                         event: Some(NewEvent::new(at, Actor::System, EventKind::ApprovalAdded, Some(id), json!({}))),
                         ..Change::default()
                     }
@@ -617,7 +617,7 @@ on_both_dbs!(writes_committed_together_fail_and_succeed_on_their_own, |db| async
                 Change {
                     to: Some(State::Denied),
                     event: Some(event(EventKind::RequestDenied)),
-                    linked,
+                    linked: linked.clone(),
                     ..Change::default()
                 }
                 .into()

@@ -27,7 +27,7 @@ use crate::{
 use elevate_core::{
     RequestId,
     audit::NewEvent,
-    ports::{Change, DecideFn, Decided, DueItem, NewDue, StoreError},
+    ports::{Change, DecideFn, Decided, Decision, DueItem, NewDue, StoreError},
     request::{NewRequest, Request},
     time::to_millis,
 };
@@ -51,17 +51,18 @@ impl Binds {
 /// The CTE that adds `ev` to the audit log (`audit_pending`, sealed onto the chain after the
 /// commit: `pg_seal.rs`). `subject` is SQL for the event's subject (the new request's id), or
 /// None for the event's own.
-fn event_cte(b: &mut Binds, ev: NewEvent, subject: Option<&str>) -> String {
+fn event_cte(b: &mut Binds, ev: NewEvent, subject: Option<&str>, only_if: Option<&str>) -> String {
     let subject = match subject {
         Some(s) => format!("({s})"),
         None => b.add(ev.subject.map(|s| s.0)),
     };
     format!(
-        "ev AS (INSERT INTO audit_pending (at, actor, kind, subject, details) VALUES ({}, {}, {}, {subject}, {}) RETURNING id)",
+        "ev AS (INSERT INTO audit_pending (at, actor, kind, subject, details) SELECT {}, {}, {}, {subject}, {}{} RETURNING id)",
         b.add(to_millis(ev.at)),
         b.add(ev.actor.to_string()),
         b.add(ev.kind.as_str()),
-        b.add(ev.details.to_string())
+        b.add(ev.details.to_string()),
+        only_if.map(|c| format!(" WHERE {c}")).unwrap_or_default()
     )
 }
 
@@ -114,8 +115,84 @@ fn lock_and_read(id: i64) -> String {
     )
 }
 
-/// `Store::decide` on PostgreSQL (see the module's notes).
+/// How many times `decide` reads again after another write moved the row between its read and
+/// its write, before it takes the row's lock instead.
+const OPTIMISTIC_ATTEMPTS: usize = 4;
+
+/// One request with its approvals and its row's version, in one prepared statement.
+const READ_VERSIONED: &str = concat!(
+    "SELECT r.*, a.approver, a.at AS approved_at FROM (SELECT xmin::text AS version, ",
+    request_columns!(),
+    " FROM requests WHERE id = $1) r LEFT JOIN approvals a ON a.request_id = r.id ORDER BY a.at, a.approver"
+);
+
+/// A request row as read by `decide`, with the version its write checks.
+#[derive(sqlx::FromRow)]
+struct VersionedRow {
+    #[sqlx(flatten)]
+    row: RequestApprovalRow,
+    version: String,
+}
+
+/// `Store::decide` on PostgreSQL (see the module's notes). Optimistic: the request is read
+/// without a lock or a transaction, core decides on that read, and the change is one statement
+/// that writes only if the row's version (`xmin`: every write of a request, its approvals
+/// included, makes a new one) is still the one read; otherwise it reads again and core decides
+/// again. A change with a linked move (an extension), and one that lost the race a few times,
+/// runs under the row's lock instead (`decide_in_tx`).
 pub(crate) async fn decide(
+    pool: &PgPool,
+    sealer: &Sealer,
+    instance: &str,
+    id: RequestId,
+    f: DecideFn,
+) -> Result<Decided, StoreError> {
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let rows: Vec<VersionedRow> = sqlx::query_as(READ_VERSIONED).bind(id.0).fetch_all(pool).await.map_err(err)?;
+        let version = match rows.first() {
+            Some(r) => r.version.clone(),
+            None => return Ok(Decided::NotFound),
+        };
+        let Some((row, approvals)) = RequestApprovalRow::one(rows.into_iter().map(|r| r.row).collect()) else {
+            return Ok(Decided::NotFound);
+        };
+        let req = row.into_request(approvals.clone())?;
+        let change = match f(&req) {
+            Decision::Refuse(e, event) => {
+                if let Some(ev) = event {
+                    let mut b = Binds::default();
+                    let sql = format!("WITH {} SELECT id FROM ev", event_cte(&mut b, ev, None, None));
+                    let (event_id,): (i64,) =
+                        sqlx::FromRow::from_row(&pg_query(&sql, b.0).fetch_one(pool).await.map_err(err)?)
+                            .map_err(err)?;
+                    sealer.sealed(&[event_id]).await;
+                }
+                return Ok(Decided::Refused(e));
+            }
+            Decision::Change(change) => writes::checked(&req, *change)?,
+        };
+        if change.linked.is_some() {
+            break;
+        }
+        let Some((sql, b, has_event)) = change_statement(instance, &req, Some(&version), &change) else { break };
+        let rows = pg_query(&sql, b.0).fetch_all(pool).await.map_err(err)?;
+        let Some(updated) = rows.first() else {
+            // Another write moved the row since it was read: read it again.
+            continue;
+        };
+        let event_id: Option<i64> = if has_event { Some(updated.try_get("event_id").map_err(err)?) } else { None };
+        let decided = changed(&req, approvals, change, updated)?;
+        if let Some(event_id) = event_id {
+            sealer.sealed(&[event_id]).await;
+        }
+        return Ok(decided);
+    }
+    decide_in_tx(pool, sealer, instance, id, f).await
+}
+
+/// `decide` under the row's lock, in a transaction: for linked moves, and for a row other writes
+/// keep moving.
+async fn decide_in_tx(
     pool: &PgPool,
     sealer: &Sealer,
     instance: &str,
@@ -174,27 +251,74 @@ fn signal_join(b: &mut Binds, at: Option<i64>, now: i64, instance: &str) -> Stri
     }
 }
 
-/// A change without a linked move, as one statement.
+/// A change without a linked move, under the row's lock.
 async fn write_change(
     tx: &mut PgTx,
     instance: &str,
     req: &Request,
-    mut approvals: Vec<ApprovalRow>,
+    approvals: Vec<ApprovalRow>,
     change: Change,
 ) -> Result<Decided, StoreError> {
+    let Some((sql, b, has_event)) = change_statement(instance, req, None, &change) else {
+        return Err(StoreError::new("a linked move is written part by part"));
+    };
+    let rows = pg_query(&sql, b.0).fetch_all(tx.conn()).await.map_err(err)?;
+    let Some(updated) = rows.first() else {
+        return Err(StoreError::new(format!("compare-and-set on {} lost although the row was locked", req.id)));
+    };
+    if has_event {
+        tx.wrote_event(updated.try_get("event_id").map_err(err)?);
+    }
+    changed(req, approvals, change, updated)
+}
+
+/// The request as a change left it: the row the statement returned, with the approvals read and
+/// the one the change added.
+fn changed(
+    req: &Request,
+    mut approvals: Vec<ApprovalRow>,
+    change: Change,
+    updated: &sqlx::postgres::PgRow,
+) -> Result<Decided, StoreError> {
+    let updated: RequestRow = sqlx::FromRow::from_row(updated).map_err(err)?;
+    if let Some(approver) = change.approval {
+        // As a read would now return them: the statement wrote the approval with the row.
+        let at = to_millis(change.event.as_ref().map(|e| e.at).unwrap_or_else(chrono::Utc::now));
+        approvals.push(ApprovalRow { request_id: req.id.0, approver: approver.to_string(), at });
+        approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    }
+    Ok(Decided::Changed(Box::new(updated.into_request(approvals)?)))
+}
+
+/// A change without a linked move (None for one with), as one statement of data-modifying
+/// CTEs: the compare-and-set on the request (on its state and, given `version`, on the row's
+/// version too), then, only if it matched, the approval, the due-item changes and the audit
+/// event. It returns the updated row (with the event's pending id as `event_id`), or no row
+/// when the compare-and-set did not match and nothing was written. Also whether it writes an
+/// event.
+fn change_statement(
+    instance: &str,
+    req: &Request,
+    version: Option<&str>,
+    change: &Change,
+) -> Option<(String, Binds, bool)> {
+    if change.linked.is_some() {
+        return None;
+    }
     let id = req.id;
     let Change { to, patch, approval, event, schedule, cancel, finish, then, linked: _ } = change;
     let now = to_millis(event.as_ref().map(|e| e.at).unwrap_or_else(chrono::Utc::now));
     let mut b = Binds::default();
     let id_p = b.add(id.0);
     let now_p = b.add(now);
+    let version_cond = version.map(|v| format!(" AND xmin::text = {}", b.add(v))).unwrap_or_default();
     let mut ctes = vec![format!(
         concat!(
             "upd AS (UPDATE requests SET state = COALESCE({}, state), granted_at = COALESCE({}, granted_at), \
              expires_at = COALESCE({}, expires_at), ending = COALESCE({}, ending), \
              closed_by = COALESCE({}, closed_by), note = COALESCE({}, note), \
              grant_handle = COALESCE({}, grant_handle), updated_at = {}, review = COALESCE({}, review) \
-             WHERE id = {} AND state = {} RETURNING ",
+             WHERE id = {} AND state = {}{} RETURNING ",
             request_columns!(),
             ")"
         ),
@@ -202,24 +326,27 @@ async fn write_change(
         b.add(patch.granted_at.map(to_millis)),
         b.add(patch.expires_at.map(to_millis)),
         b.add(patch.ending.map(|e| e.as_str())),
-        b.add(patch.closed_by),
-        b.add(patch.note),
-        b.add(patch.grant_handle.map(|h| h.to_string())),
+        b.add(patch.closed_by.clone()),
+        b.add(patch.note.clone()),
+        b.add(patch.grant_handle.as_ref().map(|h| h.to_string())),
         now_p,
-        b.add(patch.review.map(|r| r.to_string())),
+        b.add(patch.review.as_ref().map(|r| r.to_string())),
         id_p,
         b.add(req.state.as_str()),
+        version_cond,
     )];
-    if let Some(approver) = &approval {
+    // Everything after the compare-and-set is written only if it matched (`upd` has its row).
+    const MATCHED: &str = "EXISTS (SELECT 1 FROM upd)";
+    if let Some(approver) = approval {
         ctes.push(format!(
-            "approval AS (INSERT INTO approvals (request_id, approver, at) VALUES ({id_p}, {}, {now_p}))",
+            "approval AS (INSERT INTO approvals (request_id, approver, at) SELECT {id_p}, {}, {now_p} WHERE {MATCHED})",
             b.add(approver.as_str())
         ));
     }
     if !cancel.is_empty() || finish.is_some() {
         let mut conds = Vec::new();
         if let Some(done) = finish {
-            conds.push(format!("id = {}", b.add(done)));
+            conds.push(format!("id = {}", b.add(*done)));
         }
         if !cancel.is_empty() {
             let kinds: Vec<String> = cancel.iter().map(|k| b.add(k.as_str())).collect();
@@ -228,46 +355,33 @@ async fn write_change(
         // The statements of one query must not both change a row: the item that goes on as
         // the next step (`then`) is left out of the deletes (no change cancels it anyway).
         let keep = then.map(|(item, _)| format!(" AND id <> {}", b.add(item))).unwrap_or_default();
-        ctes.push(format!("gone AS (DELETE FROM due_items WHERE ({}){keep})", conds.join(" OR ")));
+        ctes.push(format!("gone AS (DELETE FROM due_items WHERE ({}){keep} AND {MATCHED})", conds.join(" OR ")));
     }
     if let Some((item, kind)) = then {
         ctes.push(format!(
-            "next AS (UPDATE due_items SET kind = {}, due_at = {now_p}, attempts = 0 WHERE id = {})",
+            "next AS (UPDATE due_items SET kind = {}, due_at = {now_p}, attempts = 0 WHERE id = {} AND {MATCHED})",
             b.add(kind.as_str()),
-            b.add(item)
+            b.add(*item)
         ));
     }
     let soonest = schedule.iter().map(|d| to_millis(d.due_at)).min();
     if !schedule.is_empty() {
-        let values = due_values(&mut b, schedule, &id_p);
+        let values = due_values(&mut b, schedule.clone(), &id_p);
         ctes.push(format!(
-            "due AS (INSERT INTO due_items (kind, request_id, due_at, attempts, payload) VALUES {values})"
+            "due AS (INSERT INTO due_items (kind, request_id, due_at, attempts, payload) \
+             SELECT * FROM (VALUES {values}) AS v WHERE {MATCHED})"
         ));
     }
     let event_id = match event {
         Some(ev) => {
-            ctes.push(event_cte(&mut b, ev, None));
+            ctes.push(event_cte(&mut b, ev.clone(), None, Some(MATCHED)));
             ", (SELECT id FROM ev) AS event_id"
         }
         None => "",
     };
     let signalled = signal_join(&mut b, soonest, now, instance);
     let sql = format!("WITH {} SELECT upd.*{event_id} FROM upd{signalled}", ctes.join(", "));
-    let rows = pg_query(&sql, b.0).fetch_all(tx.conn()).await.map_err(err)?;
-    let Some(updated) = rows.first() else {
-        return Err(StoreError::new(format!("compare-and-set on {id} lost although the row was locked")));
-    };
-    if !event_id.is_empty() {
-        tx.wrote_event(updated.try_get("event_id").map_err(err)?);
-    }
-    let updated: RequestRow = sqlx::FromRow::from_row(updated).map_err(err)?;
-    if let Some(approver) = approval {
-        // As a read would now return them: nobody else writes this request's approvals while
-        // its row is held.
-        approvals.push(ApprovalRow { request_id: id.0, approver: approver.to_string(), at: now });
-        approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
-    }
-    Ok(Decided::Changed(Box::new(updated.into_request(approvals)?)))
+    Some((sql, b, event.is_some()))
 }
 
 /// `Store::create_request` on PostgreSQL: one statement, atomic without a transaction.
@@ -308,7 +422,7 @@ pub(crate) async fn create_request(
         ),
         values.join(", ")
     )];
-    ctes.push(event_cte(&mut b, event, Some("SELECT id FROM req")));
+    ctes.push(event_cte(&mut b, event, Some("SELECT id FROM req"), None));
     let soonest = due.iter().map(|d| to_millis(d.due_at)).min();
     if !due.is_empty() {
         let values = due_values(&mut b, due, "(SELECT id FROM req)");

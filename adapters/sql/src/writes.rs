@@ -202,6 +202,11 @@ pub(crate) async fn judge<E: Exec>(
         }
         Decision::Change(change) => *change,
     };
+    checked(req, change).map(Ok)
+}
+
+/// `change` if it may be written: a legal transition of `req`, with its audit event.
+pub(crate) fn checked(req: &Request, change: Change) -> Result<Change, StoreError> {
     if let Some(to) = change.to {
         let id = req.id;
         if !req.state.can_become(to) {
@@ -216,7 +221,7 @@ pub(crate) async fn judge<E: Exec>(
             return Err(StoreError::new(format!("transition of {id} without an audit event")));
         }
     }
-    Ok(Ok(change))
+    Ok(change)
 }
 
 /// Writes a checked change of `req` (as loaded, with its `approvals`), one statement per part.

@@ -379,7 +379,11 @@ impl Service {
             matches!(m.state, State::Denied | State::Cancelled | State::TimedOut)
                 || m.state == State::Revoked && m.granted_at.is_none()
         };
-        if req.granted_in_part() {
+        // A cancel withdraws the whole request (no single role of it can be cancelled): a
+        // cancelled role ends the others even when the request may be granted in part, so that
+        // a role approved while the cancel goes through its roles is not granted after it.
+        let withdrawn = members.iter().any(|m| m.state == State::Cancelled);
+        if req.granted_in_part() && !withdrawn {
             // Granted in part: a role that ended is left out; the others are granted once none
             // of them still waits for approvals.
             members.retain(|m| !ended(m));
@@ -387,7 +391,8 @@ impl Service {
                 return self.finish(&item).await;
             }
         }
-        let refused = members.iter().find(|m| ended(m));
+        let refused =
+            members.iter().find(|m| m.state == State::Cancelled).or_else(|| members.iter().find(|m| ended(m)));
         if let Some(cause) = refused {
             let why = format!(
                 "`{}` ({}) of the same request was {}; nothing is granted in part",

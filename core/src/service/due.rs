@@ -69,10 +69,10 @@ impl Service {
             }
             Decision::from(Change {
                 to: Some(State::GrantFailed),
-                patch: Patch { note: Some(note), ..Patch::default() },
-                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantFailed, Some(r.id), body)),
+                patch: Patch { note: Some(note.clone()), ..Patch::default() },
+                event: Some(NewEvent::new(now, Actor::System, EventKind::GrantFailed, Some(r.id), body.clone())),
                 finish: Some(item_id),
-                schedule,
+                schedule: schedule.clone(),
                 ..Change::default()
             })
         });
@@ -124,7 +124,7 @@ impl Service {
                         patch: Patch {
                             granted_at: Some(starts),
                             expires_at: Some(expires),
-                            grant_handle: Some(handle),
+                            grant_handle: Some(handle.clone()),
                             ..Patch::default()
                         },
                         event: Some(NewEvent::new(

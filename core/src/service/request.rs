@@ -353,17 +353,23 @@ impl Service {
             }
             if r.batch.is_some() {
                 // One role of several: approved for its part, applied with the others.
-                return Decision::from(super::batch::waiting(r, now, Actor::Rule(rule), details));
+                return Decision::from(super::batch::waiting(r, now, Actor::Rule(rule.clone()), details.clone()));
             }
             if let Some(change) = super::scheduled::scheduled(r, now, Actor::Rule(rule.clone()), &details, ttl) {
                 return Decision::from(change);
             }
             let mut schedule = vec![NewDue::new(DueKind::Apply, r.id, now)];
-            schedule.extend(more.into_iter().map(|d| NewDue { request: Some(r.id), ..d }));
+            schedule.extend(more.iter().cloned().map(|d| NewDue { request: Some(r.id), ..d }));
             Decision::from(Change {
                 to: Some(State::Approved),
-                patch,
-                event: Some(NewEvent::new(now, Actor::Rule(rule), EventKind::RequestApproved, Some(r.id), details)),
+                patch: patch.clone(),
+                event: Some(NewEvent::new(
+                    now,
+                    Actor::Rule(rule.clone()),
+                    EventKind::RequestApproved,
+                    Some(r.id),
+                    details.clone(),
+                )),
                 schedule,
                 cancel: vec![DueKind::PendingTimeout, DueKind::Reminder, DueKind::Escalate],
                 ..Change::default()
