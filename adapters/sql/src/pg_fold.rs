@@ -2,19 +2,24 @@
 //! the server and its own parse, plan and execution there, and the server's CPU per statement
 //! was what bounded throughput (BENCHMARKS.md). So here a write's parts travel together:
 //!
-//! - `decide`: the row is locked and read with its approvals in the message that begins the
-//!   transaction (read again, rarely, if it moved while the lock was awaited); the
-//!   compare-and-set, the approval, the due-item changes and the audit event are one statement
-//!   of data-modifying CTEs; then `COMMIT`. Three round trips, whatever the change.
+//! - `decide`: the request and its approvals are read, with the row's version, by one prepared
+//!   statement outside any transaction; core decides; the compare-and-set (on the state and the
+//!   version), the approval, the due-item changes and the audit event are one statement of
+//!   data-modifying CTEs, the parts after the compare-and-set written only if it matched. Two
+//!   round trips, no `BEGIN`/`COMMIT`. A write that finds the row moved since its read reads
+//!   again and core decides again; a linked move (an extension), or a row that keeps moving,
+//!   is decided under the row's lock in a transaction instead (the lock and read in the
+//!   message that begins it, then the same statement, then `COMMIT`).
 //! - `create_request`: the insert, its audit event and its due items are one statement,
 //!   atomic on its own, so no transaction is opened around it.
 //! - `claim_due`: the claim returns the claimed items with their requests and approvals.
 //!
-//! Every invariant stays: one compare-and-set and one event per transition in one
-//! transaction (the CTEs of one statement see one snapshot and commit together, and the CAS
-//! still names the state read under the lock); events are numbered, hashed and linked onto the
-//! chain by the sealer, in batches, before the write answers (`pg_seal.rs`); claims stay
-//! `FOR UPDATE SKIP LOCKED`. SQLite keeps `writes.rs` (there a statement is a function call, not a round trip).
+//! Every invariant stays: one compare-and-set and one event per transition in one transaction
+//! (the CTEs of one statement see one snapshot and commit together; the optimistic CAS names
+//! the version core decided on, so no write in between is overwritten); events are numbered,
+//! hashed and linked onto the chain by the sealer, in batches, before the write answers
+//! (`pg_seal.rs`); claims stay `FOR UPDATE SKIP LOCKED`. SQLite keeps `writes.rs` (there a
+//! statement is a function call, not a round trip).
 
 use crate::{
     err,
