@@ -24,7 +24,7 @@
 use crate::{
     err,
     exec::{Arg, Exec, pg_query},
-    pg_seal::Sealer,
+    pg_seal::{INSERT_PENDING, Sealer, pending_args},
     pg_tx::PgTx,
     rows::{ApprovalRow, DueRow, RequestApprovalRow, RequestRow, request_columns},
     signal, writes,
@@ -165,28 +165,22 @@ pub(crate) async fn decide(
         let change = match f(&req) {
             Decision::Refuse(e, event) => {
                 if let Some(ev) = event {
-                    let mut b = Binds::default();
-                    let sql = format!("WITH {} SELECT id FROM ev", event_cte(&mut b, ev, None, None));
-                    let (event_id,): (i64,) =
-                        sqlx::FromRow::from_row(&pg_query(&sql, b.0).fetch_one(pool).await.map_err(err)?)
-                            .map_err(err)?;
-                    sealer.sealed(&[event_id]).await;
+                    let row = pg_query(INSERT_PENDING, pending_args(&ev)).fetch_one(pool).await.map_err(err)?;
+                    sealer.sealed(&[row.try_get(0).map_err(err)?]).await;
                 }
                 return Ok(Decided::Refused(e));
             }
             Decision::Change(change) => writes::checked(&req, *change)?,
         };
-        if change.linked.is_some() {
-            break;
-        }
-        let Some((sql, b, has_event)) = change_statement(instance, &req, Some(&version), &change) else { break };
-        let rows = pg_query(&sql, b.0).fetch_all(pool).await.map_err(err)?;
+        // A linked move is written under the lock (`decide_in_tx`).
+        let Some(st) = change_statement(instance, &req, Some(&version), &change) else { break };
+        let rows = pg_query(&st.sql, st.binds.0).fetch_all(pool).await.map_err(err)?;
         let Some(updated) = rows.first() else {
             // Another write moved the row since it was read: read it again.
             continue;
         };
-        let event_id: Option<i64> = if has_event { Some(updated.try_get("event_id").map_err(err)?) } else { None };
-        let decided = changed(&req, approvals, change, updated)?;
+        let event_id: Option<i64> = if st.has_event { Some(updated.try_get("event_id").map_err(err)?) } else { None };
+        let decided = changed(&req, approvals, change.approval, st.now, updated)?;
         if let Some(event_id) = event_id {
             sealer.sealed(&[event_id]).await;
         }
@@ -264,17 +258,17 @@ async fn write_change(
     approvals: Vec<ApprovalRow>,
     change: Change,
 ) -> Result<Decided, StoreError> {
-    let Some((sql, b, has_event)) = change_statement(instance, req, None, &change) else {
+    let Some(st) = change_statement(instance, req, None, &change) else {
         return Err(StoreError::new("a linked move is written part by part"));
     };
-    let rows = pg_query(&sql, b.0).fetch_all(tx.conn()).await.map_err(err)?;
+    let rows = pg_query(&st.sql, st.binds.0).fetch_all(tx.conn()).await.map_err(err)?;
     let Some(updated) = rows.first() else {
         return Err(StoreError::new(format!("compare-and-set on {} lost although the row was locked", req.id)));
     };
-    if has_event {
+    if st.has_event {
         tx.wrote_event(updated.try_get("event_id").map_err(err)?);
     }
-    changed(req, approvals, change, updated)
+    changed(req, approvals, change.approval, st.now, updated)
 }
 
 /// The request as a change left it: the row the statement returned, with the approvals read and
@@ -282,31 +276,35 @@ async fn write_change(
 fn changed(
     req: &Request,
     mut approvals: Vec<ApprovalRow>,
-    change: Change,
+    approval: Option<elevate_core::PersonId>,
+    at: i64,
     updated: &sqlx::postgres::PgRow,
 ) -> Result<Decided, StoreError> {
     let updated: RequestRow = sqlx::FromRow::from_row(updated).map_err(err)?;
-    if let Some(approver) = change.approval {
-        // As a read would now return them: the statement wrote the approval with the row.
-        let at = to_millis(change.event.as_ref().map(|e| e.at).unwrap_or_else(chrono::Utc::now));
+    if let Some(approver) = approval {
+        // As a read would now return them: the statement wrote the approval with the row, at `at`.
         approvals.push(ApprovalRow { request_id: req.id.0, approver: approver.to_string(), at });
         approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
     }
     Ok(Decided::Changed(Box::new(updated.into_request(approvals)?)))
 }
 
+/// A change as one statement (`change_statement`).
+struct ChangeStatement {
+    sql: String,
+    binds: Binds,
+    /// It writes an audit event, whose pending id it returns as `event_id`.
+    has_event: bool,
+    /// The time it writes as the change's (`updated_at`, an approval's `at`).
+    now: i64,
+}
+
 /// A change without a linked move (None for one with), as one statement of data-modifying
 /// CTEs: the compare-and-set on the request (on its state and, given `version`, on the row's
 /// version too), then, only if it matched, the approval, the due-item changes and the audit
 /// event. It returns the updated row (with the event's pending id as `event_id`), or no row
-/// when the compare-and-set did not match and nothing was written. Also whether it writes an
-/// event.
-fn change_statement(
-    instance: &str,
-    req: &Request,
-    version: Option<&str>,
-    change: &Change,
-) -> Option<(String, Binds, bool)> {
+/// when the compare-and-set did not match and nothing was written.
+fn change_statement(instance: &str, req: &Request, version: Option<&str>, change: &Change) -> Option<ChangeStatement> {
     if change.linked.is_some() {
         return None;
     }
@@ -386,7 +384,7 @@ fn change_statement(
     };
     let signalled = signal_join(&mut b, soonest, now, instance);
     let sql = format!("WITH {} SELECT upd.*{event_id} FROM upd{signalled}", ctes.join(", "));
-    Some((sql, b, event.is_some()))
+    Some(ChangeStatement { sql, binds: b, has_event: event.is_some(), now })
 }
 
 /// `Store::create_request` on PostgreSQL: one statement, atomic without a transaction.

@@ -31,7 +31,7 @@
 //! SQLite keeps sealing in the transition (`exec.rs`): its one writer commits a batch at a time
 //! already.
 
-use crate::err;
+use crate::{err, exec::Arg};
 use elevate_core::{
     audit::{AuditEvent, NewEvent},
     ports::StoreError,
@@ -58,6 +58,17 @@ const BATCH: usize = 2000;
 /// returns the pending event's id, which the write then waits to see sealed.
 pub(crate) const INSERT_PENDING: &str =
     "INSERT INTO audit_pending (at, actor, kind, subject, details) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+
+/// The values `INSERT_PENDING` binds for `ev`.
+pub(crate) fn pending_args(ev: &NewEvent) -> Vec<Arg> {
+    vec![
+        Arg::from(to_millis(ev.at)),
+        Arg::from(ev.actor.to_string()),
+        Arg::from(ev.kind.as_str()),
+        Arg::from(ev.subject.map(|s| s.0)),
+        Arg::from(ev.details.to_string()),
+    ]
+}
 
 /// A round's first message: the head, locked, then what is pending (a statement of its own,
 /// so that under READ COMMITTED its snapshot includes every round that held the head before).

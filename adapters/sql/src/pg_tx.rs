@@ -8,10 +8,10 @@
 use crate::{
     err,
     exec::{Arg, Exec, FromBoth, pg_query},
-    pg_seal::{INSERT_PENDING, Sealer},
+    pg_seal::{INSERT_PENDING, Sealer, pending_args},
 };
 use async_trait::async_trait;
-use elevate_core::{audit::NewEvent, ports::StoreError, time::to_millis};
+use elevate_core::{audit::NewEvent, ports::StoreError};
 use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, pool::PoolConnection};
 
@@ -118,14 +118,8 @@ impl Exec for PgTx {
     }
 
     async fn append(&mut self, ev: NewEvent) -> Result<(), StoreError> {
-        let args = vec![
-            Arg::from(to_millis(ev.at)),
-            Arg::from(ev.actor.to_string()),
-            Arg::from(ev.kind.as_str()),
-            Arg::from(ev.subject.map(|s| s.0)),
-            Arg::from(ev.details.to_string()),
-        ];
-        let (id,): (i64,) = self.row(INSERT_PENDING, args).await?.ok_or_else(|| StoreError::new("no event id"))?;
+        let (id,): (i64,) =
+            self.row(INSERT_PENDING, pending_args(&ev)).await?.ok_or_else(|| StoreError::new("no event id"))?;
         self.events.push(id);
         Ok(())
     }
